@@ -1,0 +1,43 @@
+# EuraliOS-py. `make run` boots to the login prompt; `make test` sets up and runs every test.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint soak clean setup test-deps
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Host packages the real-peer network tests use (dnsmasq, iproute2, a gopher server).
+# Installed only when missing, and only where we are root with apt (CI is).
+test-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; \
+	  command -v ip >/dev/null || missing="$$missing iproute2"; \
+	  command -v tmux >/dev/null || missing="$$missing tmux"; \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/euralios
+
+test: $(STAMP) test-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info bench/results.json

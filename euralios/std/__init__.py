@@ -1,0 +1,1 @@
+"""euralios/std package."""

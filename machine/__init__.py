@@ -1,0 +1,1 @@
+"""The emulated PC: hardware only. Knows nothing of any operating system (imports nothing of ours)."""

@@ -1,0 +1,1 @@
+"""machine/ui package."""

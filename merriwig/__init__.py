@@ -1,0 +1,1 @@
+"""Merriwig, the EuraliOS kernel: programs the emulated hardware only as a CPU would."""

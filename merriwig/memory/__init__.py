@@ -1,0 +1,1 @@
+"""Kernel memory management: the physical frame allocator and user address spaces."""
