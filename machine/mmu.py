@@ -1,0 +1,305 @@
+"""x86-64 4-level paging: the MMU walks page tables that the kernel wrote into physical frames.
+
+The tables are not Python objects: each is a 4 KiB frame of 512 little-endian u64 entries in
+:class:`~machine.memory.PhysicalMemory`, with the flag bits at their real positions. The kernel
+builds them with ordinary memory writes, exactly as Merriwig does on real hardware, and this module
+plays the part of the CPU's page walker, configured as CR0.WP=1 (supervisor writes honour RW) and
+EFER.NXE=1 (bit 63 is no-execute), without SMEP/SMAP/PKU.
+
+Faults carry the real page-fault error code (Intel SDM vol. 3 §4.7), so the kernel's fault handler
+can make the same decisions as the seed's (e.g. "protection + write + user" = copy-on-demand).
+
+Each address space (identified by the physical address of its PML4, i.e. its CR3) has its own
+TLB: a dict from ``((vaddr >> 12) << 5) | access`` to the physical page base. As on hardware, the
+TLB is *not* kept coherent with the tables: after changing or removing a present entry the kernel
+must call :meth:`MMU.invlpg` or :meth:`MMU.flush`, or it will keep seeing the old translation.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .memory import PhysicalMemory
+
+_U64 = struct.Struct("<Q")
+
+# -- page-table entry bits, at their hardware positions ------------------------------------------
+PTE_P = 1 << 0  # present
+PTE_RW = 1 << 1  # writable
+PTE_US = 1 << 2  # user accessible
+PTE_PWT = 1 << 3  # write-through
+PTE_PCD = 1 << 4  # cache disable
+PTE_A = 1 << 5  # accessed (set by the walker)
+PTE_D = 1 << 6  # dirty (set by the walker on write, leaf only)
+PTE_PS = 1 << 7  # page size: 1 GiB in a PDPT entry, 2 MiB in a PD entry (PAT in a PT entry)
+PTE_G = 1 << 8  # global (no effect here: every address space has its own TLB)
+PTE_AVL0 = 1 << 9  # software-available bits, ignored by the walker
+PTE_AVL1 = 1 << 10
+PTE_AVL2 = 1 << 11
+PTE_NX = 1 << 63  # no-execute
+PTE_ADDR_MASK = 0x000F_FFFF_FFFF_F000
+
+MAXPHYADDR = 46  # physical address width; entry bits MAXPHYADDR..51 are reserved
+
+# -- page-fault error code bits (Intel SDM vol. 3 §4.7) ----------------------------------------
+PF_P = 1  # 0: page not present; 1: protection violation (or reserved bit)
+PF_W = 2  # the access was a write
+PF_U = 4  # the access came from user mode (CPL 3)
+PF_RSVD = 8  # a reserved bit was set in some paging-structure entry
+PF_I = 16  # the access was an instruction fetch
+
+# Access kinds for MMU.translate: the same bits as the error code, so that a fault's error code is
+# just the access kind plus P/RSVD.
+KERNEL_READ = 0
+KERNEL_WRITE = PF_W
+USER_READ = PF_U
+USER_WRITE = PF_U | PF_W
+USER_EXEC = PF_U | PF_I
+
+_ACCESS_BITS = PF_W | PF_U | PF_I
+# Every access kind a TLB entry can be cached under (W and I never combine): invlpg drops all of
+# them. 0, 2, 4, 6, 16, 20 are the legal ones; 18 and 22 are listed so that the set is the full
+# 8 combinations of W/U/I and nothing can ever outlive an invlpg.
+_ACCESS_VARIANTS = tuple(w | u | i for w in (0, PF_W) for u in (0, PF_U) for i in (0, PF_I))
+
+_RSVD_PHYS = ((1 << 52) - 1) & ~((1 << MAXPHYADDR) - 1)  # address bits MAXPHYADDR..51
+_RSVD_1G = ((1 << 30) - 1) & ~((1 << 13) - 1)  # bits 13..29 of a 1 GiB leaf (bit 12 is PAT)
+_RSVD_2M = ((1 << 21) - 1) & ~((1 << 13) - 1)  # bits 13..20 of a 2 MiB leaf
+# An entry with any of these bits other than P needs the careful checks (or faults).
+_SLOW_BITS = PTE_P | PTE_PS | _RSVD_PHYS
+_CANON_MAX_LOW = 1 << 47
+_CANON_MIN_HIGH = (1 << 64) - (1 << 47)
+
+# A TLB that reaches this many entries is emptied, like a real TLB evicting under pressure; it only
+# bounds memory (a correct kernel never depends on an entry staying cached).
+TLB_CAPACITY = 1 << 16
+
+
+class PageFault(Exception):
+    """#PF: the translation of ``vaddr`` failed; ``error_code`` is the hardware error code."""
+
+    def __init__(self, vaddr: int, error_code: int) -> None:
+        super().__init__(vaddr, error_code)
+        self.vaddr = vaddr
+        self.error_code = error_code
+
+    def __str__(self) -> str:
+        code = self.error_code
+        words = ["protection" if code & PF_P else "not-present"]
+        if code & PF_RSVD:
+            words.append("reserved-bit")
+        words.append("instruction-fetch" if code & PF_I else "write" if code & PF_W else "read")
+        words.append("user" if code & PF_U else "kernel")
+        return f"page fault at 0x{self.vaddr:016x}: {', '.join(words)}"
+
+
+class GeneralProtection(Exception):
+    """#GP from a non-canonical address, which x86-64 reports as #GP rather than #PF."""
+
+    def __init__(self, vaddr: int) -> None:
+        super().__init__(vaddr)
+        self.vaddr = vaddr
+
+    def __str__(self) -> str:
+        shown = f"0x{self.vaddr:016x}" if 0 <= self.vaddr < 1 << 64 else repr(self.vaddr)
+        return f"general protection fault: non-canonical address {shown}"
+
+
+def is_canonical(vaddr: int) -> bool:
+    """True if ``vaddr`` is a 64-bit address whose bits 63..47 are all equal (48-bit paging)."""
+    return 0 <= vaddr < _CANON_MAX_LOW or _CANON_MIN_HIGH <= vaddr < 1 << 64
+
+
+def split(vaddr: int) -> tuple[int, int, int, int, int]:
+    """Split a virtual address into its table indices and page offset: (l4, l3, l2, l1, offset)."""
+    return (
+        (vaddr >> 39) & 511,
+        (vaddr >> 30) & 511,
+        (vaddr >> 21) & 511,
+        (vaddr >> 12) & 511,
+        vaddr & 0xFFF,
+    )
+
+
+def make_vaddr(l4: int, l3: int, l2: int, l1: int, offset: int = 0) -> int:
+    """Inverse of :func:`split`: builds a canonical address (bit 47 sign-extended into 63..48)."""
+    for name, value, limit in (
+        ("l4", l4, 512),
+        ("l3", l3, 512),
+        ("l2", l2, 512),
+        ("l1", l1, 512),
+        ("offset", offset, 4096),
+    ):
+        if not 0 <= value < limit:
+            raise ValueError(f"{name} must be in 0..{limit - 1}, got {value!r}")
+    vaddr = (l4 << 39) | (l3 << 30) | (l2 << 21) | (l1 << 12) | offset
+    if vaddr & (1 << 47):
+        vaddr |= 0xFFFF << 48
+    return vaddr
+
+
+class MMU:
+    """The page walker and TLBs of the one emulated CPU.
+
+    Address spaces are named by ``root``, the physical address of their PML4 (what CR3 holds), so
+    switching address space is free and each keeps its own cached translations."""
+
+    def __init__(self, memory: PhysicalMemory) -> None:
+        self.memory = memory
+        self._tlbs: dict[int, dict[int, int]] = {}
+        self.walks: int = 0  # full walks done (TLB misses), for tests and benchmarks
+
+    def __repr__(self) -> str:
+        return f"<MMU {len(self._tlbs)} address spaces, {self.walks} walks>"
+
+    # -- translation ---------------------------------------------------------------------------
+
+    def translate(self, root: int, vaddr: int, access: int = USER_READ) -> int:
+        """Physical address of ``vaddr`` in address space ``root`` for an access of kind ``access``.
+
+        ``access`` is a combination of PF_W, PF_U, PF_I (use the constants USER_READ ... ).
+        Raises PageFault or GeneralProtection as the CPU would. The hit path is deliberately one
+        expression, because it runs on every emulated memory access; so ``access`` is validated
+        only on a miss, and an out-of-range value (>= 32) is a caller bug that could alias the TLB
+        key of the next page."""
+        try:
+            return self._tlbs[root][((vaddr >> 12) << 5) | access] | (vaddr & 0xFFF)
+        except KeyError:
+            return self._miss(root, vaddr, access)
+
+    def _miss(self, root: int, vaddr: int, access: int) -> int:
+        """TLB miss: validate, walk the tables, set A/D, fill the TLB.
+
+        Validation lives here, not in :meth:`translate`, because an invalid access kind or a
+        non-canonical address is never cached and so (bar access >= 32) always reaches this path."""
+        if access & ~_ACCESS_BITS or (access & PF_W and access & PF_I):
+            raise ValueError(f"access must combine PF_W, PF_U and PF_I (not W with I), got {access!r}")
+        if not is_canonical(vaddr):
+            raise GeneralProtection(vaddr)
+        if root & 0xFFF or root < 0:
+            raise ValueError(f"page-table root {root:#x} is not a page-aligned physical address")
+        self.walks += 1
+        mem = self.memory
+        buf = mem.buf
+        last8 = mem.size - 8
+        unpack = _U64.unpack_from
+
+        # Walk PML4 -> PDPT -> PD -> PT; stop early on a huge-page leaf. ``shift`` names the level:
+        # 39 = PML4, 30 = PDPT, 21 = PD, 12 = PT.
+        used: list[tuple[int, int]] = []
+        table = root
+        shift = 39
+        all_bits = PTE_RW | PTE_US | PTE_A  # AND of every entry: RW/US needed at every level
+        any_bits = 0  # OR of every entry: NX anywhere forbids instruction fetch
+        while True:
+            pte_addr = table + (((vaddr >> shift) & 511) << 3)
+            if pte_addr > last8:
+                mem.read_u64(pte_addr)  # raises the BusError (a table pointer outside RAM)
+            pte = unpack(buf, pte_addr)[0]
+            huge = False
+            if pte & _SLOW_BITS != PTE_P:  # not present, PS/PAT, or reserved address bits
+                if not pte & PTE_P:
+                    self._fault(root, vaddr, access)
+                huge = bool(pte & PTE_PS) and shift != 12  # bit 7 of a PT entry is PAT, not PS
+                rsvd = pte & _RSVD_PHYS
+                if huge:
+                    if shift == 39:
+                        rsvd = 1  # PS must be 0 in a PML4 entry
+                    elif shift == 30:
+                        rsvd |= pte & _RSVD_1G
+                    else:
+                        rsvd |= pte & _RSVD_2M
+                if rsvd:
+                    self._fault(root, vaddr, access | PF_P | PF_RSVD)
+            used.append((pte_addr, pte))
+            all_bits &= pte
+            any_bits |= pte
+            if huge or shift == 12:
+                break
+            table = pte & PTE_ADDR_MASK
+            shift -= 9
+
+        # Permission checks (CR0.WP=1, EFER.NXE=1, no SMEP/SMAP): every level must allow.
+        if (
+            (access & PF_W and not all_bits & PTE_RW)
+            or (access & PF_U and not all_bits & PTE_US)
+            or (access & PF_I and any_bits & PTE_NX)
+        ):
+            self._fault(root, vaddr, access | PF_P)
+
+        # Success: set A on every entry used, D on the leaf for a write, writing only on change
+        # (the common case, everything already set, writes nothing).
+        leaf = pte
+        if not all_bits & PTE_A or (access & PF_W and not leaf & PTE_D):
+            write_u64 = mem.write_u64
+            last = len(used) - 1
+            for i, (pte_addr, pte) in enumerate(used):
+                new = pte | PTE_A
+                if i == last and access & PF_W:
+                    new |= PTE_D
+                if new != pte:
+                    write_u64(pte_addr, new)
+
+        # Physical page base for this 4 KiB page (huge pages are cached per 4 KiB page).
+        page_size_mask = (1 << shift) - 1  # 0xFFF, 0x1FFFFF or 0x3FFFFFFF
+        base = (leaf & PTE_ADDR_MASK & ~page_size_mask) | (vaddr & page_size_mask & ~0xFFF)
+
+        tlb = self._tlbs.get(root)
+        if tlb is None:
+            tlb = self._tlbs[root] = {}
+        elif len(tlb) >= TLB_CAPACITY:
+            tlb.clear()
+        tlb[((vaddr >> 12) << 5) | access] = base
+        return base | (vaddr & 0xFFF)
+
+    def _fault(self, root: int, vaddr: int, error_code: int) -> None:
+        """Raise #PF; like hardware (SDM §4.10.4.1), first drop cached entries for that page so
+        the handler's fix-up is seen when the access is retried."""
+        self.invlpg(root, vaddr)
+        raise PageFault(vaddr, error_code)
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    def walk(self, root: int, vaddr: int) -> list[tuple[int, int, int]]:
+        """Entries used to translate ``vaddr``: ``[(level, pte_paddr, pte_value), ...]`` from level 4
+        down to the leaf (4 KiB, 2 MiB or 1 GiB) or the first non-present entry.
+
+        Pure inspection for vmmap and debugging: no A/D updates, no TLB fill, no permission or
+        reserved-bit checks (a PS bit in a PML4 entry simply ends the list)."""
+        if not is_canonical(vaddr):
+            raise GeneralProtection(vaddr)
+        out: list[tuple[int, int, int]] = []
+        table = root
+        for level, shift in ((4, 39), (3, 30), (2, 21), (1, 12)):
+            pte_addr = table + (((vaddr >> shift) & 511) << 3)
+            pte = self.memory.read_u64(pte_addr)
+            out.append((level, pte_addr, pte))
+            if not pte & PTE_P or (level != 1 and pte & PTE_PS):
+                break
+            table = pte & PTE_ADDR_MASK
+        return out
+
+    # -- TLB maintenance ---------------------------------------------------------------------------
+
+    def invlpg(self, root: int, vaddr: int) -> None:
+        """INVLPG: forget every cached translation of the page holding ``vaddr`` in ``root``."""
+        tlb = self._tlbs.get(root)
+        if tlb:
+            key = (vaddr >> 12) << 5
+            for access in _ACCESS_VARIANTS:
+                tlb.pop(key | access, None)
+
+    def flush(self, root: int) -> None:
+        """CR3 reload: forget every cached translation of address space ``root``."""
+        tlb = self._tlbs.get(root)
+        if tlb:
+            tlb.clear()
+
+    def forget(self, root: int) -> None:
+        """The address space was destroyed: drop its TLB entirely (its PML4 frame may be reused)."""
+        self._tlbs.pop(root, None)
+
+    def tlb_size(self, root: int) -> int:
+        """Number of cached translations of ``root`` (for tests and statistics)."""
+        tlb = self._tlbs.get(root)
+        return len(tlb) if tlb else 0
