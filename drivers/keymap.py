@@ -1,0 +1,346 @@
+"""Scan code set 1 -> key codes: the keyboard driver's decoder, sans I/O (spec §11.4, §12.3).
+
+Behaves like the pc-keyboard 0.6 crate the seed uses (``ScancodeSet1`` + ``Us104Key``/``Uk105Key``,
+``HandleControl::MapLettersToUnicode``), with its ``DecodedKey`` turned into the single ``u64``
+key code that travels in CHAR messages:
+
+* Characters are their Unicode code point. Shift and Caps Lock (letters only: shift XOR caps) are
+  honoured; Num Lock starts ON and selects digits vs. navigation on the keypad.
+* Ctrl+letter gives the control code 1..26 (Ctrl+other keys types the key normally, as the crate
+  does). Enter and keypad Enter -> 10, Backspace 8, Tab 9, Esc 27, Delete (and keypad . without
+  Num Lock) 127.
+* Special keys are VT escape sequences packed into one integer, most significant byte first, with
+  byte 0x9B standing for the "[" after ESC (spec §12.3): Up = ESC 9B 'A' = 0x1B9B41.
+  Every packed code is > 0x10FFFF, which is how readers tell keys from characters.
+* Alt (left Alt; right Alt too on the US layout) + a character is sent the way xterm's
+  metaSendsEscape does it: ESC then the character. To keep the "never a Unicode scalar" rule it is
+  packed as ESC, 0x00, UTF-8 bytes (the NUL standing for "meta" as 0x9B stands for "["):
+  Alt+x = 0x1B0078. :func:`code_to_bytes` turns it back into b"\\x1bx".
+* On the UK layout right Alt is AltGr (AltGr+4 = €, AltGr+` = |, as the crate); keys without an
+  AltGr symbol type their plain character.
+* Releases, modifier and lock keys, and keys with no meaning to a terminal (Windows/menu keys,
+  Print Screen, Pause, keypad 5 without Num Lock, Scroll Lock) give None.
+"""
+
+from __future__ import annotations
+
+# -- packed key codes (spec §12.3) -------------------------------------------------------------------
+
+
+def _pack(seq: bytes) -> int:
+    return int.from_bytes(seq, "big")
+
+
+KEY_UP = _pack(b"\x1b\x9bA")
+KEY_DOWN = _pack(b"\x1b\x9bB")
+KEY_RIGHT = _pack(b"\x1b\x9bC")
+KEY_LEFT = _pack(b"\x1b\x9bD")
+KEY_HOME = _pack(b"\x1b\x9bH")
+KEY_END = _pack(b"\x1b\x9bF")
+KEY_INSERT = _pack(b"\x1b\x9b2~")
+KEY_PGUP = _pack(b"\x1b\x9b5~")
+KEY_PGDN = _pack(b"\x1b\x9b6~")
+KEY_DELETE = 127
+KEY_F1 = _pack(b"\x1b\x9b11~")
+KEY_F2 = _pack(b"\x1b\x9b12~")
+KEY_F3 = _pack(b"\x1b\x9b13~")
+KEY_F4 = _pack(b"\x1b\x9b14~")
+KEY_F5 = _pack(b"\x1b\x9b15~")
+KEY_F6 = _pack(b"\x1b\x9b17~")  # 16 is skipped, as in xterm
+KEY_F7 = _pack(b"\x1b\x9b18~")
+KEY_F8 = _pack(b"\x1b\x9b19~")
+KEY_F9 = _pack(b"\x1b\x9b20~")
+KEY_F10 = _pack(b"\x1b\x9b21~")
+KEY_F11 = _pack(b"\x1b\x9b23~")
+KEY_F12 = _pack(b"\x1b\x9b24~")
+KEY_ENTER = 10
+KEY_BACKSPACE = 8
+KEY_TAB = 9
+KEY_ESCAPE = 27
+
+F_KEYS = (KEY_F1, KEY_F2, KEY_F3, KEY_F4, KEY_F5, KEY_F6, KEY_F7, KEY_F8, KEY_F9, KEY_F10, KEY_F11, KEY_F12)
+
+MAX_UNICODE = 0x10FFFF
+_ESC = 0x1B
+_CSI_MARK = 0x9B  # stands for "[" after ESC in packed codes
+_META_MARK = 0x00  # stands for "Alt" after ESC in packed codes
+
+
+def is_special(code: int) -> bool:
+    """True for packed key codes (never a Unicode scalar), False for characters."""
+    return code > MAX_UNICODE
+
+
+def meta(code: int) -> int:
+    """The Alt+character code for character ``code`` (ESC 0x00 + its UTF-8)."""
+    return _pack(bytes((_ESC, _META_MARK)) + chr(code).encode("utf-8"))
+
+
+def code_to_bytes(code: int) -> bytes:
+    """The bytes a terminal would send for ``code``: UTF-8 for characters, the escape sequence
+    (with a real "[") for special keys, ESC + character for Alt+character.
+
+    ValueError for negative numbers, surrogates, and integers wider than 64 bits or not starting
+    with ESC (nothing the decoder produces)."""
+    if code < 0:
+        raise ValueError(f"key code {code!r} is negative")
+    if code <= MAX_UNICODE:
+        if 0xD800 <= code <= 0xDFFF:
+            raise ValueError(f"key code {code:#x} is a surrogate, not a character")
+        return chr(code).encode("utf-8")
+    if code >= 1 << 64:
+        raise ValueError(f"key code {code:#x} does not fit in 64 bits")
+    seq = code.to_bytes((code.bit_length() + 7) // 8, "big")
+    if seq[0] != _ESC or len(seq) < 3:
+        raise ValueError(f"key code {code:#x} is not a packed escape sequence")
+    if seq[1] == _CSI_MARK:
+        return b"\x1b[" + seq[2:]
+    if seq[1] == _META_MARK:
+        return b"\x1b" + seq[2:]
+    return seq
+
+
+# SS3 sequences (ESC O x) some terminals send for F1-F4 and arrows in application mode.
+_SS3 = {
+    ord("P"): KEY_F1, ord("Q"): KEY_F2, ord("R"): KEY_F3, ord("S"): KEY_F4,
+    ord("A"): KEY_UP, ord("B"): KEY_DOWN, ord("C"): KEY_RIGHT, ord("D"): KEY_LEFT,
+    ord("H"): KEY_HOME, ord("F"): KEY_END,
+}  # fmt: skip
+
+
+def _one_char(data: bytes) -> int | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return ord(text) if len(text) == 1 else None
+
+
+def bytes_to_code(data: bytes) -> int:
+    """Inverse of :func:`code_to_bytes`: what one key's terminal bytes mean as a key code.
+
+    Accepts a single UTF-8 character, ``ESC [ params final`` (CSI, also already packed with 0x9B),
+    ``ESC O x`` (SS3 forms of F1-F4/arrows/Home/End) and ESC + one character (Alt). A lone ESC is
+    27. ValueError for anything else, including sequences too long for 64 bits."""
+    data = bytes(data)
+    if not data:
+        raise ValueError("no bytes")
+    ch = _one_char(data)
+    if ch is not None:
+        return ch
+    if data[0] != _ESC:
+        raise ValueError(f"not one key: {data!r}")
+    if len(data) >= 3 and data[1] in (ord("["), _CSI_MARK):
+        body = data[2:]
+        i = 0
+        while i < len(body) - 1 and 0x30 <= body[i] <= 0x3F:
+            i += 1
+        while i < len(body) - 1 and 0x20 <= body[i] <= 0x2F:
+            i += 1
+        if i != len(body) - 1 or not 0x40 <= body[i] <= 0x7E:
+            raise ValueError(f"malformed CSI sequence {data!r}")
+        if len(data) > 8:
+            raise ValueError(f"sequence {data!r} too long to pack in 64 bits")
+        return _pack(bytes((_ESC, _CSI_MARK)) + body)
+    if len(data) == 3 and data[1] == ord("O") and data[2] in _SS3:
+        return _SS3[data[2]]
+    rest = _one_char(data[1:])
+    if rest is not None:
+        if len(data) + 1 > 8:
+            raise ValueError(f"sequence {data!r} too long to pack in 64 bits")
+        return meta(rest)
+    raise ValueError(f"not one key: {data!r}")
+
+
+# -- scan code set 1 tables ------------------------------------------------------------------------
+
+# Character keys: make code -> (unshifted, shifted) on the US 104-key layout.
+_US_CHARS: dict[int, tuple[str, str]] = {
+    0x02: ("1", "!"), 0x03: ("2", "@"), 0x04: ("3", "#"), 0x05: ("4", "$"), 0x06: ("5", "%"),
+    0x07: ("6", "^"), 0x08: ("7", "&"), 0x09: ("8", "*"), 0x0A: ("9", "("), 0x0B: ("0", ")"),
+    0x0C: ("-", "_"), 0x0D: ("=", "+"), 0x1A: ("[", "{"), 0x1B: ("]", "}"), 0x2B: ("\\", "|"),
+    0x27: (";", ":"), 0x28: ("'", '"'), 0x29: ("`", "~"), 0x33: (",", "<"), 0x34: (".", ">"),
+    0x35: ("/", "?"), 0x39: (" ", " "),
+    0x56: ("\\", "|"),  # the ISO key, absent on a real 104-key board; crate maps it like backslash
+}  # fmt: skip
+
+_UK_CHARS: dict[int, tuple[str, str]] = {
+    **_US_CHARS,
+    0x03: ("2", '"'),
+    0x04: ("3", "£"),
+    0x28: ("'", "@"),
+    0x29: ("`", "¬"),
+    0x2B: ("#", "~"),
+    0x56: ("\\", "|"),
+}
+
+# AltGr symbols on the UK layout (pc-keyboard's Uk105Key).
+_UK_ALTGR: dict[int, str] = {0x05: "€", 0x29: "|"}
+
+_LETTERS: dict[int, str] = {
+    **{0x10 + i: c for i, c in enumerate("qwertyuiop")},
+    **{0x1E + i: c for i, c in enumerate("asdfghjkl")},
+    **{0x2C + i: c for i, c in enumerate("zxcvbnm")},
+}
+
+# Keys whose output does not depend on modifiers.
+_FIXED: dict[int, int] = {
+    0x01: KEY_ESCAPE, 0x0E: KEY_BACKSPACE, 0x0F: KEY_TAB, 0x1C: KEY_ENTER,
+    0x37: ord("*"), 0x4A: ord("-"), 0x4E: ord("+"),
+    0x3B: KEY_F1, 0x3C: KEY_F2, 0x3D: KEY_F3, 0x3E: KEY_F4, 0x3F: KEY_F5,
+    0x40: KEY_F6, 0x41: KEY_F7, 0x42: KEY_F8, 0x43: KEY_F9, 0x44: KEY_F10,
+    0x57: KEY_F11, 0x58: KEY_F12,
+}  # fmt: skip
+
+# Keypad: make code -> (with Num Lock, without). None = no code (keypad 5 without Num Lock).
+_KEYPAD: dict[int, tuple[int, int | None]] = {
+    0x47: (ord("7"), KEY_HOME), 0x48: (ord("8"), KEY_UP), 0x49: (ord("9"), KEY_PGUP),
+    0x4B: (ord("4"), KEY_LEFT), 0x4C: (ord("5"), None), 0x4D: (ord("6"), KEY_RIGHT),
+    0x4F: (ord("1"), KEY_END), 0x50: (ord("2"), KEY_DOWN), 0x51: (ord("3"), KEY_PGDN),
+    0x52: (ord("0"), KEY_INSERT), 0x53: (ord("."), KEY_DELETE),
+}  # fmt: skip
+
+# E0-prefixed keys that produce codes.
+_EXTENDED: dict[int, int] = {
+    0x1C: KEY_ENTER, 0x35: ord("/"),
+    0x47: KEY_HOME, 0x48: KEY_UP, 0x49: KEY_PGUP, 0x4B: KEY_LEFT, 0x4D: KEY_RIGHT,
+    0x4F: KEY_END, 0x50: KEY_DOWN, 0x51: KEY_PGDN, 0x52: KEY_INSERT, 0x53: KEY_DELETE,
+}  # fmt: skip
+
+_LSHIFT, _RSHIFT, _CTRL, _ALT = 0x2A, 0x36, 0x1D, 0x38
+_CAPS, _NUM, _SCROLL = 0x3A, 0x45, 0x46
+
+LAYOUTS = ("us", "uk")
+
+
+class KeyboardDecoder:
+    """Feed scan code set 1 bytes one at a time; get a key code for each key press that means one.
+
+    State (modifiers, locks, a pending 0xE0 prefix) persists across calls, so bytes may arrive
+    one per interrupt, as they do."""
+
+    def __init__(self, layout: str = "us") -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown keyboard layout {layout!r} (known: {', '.join(LAYOUTS)})")
+        self.layout = layout
+        self._chars = _UK_CHARS if layout == "uk" else _US_CHARS
+        self._altgr = _UK_ALTGR if layout == "uk" else {}
+        self.lshift = self.rshift = False
+        self.lctrl = self.rctrl = False
+        self.lalt = self.ralt = False
+        self.caps_lock = False
+        self.num_lock = True  # as the seed's driver initialises pc-keyboard
+        self.scroll_lock = False
+        self._e0 = False
+        self._skip = 0  # bytes still to swallow of a Pause (E1) sequence
+
+    @property
+    def shift(self) -> bool:
+        return self.lshift or self.rshift
+
+    @property
+    def ctrl(self) -> bool:
+        return self.lctrl or self.rctrl
+
+    @property
+    def alt(self) -> bool:
+        """Alt as a meta key: left Alt, and right Alt unless it is AltGr (UK)."""
+        return self.lalt or (self.ralt and self.layout != "uk")
+
+    def feed(self, byte: int) -> int | None:
+        """Process one byte from port 0x60; return a key code or None."""
+        byte &= 0xFF
+        if self._skip:
+            self._skip -= 1
+            return None
+        if byte == 0xE0:
+            self._e0 = True
+            return None
+        if byte == 0xE1:  # Pause: E1 1D 45 E1 9D C5, no key code
+            self._skip = 2
+            self._e0 = False
+            return None
+        if byte in (0x00, 0xFF, 0xFA, 0xFE, 0xEE) and not self._e0:
+            # Controller/keyboard responses and errors (overrun, ACK, resend, echo), not key events.
+            return None
+        extended, self._e0 = self._e0, False
+        released = bool(byte & 0x80)
+        code = byte & 0x7F
+        if extended:
+            return self._extended(code, released)
+        return self._normal(code, released)
+
+    def feed_bytes(self, data: bytes) -> list[int]:
+        """Feed several bytes; return the codes they produce, in order."""
+        out = []
+        for b in data:
+            code = self.feed(b)
+            if code is not None:
+                out.append(code)
+        return out
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _extended(self, code: int, released: bool) -> int | None:
+        if code == _CTRL:
+            self.rctrl = not released
+            return None
+        if code == _ALT:
+            self.ralt = not released
+            return None
+        if released or code in (_LSHIFT, _RSHIFT):  # E0 2A / E0 36: fake shifts around PrtSc etc.
+            return None
+        result = _EXTENDED.get(code)
+        if result is None:
+            return None
+        return self._with_meta(result)
+
+    def _normal(self, code: int, released: bool) -> int | None:
+        if code == _LSHIFT:
+            self.lshift = not released
+            return None
+        if code == _RSHIFT:
+            self.rshift = not released
+            return None
+        if code == _CTRL:
+            self.lctrl = not released
+            return None
+        if code == _ALT:
+            self.lalt = not released
+            return None
+        if released:
+            return None
+        if code == _CAPS:
+            self.caps_lock = not self.caps_lock
+            return None
+        if code == _NUM:
+            self.num_lock = not self.num_lock
+            return None
+        if code == _SCROLL:
+            self.scroll_lock = not self.scroll_lock
+            return None
+        letter = _LETTERS.get(code)
+        if letter is not None:
+            if self.ctrl:
+                return self._with_meta(ord(letter) - ord("a") + 1)
+            upper = self.shift != self.caps_lock
+            return self._with_meta(ord(letter.upper() if upper else letter))
+        if self.ralt and code in self._altgr:
+            return ord(self._altgr[code])
+        pair = self._chars.get(code)
+        if pair is not None:
+            return self._with_meta(ord(pair[1] if self.shift else pair[0]))
+        fixed = _FIXED.get(code)
+        if fixed is not None:
+            return self._with_meta(fixed)
+        keypad = _KEYPAD.get(code)
+        if keypad is not None:
+            result = keypad[0] if self.num_lock else keypad[1]
+            return None if result is None else self._with_meta(result)
+        return None
+
+    def _with_meta(self, code: int) -> int:
+        """Alt + character -> ESC-prefixed; Alt is ignored on special keys."""
+        if self.alt and code <= MAX_UNICODE:
+            return meta(code)
+        return code
