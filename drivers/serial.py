@@ -1,0 +1,69 @@
+"""Serial console driver: serves a console on COM1 (the console of `euralios run`).
+
+Handle 0 (stdin) is where clients send console requests: Long(WRITE, len, chunk) writes text and
+is answered OK; Short(CHAR, code) writes one character with no reply (echo). Bytes typed on the
+host arrive on the UART and are sent as Short(CHAR, code) to handle 1 (stdout), which is the
+input rendezvous of the programs using this console. Needs I/O privilege.
+"""
+
+from euralios.std import STDIN, STDOUT, Memory, Message, SyscallError, abi
+from euralios.std.fs import take_bytes
+
+COM1 = 0x3F8
+IRQ = 4
+
+
+async def input_thread(proc):
+    """Forward received bytes as key codes; the UART interrupts when data arrives."""
+    sys = proc.sys
+    await sys.port_out(COM1 + 1, 1)  # enable the receive interrupt
+    pending = bytearray()
+    while True:
+        await sys.await_interrupt(IRQ)
+        while await sys.port_in(COM1 + 5) & 1:
+            pending.append(await sys.port_in(COM1))
+        while pending:
+            try:
+                text = pending.decode("utf-8")
+                pending.clear()
+            except UnicodeDecodeError as e:
+                if e.start == 0 and len(pending) < 4:
+                    break  # wait for the rest of a multi-byte character
+                text = pending[: max(e.start, 1)].decode("utf-8", "replace")
+                del pending[: max(e.start, 1)]
+            for ch in text:
+                try:
+                    await sys.send(STDOUT, Message(abi.CHAR, ord(ch), 0))
+                except SyscallError:
+                    pass  # nobody reads input any more
+
+
+async def output(sys, data):
+    for b in data:
+        await sys.port_out(COM1, b)
+
+
+async def main(proc):
+    sys = proc.sys
+    await proc.spawn_thread(input_thread, proc)
+    while True:
+        try:
+            msg = await sys.receive(STDIN)
+        except SyscallError as e:
+            if e.code == abi.CLOSED:
+                return 0
+            if e.code == abi.RECV_BLOCKING:
+                await sys.send(STDIN, Message(abi.ERROR, 0, 0))
+            continue
+        if msg.tag == abi.WRITE and isinstance(msg.d3, Memory):
+            data = await take_bytes(sys, msg)
+            await output(sys, data)
+            if msg.reply:
+                await sys.send(STDIN, Message(abi.OK, len(data), 0))
+        elif msg.tag == abi.CHAR and isinstance(msg.d2, int):
+            code = msg.d2
+            await output(sys, chr(code).encode() if code <= 0x10FFFF else b"")
+        elif msg.tag == abi.CLOSE_TAG:
+            continue
+        elif msg.reply:
+            await sys.send(STDIN, Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0))

@@ -1,0 +1,154 @@
+"""Booting a system from Python: `async with euralios.boot(...) as system`.
+
+This is the host side: it builds the emulated machine, starts the kernel with euralios.std's
+program entry, starts the console driver and hands scripts and tests a `System` to run programs
+on, type keys into and read the screen of.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from euralios.std.runtime import entry
+from machine.board import Machine
+from merriwig.kernel import Kernel
+from merriwig.process import Process
+from vfs.namespace import Namespace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def program_source(module_path: str) -> bytes:
+    """The source bytes of a user-space program module, e.g. 'drivers/serial.py'."""
+    return (ROOT / module_path).read_bytes()
+
+
+class System:
+    """A booted EuraliOS: the machine, the kernel, and helpers for scripts and tests."""
+
+    def __init__(self, machine: Machine, kernel: Kernel, nursery: trio.Nursery) -> None:
+        self.machine = machine
+        self.kernel = kernel
+        self.nursery = nursery
+        self.vfs: Namespace = Namespace()
+        self.console_out = bytearray()
+        self._console_changed = trio.Event()
+        self._output_sinks: list[Callable[[bytes], None]] = []
+        self.console: Any = None  # rendezvous the serial console driver serves
+        self.keyin: Any = None  # rendezvous the console driver sends typed keys to
+        machine.serial.output = self._on_serial
+
+    # ------------------------------------------------------------------ console
+    def _on_serial(self, data: bytes) -> None:
+        self.console_out += data
+        for sink in self._output_sinks:
+            sink(data)
+        ev = self._console_changed
+        self._console_changed = trio.Event()
+        ev.set()
+
+    def add_output_sink(self, fn: Callable[[bytes], None]) -> None:
+        self._output_sinks.append(fn)
+
+    def output(self) -> str:
+        """Everything written to the serial console so far."""
+        return self.console_out.decode("utf-8", "replace")
+
+    async def wait_for_output(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        """Wait until the serial console output matches `pattern`."""
+        rx = re.compile(pattern)
+        with trio.fail_after(timeout):
+            while True:
+                m = rx.search(self.output())
+                if m:
+                    return m
+                await self._console_changed.wait()
+
+    def feed_input(self, text: str | bytes) -> None:
+        """Type into the serial console (the stdin of programs started with run())."""
+        self.machine.serial.feed(text.encode() if isinstance(text, str) else text)
+
+    # ------------------------------------------------------------------ programs
+    async def _start_console(self) -> None:
+        k = self.kernel
+        self.console = k.new_rendezvous(refs=1)  # the host keeps one reference
+        self.keyin = k.new_rendezvous(refs=1)
+        self.console.incref()
+        self.keyin.incref()
+        k.spawn(program_source("drivers/serial.py"), name="serial", stdin=self.console, stdout=self.keyin,
+                io=True, vfs=self.vfs)
+
+    def spawn(
+        self,
+        program: bytes | str | Callable[..., Awaitable[Any]],
+        args: list[str] | None = None,
+        *,
+        user: str = "root",
+        io: bool = False,
+        name: str = "",
+        quota: int | None = None,
+        stdin: Any = None,
+        stdout: Any = None,
+    ) -> Process:
+        """Start a program on the serial console (stdin/stdout) with the system VFS."""
+        if isinstance(program, str):
+            path = Path(program)
+            image: Any = path.read_bytes()
+            name = name or path.stem
+        else:
+            image = program
+            name = name or getattr(program, "__name__", "program")
+        if stdin is None:
+            self.keyin.incref()
+            stdin = self.keyin
+        if stdout is None:
+            self.console.incref()
+            stdout = self.console
+        return self.kernel.spawn(image, name=name, args=args if args is not None else [name or "program"],
+                                 stdin=stdin, stdout=stdout, vfs=self.vfs, io=io, user=user, quota=quota)
+
+    async def run(self, program: bytes | str | Callable[..., Awaitable[Any]], args: list[str] | None = None,
+                  **kw: Any) -> int:
+        """Run a program to completion; returns its exit status (1 if it was killed)."""
+        proc = self.spawn(program, args, **kw)
+        await proc.ended.wait()
+        assert proc.status is not None
+        return proc.status
+
+    # ------------------------------------------------------------------ introspection
+    def stats(self) -> dict[str, Any]:
+        return self.kernel.stats()
+
+    def klog(self) -> str:
+        return self.kernel.klog.text()
+
+
+@asynccontextmanager
+async def boot(
+    mem: str | int = "64M",
+    *,
+    quota: int | None = None,
+    watchdog: float = 2.0,
+    trace: str | None = None,
+    slice_ms: float = 10.0,
+) -> AsyncIterator[System]:
+    """Boot a small system: kernel, serial console driver. Stops everything on exit."""
+    machine = Machine(mem)
+    kernel = Kernel(machine, entry, quota=quota, watchdog=watchdog, slice_ms=slice_ms, trace=trace is not None)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(machine.run)
+        await nursery.start(kernel.run)
+        system = System(machine, kernel, nursery)
+        await system._start_console()
+        try:
+            yield system
+        finally:
+            if trace is not None and kernel.tracer is not None:
+                kernel.tracer.write(trace)
+            nursery.cancel_scope.cancel()

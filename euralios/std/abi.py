@@ -1,0 +1,104 @@
+"""The kernel ABI as user programs see it (the seed's numbers; spec §2, §4, §17).
+
+User space keeps its own copy, as a C library keeps its own headers; tests/std/test_abi.py
+checks it against the kernel's.
+"""
+
+# syscalls
+FORK_THREAD = 0
+EXIT_THREAD = 1
+DEBUG_WRITE = 2
+RECEIVE = 3
+SEND = 4
+SEND_RECEIVE = 5
+OPEN = 6
+MALLOC = 7
+FREE = 8
+YIELD = 9
+NEW_RENDEZVOUS = 10
+COPY_RENDEZVOUS = 11
+EXEC = 12
+MOUNT = 13
+LIST_MOUNTS = 14
+UMOUNT = 15
+CLOSE = 16
+AWAIT_INTERRUPT = 17
+PORT_IN = 0x40
+PORT_OUT = 0x41
+
+# errors
+SEND_BLOCKING = 1
+RECV_BLOCKING = 2
+INVALID_HANDLE = 3
+MEMALLOC = 4
+PARAM = 5
+UTF8 = 6
+NOTFOUND = 7
+THREAD = 8
+MEMORY = 9
+DOUBLEFREE = 10
+NOMEMSLOTS = 11
+CLOSED = 12
+EXISTS = 13
+NOT_IMPLEMENTED = 14
+NOT_DIR = 15
+NO_DATA = 16
+DENIED = 17  # EuraliOS-py: permission denied (the seed used an ERROR_DENIED reply, then error 5)
+ERROR_CONTAINS_MESSAGE = 0x80
+ERROR_MASK = 0x7F
+
+ERROR_TEXT = {
+    1: "Send blocking", 2: "Receive blocking", 3: "Invalid handle", 4: "Memory allocation error",
+    5: "Invalid parameter", 6: "UTF8 conversion error", 7: "Not found", 8: "Thread error",
+    9: "Memory error", 10: "Double free", 11: "No memory slots", 12: "Rendezvous closed",
+    13: "Already exists", 14: "Not implemented", 15: "Not a directory", 16: "No data",
+    17: "Permission denied",
+}
+
+# message control bits
+MSG_LONG = 0x100
+KIND_VALUE = 0
+KIND_HANDLE = 1
+KIND_MEMORY = 2
+KIND_ERROR = 3
+D2_SHIFT = 9
+D3_SHIFT = 11
+REPLY_EXPECTED = 0x2000  # on receive: the sender waits for a reply (send_receive)
+
+# message tags (spec §4.5)
+READ = 1
+WRITE = 2
+DATA = 2
+CHAR = 3
+JSON = 4
+VIDEO_MEMORY = 5
+COMM_HANDLE = 6
+QUERY = 7
+OK = 8
+EXIT = 9  # kernel exit notice: Short(EXIT, pid, status)
+OPEN_TAG = 16
+O_READ = 0
+O_WRITE = 1
+O_CREATE = 2
+O_TRUNCATE = 4
+O_APPEND = 8
+OPEN_READWRITE = 17
+CLOSE_TAG = 32
+DELETE = 33
+RENAME = 34
+MKDIR = 64
+EMPTY = 128
+ERROR = 129
+ERROR_INVALID_FORMAT = 130
+ERROR_INVALID_UTF8 = 131
+ERROR_INVALID_VALUE = 132
+ERROR_UNKNOWN_MESSAGE = 133
+ERROR_DENIED = 134
+
+# exec
+EXEC_PERM_IO = 1
+EXEC_FUNCTION_IMAGE = 0x80
+
+# layout
+PAGE = 4096
+KERNEL_INFO = 0x4FF_F000

@@ -1,0 +1,281 @@
+"""`proc`: the one argument of `async def main(proc)`, a program's only door to the system.
+
+Everything here is built on `proc.sys` (the raw syscalls): console I/O is messages to the
+stdout/stdin handles, files are messages to file servers, time comes from the kernel-info page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from euralios.std import abi
+from euralios.std.chunk import Chunk
+from euralios.std.errors import SyscallError
+from euralios.std.fs import MODES, File, open_handle, send_bytes, split_parent, take_bytes
+from euralios.std.message import Handle, Memory, Message
+from euralios.std.syscalls import Sys
+from euralios.std.time import microseconds
+
+STDIN = 0
+STDOUT = 1
+
+
+class Child:
+    """A process this one started: its pid, and `wait()` for its exit status."""
+
+    def __init__(self, proc: Proc, pid: int, notify: int, stdin: int | None) -> None:
+        self.proc = proc
+        self.pid = pid
+        self.notify = notify
+        self.stdin = stdin  # our end of the child's stdin, if we made one
+        self.status: int | None = None
+
+    async def wait(self) -> int:
+        """Block until the child exits; returns its status (1 if it was killed)."""
+        if self.status is None:
+            while True:
+                msg = await self.proc.sys.receive(self.notify)
+                if msg.tag == abi.EXIT:
+                    break
+            status = msg.d3 if isinstance(msg.d3, int) else 1
+            self.status = status - (1 << 64) if status >= 1 << 63 else status
+            await self.proc.sys.close(self.notify)
+        return self.status
+
+    async def send_char(self, code: int) -> None:
+        """Forward one key to the child's stdin (as login and the shell do)."""
+        if self.stdin is None:
+            raise SyscallError(abi.INVALID_HANDLE, detail="child shares our stdin")
+        await self.proc.sys.send(self.stdin, Message(abi.CHAR, code, 0))
+
+
+class Proc:
+    def __init__(self, gate: Any, info: dict[str, Any]) -> None:
+        self.sys = Sys(gate)
+        self.gate = gate
+        self.pid: int = info["pid"]
+        self.name: str = info.get("name", "")
+        self.args: list[str] = list(info.get("args") or [])
+        self.env: dict[str, str] = dict(info.get("env") or {})
+        self.user: str = info.get("user", "root")
+        self._pending = ""
+
+    # ------------------------------------------------------------------ console
+    async def write(self, data: bytes | str, handle: int = STDOUT) -> None:
+        """Send raw text to a console-like handle (WRITE with a chunk; expects OK)."""
+        if isinstance(data, str):
+            data = data.encode()
+        if not data:
+            return
+        mem = await send_bytes(self.sys, data)
+        await self.sys.rcall(handle, abi.WRITE, len(data), mem)
+
+    async def print(self, *values: object, sep: str = " ", end: str = "\n", handle: int = STDOUT) -> None:
+        await self.write(sep.join(str(v) for v in values) + end, handle)
+
+    async def read_key(self, handle: int = STDIN) -> int | None:
+        """The next key code from stdin (None at end of input). Text sent as DATA is split into
+        its characters."""
+        if self._pending:
+            c, self._pending = self._pending[0], self._pending[1:]
+            return ord(c)
+        while True:
+            try:
+                msg = await self.sys.receive(handle)
+            except SyscallError as e:
+                if e.code == abi.CLOSED:
+                    return None
+                raise
+            if msg.tag == abi.CHAR and isinstance(msg.d2, int):
+                return msg.d2
+            if msg.tag == abi.WRITE and isinstance(msg.d3, Memory):
+                text = (await take_bytes(self.sys, msg)).decode("utf-8", "replace")
+                if text:
+                    self._pending = text[1:]
+                    return ord(text[0])
+
+    async def read_line(self, echo: bool = True, handle: int = STDIN) -> str:
+        """A line from stdin including its newline; "" at end of input. Echoes what is typed
+        (and handles Backspace) like the seed's read_line; special keys are ignored."""
+        buf: list[str] = []
+        while True:
+            code = await self.read_key(handle)
+            if code is None:
+                return "".join(buf)
+            if code in (8, 127):
+                if buf:
+                    buf.pop()
+                    if echo:
+                        await self.write("\x08 \x08")
+                continue
+            if code > 0x10FFFF or (code < 32 and code not in (9, 10)):
+                continue
+            ch = chr(code)
+            if echo:
+                await self.write(ch)
+            buf.append(ch)
+            if ch == "\n":
+                return "".join(buf)
+
+    # ------------------------------------------------------------------ files
+    def abspath(self, path: str) -> str:
+        """Relative paths are taken from PWD, as the seed's library does."""
+        if path.startswith("/"):
+            return path
+        cwd = self.env.get("PWD", "/")
+        return cwd.rstrip("/") + "/" + path
+
+    async def open(self, path: str, mode: str = "r") -> File:
+        if mode not in MODES:
+            raise ValueError(f"bad mode {mode!r}")
+        path = self.abspath(path)
+        handle, session = await open_handle(self.sys, path, MODES[mode])
+        return File(self.sys, handle, path, session)
+
+    async def read_file(self, path: str) -> bytes:
+        async with await self.open(path) as f:
+            return await f.read()
+
+    async def write_file(self, path: str, data: bytes | str) -> None:
+        async with await self.open(path, "w") as f:
+            await f.write(data)
+
+    async def listdir(self, path: str) -> list[str]:
+        """Names in a directory, sorted (directories and files together)."""
+        info = await self.stat_dir(path)
+        names = [d["name"] for d in info.get("subdirs", [])] + [f["name"] for f in info.get("files", [])]
+        return sorted(names)
+
+    async def stat_dir(self, path: str) -> dict[str, Any]:
+        async with await self.open(path) as f:
+            return await f.query()
+
+    async def _dir_request(self, tag: int, path: str, arg: str | None = None) -> None:
+        parent, name = split_parent(self.abspath(path))
+        async with await self.open(parent, "r+") as d:
+            reply = await d.request(tag, name if arg is None else f"{name}\0{arg}")
+        if reply.tag != abi.OK:
+            raise SyscallError(abi.PARAM, reply)
+
+    async def mkdir(self, path: str) -> None:
+        await self._dir_request(abi.MKDIR, path)
+
+    async def remove(self, path: str) -> None:
+        await self._dir_request(abi.DELETE, path)
+
+    async def rename(self, old: str, new: str) -> None:
+        """Rename within one directory (`new` is a bare name or a path in the same directory)."""
+        await self._dir_request(abi.RENAME, old, new.rsplit("/", 1)[-1])
+
+    async def mounts(self) -> list[str]:
+        return await self.sys.list_mounts()
+
+    # ------------------------------------------------------------------ time
+    def now(self) -> float:
+        """Seconds since boot, from the kernel-info page (no syscall)."""
+        return microseconds(self.gate) / 1e6
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            await self.sys.await_interrupt(0, max(1, int(seconds * 1e6)))
+        else:
+            await self.sys.yield_()
+
+    # ------------------------------------------------------------------ memory and threads
+    async def malloc(self, nbytes: int, max_physaddr: int = 0) -> Chunk:
+        if nbytes <= 0:
+            raise SyscallError(abi.PARAM, detail="malloc of 0 bytes")
+        pages = -(-nbytes // abi.PAGE)
+        vaddr, phys = await self.sys.malloc(pages, max_physaddr)
+        return Chunk(self.sys, vaddr, pages * abi.PAGE, phys)
+
+    def chunk(self, vaddr: int, size: int) -> Chunk:
+        """A Chunk object for memory that arrived in a message."""
+        return Chunk(self.sys, vaddr, size)
+
+    async def spawn_thread(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> int:
+        """Start `await fn(*args)` as a new thread of this process; returns its tid."""
+        return await self.sys.fork_thread(fn, args)
+
+    # ------------------------------------------------------------------ processes
+    async def exec(
+        self,
+        program: str | bytes | Callable[..., Awaitable[Any]],
+        args: list[str] | None = None,
+        vfs: str | dict[str, int] = "shared",
+        io: bool = False,
+        env: dict[str, str] | None = None,
+        stdin: int | str | None = None,
+        stdout: int | None = None,
+        name: str = "",
+        user: str = "",
+    ) -> Child:
+        """Start a program: a path to a file, its source bytes, or a coroutine function.
+
+        stdin: a handle (moved to the child), "pipe" (a new rendezvous; we keep the other end as
+        child.stdin), or None (a copy of ours). stdout: a handle (moved) or None (a copy of ours).
+        vfs: "shared", "copy", "new", or {path: handle} for a new VFS with those mounts."""
+        sys = self.sys
+        if isinstance(program, str):
+            image: bytes | Callable[..., Any] = await self.read_file(program)
+            if not name:
+                name = program.rsplit("/", 1)[-1]
+            if args is None:
+                args = [program]
+        else:
+            image = program
+        if not image:
+            raise SyscallError(abi.NO_DATA, detail="empty program")
+        ours: int | None = None
+        if stdin is None:
+            stdin = await sys.copy_rendezvous(STDIN)
+        elif stdin == "pipe":
+            ours, stdin = await sys.new_rendezvous()
+        if stdout is None:
+            stdout = await sys.copy_rendezvous(STDOUT)
+        notify_keep, notify_give = await sys.new_rendezvous()
+        params = bytearray()
+        if isinstance(vfs, dict):
+            params += b"N"
+            for path, h in vfs.items():
+                params += f"m{h}|{path}:".encode()
+        else:
+            params += {"shared": b"S", "copy": b"C", "new": b"N"}[vfs]
+        params += f"X{notify_give}|".encode()
+        if args:
+            params += b"A" + "\x03".join(args).encode() + b"\0"
+        if env:
+            params += b"E" + "\x03".join(f"{k}={v}" for k, v in env.items()).encode() + b"\0"
+        if name:
+            params += b"n" + name.encode() + b"\0"
+        if user:
+            params += b"U" + user.encode() + b"\0"
+        try:
+            pid = await sys.exec(image, int(stdin), stdout, bytes(params), abi.EXEC_PERM_IO if io else 0)
+        except SyscallError:
+            await sys.close(notify_keep)
+            for h in (notify_give, stdin, stdout, ours):
+                if h is not None:
+                    try:
+                        await sys.close(int(h))
+                    except SyscallError:
+                        pass
+            raise
+        return Child(self, pid, notify_keep, ours)
+
+    async def run(self, program: str | bytes | Callable[..., Awaitable[Any]], args: list[str] | None = None,
+                  **kw: Any) -> int:
+        """exec and wait: the child's exit status."""
+        child = await self.exec(program, args, **kw)
+        return await child.wait()
+
+    async def connect_handle(self, path: str, flags: int = abi.O_WRITE) -> int:
+        """A raw handle to a path (a device, a server session), for message-level protocols."""
+        return (await open_handle(self.sys, self.abspath(path), flags))[0]
+
+    async def exit(self, status: int = 0) -> None:  # pragma: no cover - convenience
+        raise SystemExit(status)
+
+
+__all__ = ["Proc", "Child", "Handle", "Memory", "Message", "SyscallError", "STDIN", "STDOUT"]

@@ -1,0 +1,197 @@
+"""Raw system calls by their seed names (`proc.sys`), on top of the register-level gate.
+
+The gate is the CPU as a program sees it: `syscall(rax, rdi, rsi, rdx)`, `load`/`store` of its
+own virtual memory, `stack()` and `rdtsc()`. Strings passed to the kernel are written on the
+calling thread's stack first and passed by pointer and length, as a C program would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from euralios.std import abi
+from euralios.std.errors import SyscallError
+from euralios.std.message import Message
+
+RCALL_RETRIES = 100
+
+
+class Sys:
+    __slots__ = ("gate", "_call")
+
+    def __init__(self, gate: Any) -> None:
+        self.gate = gate
+        self._call = gate.syscall
+
+    # ------------------------------------------------------------------ helpers
+    def _push(self, data: bytes) -> int:
+        """Place bytes at the top of the current thread's stack; returns their address."""
+        lo, top = self.gate.stack()
+        if len(data) > top - lo - 256:
+            raise SyscallError(abi.PARAM, detail="string too long for the stack")
+        addr = top - len(data)
+        self.gate.store(addr, data)
+        return addr
+
+    @staticmethod
+    def _check(rax: int) -> None:
+        if rax & 0xFF:
+            raise SyscallError(rax & abi.ERROR_MASK)
+
+    # ------------------------------------------------------------------ messaging
+    async def send(self, handle: int, msg: Message) -> None:
+        ctrl, d1, d2, d3 = msg.encode()
+        rax, rdi, rsi, rdx = await self._call(abi.SEND | ctrl | (handle << 32), d1, d2, d3)
+        if rax & 0xFF:
+            returned = Message.decode(rax, rdi, rsi, rdx) if rax & abi.ERROR_CONTAINS_MESSAGE else msg
+            raise SyscallError(rax & abi.ERROR_MASK, returned)
+
+    async def receive(self, handle: int) -> Message:
+        rax, rdi, rsi, rdx = await self._call(abi.RECEIVE, handle)
+        if rax & 0xFF:
+            raise SyscallError(rax & abi.ERROR_MASK)
+        return Message.decode(rax, rdi, rsi, rdx)
+
+    async def send_receive(self, handle: int, msg: Message) -> Message:
+        ctrl, d1, d2, d3 = msg.encode()
+        rax, rdi, rsi, rdx = await self._call(abi.SEND_RECEIVE | ctrl | (handle << 32), d1, d2, d3)
+        if rax & 0xFF:
+            returned = Message.decode(rax, rdi, rsi, rdx) if rax & abi.ERROR_CONTAINS_MESSAGE else msg
+            raise SyscallError(rax & abi.ERROR_MASK, returned)
+        return Message.decode(rax, rdi, rsi, rdx)
+
+    async def rcall(self, handle: int, tag: int, d2: Any = 0, d3: Any = 0, expect: int | None = None) -> Message:
+        """Remote call: send_receive, retrying while the rendezvous is busy; an ERROR reply
+        becomes a SyscallError with its code (spec §10.2)."""
+        msg = Message(tag, d2, d3)
+        for _ in range(RCALL_RETRIES):
+            try:
+                reply = await self.send_receive(handle, msg)
+            except SyscallError as e:
+                if e.code in (abi.SEND_BLOCKING, abi.RECV_BLOCKING) and isinstance(e.message, Message):
+                    msg = e.message
+                    await self.yield_()
+                    continue
+                raise
+            if reply.tag == abi.ERROR:
+                raise SyscallError(reply.d2 if isinstance(reply.d2, int) else 0, reply)
+            if reply.tag == abi.ERROR_DENIED:
+                raise SyscallError(abi.DENIED, reply)
+            if expect is not None and reply.tag != expect:
+                raise SyscallError(0, reply, detail=f"unexpected reply {reply.tag}")
+            return reply
+        raise SyscallError(abi.SEND_BLOCKING)
+
+    # ------------------------------------------------------------------ handles and VFS
+    async def new_rendezvous(self) -> tuple[int, int]:
+        rax, h1, h2, _ = await self._call(abi.NEW_RENDEZVOUS)
+        self._check(rax)
+        return h1, h2
+
+    async def copy_rendezvous(self, handle: int) -> int:
+        rax, h, _, _ = await self._call(abi.COPY_RENDEZVOUS, handle)
+        self._check(rax)
+        return h
+
+    async def close(self, handle: int) -> None:
+        rax, *_ = await self._call(abi.CLOSE, handle)
+        if rax & 0xFF:
+            raise SyscallError(rax & abi.ERROR_MASK)
+
+    async def open(self, path: str) -> tuple[int, int]:
+        """Kernel open: (handle to the mount's rendezvous, bytes of the path it matched)."""
+        data = path.encode()
+        if not data:
+            raise SyscallError(abi.PARAM)
+        rax, h, matched, _ = await self._call(abi.OPEN, self._push(data), len(data))
+        self._check(rax)
+        return h, matched
+
+    async def mount(self, path: str, handle: int) -> None:
+        data = path.encode()
+        rax, *_ = await self._call(abi.MOUNT | (handle << 32), self._push(data), len(data))
+        self._check(rax)
+
+    async def umount(self, path: str) -> None:
+        data = path.encode()
+        rax, *_ = await self._call(abi.UMOUNT, self._push(data), len(data))
+        self._check(rax)
+
+    async def list_mounts(self) -> list[str]:
+        rax, vaddr, length, _ = await self._call(abi.LIST_MOUNTS)
+        self._check(rax)
+        try:
+            return json.loads(self.gate.load(vaddr, length))
+        finally:
+            await self.free(vaddr)
+
+    # ------------------------------------------------------------------ memory
+    async def malloc(self, pages: int, max_physaddr: int = 0) -> tuple[int, int]:
+        rax, vaddr, phys, _ = await self._call(abi.MALLOC, pages, max_physaddr)
+        self._check(rax)
+        return vaddr, phys
+
+    async def free(self, vaddr: int) -> None:
+        rax, *_ = await self._call(abi.FREE, vaddr)
+        self._check(rax)
+
+    # ------------------------------------------------------------------ threads and processes
+    async def fork_thread(self, fn: Callable[..., Awaitable[Any]], args: tuple = ()) -> int:
+        rax, tid, _, _ = await self._call(abi.FORK_THREAD, fn, args)
+        self._check(rax)
+        return tid
+
+    async def exit_thread(self) -> None:
+        await self._call(abi.EXIT_THREAD)
+
+    async def yield_(self) -> None:
+        await self._call(abi.YIELD)
+
+    async def exec(self, image: bytes | Callable[..., Any], stdin: int, stdout: int, params: bytes = b"",
+                   flags: int = 0) -> int:
+        """Start a program; stdin/stdout handles move to it. Returns the new pid."""
+        if len(params) > 0xFFFF:
+            raise SyscallError(abi.PARAM, detail="exec parameters too long")
+        if callable(image):
+            pptr = self._push(params) if params else 0
+            rax, pid, _, _ = await self._call(
+                abi.EXEC | ((flags | abi.EXEC_FUNCTION_IMAGE) << 8) | (len(params) << 16),
+                image, (stdin << 32) | stdout, pptr)
+            self._check(rax)
+            return pid
+        if not image:
+            raise SyscallError(abi.PARAM)
+        pages = -(-len(image) // abi.PAGE)
+        vaddr, _ = await self.malloc(pages)
+        try:
+            self.gate.store(vaddr, image)
+            pptr = self._push(params) if params else 0
+            rax, pid, _, _ = await self._call(
+                abi.EXEC | (flags << 8) | (len(params) << 16) | (len(image) << 32),
+                vaddr, (stdin << 32) | stdout, pptr)
+        finally:
+            await self.free(vaddr)
+        self._check(rax)
+        return pid
+
+    # ------------------------------------------------------------------ devices and debug
+    async def await_interrupt(self, line: int, timeout_us: int = 0) -> bool:
+        rax, fired, _, _ = await self._call(abi.AWAIT_INTERRUPT, line, timeout_us)
+        self._check(rax)
+        return bool(fired)
+
+    async def port_in(self, port: int, size: int = 1) -> int:
+        rax, value, _, _ = await self._call(abi.PORT_IN, port, size)
+        self._check(rax)
+        return value
+
+    async def port_out(self, port: int, value: int, size: int = 1) -> None:
+        rax, *_ = await self._call(abi.PORT_OUT, port, size, value)
+        self._check(rax)
+
+    async def debug_write(self, text: str) -> None:
+        data = text.encode()
+        if data:
+            await self._call(abi.DEBUG_WRITE, self._push(data[:16384]), min(len(data), 16384))

@@ -1,0 +1,18 @@
+"""Time without a syscall: the kernel-info page plus the CPU's time-stamp counter (spec §8)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from euralios.std.abi import KERNEL_INFO
+
+_PAGE = struct.Struct("<QQQ")
+
+
+def microseconds(gate: Any) -> int:
+    """Microseconds since boot, by the seed's integer formula over the time page."""
+    pit_ticks, last_tsc, tsc_per_pit = _PAGE.unpack(gate.load(KERNEL_INFO, 24))
+    tsc_since = max(0, gate.rdtsc() - last_tsc)
+    scaled = (tsc_since * 16) // tsc_per_pit
+    return ((((pit_ticks * 16 + scaled) * 2011) // 4096) * 437) // 4096

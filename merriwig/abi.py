@@ -1,0 +1,72 @@
+"""The kernel's binary interface: syscall numbers, error codes, message control bits and tags.
+
+These numbers are the contract between user programs and the kernel (the seed's values, spec §2,
+§4, §17). User space has its own copy in euralios/std/abi.py, as a C library has its own headers;
+tests/std/test_abi.py checks the two agree.
+"""
+
+# Syscall numbers (RAX & 0xFF), spec §2.3.
+FORK_THREAD = 0
+EXIT_THREAD = 1
+DEBUG_WRITE = 2
+RECEIVE = 3
+SEND = 4
+SEND_RECEIVE = 5
+OPEN = 6
+MALLOC = 7
+FREE = 8
+YIELD = 9
+NEW_RENDEZVOUS = 10
+COPY_RENDEZVOUS = 11
+EXEC = 12
+MOUNT = 13
+LIST_MOUNTS = 14
+UMOUNT = 15
+CLOSE = 16
+AWAIT_INTERRUPT = 17
+SYSCALL_NAMES = {
+    0: "fork_thread", 1: "exit_thread", 2: "debug_write", 3: "receive", 4: "send",
+    5: "send_receive", 6: "open", 7: "malloc", 8: "free", 9: "yield", 10: "new_rendezvous",
+    11: "copy_rendezvous", 12: "exec", 13: "mount", 14: "list_mounts", 15: "umount", 16: "close",
+    17: "await_interrupt",
+}
+# Port I/O: the seed uses in/out instructions gated by IOPL; we expose them through the same gate
+# as numbers past the syscall table, allowed only to processes started with EXEC_PERM_IO.
+PORT_IN = 0x40
+PORT_OUT = 0x41
+
+# Error codes, spec §2.2.
+OK = 0
+SEND_BLOCKING = 1
+RECV_BLOCKING = 2
+INVALID_HANDLE = 3
+MEMALLOC = 4
+PARAM = 5
+UTF8 = 6
+NOTFOUND = 7
+THREAD = 8
+MEMORY = 9
+DOUBLEFREE = 10
+NOMEMSLOTS = 11
+CLOSED = 12
+ERROR_CONTAINS_MESSAGE = 0x80
+ERROR_MASK = 0x7F
+
+# Message control bits, spec §4.2.
+MSG_LONG = 0x100
+KIND_VALUE = 0
+KIND_HANDLE = 1
+KIND_MEMORY = 2
+KIND_ERROR = 3
+D2_SHIFT = 9
+D3_SHIFT = 11
+CTRL_MASK = 0x1F00
+REPLY_EXPECTED = 0x2000  # on receive: the sender used send_receive and waits for a reply (extension)
+
+# Message tags the kernel itself produces.
+MSG_WRITE = 2
+MSG_EXIT = 9  # kernel -> exit-notify rendezvous: Short(MSG_EXIT, pid, status); EuraliOS-py extension
+
+# exec flags (RAX bits 8-15)
+EXEC_PERM_IO = 1
+EXEC_FUNCTION_IMAGE = 0x80  # RDI holds a host coroutine function instead of a pointer (scripting)

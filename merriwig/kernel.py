@@ -1,0 +1,418 @@
+"""The Merriwig kernel: process table, thread lifecycle, exec, faults and resource release.
+
+Every thread is a task in the kernel's trio nursery. The kernel never lets a program's failure
+escape: an exception or a fault in a thread kills that thread's process (every thread of it),
+prints one line on the system console and in the klog, and gives back every frame, chunk and
+handle. Waiters on the dead process' rendezvous are woken with CLOSED by the closed rule.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from machine.mmu import GeneralProtection, PageFault
+from merriwig import abi, layout
+from merriwig.interrupts import InterruptRouter
+from merriwig.klog import KernelLog
+from merriwig.loader import LoaderError, load
+from merriwig.memory.frames import FrameAllocator, OutOfFrames
+from merriwig.memory.space import AddressSpace, MemoryContext, QuotaExceeded, SpaceError
+from merriwig.message import KMessage, SyscallFail
+from merriwig.process import Process, ProcessKilled, Thread
+from merriwig.rendezvous import Rendezvous
+from merriwig.scheduler import Watchdog, WatchdogKill
+from merriwig.syscalls import Gate, ThreadExit
+from merriwig.timepage import TimePage
+from merriwig.trace import Tracer
+from vfs.namespace import Namespace
+
+UserEntry = Callable[[Gate, Callable[..., Awaitable[Any]], dict[str, Any]], Awaitable[Any]]
+LOW_MEMORY = 1 << 20  # frames below 1 MiB: legacy area (VGA text memory, BIOS) never allocated
+
+
+class Kernel:
+    def __init__(
+        self,
+        machine: Any,
+        user_entry: UserEntry,
+        *,
+        quota: int | None = None,
+        watchdog: float = 2.0,
+        slice_ms: float = 10.0,
+        trace: bool = False,
+    ) -> None:
+        self.machine = machine
+        self.user_entry = user_entry
+        self.quota = quota
+        self.slice = slice_ms / 1000.0
+        self.klog = KernelLog()
+        mem = machine.memory
+        self.frames = FrameAllocator(LOW_MEMORY, (mem.size - LOW_MEMORY) // layout.PAGE)
+        info = self.frames.allocate()
+        mem.zero(info, layout.PAGE)
+        self.memctx = MemoryContext(mem, machine.mmu, self.frames, info)
+        self.timepage = TimePage(mem, info)
+        self.interrupts = InterruptRouter(machine.irq)
+        self.interrupts.add_handler(0, lambda _line: self.timepage.update())
+        self.tracer: Tracer | None = Tracer() if trace else None
+        self.processes: dict[int, Process] = {}
+        self.threads: dict[int, Thread] = {}
+        self.task_threads: dict[Any, Thread] = {}
+        self._next_pid = 0
+        self._next_tid = 0
+        self._next_rid = 0
+        self.rendezvous_live = 0
+        self.preemptions = 0
+        self.killed_count = 0
+        self.nursery: trio.Nursery | None = None
+        self.watchdog = Watchdog(self, watchdog) if watchdog else None
+        self.started = time.monotonic()
+        self.log(
+            f"[kernel] Merriwig starting: {mem.size // 1024} KiB RAM, "
+            f"{self.frames.nframes} frames managed, {self.frames.levels} bitmap levels"
+        )
+
+    # ------------------------------------------------------------------ ids and logging
+    def next_rendezvous_id(self) -> int:
+        self._next_rid += 1
+        return self._next_rid
+
+    def new_rendezvous(self, refs: int = 0) -> Rendezvous:
+        return Rendezvous(self, refs)
+
+    def log(self, line: str) -> None:
+        self.klog.log(line)
+
+    def debug_write(self, proc: Process, text: str) -> None:
+        for line in text.rstrip("\n").split("\n"):
+            self.log(line)
+
+    def log_mount(self, proc: Process, path: str) -> None:
+        self.log(f"[kernel] pid {proc.pid} ({proc.name}) mounted {path or '/'}")
+
+    # ------------------------------------------------------------------ running
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """The kernel's main task: owns the nursery every thread runs in."""
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            if self.watchdog is not None:
+                self.watchdog.start()
+            # Program the PIT like the seed: channel 0, rate generator, divisor 0 (65536).
+            ports = self.machine.ports
+            ports.write(0x43, 1, 0x34)
+            ports.write(0x40, 1, 0)
+            ports.write(0x40, 1, 0)
+            try:
+                task_status.started(self)
+                await trio.sleep_forever()
+            finally:
+                if self.watchdog is not None:
+                    self.watchdog.stop()
+
+    # ------------------------------------------------------------------ processes
+    def spawn(
+        self,
+        image: bytes | Callable[..., Awaitable[Any]],
+        *,
+        name: str = "",
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        stdin: Rendezvous | None = None,
+        stdout: Rendezvous | None = None,
+        vfs: Namespace | None = None,
+        io: bool = False,
+        user: str = "root",
+        parent: int = 0,
+        exit_notify: list[Rendezvous] | None = None,
+        quota: int | None = None,
+    ) -> Process:
+        """Create a process and start its first thread. stdin/stdout references are consumed."""
+        assert self.nursery is not None, "kernel not running"
+        if not name:
+            name = getattr(image, "__name__", "program") if callable(image) else "program"
+        space = AddressSpace(self.memctx, quota if quota is not None else self.quota)
+        try:
+            code = image if isinstance(image, bytes) else f"<function {name}>".encode()
+            space.load_code(code)
+        except (SpaceError, QuotaExceeded, OutOfFrames) as e:
+            space.destroy()
+            raise SyscallFail(abi.MEMORY, str(e)) from None
+        self._next_pid += 1
+        proc = Process(self, self._next_pid, name, space, vfs if vfs is not None else Namespace(),
+                       user=user, io=io, parent=parent, args=args, env=env)
+        proc.gate = Gate(self, proc)  # type: ignore[attr-defined]
+        for h, r in ((0, stdin), (1, stdout)):
+            if r is None:
+                r = self.new_rendezvous(refs=1)
+            proc.handles.put(h, r)
+        proc.exit_notify = list(exit_notify or [])
+        self.processes[proc.pid] = proc
+        info = {"pid": proc.pid, "name": name, "args": proc.args, "env": proc.env, "user": user}
+
+        async def first_thread() -> Any:
+            main = load(image, name) if isinstance(image, bytes) else image
+            return await self.user_entry(proc.gate, main, info)  # type: ignore[attr-defined]
+
+        self.start_thread(proc, first_thread, (), main=True)
+        return proc
+
+    def start_thread(self, proc: Process, fn: Callable[..., Awaitable[Any]], args: tuple = (), main: bool = False) -> int:
+        slot, top = proc.space.alloc_stack()
+        self._next_tid += 1
+        t = Thread(self._next_tid, proc, slot, top, main)
+        proc.threads[t.tid] = t
+        self.threads[t.tid] = t
+        if self.tracer is not None:
+            self.tracer.name_thread(proc.pid, t.tid, proc.name)
+        assert self.nursery is not None
+        self.nursery.start_soon(self._run_thread, t, fn, args, name=f"{proc.name}/{t.tid}")
+        return t.tid
+
+    async def _run_thread(self, thread: Thread, fn: Callable[..., Awaitable[Any]], args: tuple) -> None:
+        task = trio.lowlevel.current_task()
+        thread.task = task
+        self.task_threads[task] = thread
+        proc = thread.process
+        thread.resumed = thread.slice_start = time.perf_counter()
+        thread.state = "running"
+        result: Any = None
+        try:
+            with thread.scope:
+                if proc.killed is not None:
+                    return
+                try:
+                    result = await fn(*args)
+                except ThreadExit:
+                    pass
+                except ProcessKilled:
+                    pass
+                except WatchdogKill:
+                    self.kill(proc, f"watchdog: ran {self.watchdog.limit if self.watchdog else 0:g} s without a syscall")
+                except trio.Cancelled:
+                    raise
+                except (PageFault, GeneralProtection) as e:
+                    self.kill(proc, str(e))
+                except LoaderError as e:
+                    self.kill(proc, str(e))
+                except BaseException as e:  # noqa: BLE001 - a program's failure must not escape
+                    if isinstance(e, (KeyboardInterrupt, SystemExit)) and not isinstance(e, SystemExit):
+                        raise
+                    if isinstance(e, SystemExit):
+                        result = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                    else:
+                        self.kill(proc, f"{type(e).__name__}: {e}")
+        finally:
+            thread.cpu += max(0.0, time.perf_counter() - thread.resumed) if thread.state == "running" else 0.0
+            self._thread_done(thread, result)
+
+    def _thread_done(self, thread: Thread, result: Any) -> None:
+        proc = thread.process
+        self.task_threads.pop(thread.task, None)
+        self.threads.pop(thread.tid, None)
+        proc.threads.pop(thread.tid, None)
+        proc.cpu_done += thread.cpu
+        thread.state = "dead"
+        for r in list(thread.owes):
+            r.replier_gone(thread.tid)
+        thread.owes.clear()
+        if not proc.space.destroyed:
+            proc.space.free_stack(thread.stack_slot)
+        if thread.main and proc.killed is None:
+            proc.status = result if isinstance(result, int) else 0
+            proc.status_set = True  # type: ignore[attr-defined]
+        if not proc.threads:
+            self.reap(proc)
+
+    def fault(self, proc: Process, exc: BaseException) -> ProcessKilled:
+        """A user-mode access failed: kill the process; returns the exception to raise."""
+        if isinstance(exc, QuotaExceeded):
+            reason = f"out of memory: {exc}"
+        elif isinstance(exc, OutOfFrames):
+            reason = "out of memory: no free frames"
+        else:
+            reason = str(exc)
+        self.kill(proc, reason)
+        return ProcessKilled(reason)
+
+    def kill(self, proc: Process, reason: str) -> None:
+        """Kill every thread of a process; the last one to unwind releases its resources."""
+        if proc.killed is not None or proc.space.destroyed:
+            return
+        proc.killed = reason
+        self.killed_count += 1
+        self.log(f"[kernel] pid {proc.pid} ({proc.name}) killed: {reason}")
+        for t in list(proc.threads.values()):
+            t.scope.cancel()
+
+    def reap(self, proc: Process) -> None:
+        """The last thread is gone: release everything and tell whoever asked."""
+        if proc.killed is not None:
+            proc.status = 1
+        elif proc.status is None:
+            proc.status = 0
+        proc.handles.close_all()
+        if proc.vfs is not None:
+            pass  # a shared VFS lives on with its other holders; references drop with the object
+        proc.space.destroy()
+        self.processes.pop(proc.pid, None)
+        for r in proc.exit_notify:
+            r.kernel_send(KMessage(0, abi.MSG_EXIT, proc.pid, proc.status & 0xFFFF_FFFF_FFFF_FFFF))
+            r.decref()
+        proc.exit_notify = []
+        proc.ended.set()
+
+    # ------------------------------------------------------------------ exec
+    async def exec_syscall(self, proc: Process, t: Thread, rax: int, rdi: Any, rsi: int, rdx: int) -> int:
+        """exec (spec §6.2) with the seed's parameter string, plus extensions:
+        `X<handle>|` exit notification, `U<user>NUL` owner (root only), `n<name>NUL` name."""
+        gate: Gate = proc.gate  # type: ignore[attr-defined]
+        flags = (rax >> 8) & 0xFF
+        param_len = (rax >> 16) & 0xFFFF
+        bin_len = rax >> 32
+        if flags & abi.EXEC_FUNCTION_IMAGE:
+            if not callable(rdi):
+                raise SyscallFail(abi.PARAM)
+            image: Any = rdi
+        else:
+            if bin_len == 0:
+                raise SyscallFail(abi.PARAM)
+            image = gate.load(rdi, bin_len)
+        params = gate.load(rdx, param_len) if param_len else b""
+        # Validate the whole request before taking anything from the caller.
+        stdin_h, stdout_h = (rsi >> 32) & 0xFFFF_FFFF, rsi & 0xFFFF_FFFF
+        if stdin_h == stdout_h:
+            raise SyscallFail(abi.PARAM, "stdin and stdout must be different handles")
+        proc.handles.get(stdin_h)
+        proc.handles.get(stdout_h)
+        vfs, args, env, mounts, notify, user, name = self._parse_exec_params(proc, params)
+        for h in mounts + notify:
+            proc.handles.get(h[0] if isinstance(h, tuple) else h)
+        # Commit: take the handles.
+        stdin = proc.handles.take(stdin_h)
+        stdout = proc.handles.take(stdout_h)
+        for h, path in mounts:
+            vfs.mount(path, proc.handles.take(h))
+        notify_r = [proc.handles.take(h) for h in notify]
+        io = bool(flags & abi.EXEC_PERM_IO) and proc.io
+        if not name:
+            name = args[0].rsplit("/", 1)[-1] if args and args[0] else getattr(image, "__name__", "program")
+        child = self.spawn(image, name=name, args=args, env=env, stdin=stdin, stdout=stdout, vfs=vfs,
+                           io=io, user=user or proc.user, parent=proc.pid, exit_notify=notify_r)
+        return child.pid
+
+    def _parse_exec_params(self, proc: Process, params: bytes) -> tuple:
+        vfs: Namespace = proc.vfs
+        args: list[str] = []
+        env: dict[str, str] = {}
+        mounts: list[tuple[int, str]] = []
+        notify: list[int] = []
+        user = ""
+        name = ""
+        i = 0
+        n = len(params)
+
+        def until(stop: int) -> bytes:
+            nonlocal i
+            j = params.find(bytes([stop]), i)
+            if j < 0:
+                raise SyscallFail(abi.PARAM, "unterminated exec parameter")
+            out = params[i:j]
+            i = j + 1
+            return out
+
+        def text(b: bytes) -> str:
+            try:
+                return b.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SyscallFail(abi.UTF8) from None
+
+        def number() -> int:
+            nonlocal i
+            j = i
+            while j < n and 0x30 <= params[j] <= 0x39:
+                j += 1
+            if j == i or j >= n:
+                raise SyscallFail(abi.PARAM, "bad handle number in exec parameters")
+            value = int(params[i:j])
+            i = j + 1  # the delimiter after the digits
+            return value
+
+        while i < n:
+            c = params[i]
+            i += 1
+            if c == ord("S"):
+                vfs = proc.vfs
+            elif c == ord("C"):
+                vfs = proc.vfs.copy()
+            elif c == ord("N"):
+                vfs = Namespace()
+            elif c == ord("-"):
+                path = text(until(ord(":")))
+                if vfs is proc.vfs:
+                    vfs = proc.vfs.copy()  # the seed modified the caller's own VFS here [quirk]
+                try:
+                    vfs.umount(path).decref()
+                except KeyError:
+                    raise SyscallFail(abi.PARAM, f"exec: nothing mounted at {path}") from None
+            elif c == ord("m"):
+                h = number()
+                path = text(until(ord(":")))
+                if vfs is proc.vfs:
+                    vfs = proc.vfs.copy()
+                mounts.append((h, path))
+            elif c == ord("A"):
+                raw = until(0)
+                args = [a.decode("utf-8", "replace") for a in raw.split(b"\x03")]
+            elif c == ord("E"):
+                raw = until(0)
+                for rec in raw.split(b"\x03"):
+                    if b"=" in rec:
+                        k, v = rec.split(b"=", 1)
+                        env[k.decode("utf-8", "replace")] = v.decode("utf-8", "replace")
+            elif c == ord("X"):
+                notify.append(number())
+            elif c == ord("U"):
+                user = text(until(0))
+                if user != proc.user and proc.user != "root":
+                    raise SyscallFail(abi.PARAM, "only root may start a process as another user")
+            elif c == ord("n"):
+                name = text(until(0))
+            else:
+                raise SyscallFail(abi.PARAM, f"bad exec parameter byte {c:#x}")
+        # Mount clauses applied to a fresh copy must not touch the caller's table yet: they are
+        # committed by the caller after validation.
+        return vfs, args, env, mounts, notify, user, name
+
+    # ------------------------------------------------------------------ checks
+    def check_io(self, proc: Process, port: Any, size: Any) -> None:
+        if not proc.io:
+            reason = "general protection fault: port I/O without I/O privilege"
+            self.kill(proc, reason)
+            raise ProcessKilled(reason)
+        if not isinstance(port, int) or not 0 <= port <= 0xFFFF or size not in (1, 2, 4):
+            raise SyscallFail(abi.PARAM)
+
+    def check_mount(self, proc: Process, path: str, removing: bool = False) -> None:
+        """Only root may mount over or remove an existing mount; anyone may add a new path
+        in their own VFS (a `user` shell's VFS is private to its session)."""
+        if proc.user == "root":
+            return
+        if path in proc.vfs:
+            raise SyscallFail(abi.PARAM, "permission denied: mount point exists")
+
+    # ------------------------------------------------------------------ statistics
+    def stats(self) -> dict[str, Any]:
+        return {
+            "processes": len(self.processes),
+            "threads": len(self.threads),
+            "frames_free": self.frames.free_count,
+            "frames_used": self.frames.used_count,
+            "rendezvous": self.rendezvous_live,
+            "preemptions": self.preemptions,
+            "killed": self.killed_count,
+            "uptime": time.monotonic() - self.started,
+        }

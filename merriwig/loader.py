@@ -1,0 +1,105 @@
+"""Program loader: a program image (Python source bytes) becomes a fresh module.
+
+The image is first placed read-only in the process' code region (by the caller, through its
+address space), then compiled (cached by content, so running the same program twice compiles
+once) and executed as a new module whose `import` statements go through an allowlist:
+euralios.std, the user-space library packages (net, vfs, drivers, programs — which themselves
+obey the user-space rule), scapy (for net), and pure standard-library modules. Anything else —
+the kernel, the hardware, trio, os, sys, sockets, threads, ctypes — fails with an ImportError that
+names the rule. `open`, `eval`, `exec`, `compile`, `input` and `breakpoint` are not builtins here.
+
+This keeps honest programs honest; it is not a sandbox against a determined attacker (any Python
+object graph leads back to the interpreter). SECURITY.md says so.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import importlib
+import types
+from collections.abc import Callable
+from typing import Any
+
+ALLOWED_PREFIXES = ("euralios.std", "net", "vfs", "drivers", "programs", "scapy")
+FORBIDDEN_USERSPACE = ("vfs.namespace",)
+PURE_STDLIB = frozenset(
+    """
+    __future__ abc argparse array ast base64 binascii bisect calendar cmath codecs collections
+    colorsys contextlib copy csv dataclasses datetime decimal difflib dis enum errno fnmatch
+    fractions functools graphlib hashlib heapq hmac html inspect io ipaddress itertools json
+    keyword locale math numbers operator pprint queue random re reprlib secrets shlex statistics
+    string stringprep struct textwrap token tokenize types typing typing_extensions unicodedata
+    urllib urllib.parse uuid warnings weakref zlib zoneinfo
+    """.split()
+)
+REMOVED_BUILTINS = ("open", "eval", "exec", "compile", "input", "breakpoint", "exit", "quit", "help")
+
+
+class LoaderError(Exception):
+    """The image is not a runnable program (syntax error, no main, bad encoding)."""
+
+
+def allowed(name: str) -> bool:
+    if any(name == p or name.startswith(p + ".") for p in FORBIDDEN_USERSPACE):
+        return False
+    if any(name == p or name.startswith(p + ".") for p in ALLOWED_PREFIXES):
+        return True
+    return name in PURE_STDLIB or name.split(".")[0] in PURE_STDLIB and name.split(".")[0] != "urllib"
+
+
+def _restricted_import(name: str, globals_: Any = None, locals_: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+    if level != 0:
+        raise ImportError("relative imports are not allowed in EuraliOS programs")
+    if not allowed(name):
+        raise ImportError(
+            f"import of {name!r} is not allowed: EuraliOS programs may import euralios.std, "
+            "the user-space libraries (net, vfs, drivers, programs), scapy and pure standard-library modules"
+        )
+    return importlib.__import__(name, globals_, locals_, fromlist, level)
+
+
+def _make_builtins() -> dict[str, Any]:
+    b = dict(vars(builtins))
+    for name in REMOVED_BUILTINS:
+        b.pop(name, None)
+    b["__import__"] = _restricted_import
+    return b
+
+
+_BUILTINS = _make_builtins()
+_CODE_CACHE: dict[bytes, types.CodeType] = {}
+
+
+def compile_image(image: bytes, name: str) -> types.CodeType:
+    key = hashlib.blake2b(image, digest_size=16).digest()
+    code = _CODE_CACHE.get(key)
+    if code is None:
+        try:
+            source = image.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise LoaderError(f"{name}: not a program (not UTF-8 Python source)") from e
+        try:
+            code = compile(source, f"<{name}>", "exec")
+        except SyntaxError as e:
+            raise LoaderError(f"{name}: syntax error line {e.lineno}: {e.msg}") from e
+        if len(_CODE_CACHE) > 256:
+            _CODE_CACHE.clear()
+        _CODE_CACHE[key] = code
+    return code
+
+
+def load(image: bytes, name: str) -> Callable[..., Any]:
+    """Run the module body of a program image and return its `main` coroutine function.
+
+    Exceptions raised by the module body (including a forbidden import) propagate: the caller
+    runs this inside the new process, so they kill that process alone."""
+    code = compile_image(image, name)
+    module = types.ModuleType(name)
+    module.__dict__["__builtins__"] = _BUILTINS
+    module.__dict__["__name__"] = "__euralios_main__"
+    exec(code, module.__dict__)  # noqa: S102 - this is the loader
+    main = module.__dict__.get("main")
+    if main is None or not callable(main):
+        raise LoaderError(f"{name}: program has no main(proc) function")
+    return main

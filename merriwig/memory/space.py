@@ -1,0 +1,470 @@
+"""User address spaces: real x86-64 page tables in physical frames, demand paging, memory chunks.
+
+An AddressSpace owns a PML4 and everything reachable from it except entries marked borrowed
+(PTE_AVL0: the kernel-info page and device memory, which belong to someone else). The layout is
+the seed's (merriwig/layout.py). Departures from the seed, each fixing a [quirk] of spec §5:
+
+* demand paging allocates a *zeroed* private frame per page on first touch (the seed mapped one
+  shared placeholder frame read-only everywhere, so unwritten pages showed other pages' bytes);
+* a bad access kills only the faulting process (raised as PageFault for the kernel to handle);
+* thread stack slots are reused after a thread exits (the seed leaked them: 64 threads a lifetime);
+* frames are counted per space against an optional quota, and chunks carry their count with them.
+
+Memory chunks are PDPT entries under PML4[5]: moving one to another space clears the sender's
+entry and writes the same page-directory address into the receiver's free slot. No byte moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from machine.memory import PhysicalMemory
+from machine.mmu import (
+    MMU,
+    PTE_ADDR_MASK,
+    PTE_AVL0,
+    PTE_NX,
+    PTE_P,
+    PTE_PS,
+    PTE_RW,
+    PTE_US,
+    USER_READ,
+    USER_WRITE,
+    PageFault,
+)
+from merriwig import layout
+from merriwig.memory.frames import FrameAllocator, OutOfFrames
+
+PAGE = layout.PAGE
+BORROWED = PTE_AVL0
+TABLE_FLAGS = PTE_P | PTE_RW | PTE_US
+USER_RW = PTE_P | PTE_RW | PTE_US | PTE_NX
+USER_RO = PTE_P | PTE_US | PTE_NX
+USER_RX = PTE_P | PTE_US
+
+
+class QuotaExceeded(Exception):
+    """The space already holds as many frames as its quota allows."""
+
+
+class SpaceError(Exception):
+    """A request the layout cannot satisfy (no free slot, bad address, overlap)."""
+
+
+@dataclass(slots=True)
+class Chunk:
+    """A memory chunk in flight between two spaces: its page directory and its frame count."""
+
+    directory: int  # physical address of the chunk's page directory (the PDPT entry's target)
+    pages: int
+    phys: int  # physical start if contiguous (DMA), else 0
+    frames: int  # frames owned under the directory (data + tables), for quota accounting
+
+
+@dataclass(slots=True)
+class ChunkSlot:
+    pages: int
+    phys: int
+    frames: int
+
+
+class MemoryContext:
+    """What every address space needs from the machine and the kernel: RAM, MMU, allocator."""
+
+    def __init__(self, memory: PhysicalMemory, mmu: MMU, frames: FrameAllocator, info_frame: int):
+        self.memory = memory
+        self.mmu = mmu
+        self.frames = frames
+        self.info_frame = info_frame
+
+
+class AddressSpace:
+    """One process' virtual memory."""
+
+    def __init__(self, ctx: MemoryContext, quota: int | None = None) -> None:
+        self.ctx = ctx
+        self.mem = ctx.memory
+        self.mmu = ctx.mmu
+        self.quota = quota
+        self.frames_owned = 0
+        self.chunks: list[ChunkSlot | None] = [None] * layout.CHUNK_SLOTS
+        self.stacks = bytearray(layout.STACK_SLOTS)
+        self.heap_pages = 0
+        self.code_end = layout.CODE_BASE
+        self.destroyed = False
+        self.root = self._new_table(None)
+        # The kernel-info page: read-only, shared, never freed by this space.
+        self._map(layout.KERNEL_INFO, ctx.info_frame, USER_RO | BORROWED)
+
+    # ---------------------------------------------------------------- frames and accounting
+    def _bucket(self, vaddr: int | None) -> ChunkSlot | None:
+        if vaddr is None:
+            return None
+        slot = layout.chunk_slot(vaddr)
+        return self.chunks[slot] if slot else None
+
+    def _alloc_frame(self, vaddr: int | None, zero: bool = True) -> int:
+        if self.quota is not None and self.frames_owned >= self.quota:
+            raise QuotaExceeded(f"frame quota of {self.quota} frames reached")
+        paddr = self.ctx.frames.allocate()
+        if zero:
+            self.mem.buf[paddr : paddr + PAGE] = bytes(PAGE)
+        self.frames_owned += 1
+        bucket = self._bucket(vaddr)
+        if bucket is not None:
+            bucket.frames += 1
+        return paddr
+
+    def _free_frame(self, paddr: int, vaddr: int | None) -> None:
+        self.ctx.frames.free(paddr)
+        self.frames_owned -= 1
+        bucket = self._bucket(vaddr)
+        if bucket is not None:
+            bucket.frames -= 1
+
+    def _new_table(self, vaddr: int | None) -> int:
+        return self._alloc_frame(vaddr, zero=True)
+
+    # ---------------------------------------------------------------- page tables
+    def _entry_addr(self, vaddr: int, create: bool) -> int | None:
+        """Physical address of the level-1 entry for vaddr, creating tables if asked."""
+        table = self.root
+        read = self.mem.read_u64
+        for shift in (39, 30, 21):
+            idx = (vaddr >> shift) & 0x1FF
+            eaddr = table + idx * 8
+            entry = read(eaddr)
+            if not entry & PTE_P:
+                if not create:
+                    return None
+                new = self._new_table(vaddr if shift <= 30 else None)
+                self.mem.write_u64(eaddr, new | TABLE_FLAGS)
+                table = new
+            else:
+                if entry & PTE_PS:
+                    raise SpaceError(f"huge page in the way at {vaddr:#x}")
+                table = entry & PTE_ADDR_MASK
+        return table + ((vaddr >> 12) & 0x1FF) * 8
+
+    def _map(self, vaddr: int, paddr: int, flags: int) -> None:
+        eaddr = self._entry_addr(vaddr, create=True)
+        assert eaddr is not None
+        if self.mem.read_u64(eaddr) & PTE_P:
+            raise SpaceError(f"page {vaddr:#x} already mapped")
+        self.mem.write_u64(eaddr, paddr | flags)
+
+    def map_page(self, vaddr: int, flags: int = USER_RW) -> int:
+        """Map a fresh zeroed frame at vaddr; returns its physical address."""
+        paddr = self._alloc_frame(vaddr)
+        try:
+            self._map(vaddr, paddr, flags)
+        except BaseException:
+            self._free_frame(paddr, vaddr)
+            raise
+        return paddr
+
+    def map_borrowed(self, vaddr: int, paddr: int, pages: int, flags: int = USER_RW) -> None:
+        """Map someone else's physical pages (device memory): never freed by this space."""
+        for i in range(pages):
+            self._map(vaddr + i * PAGE, paddr + i * PAGE, flags | BORROWED)
+
+    def lookup(self, vaddr: int) -> tuple[int, int] | None:
+        """(physical address, flags) of the page at vaddr, or None if not mapped."""
+        eaddr = self._entry_addr(vaddr, create=False)
+        if eaddr is None:
+            return None
+        entry = self.mem.read_u64(eaddr)
+        if not entry & PTE_P:
+            return None
+        return entry & PTE_ADDR_MASK, entry & ~PTE_ADDR_MASK
+
+    def unmap_page(self, vaddr: int) -> None:
+        """Remove a mapping (freeing the frame unless borrowed) and shoot down the TLB entry."""
+        eaddr = self._entry_addr(vaddr, create=False)
+        if eaddr is None:
+            return
+        entry = self.mem.read_u64(eaddr)
+        if entry & PTE_P:
+            self.mem.write_u64(eaddr, 0)
+            self.mmu.invlpg(self.root, vaddr)
+            if not entry & BORROWED:
+                self._free_frame(entry & PTE_ADDR_MASK, vaddr)
+
+    def protect(self, vaddr: int, flags: int) -> None:
+        """Change a mapped page's permission bits (keeping its frame and ownership)."""
+        eaddr = self._entry_addr(vaddr, create=False)
+        entry = self.mem.read_u64(eaddr) if eaddr is not None else 0
+        if not entry & PTE_P:
+            raise SpaceError(f"page {vaddr:#x} not mapped")
+        keep = entry & (PTE_ADDR_MASK | BORROWED)
+        self.mem.write_u64(eaddr, keep | flags)
+        self.mmu.invlpg(self.root, vaddr)
+
+    # ---------------------------------------------------------------- demand paging
+    def demand_region(self, vaddr: int) -> bool:
+        """Is vaddr inside a reserved region that is filled on first touch?"""
+        if layout.HEAP_BASE <= vaddr < layout.HEAP_BASE + layout.HEAP_SIZE:
+            return True
+        slot = layout.chunk_slot(vaddr)
+        if slot is not None:
+            info = self.chunks[slot]
+            return info is not None and info.phys == 0 and vaddr < layout.chunk_base(slot) + info.pages * PAGE
+        if layout.USER_BASE <= vaddr < layout.USER_BASE + layout.STACK_SLOTS * layout.STACK_SLOT_PAGES * PAGE:
+            page = (vaddr - layout.USER_BASE) >> 12
+            return page % layout.STACK_SLOT_PAGES != 0 and self.stacks[page // layout.STACK_SLOT_PAGES] == 1
+        return False
+
+    def handle_fault(self, fault: PageFault) -> bool:
+        """Resolve a not-present fault in a reserved region by mapping a zeroed frame.
+
+        Returns False when the fault is a real error (the kernel then kills the process);
+        QuotaExceeded / OutOfFrames propagate so the kernel can say why."""
+        if fault.error_code & 1 or not self.demand_region(fault.vaddr):
+            return False
+        self.map_page(fault.vaddr & ~0xFFF, USER_RW)
+        return True
+
+    def translate(self, vaddr: int, access: int) -> int:
+        """Translate for a user access, resolving demand faults; raises PageFault otherwise."""
+        try:
+            return self.mmu.translate(self.root, vaddr, access)
+        except PageFault as fault:
+            if not self.handle_fault(fault):
+                raise
+            return self.mmu.translate(self.root, vaddr, access)
+
+    def read(self, vaddr: int, n: int) -> bytes:
+        """Read user memory as the process would (user-mode, page by page)."""
+        out = bytearray()
+        buf = self.mem.buf
+        while n > 0:
+            paddr = self.translate(vaddr, USER_READ)
+            take = min(n, PAGE - (vaddr & 0xFFF))
+            out += buf[paddr : paddr + take]
+            vaddr += take
+            n -= take
+        return bytes(out)
+
+    def write(self, vaddr: int, data: bytes | bytearray | memoryview) -> None:
+        """Write user memory as the process would (needs writable pages)."""
+        view = memoryview(data)
+        pos = 0
+        n = len(view)
+        mem = self.mem
+        while pos < n:
+            paddr = self.translate(vaddr, USER_WRITE)
+            take = min(n - pos, PAGE - (vaddr & 0xFFF))
+            mem.write(paddr, view[pos : pos + take])
+            vaddr += take
+            pos += take
+
+    # ---------------------------------------------------------------- code
+    def load_code(self, image: bytes) -> int:
+        """Place a program image read-only at CODE_BASE; returns its address."""
+        base = layout.CODE_BASE
+        npages = max(1, -(-len(image) // PAGE))
+        if base + npages * PAGE > layout.USER_CODE_MAX:
+            raise SpaceError("program image too large for the code window")
+        for i in range(npages):
+            va = base + i * PAGE
+            paddr = self.map_page(va, USER_RX)
+            part = image[i * PAGE : (i + 1) * PAGE]
+            self.mem.buf[paddr : paddr + len(part)] = part
+        self.code_end = base + npages * PAGE
+        return base
+
+    # ---------------------------------------------------------------- stacks
+    def alloc_stack(self) -> tuple[int, int]:
+        """Reserve the lowest free thread stack slot (pages come on demand): (slot, top)."""
+        try:
+            slot = self.stacks.index(0)
+        except ValueError:
+            raise SpaceError("no free thread stack slot (64 threads)") from None
+        self.stacks[slot] = 1
+        return slot, layout.stack_bounds(slot)[1]
+
+    def free_stack(self, slot: int) -> None:
+        """Release a stack slot and its frames so the slot can be reused."""
+        if not self.stacks[slot]:
+            return
+        lo, top = layout.stack_bounds(slot)
+        for va in range(lo, top, PAGE):
+            self.unmap_page(va)
+        self.stacks[slot] = 0
+
+    # ---------------------------------------------------------------- chunks
+    def _free_slot(self) -> int:
+        for slot in range(1, layout.CHUNK_SLOTS):
+            if self.chunks[slot] is None and not self._pdpt_entry(slot):
+                return slot
+        raise SpaceError("no free memory chunk slot")
+
+    def _pdpt_addr(self, create: bool) -> int | None:
+        l4e = self.mem.read_u64(self.root + layout.USER_L4 * 8)
+        if not l4e & PTE_P:
+            if not create:
+                return None
+            new = self._new_table(None)
+            self.mem.write_u64(self.root + layout.USER_L4 * 8, new | TABLE_FLAGS)
+            return new
+        return l4e & PTE_ADDR_MASK
+
+    def _pdpt_entry(self, slot: int) -> int:
+        pdpt = self._pdpt_addr(create=False)
+        return 0 if pdpt is None else self.mem.read_u64(pdpt + slot * 8)
+
+    def malloc(self, pages: int, max_paddr: int | None = None) -> tuple[int, int]:
+        """A new chunk of `pages` pages in the lowest free slot: (vaddr, physical start).
+
+        With max_paddr the frames are physically contiguous below it and mapped at once (DMA);
+        otherwise pages arrive on first touch and the physical start is 0."""
+        if pages <= 0 or pages > 512 * 512:
+            raise SpaceError(f"bad chunk size {pages} pages")
+        if self.quota is not None and max_paddr is not None and self.frames_owned + pages > self.quota:
+            raise QuotaExceeded(f"frame quota of {self.quota} frames reached")
+        slot = self._free_slot()
+        base = layout.chunk_base(slot)
+        info = ChunkSlot(pages, 0, 0)
+        self.chunks[slot] = info
+        if max_paddr is None:
+            return base, 0
+        frames = self.ctx.frames
+        try:
+            phys = frames.allocate_contiguous(pages, max_paddr)
+        except OutOfFrames:
+            self.chunks[slot] = None
+            raise
+        info.phys = phys
+        self.mem.zero(phys, pages * PAGE)
+        self.frames_owned += pages
+        info.frames += pages
+        try:
+            for i in range(pages):
+                self._map(base + i * PAGE, phys + i * PAGE, USER_RW)
+        except BaseException:
+            self._release_slot(slot)
+            raise
+        return base, phys
+
+    def _slot_of(self, vaddr: int) -> int:
+        slot = layout.chunk_slot(vaddr)
+        if slot is None:
+            raise SpaceError(f"{vaddr:#x} is not in the chunk area")
+        if self.chunks[slot] is None:
+            raise KeyError(vaddr)
+        return slot
+
+    def chunk_info(self, vaddr: int) -> tuple[int, int, int]:
+        """(base, size in bytes, physical start) of the chunk containing vaddr."""
+        slot = self._slot_of(vaddr)
+        info = self.chunks[slot]
+        assert info is not None
+        return layout.chunk_base(slot), info.pages * PAGE, info.phys
+
+    def free(self, vaddr: int) -> None:
+        """Free the chunk containing vaddr. SpaceError: not a chunk address; KeyError: empty slot."""
+        self._release_slot(self._slot_of(vaddr))
+
+    def _release_slot(self, slot: int) -> None:
+        pdpt = self._pdpt_addr(create=False)
+        entry = self.mem.read_u64(pdpt + slot * 8) if pdpt is not None else 0
+        if entry & PTE_P:
+            self.mem.write_u64(pdpt + slot * 8, 0)
+            self.frames_owned -= self._free_tree(entry & PTE_ADDR_MASK, 2)
+            self.mmu.flush(self.root)
+        self.chunks[slot] = None
+
+    def detach(self, vaddr: int) -> Chunk:
+        """Unmap a chunk from this space for sending: its frames leave with it, untouched."""
+        slot = self._slot_of(vaddr)
+        info = self.chunks[slot]
+        assert info is not None
+        pdpt = self._pdpt_addr(create=False)
+        entry = self.mem.read_u64(pdpt + slot * 8) if pdpt is not None else 0
+        directory = 0
+        if entry & PTE_P:
+            directory = entry & PTE_ADDR_MASK
+            self.mem.write_u64(pdpt + slot * 8, 0)
+            self.mmu.flush(self.root)
+        self.chunks[slot] = None
+        self.frames_owned -= info.frames
+        return Chunk(directory, info.pages, info.phys, info.frames)
+
+    def attach(self, chunk: Chunk) -> int:
+        """Map a received chunk into the lowest free slot; returns its new address."""
+        slot = self._free_slot()
+        if chunk.directory:
+            pdpt = self._pdpt_addr(create=True)
+            assert pdpt is not None
+            self.mem.write_u64(pdpt + slot * 8, chunk.directory | TABLE_FLAGS)
+        self.chunks[slot] = ChunkSlot(chunk.pages, chunk.phys, chunk.frames)
+        self.frames_owned += chunk.frames
+        return layout.chunk_base(slot)
+
+    def release_chunk(self, chunk: Chunk) -> None:
+        """Free a detached chunk that will never be delivered (its message was dropped)."""
+        free_chunk(self.ctx, chunk)
+
+    # ---------------------------------------------------------------- teardown
+    def _free_tree(self, table: int, level: int) -> int:
+        return free_tree(self.ctx, table, level)
+
+    def destroy(self) -> int:
+        """Return every frame this space owns (page tables included). Returns frames freed."""
+        if self.destroyed:
+            return 0
+        self.destroyed = True
+        freed = self._free_tree(self.root, 4)
+        self.frames_owned -= freed
+        self.mmu.forget(self.root)
+        self.chunks = [None] * layout.CHUNK_SLOTS
+        return freed
+
+    # ---------------------------------------------------------------- introspection
+    def mappings(self) -> list[tuple[int, int, int]]:
+        """Every present leaf: (vaddr, paddr, flags), in address order (for vmmap)."""
+        out: list[tuple[int, int, int]] = []
+        read = self.mem.read_u64
+
+        def walk(table: int, level: int, base: int) -> None:
+            for i in range(512):
+                entry = read(table + i * 8)
+                if not entry & PTE_P:
+                    continue
+                va = base | (i << (12 + 9 * (level - 1)))
+                if level == 4 and i >= 256:
+                    va |= 0xFFFF_0000_0000_0000
+                if level == 1 or entry & PTE_PS:
+                    out.append((va, entry & PTE_ADDR_MASK, entry & ~PTE_ADDR_MASK))
+                else:
+                    walk(entry & PTE_ADDR_MASK, level - 1, va)
+
+        walk(self.root, 4, 0)
+        return out
+
+
+def free_tree(ctx: MemoryContext, table: int, level: int) -> int:
+    """Free a page table, everything it owns below it, and itself; returns frames freed.
+
+    The caller adjusts its own accounting (a detached chunk's frames belong to no space)."""
+    read = ctx.memory.read_u64
+    free = ctx.frames.free
+    freed = 0
+    for i in range(512):
+        entry = read(table + i * 8)
+        if not entry & PTE_P or entry & BORROWED:
+            continue
+        if level > 1 and not entry & PTE_PS:
+            freed += free_tree(ctx, entry & PTE_ADDR_MASK, level - 1)
+        else:
+            free(entry & PTE_ADDR_MASK)
+            freed += 1
+    free(table)
+    return freed + 1
+
+
+def free_chunk(ctx: MemoryContext, chunk: Chunk) -> None:
+    """Return a detached chunk's frames (its message was dropped, never delivered)."""
+    if chunk.directory:
+        free_tree(ctx, chunk.directory, 2)
+        chunk.directory = 0

@@ -1,0 +1,156 @@
+"""Processes and threads.
+
+A Process owns an address space, a handle table, a VFS (mount table, possibly shared) and its
+threads; a Thread is one trio task. A process ends when its last thread ends; killing a process
+cancels every thread of it. Whatever the way it ends, `Kernel.reap` then releases every frame,
+chunk and handle, so a crashing program dies alone and gives everything back.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from merriwig import abi
+from merriwig.message import SyscallFail
+from vfs.namespace import Namespace
+
+if TYPE_CHECKING:
+    from merriwig.memory.space import AddressSpace
+    from merriwig.rendezvous import Rendezvous
+
+
+class HandleTable:
+    """A process' capability table: small integers naming rendezvous references.
+
+    Adding uses the lowest free slot (spec §3.1). Each occupied slot holds one counted reference."""
+
+    __slots__ = ("slots",)
+
+    def __init__(self) -> None:
+        self.slots: list[Rendezvous | None] = []
+
+    def add(self, r: Rendezvous) -> int:
+        """Insert a reference the caller already counted; returns its handle number."""
+        slots = self.slots
+        for i, s in enumerate(slots):
+            if s is None:
+                slots[i] = r
+                return i
+        slots.append(r)
+        return len(slots) - 1
+
+    def put(self, h: int, r: Rendezvous) -> None:
+        """Place a reference at a given number (a new process' stdin/stdout)."""
+        while len(self.slots) <= h:
+            self.slots.append(None)
+        assert self.slots[h] is None
+        self.slots[h] = r
+
+    def get(self, h: int) -> Rendezvous:
+        try:
+            r = self.slots[h] if h >= 0 else None
+        except (IndexError, TypeError):
+            r = None
+        if r is None:
+            raise SyscallFail(abi.INVALID_HANDLE, f"invalid handle {h}")
+        return r
+
+    def take(self, h: int) -> Rendezvous:
+        """Remove and return a reference (it moves to a message, a mount or a child)."""
+        r = self.get(h)
+        self.slots[h] = None
+        return r
+
+    def count(self) -> int:
+        return sum(1 for s in self.slots if s is not None)
+
+    def close_all(self) -> None:
+        slots = self.slots
+        self.slots = []
+        for r in slots:
+            if r is not None:
+                r.decref()
+
+
+class Process:
+    """A running program."""
+
+    def __init__(
+        self,
+        kernel: Any,
+        pid: int,
+        name: str,
+        space: AddressSpace,
+        vfs: Namespace,
+        *,
+        user: str = "root",
+        io: bool = False,
+        parent: int = 0,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.kernel = kernel
+        self.pid = pid
+        self.name = name
+        self.space = space
+        self.vfs = vfs
+        self.user = user
+        self.io = io
+        self.parent = parent
+        self.args = list(args or [])
+        self.env = dict(env or {})
+        self.handles = HandleTable()
+        self.threads: dict[int, Thread] = {}
+        self.status: int | None = None
+        self.killed: str | None = None
+        self.exit_notify: list[Rendezvous] = []
+        self.ended = trio.Event()
+        self.started = time.monotonic()
+        self.cpu_done = 0.0  # CPU seconds of threads that have exited
+
+    @property
+    def alive(self) -> bool:
+        return self.status is None
+
+    @property
+    def cpu_time(self) -> float:
+        return self.cpu_done + sum(t.cpu for t in self.threads.values())
+
+    def __repr__(self) -> str:
+        return f"<Process {self.pid} {self.name!r} threads={len(self.threads)}>"
+
+
+class Thread:
+    """One thread of a process: a trio task plus the kernel's bookkeeping for it."""
+
+    __slots__ = (
+        "tid", "process", "scope", "stack_slot", "stack_top", "cpu", "resumed", "slice_start",
+        "syscalls", "owes", "main", "task", "state", "__weakref__",
+    )
+
+    def __init__(self, tid: int, process: Process, stack_slot: int, stack_top: int, main: bool) -> None:
+        self.tid = tid
+        self.process = process
+        self.scope = trio.CancelScope()
+        self.stack_slot = stack_slot
+        self.stack_top = stack_top
+        self.cpu = 0.0
+        self.resumed = 0.0
+        self.slice_start = 0.0
+        self.syscalls = 0
+        self.owes: set[Rendezvous] = set()
+        self.main = main
+        self.task: Any = None
+        self.state = "ready"
+
+    def __repr__(self) -> str:
+        return f"<Thread {self.tid} of pid {self.process.pid}>"
+
+
+class ProcessKilled(BaseException):
+    """Unwinds a thread whose process the kernel has killed (fault, watchdog, kill request).
+
+    A BaseException so that a program's `except Exception` cannot swallow its own death."""

@@ -1,0 +1,323 @@
+"""The syscall gate: the only way user code enters the kernel (spec §2).
+
+A program's threads share one Gate per process (like the `syscall` instruction, it finds the
+current thread itself). The ABI stays at the register level — `syscall(rax, rdi, rsi, rdx)`
+returns `(rax, rdi, rsi, rdx)` — so control bits, the 0x80 "error with message" flag and the
+error numbers are exactly the seed's and testable; euralios.std turns them into Python.
+
+Besides the syscalls the gate is the CPU's user mode: `load`/`store` read and write the
+process' virtual memory through the MMU (a fault kills the process unless demand paging resolves
+it), and `rdtsc` reads the time-stamp counter for the time page arithmetic.
+
+Scheduling happens here (DESIGN.md §2): every syscall charges the CPU time used since the thread
+last left the kernel, and a syscall that finds the thread's slice spent yields to the other
+runnable threads before doing its work.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from machine.mmu import GeneralProtection, PageFault
+from machine.tsc import rdtsc
+from merriwig import abi
+from merriwig.memory.frames import OutOfFrames
+from merriwig.memory.space import QuotaExceeded, SpaceError
+from merriwig.message import KMessage, SyscallFail, take
+from merriwig.process import ProcessKilled, Thread
+
+if TYPE_CHECKING:
+    from merriwig.kernel import Kernel
+    from merriwig.process import Process
+
+Regs = tuple[int, int, int, int]
+_perf = time.perf_counter
+_current_task = trio.lowlevel.current_task
+_checkpoint = trio.lowlevel.checkpoint
+MAX_PATH = 4096
+
+
+class ThreadExit(BaseException):
+    """Raised by exit_thread to unwind the calling thread."""
+
+
+class Gate:
+    """The syscall instruction and user-mode memory access for one process."""
+
+    __slots__ = ("kernel", "process", "pid", "_threads", "_space")
+
+    def __init__(self, kernel: Kernel, process: Process) -> None:
+        self.kernel = kernel
+        self.process = process
+        self.pid = process.pid
+        self._threads = kernel.task_threads
+        self._space = process.space
+
+    # ------------------------------------------------------------------ CPU user mode
+    def _thread(self) -> Thread:
+        t = self._threads.get(_current_task())
+        if t is None or t.process is not self.process:
+            raise RuntimeError("syscall from outside this process' threads")
+        return t
+
+    def load(self, vaddr: int, n: int) -> bytes:
+        """A user-mode read of n bytes at vaddr."""
+        try:
+            return self._space.read(vaddr, n)
+        except (PageFault, GeneralProtection, QuotaExceeded, OutOfFrames) as e:
+            raise self.kernel.fault(self.process, e) from None
+
+    def store(self, vaddr: int, data: bytes | bytearray | memoryview) -> None:
+        """A user-mode write at vaddr."""
+        try:
+            self._space.write(vaddr, data)
+        except (PageFault, GeneralProtection, QuotaExceeded, OutOfFrames) as e:
+            raise self.kernel.fault(self.process, e) from None
+
+    @staticmethod
+    def rdtsc() -> int:
+        return rdtsc()
+
+    def stack(self) -> tuple[int, int]:
+        """(lowest address, top) of the current thread's stack, as RSP would tell a C program."""
+        t = self._thread()
+        top = t.stack_top
+        return top - 7 * 4096, top
+
+    # ------------------------------------------------------------------ the gate
+    async def syscall(self, rax: int, rdi: int = 0, rsi: Any = 0, rdx: Any = 0) -> Regs:
+        t = self._threads.get(_current_task())
+        proc = self.process
+        if t is None or t.process is not proc:
+            raise RuntimeError("syscall from outside this process' threads")
+        now = _perf()
+        t.cpu += now - t.resumed
+        t.syscalls += 1
+        if proc.killed is not None:
+            raise ProcessKilled(proc.killed)
+        kernel = self.kernel
+        if now - t.slice_start > kernel.slice:
+            # Slice spent: let the other runnable threads go first (pre-emption point).
+            kernel.preemptions += 1
+            await _checkpoint()
+            t.slice_start = _perf()
+        n = rax & 0xFF
+        handler = _HANDLERS.get(n)
+        tracer = kernel.tracer
+        t0 = _perf() if tracer is not None else 0.0
+        try:
+            if handler is None:
+                kernel.log(f"[kernel] pid {proc.pid} ({proc.name}): unknown syscall {n}")
+                result: Regs = (abi.PARAM, 0, 0, 0)
+            else:
+                t.state = "syscall"
+                result = await handler(self, t, rax, rdi, rsi, rdx)
+        except SyscallFail as e:
+            result = (e.code, 0, 0, 0)
+        except (TypeError, ValueError, OverflowError, IndexError, AttributeError):
+            # Garbage in a register (a str where a number belongs...): the seed's PARAM, and
+            # the kernel carries on.
+            result = (abi.PARAM, 0, 0, 0)
+        finally:
+            t.state = "running"
+        if tracer is not None:
+            tracer.syscall(proc.pid, t.tid, abi.SYSCALL_NAMES.get(n, f"sys{n:#x}"), t0, _perf(),
+                           {"rax": rax & 0xFFFF, "d1": rdi if isinstance(rdi, int) else 0, "ret": result[0]})
+        if proc.killed is not None:
+            raise ProcessKilled(proc.killed)
+        now = _perf()
+        t.resumed = now
+        if now - t.slice_start > kernel.slice * 4:
+            t.slice_start = now  # it blocked for a while: a fresh slice
+        return result
+
+    # ------------------------------------------------------------------ helpers
+    def read_str(self, ptr: int, length: int) -> str:
+        if length <= 0 or length > MAX_PATH:
+            raise SyscallFail(abi.PARAM)
+        raw = self.load(ptr, length)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SyscallFail(abi.UTF8) from None
+
+
+# ---------------------------------------------------------------------- handlers
+async def sys_fork_thread(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    if not callable(rdi):
+        raise SyscallFail(abi.PARAM)
+    try:
+        tid = g.kernel.start_thread(g.process, rdi, rsi if isinstance(rsi, tuple) else ())
+    except SpaceError:
+        raise SyscallFail(abi.MEMALLOC) from None
+    return 0, tid, 0, 0
+
+
+async def sys_exit_thread(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    raise ThreadExit()
+
+
+async def sys_debug_write(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    if rsi > 0:
+        text = g.load(rdi, min(rsi, 65536)).decode("utf-8", "replace")
+        g.kernel.debug_write(g.process, text)
+    return rax, rdi, rsi, rdx
+
+
+async def sys_receive(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    r = g.process.handles.get(rdi)
+    t.state = "receive"
+    return await r.receive(t)
+
+
+async def _send(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any, want_reply: bool) -> Regs:
+    proc = g.process
+    r = proc.handles.get(rax >> 32)
+    msg: KMessage = take(proc, rax, rdi, rsi, rdx)
+    t.state = "send_receive" if want_reply else "send"
+    return await r.send(t, msg, want_reply)
+
+
+async def sys_send(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    return await _send(g, t, rax, rdi, rsi, rdx, False)
+
+
+async def sys_send_receive(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    return await _send(g, t, rax, rdi, rsi, rdx, True)
+
+
+async def sys_open(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    if rsi <= 0:
+        raise SyscallFail(abi.PARAM)
+    path = g.read_str(rdi, rsi)
+    try:
+        r, matched = g.process.vfs.resolve(path)
+    except KeyError:
+        raise SyscallFail(abi.NOTFOUND) from None
+    r.incref()
+    return 0, g.process.handles.add(r), len(path[:matched].encode()), 0
+
+
+async def sys_malloc(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    try:
+        vaddr, phys = g.process.space.malloc(rdi, rsi or None)
+    except (SpaceError, QuotaExceeded, OutOfFrames):
+        return abi.MEMORY, 0, 0, 0
+    return 0, vaddr, phys, 0
+
+
+async def sys_free(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    try:
+        g.process.space.free(rdi)
+    except SpaceError:
+        raise SyscallFail(abi.PARAM) from None
+    except KeyError:
+        raise SyscallFail(abi.DOUBLEFREE) from None
+    return 0, 0, 0, 0
+
+
+async def sys_yield(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    await _checkpoint()
+    t.slice_start = _perf()
+    return rax, rdi, rsi, rdx
+
+
+async def sys_new_rendezvous(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    r = g.kernel.new_rendezvous(refs=2)
+    h1 = g.process.handles.add(r)
+    h2 = g.process.handles.add(r)
+    return 0, h1, h2, 0
+
+
+async def sys_copy_rendezvous(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    r = g.process.handles.get(rdi)
+    r.incref()
+    return 0, g.process.handles.add(r), 0, 0
+
+
+async def sys_exec(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    pid = await g.kernel.exec_syscall(g.process, t, rax, rdi, rsi, rdx)
+    return 0, pid, 0, 0
+
+
+async def sys_mount(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    path = g.read_str(rdi, rsi)
+    g.kernel.check_mount(g.process, path)
+    r = g.process.handles.take(rax >> 32)
+    g.process.vfs.mount(path, r)
+    g.kernel.log_mount(g.process, path)
+    return 0, 0, 0, 0
+
+
+async def sys_list_mounts(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    data = g.process.vfs.to_json().encode()
+    try:
+        vaddr, _ = g.process.space.malloc(max(1, -(-len(data) // 4096)))
+    except (SpaceError, QuotaExceeded, OutOfFrames):
+        return abi.MEMORY, 0, 0, 0
+    g.store(vaddr, data)
+    return 0, vaddr, len(data), 0
+
+
+async def sys_umount(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    path = g.read_str(rdi, rsi)
+    g.kernel.check_mount(g.process, path, removing=True)
+    try:
+        r = g.process.vfs.umount(path)
+    except KeyError:
+        raise SyscallFail(abi.NOTFOUND) from None
+    r.decref()
+    return 0, 0, 0, 0
+
+
+async def sys_close(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    try:
+        r = g.process.handles.take(rdi)
+    except SyscallFail:
+        return abi.INVALID_HANDLE, 0, 0, 0
+    r.decref()
+    return 0, 0, 0, 0
+
+
+async def sys_await_interrupt(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    t.state = "await_interrupt"
+    fired = await g.kernel.interrupts.wait(g.process, rdi, rsi)
+    return 0, int(fired), 0, 0
+
+
+async def sys_port_in(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    g.kernel.check_io(g.process, rdi, rsi)
+    return 0, g.kernel.machine.ports.read(rdi, rsi), 0, 0
+
+
+async def sys_port_out(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    g.kernel.check_io(g.process, rdi, rsi)
+    g.kernel.machine.ports.write(rdi, rsi, rdx)
+    return 0, 0, 0, 0
+
+
+_HANDLERS = {
+    abi.FORK_THREAD: sys_fork_thread,
+    abi.EXIT_THREAD: sys_exit_thread,
+    abi.DEBUG_WRITE: sys_debug_write,
+    abi.RECEIVE: sys_receive,
+    abi.SEND: sys_send,
+    abi.SEND_RECEIVE: sys_send_receive,
+    abi.OPEN: sys_open,
+    abi.MALLOC: sys_malloc,
+    abi.FREE: sys_free,
+    abi.YIELD: sys_yield,
+    abi.NEW_RENDEZVOUS: sys_new_rendezvous,
+    abi.COPY_RENDEZVOUS: sys_copy_rendezvous,
+    abi.EXEC: sys_exec,
+    abi.MOUNT: sys_mount,
+    abi.LIST_MOUNTS: sys_list_mounts,
+    abi.UMOUNT: sys_umount,
+    abi.CLOSE: sys_close,
+    abi.AWAIT_INTERRUPT: sys_await_interrupt,
+    abi.PORT_IN: sys_port_in,
+    abi.PORT_OUT: sys_port_out,
+}
