@@ -20,7 +20,7 @@ from merriwig.interrupts import InterruptRouter
 from merriwig.klog import KernelLog
 from merriwig.loader import LoaderError, load
 from merriwig.memory.frames import FrameAllocator, OutOfFrames
-from merriwig.memory.space import AddressSpace, MemoryContext, QuotaExceeded, SpaceError
+from merriwig.memory.space import AddressSpace, MemoryContext, QuotaExceeded, SpaceError, device_chunk
 from merriwig.message import KMessage, SyscallFail
 from merriwig.process import Process, ProcessKilled, Thread
 from merriwig.rendezvous import Rendezvous
@@ -386,6 +386,13 @@ class Kernel:
         # Mount clauses applied to a fresh copy must not touch the caller's table yet: they are
         # committed by the caller after validation.
         return vfs, args, env, mounts, notify, user, name
+
+    def send_device_memory(self, r: Rendezvous, tag: int, phys: int, pages: int) -> None:
+        """Give device memory to whoever receives on `r`, as the seed's kernel parks the VGA
+        memory for init: Long(tag, Value(bytes), Memory(chunk)) sent by the kernel itself."""
+        chunk = device_chunk(self.memctx, phys, pages)
+        ctrl = abi.MSG_LONG | (abi.KIND_MEMORY << abi.D3_SHIFT)
+        r.kernel_send(KMessage(ctrl, tag, pages * layout.PAGE, chunk))
 
     # ------------------------------------------------------------------ checks
     def check_io(self, proc: Process, port: Any, size: Any) -> None:

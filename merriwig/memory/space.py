@@ -468,3 +468,30 @@ def free_chunk(ctx: MemoryContext, chunk: Chunk) -> None:
     if chunk.directory:
         free_tree(ctx, chunk.directory, 2)
         chunk.directory = 0
+
+
+def device_chunk(ctx: MemoryContext, phys: int, pages: int) -> Chunk:
+    """A chunk that maps device memory (e.g. VGA text at 0xB8000) instead of fresh frames.
+
+    Its page tables are real frames (owned by whoever holds the chunk); the leaves are marked
+    borrowed, so freeing the chunk never hands device memory to the frame allocator."""
+    if pages <= 0 or pages > 512 * 512:
+        raise SpaceError(f"bad device chunk size {pages}")
+    frames = ctx.frames
+    mem = ctx.memory
+    directory = frames.allocate()
+    mem.zero(directory, PAGE)
+    owned = 1
+    for i in range(pages):
+        l2, l1 = divmod(i, 512)
+        eaddr = directory + l2 * 8
+        entry = mem.read_u64(eaddr)
+        if not entry & PTE_P:
+            table = frames.allocate()
+            mem.zero(table, PAGE)
+            owned += 1
+            mem.write_u64(eaddr, table | TABLE_FLAGS)
+            entry = table
+        table = entry & PTE_ADDR_MASK
+        mem.write_u64(table + l1 * 8, (phys + i * PAGE) | USER_RW | BORROWED)
+    return Chunk(directory, pages, phys, owned)

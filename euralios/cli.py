@@ -1,0 +1,131 @@
+"""The `euralios` command.
+
+    euralios [--mem 64M] [--net user|tap:NAME|raw:NAME|none] ...     boot with the terminal UI
+    euralios --headless --type KEYS --expect REGEX ... [--timeout S]  boot with no UI
+    euralios run PROGRAM.py [ARGS...]                                run one program, exit with its status
+
+A bad option prints one line and exits with status 2 (argparse's convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import trio
+
+from machine.board import parse_size
+
+
+def _mem(text: str) -> str:
+    try:
+        size = parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if size < 4 << 20 or size % 4096:
+        raise argparse.ArgumentTypeError(f"memory size {text!r} must be at least 4M and a multiple of 4K")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors in one line (no usage dump) and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"euralios: {message}\n")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mem", type=_mem, default="64M", help="physical RAM (default 64M)")
+    p.add_argument("--quota", type=int, default=None, help="per-process frame quota (frames of 4 KiB)")
+    p.add_argument("--watchdog", type=float, default=2.0,
+                   help="kill a thread running this many seconds without a syscall (0: off)")
+    p.add_argument("--trace", metavar="FILE", help="write syscalls and IPC as Perfetto/Chrome trace JSON")
+    p.add_argument("--verbose", "-v", action="store_true", help="copy the kernel log to stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="euralios", description="EuraliOS-py: an actor-model OS on an emulated PC")
+    _common(p)
+    p.add_argument("--net", default="user", help="network backend: user, tap:NAME, raw:NAME, none")
+    p.add_argument("--headless", action="store_true", help="no UI: type keys and wait for screen text")
+    p.add_argument("--type", dest="steps", action="append", type=lambda s: ("type", s), default=[],
+                   metavar="KEYS", help="keys to type ({Enter} {F2} {Up} {Ctrl+S} ... and \\n)")
+    p.add_argument("--expect", dest="steps", action="append", type=lambda s: ("expect", s), metavar="REGEX",
+                   help="wait until the screen matches REGEX")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each --expect")
+    return p
+
+
+def build_run_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="euralios run", description="boot a small system and run one program as root")
+    _common(p)
+    p.add_argument("program", help="a Python file with `async def main(proc)`")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        return run_command(build_run_parser().parse_args(argv[1:]))
+    opts = build_parser().parse_args(argv)
+    from euralios import frontend
+
+    return frontend.main(opts)
+
+
+def run_command(opts: argparse.Namespace) -> int:
+    path = Path(opts.program)
+    try:
+        image = path.read_bytes()
+    except OSError as e:
+        print(f"euralios run: {opts.program}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    return trio.run(_run, opts, path, image)
+
+
+async def _run(opts: argparse.Namespace, path: Path, image: bytes) -> int:
+    from euralios.boot import boot
+
+    out = sys.stdout.buffer
+
+    def sink(data: bytes) -> None:
+        out.write(data)
+        out.flush()
+
+    async with boot(opts.mem, quota=opts.quota, watchdog=opts.watchdog, trace=opts.trace) as system:
+        system.add_output_sink(sink)
+        klog = system.kernel.klog
+
+        def on_log(line: str) -> None:
+            if opts.verbose or " killed: " in line:
+                print(line, file=sys.stderr, flush=True)
+
+        klog.listeners.append(on_log)
+        system.nursery.start_soon(_pump_stdin, system)
+        status = await system.run(image, [str(path), *opts.args], name=path.stem)
+    return status if 0 <= status < 256 else 1
+
+
+async def _pump_stdin(system: object) -> None:
+    """Host stdin -> the serial console, without a thread: wait until fd 0 is readable."""
+    import os
+
+    try:
+        fd = sys.stdin.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    while True:
+        try:
+            await trio.lowlevel.wait_readable(fd)
+            data = os.read(fd, 4096)
+        except OSError:
+            return
+        if not data:
+            return
+        system.feed_input(data)  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
