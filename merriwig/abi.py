@@ -34,9 +34,12 @@ SYSCALL_NAMES = {
 # as numbers past the syscall table, allowed only to processes started with EXEC_PERM_IO.
 PORT_IN = 0x40
 PORT_OUT = 0x41
+# chunk_info: (base, size in bytes, physical start) of the chunk holding RDI. EuraliOS-py
+# extension: a receiver must check a length it was sent against the chunk before reading.
+CHUNK_INFO = 0x42
 
 # Error codes, spec §2.2.
-OK = 0
+SUCCESS = 0
 SEND_BLOCKING = 1
 RECV_BLOCKING = 2
 INVALID_HANDLE = 3

@@ -280,8 +280,8 @@ class Kernel:
         else:
             if bin_len == 0:
                 raise SyscallFail(abi.PARAM)
-            image = gate.load(rdi, bin_len)
-        params = gate.load(rdx, param_len) if param_len else b""
+            image = gate.copy_in(rdi, bin_len)
+        params = gate.copy_in(rdx, param_len) if param_len else b""
         # Validate the whole request before taking anything from the caller.
         stdin_h, stdout_h = (rsi >> 32) & 0xFFFF_FFFF, rsi & 0xFFFF_FFFF
         if stdin_h == stdout_h:

@@ -135,10 +135,28 @@ class Gate:
         return result
 
     # ------------------------------------------------------------------ helpers
+    def copy_in(self, ptr: int, n: int) -> bytes:
+        """The kernel reading a buffer a syscall points at. A bad pointer is the caller's error
+        (PARAM, like EFAULT), not a fault that kills it: the kernel validates user pointers."""
+        try:
+            return self._space.read(ptr, n)
+        except (PageFault, GeneralProtection):
+            raise SyscallFail(abi.PARAM, f"bad user pointer {ptr!r}") from None
+        except (QuotaExceeded, OutOfFrames):
+            raise SyscallFail(abi.MEMORY) from None
+
+    def copy_out(self, ptr: int, data: bytes) -> None:
+        try:
+            self._space.write(ptr, data)
+        except (PageFault, GeneralProtection):
+            raise SyscallFail(abi.PARAM, f"bad user pointer {ptr!r}") from None
+        except (QuotaExceeded, OutOfFrames):
+            raise SyscallFail(abi.MEMORY) from None
+
     def read_str(self, ptr: int, length: int) -> str:
         if length <= 0 or length > MAX_PATH:
             raise SyscallFail(abi.PARAM)
-        raw = self.load(ptr, length)
+        raw = self.copy_in(ptr, length)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -162,7 +180,7 @@ async def sys_exit_thread(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx:
 
 async def sys_debug_write(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
     if rsi > 0:
-        text = g.load(rdi, min(rsi, 65536)).decode("utf-8", "replace")
+        text = g.copy_in(rdi, min(rsi, 65536)).decode("utf-8", "replace")
         g.kernel.debug_write(g.process, text)
     return rax, rdi, rsi, rdx
 
@@ -219,6 +237,21 @@ async def sys_free(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -
     return 0, 0, 0, 0
 
 
+async def sys_chunk_info(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    """(base, size in bytes, physical start) of the chunk containing RDI (EuraliOS-py extension).
+
+    A chunk arrives as a bare address; without its size a receiver cannot check the length a
+    message claims, and reading past the end is a page fault that kills it (one bad client
+    could kill any server). Errors: PARAM outside the chunk area, NOTFOUND for an empty slot."""
+    try:
+        base, size, phys = g.process.space.chunk_info(rdi)
+    except SpaceError:
+        raise SyscallFail(abi.PARAM) from None
+    except KeyError:
+        raise SyscallFail(abi.NOTFOUND) from None
+    return 0, base, size, phys
+
+
 async def sys_yield(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
     await _checkpoint()
     t.slice_start = _perf()
@@ -258,7 +291,7 @@ async def sys_list_mounts(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx:
         vaddr, _ = g.process.space.malloc(max(1, -(-len(data) // 4096)))
     except (SpaceError, QuotaExceeded, OutOfFrames):
         return abi.MEMORY, 0, 0, 0
-    g.store(vaddr, data)
+    g.copy_out(vaddr, data)
     return 0, vaddr, len(data), 0
 
 
@@ -320,4 +353,5 @@ _HANDLERS = {
     abi.AWAIT_INTERRUPT: sys_await_interrupt,
     abi.PORT_IN: sys_port_in,
     abi.PORT_OUT: sys_port_out,
+    abi.CHUNK_INFO: sys_chunk_info,
 }

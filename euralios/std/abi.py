@@ -25,6 +25,7 @@ CLOSE = 16
 AWAIT_INTERRUPT = 17
 PORT_IN = 0x40
 PORT_OUT = 0x41
+CHUNK_INFO = 0x42  # EuraliOS-py: size of a chunk this process holds (check lengths you are sent)
 
 # errors
 SEND_BLOCKING = 1

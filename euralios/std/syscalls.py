@@ -133,6 +133,13 @@ class Sys:
         self._check(rax)
         return vaddr, phys
 
+    async def chunk_info(self, vaddr: int) -> tuple[int, int, int]:
+        """(base, size in bytes, physical start) of a chunk we hold: check a length a message
+        claims before reading it (past the end is a fatal page fault)."""
+        rax, base, size, phys = await self._call(abi.CHUNK_INFO, vaddr)
+        self._check(rax)
+        return base, size, phys
+
     async def free(self, vaddr: int) -> None:
         rax, *_ = await self._call(abi.FREE, vaddr)
         self._check(rax)

@@ -1,0 +1,62 @@
+"""`euralios run`: examples run through the real command line, statuses and errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def euralios(*args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "euralios.cli", *args], cwd=ROOT, capture_output=True,
+                          input=input, timeout=timeout)
+
+
+def test_hello_example() -> None:
+    r = euralios("run", "examples/hello.py", "reader")
+    assert r.returncode == 0, r.stderr
+    assert b"Hello, reader! I am pid" in r.stdout
+
+
+def test_pingpong_example_prints_its_rate() -> None:
+    r = euralios("run", "examples/pingpong.py", "2000")
+    assert r.returncode == 0, r.stderr
+    assert b"2000 round trips in" in r.stdout and b"round trips/s" in r.stdout
+
+
+def test_pipeline_example_moves_the_chunk() -> None:
+    r = euralios("run", "examples/pipeline.py")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "first: after sending, 0x28040000000 is gone from my address space" in out
+    assert "middle: after sending" in out and "gone" in out
+    assert "-> middle(pid" in out and "-> last(pid" in out
+
+
+def test_crash_exits_1_with_one_line_report_on_stderr(tmp_path: Path) -> None:
+    prog = tmp_path / "crash.py"
+    prog.write_text("async def main(proc):\n    await proc.print('before')\n    1 / 0\n")
+    r = euralios("run", str(prog))
+    assert r.returncode == 1
+    assert r.stdout == b"before\n"
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("(crash) killed: ZeroDivisionError: division by zero")
+
+
+def test_status_and_stdin(tmp_path: Path) -> None:
+    prog = tmp_path / "echo.py"
+    prog.write_text("async def main(proc):\n    line = await proc.read_line(echo=False)\n"
+                    "    await proc.print('got', line.strip())\n    return 42\n")
+    r = euralios("run", str(prog), input=b"typed text\n")
+    assert r.returncode == 42
+    assert r.stdout == b"got typed text\n"
+
+
+def test_bad_option_and_missing_file_exit_2_with_one_line() -> None:
+    r = euralios("run", "--mem", "lots", "examples/hello.py")
+    assert r.returncode == 2
+    assert r.stderr.decode().count("\n") == 1 and "bad memory size" in r.stderr.decode()
+    r = euralios("run", "nope.py")
+    assert r.returncode == 2 and r.stderr.decode().count("\n") == 1

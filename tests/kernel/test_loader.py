@@ -1,0 +1,51 @@
+"""The loader: source images become processes; imports go through the allowlist."""
+
+from __future__ import annotations
+
+import pytest
+
+from euralios.boot import boot
+from merriwig.loader import LoaderError, allowed, load
+
+
+def test_allowlist_rules() -> None:
+    for ok in ("euralios.std", "euralios.std.fs", "json", "collections.abc", "net.tcp", "scapy.layers.inet",
+               "vfs.server", "urllib.parse"):
+        assert allowed(ok), ok
+    for bad in ("merriwig", "merriwig.kernel", "machine.mmu", "trio", "os", "sys", "socket", "ctypes",
+                "subprocess", "threading", "euralios.boot", "euralios", "vfs.namespace", "importlib", "urllib.request"):
+        assert not allowed(bad), bad
+
+
+def test_forbidden_import_names_the_rule() -> None:
+    with pytest.raises(ImportError, match="import of 'os' is not allowed: EuraliOS programs may import euralios.std"):
+        load(b"import os\nasync def main(proc):\n    return 0\n", "bad")
+    with pytest.raises(ImportError, match="merriwig"):
+        load(b"from merriwig import kernel\n", "bad")
+
+
+def test_no_open_eval_or_exec_builtins_and_main_required() -> None:
+    with pytest.raises(NameError):
+        load(b"open('/etc/passwd')\n", "x")
+    with pytest.raises(LoaderError, match="no main"):
+        load(b"x = 1\n", "nomain")
+    with pytest.raises(LoaderError, match="syntax error line 1"):
+        load(b"def (:\n", "broken")
+    with pytest.raises(LoaderError, match="not UTF-8"):
+        load(b"\xff\xfe\x00", "binary")
+
+
+async def test_source_program_runs_and_forbidden_import_kills_only_it() -> None:
+    good = b"import json\nasync def main(proc):\n    await proc.print(json.dumps({'ok': proc.args[1:]}))\n    return 4\n"
+    bad = b"import socket\nasync def main(proc):\n    return 0\n"
+    async with boot() as system:
+        assert await system.run(good, ["good", "a", "b"]) == 4
+        assert await system.run(bad, ["bad"]) == 1
+        assert '{"ok": ["a", "b"]}' in system.output()
+        assert "killed: ImportError: import of 'socket' is not allowed" in system.klog()
+
+
+async def test_program_image_lives_read_only_in_the_code_region() -> None:
+    src = b"async def main(proc):\n    return proc.gate.load(0x400000, 5) == b'async'\n"
+    async with boot() as system:
+        assert await system.run(src) == 1  # True -> 1 (main returned True)
