@@ -145,6 +145,7 @@ async def boot(
         nursery.start_soon(machine.run)
         await nursery.start(kernel.run)
         system = System(machine, kernel, nursery)
+        system.vfs.mount("/proc", kernel.start_procfs())
         await system._start_console()
         try:
             yield system

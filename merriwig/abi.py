@@ -39,7 +39,7 @@ PORT_OUT = 0x41
 CHUNK_INFO = 0x42
 
 # Error codes, spec §2.2.
-SUCCESS = 0
+SUCCESS = 0  # (named OK in the seed; OK is the message tag below)
 SEND_BLOCKING = 1
 RECV_BLOCKING = 2
 INVALID_HANDLE = 3
@@ -73,3 +73,18 @@ MSG_EXIT = 9  # kernel -> exit-notify rendezvous: Short(MSG_EXIT, pid, status); 
 # exec flags (RAX bits 8-15)
 EXEC_PERM_IO = 1
 EXEC_FUNCTION_IMAGE = 0x80  # RDI holds a host coroutine function instead of a pointer (scripting)
+
+# File-protocol tags, for the kernel's own file server (/proc); spec §4.5.
+READ = 1
+DATA = 2
+JSON = 4
+COMM_HANDLE = 6
+QUERY = 7
+OK = 8
+OPEN_TAG = 16
+O_WRITE = 1
+CLOSE_TAG = 32
+ERROR = 129
+ERROR_UNKNOWN_MESSAGE = 133
+ERROR_DENIED = 134
+NO_DATA = 16

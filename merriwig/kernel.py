@@ -129,6 +129,7 @@ class Kernel:
         parent: int = 0,
         exit_notify: list[Rendezvous] | None = None,
         quota: int | None = None,
+        kernel: bool = False,
     ) -> Process:
         """Create a process and start its first thread. stdin/stdout references are consumed."""
         assert self.nursery is not None, "kernel not running"
@@ -150,10 +151,13 @@ class Kernel:
                 r = self.new_rendezvous(refs=1)
             proc.handles.put(h, r)
         proc.exit_notify = list(exit_notify or [])
+        proc.kernel_process = kernel  # type: ignore[attr-defined]
         self.processes[proc.pid] = proc
         info = {"pid": proc.pid, "name": name, "args": proc.args, "env": proc.env, "user": user}
 
         async def first_thread() -> Any:
+            if kernel:
+                return await image()  # type: ignore[operator]
             main = load(image, name) if isinstance(image, bytes) else image
             return await self.user_entry(proc.gate, main, info)  # type: ignore[attr-defined]
 
@@ -241,6 +245,9 @@ class Kernel:
     def kill(self, proc: Process, reason: str) -> None:
         """Kill every thread of a process; the last one to unwind releases its resources."""
         if proc.killed is not None or proc.space.destroyed:
+            return
+        if getattr(proc, "kernel_process", False):
+            self.log(f"[kernel] kernel thread failure in pid {proc.pid}: {reason}")
             return
         proc.killed = reason
         self.killed_count += 1
@@ -386,6 +393,13 @@ class Kernel:
         # Mount clauses applied to a fresh copy must not touch the caller's table yet: they are
         # committed by the caller after validation.
         return vfs, args, env, mounts, notify, user, name
+
+    def start_procfs(self) -> Rendezvous:
+        """Start /proc (the kernel's file server); returns the rendezvous to mount."""
+        from merriwig.procfs import ProcFS
+
+        self.procfs = ProcFS(self)
+        return self.procfs.start()
 
     def send_device_memory(self, r: Rendezvous, tag: int, phys: int, pages: int) -> None:
         """Give device memory to whoever receives on `r`, as the seed's kernel parks the VGA

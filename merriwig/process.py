@@ -128,7 +128,7 @@ class Thread:
 
     __slots__ = (
         "tid", "process", "scope", "stack_slot", "stack_top", "cpu", "resumed", "slice_start",
-        "syscalls", "owes", "main", "task", "state", "__weakref__",
+        "syscalls", "owes", "main", "task", "state", "last_sender", "__weakref__",
     )
 
     def __init__(self, tid: int, process: Process, stack_slot: int, stack_top: int, main: bool) -> None:
@@ -145,6 +145,9 @@ class Thread:
         self.main = main
         self.task: Any = None
         self.state = "ready"
+        # Who sent the message this thread received last (None: the kernel). Only kernel
+        # servers such as /proc look at it, to decide what the sender may do.
+        self.last_sender: Thread | None = None
 
     def __repr__(self) -> str:
         return f"<Thread {self.tid} of pid {self.process.pid}>"

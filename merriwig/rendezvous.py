@@ -163,6 +163,7 @@ class Rendezvous:
                 release(msg, self.kernel.memctx)
                 return CLOSED_REGS if want_reply else OK_REGS
             regs = deliver(client.thread.process, msg)  # type: ignore[union-attr]
+            client.thread.last_sender = t  # type: ignore[union-attr]
             if want_reply:
                 w = Waiter(t, None, True)
                 self._owe(client.thread, w)  # type: ignore[arg-type]
@@ -173,6 +174,7 @@ class Rendezvous:
         if self.receivers:
             r = self.receivers.popleft()
             regs = deliver(r.thread.process, msg)  # type: ignore[union-attr]
+            r.thread.last_sender = t  # type: ignore[union-attr]
             if want_reply:
                 w = Waiter(t, None, True)
                 self._owe(r.thread, w)  # type: ignore[arg-type]
@@ -195,6 +197,7 @@ class Rendezvous:
             w = self.senders.popleft()
             assert w.msg is not None
             regs = deliver(t.process, w.msg)
+            t.last_sender = w.thread
             w.msg = None
             if w.thread is not None:
                 if w.want_reply:
@@ -213,6 +216,7 @@ class Rendezvous:
         """A message from the kernel itself (no sending thread): delivered or parked."""
         if self.receivers:
             r = self.receivers.popleft()
+            r.thread.last_sender = None  # type: ignore[union-attr]
             _reschedule(r.task, _Value(deliver(r.thread.process, msg)))  # type: ignore[union-attr]
             return
         if self.refs == 0:
