@@ -6,6 +6,7 @@ host arrive on the UART and are sent as Short(CHAR, code) to handle 1 (stdout), 
 input rendezvous of the programs using this console. Needs I/O privilege.
 """
 
+from drivers.keymap import bytes_to_code
 from euralios.std import STDIN, STDOUT, Memory, Message, SyscallError, abi
 from euralios.std.fs import take_bytes
 
@@ -31,11 +32,29 @@ async def input_thread(proc):
                     break  # wait for the rest of a multi-byte character
                 text = pending[: max(e.start, 1)].decode("utf-8", "replace")
                 del pending[: max(e.start, 1)]
-            for ch in text:
+            for code in key_codes(text):
                 try:
-                    await sys.send(STDOUT, Message(abi.CHAR, ord(ch), 0))
+                    await sys.send(STDOUT, Message(abi.CHAR, code, 0))
                 except SyscallError:
                     pass  # nobody reads input any more
+
+
+def key_codes(text):
+    """Terminal input -> the keyboard driver's key codes: escape sequences (arrows, Delete...)
+    become the same packed codes, DEL (what a terminal's Backspace sends) becomes 8, CR 10."""
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\x1b" and i + 1 < n and text[i + 1] in "[O":
+            j = i + 2
+            while j < n and not ("\x40" <= text[j] <= "\x7e"):
+                j += 1
+            yield bytes_to_code(text[i : j + 1].encode())
+            i = j + 1
+            continue
+        yield {0x7F: 8, 0x0D: 10}.get(ord(c), ord(c))
+        i += 1
 
 
 async def output(sys, data):

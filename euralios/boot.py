@@ -37,6 +37,7 @@ class System:
         self.kernel = kernel
         self.nursery = nursery
         self.vfs: Namespace = Namespace()
+        self.vfs.holders = 1  # the host's own hold: the system VFS outlives every process
         self.console_out = bytearray()
         self._console_changed = trio.Event()
         self._output_sinks: list[Callable[[bytes], None]] = []
@@ -137,14 +138,19 @@ async def boot(
     watchdog: float = 2.0,
     trace: str | None = None,
     slice_ms: float = 10.0,
+    machine: Machine | None = None,
+    system_class: type[System] = System,
 ) -> AsyncIterator[System]:
-    """Boot a small system: kernel, serial console driver. Stops everything on exit."""
-    machine = Machine(mem)
+    """Boot a small system: kernel, serial console driver. Stops everything on exit.
+
+    machine: a Machine the caller built (a front-end that must show its screen from the start);
+    system_class: a System subclass to hand back (euralios.system_boot's FullSystem)."""
+    machine = machine or Machine(mem)
     kernel = Kernel(machine, entry, quota=quota, watchdog=watchdog, slice_ms=slice_ms, trace=trace is not None)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(machine.run)
         await nursery.start(kernel.run)
-        system = System(machine, kernel, nursery)
+        system = system_class(machine, kernel, nursery)
         system.vfs.mount("/proc", kernel.start_procfs())
         await system._start_console()
         try:

@@ -141,9 +141,17 @@ class Kernel:
             space.load_code(code)
         except (SpaceError, QuotaExceeded, OutOfFrames) as e:
             space.destroy()
+            # Everything handed to the new process goes back: nothing leaks on failure.
+            for r in [stdin, stdout, *(exit_notify or [])]:
+                if r is not None:
+                    r.decref()
+            if vfs is not None and vfs.holders == 0:
+                self.release_vfs(vfs)
             raise SyscallFail(abi.MEMORY, str(e)) from None
         self._next_pid += 1
-        proc = Process(self, self._next_pid, name, space, vfs if vfs is not None else Namespace(),
+        vfs = vfs if vfs is not None else Namespace()
+        vfs.holders += 1
+        proc = Process(self, self._next_pid, name, space, vfs,
                        user=user, io=io, parent=parent, args=args, env=env)
         proc.gate = Gate(self, proc)  # type: ignore[attr-defined]
         for h, r in ((0, stdin), (1, stdout)):
@@ -262,8 +270,7 @@ class Kernel:
         elif proc.status is None:
             proc.status = 0
         proc.handles.close_all()
-        if proc.vfs is not None:
-            pass  # a shared VFS lives on with its other holders; references drop with the object
+        self.release_vfs(proc.vfs)
         proc.space.destroy()
         self.processes.pop(proc.pid, None)
         for r in proc.exit_notify:
@@ -271,6 +278,23 @@ class Kernel:
             r.decref()
         proc.exit_notify = []
         proc.ended.set()
+
+    # ------------------------------------------------------------------ VFS references
+    @staticmethod
+    def copy_vfs(vfs: Namespace) -> Namespace:
+        """A snapshot: every mount in it is a new reference to the same rendezvous."""
+        new = vfs.copy()
+        for r in new.targets():
+            r.incref()
+        return new
+
+    @staticmethod
+    def release_vfs(vfs: Namespace) -> None:
+        """A holder is gone; the last one drops the mounts' references."""
+        vfs.holders -= 1
+        if vfs.holders <= 0:
+            for r in vfs.clear():
+                r.decref()
 
     # ------------------------------------------------------------------ exec
     async def exec_syscall(self, proc: Process, t: Thread, rax: int, rdi: Any, rsi: int, rdx: int) -> int:
@@ -296,8 +320,13 @@ class Kernel:
         proc.handles.get(stdin_h)
         proc.handles.get(stdout_h)
         vfs, args, env, mounts, notify, user, name = self._parse_exec_params(proc, params)
-        for h in mounts + notify:
-            proc.handles.get(h[0] if isinstance(h, tuple) else h)
+        try:
+            for h in mounts + notify:
+                proc.handles.get(h[0] if isinstance(h, tuple) else h)
+        except SyscallFail:
+            if vfs is not proc.vfs:
+                self.release_vfs(vfs)
+            raise
         # Commit: take the handles.
         stdin = proc.handles.take(stdin_h)
         stdout = proc.handles.take(stdout_h)
@@ -354,22 +383,23 @@ class Kernel:
             if c == ord("S"):
                 vfs = proc.vfs
             elif c == ord("C"):
-                vfs = proc.vfs.copy()
+                vfs = self.copy_vfs(proc.vfs)
             elif c == ord("N"):
                 vfs = Namespace()
             elif c == ord("-"):
                 path = text(until(ord(":")))
                 if vfs is proc.vfs:
-                    vfs = proc.vfs.copy()  # the seed modified the caller's own VFS here [quirk]
+                    vfs = self.copy_vfs(proc.vfs)  # the seed modified the caller's own VFS [quirk]
                 try:
                     vfs.umount(path).decref()
                 except KeyError:
+                    self.release_vfs(vfs)
                     raise SyscallFail(abi.PARAM, f"exec: nothing mounted at {path}") from None
             elif c == ord("m"):
                 h = number()
                 path = text(until(ord(":")))
                 if vfs is proc.vfs:
-                    vfs = proc.vfs.copy()
+                    vfs = self.copy_vfs(proc.vfs)
                 mounts.append((h, path))
             elif c == ord("A"):
                 raw = until(0)
@@ -389,6 +419,8 @@ class Kernel:
             elif c == ord("n"):
                 name = text(until(0))
             else:
+                if vfs is not proc.vfs:
+                    self.release_vfs(vfs)
                 raise SyscallFail(abi.PARAM, f"bad exec parameter byte {c:#x}")
         # Mount clauses applied to a fresh copy must not touch the caller's table yet: they are
         # committed by the caller after validation.

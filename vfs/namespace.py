@@ -25,10 +25,11 @@ def normalise(path: str) -> str:
 class Namespace(Generic[T]):
     """An ordered, mutable mount list. Several processes may hold the same object (shared VFS)."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "holders")
 
     def __init__(self, entries: list[tuple[str, T]] | None = None) -> None:
         self._entries: list[tuple[str, T]] = list(entries or [])
+        self.holders = 0  # processes (and the host) using this table; the kernel counts them
 
     def mount(self, path: str, target: T) -> None:
         """Add a mount. Later mounts of the same path shadow earlier ones until umounted."""

@@ -1,0 +1,219 @@
+"""login: who are you? Then a shell with the VFS your account may see.
+
+Accounts are the seed's: `root` (the whole system) and `user` (a private VFS: /bin read-only, its
+home directory as /ramdisk, /tcp, /proc). Neither has a password until one is set with
+`passwd`. Password hashes (scrypt) live in /etc/passwd.json on a store that only login's VFS
+mounts — no shell can reach it. `passwd` asks this login process, through /dev/login in the
+shell's VFS, to change the logged-in user's password; that rendezvous is the only door.
+
+Handle 0: keys from init (forwarded to the shell while one runs); handle 1: the console.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+
+from euralios.std import STDIN, Memory, Message, SyscallError, abi
+from euralios.std.fs import take_bytes
+
+WELCOME = """\x1b[1mWelcome to EuraliOS!\x1b[0m
+
+  [F1] switches to system console
+  [F2..F5] user consoles
+"""
+ACCOUNTS = ("root", "user")
+PASSWD_FILE = "/etc/passwd.json"
+PASSWD = 0x500  # request to /dev/login: Long(PASSWD, Value(len), Memory(b"old\0new"))
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def hash_password(password: str, salt: bytes) -> str:
+    return hashlib.scrypt(password.encode(), salt=salt, dklen=32, **SCRYPT).hex()
+
+
+class Login:
+    def __init__(self, proc) -> None:
+        self.proc = proc
+        self.session = None  # the running shell (a Child)
+        self.keys_in = self.keys_out = 0
+        self.user = ""
+
+    # ------------------------------------------------------------------ password store
+    async def load(self) -> dict:
+        try:
+            return json.loads(await self.proc.read_file(PASSWD_FILE))
+        except (SyscallError, ValueError):
+            return {}
+
+    async def check(self, name: str, password: str | None) -> bool:
+        entry = (await self.load()).get(name)
+        if not entry:
+            return True  # no password set
+        if password is None:
+            return False
+        digest = hash_password(password, bytes.fromhex(entry["salt"]))
+        return hmac.compare_digest(digest, entry["hash"])
+
+    async def has_password(self, name: str) -> bool:
+        return bool((await self.load()).get(name))
+
+    async def set_password(self, name: str, password: str) -> None:
+        table = await self.load()
+        salt = secrets.token_bytes(16)
+        table[name] = {"salt": salt.hex(), "hash": hash_password(password, salt)}
+        await self.proc.write_file(PASSWD_FILE, json.dumps(table))
+
+    # ------------------------------------------------------------------ keys
+    async def input_thread(self) -> None:
+        """Keys go to the shell while one runs; otherwise to login's own prompt."""
+        sys = self.proc.sys
+        while True:
+            try:
+                msg = await sys.receive(STDIN)
+            except SyscallError as e:
+                if e.code == abi.CLOSED:
+                    await sys.send(self.keys_out, Message(abi.CHAR, -1, 0))
+                    return
+                continue
+            if msg.tag == abi.WRITE:
+                codes = [ord(c) for c in (await take_bytes(sys, msg)).decode("utf-8", "replace")]
+            elif msg.tag == abi.CHAR and isinstance(msg.d2, int):
+                codes = [msg.d2]
+            else:
+                continue
+            for code in codes:
+                if self.session is not None:
+                    try:
+                        await self.session.send_char(code)
+                        continue
+                    except SyscallError:
+                        pass
+                await sys.send(self.keys_out, Message(abi.CHAR, code, 0))
+
+    async def read_line(self, echo: bool = True) -> str | None:
+        buf: list[str] = []
+        while True:
+            msg = await self.proc.sys.receive(self.keys_in)
+            code = msg.d2 if isinstance(msg.d2, int) else -1
+            if code < 0:
+                return None
+            if code in (10, 13):
+                await self.proc.write("\n")
+                return "".join(buf)
+            if code == 8:
+                if buf:
+                    buf.pop()
+                    if echo:
+                        await self.proc.write("\x08 \x08")
+                continue
+            if code < 32 or code > 0x10FFFF:
+                continue
+            buf.append(chr(code))
+            if echo:
+                await self.proc.write(chr(code))
+
+    # ------------------------------------------------------------------ /dev/login
+    async def passwd_service(self, handle: int) -> None:
+        """Serve `passwd` for the shell of this session (and its children); ends with it."""
+        sys = self.proc.sys
+        while True:
+            try:
+                msg = await sys.receive(handle)
+            except SyscallError:
+                return
+            if msg.tag == PASSWD and isinstance(msg.d3, Memory):
+                raw = (await take_bytes(sys, msg)).decode("utf-8", "replace")
+                old, _, new = raw.partition("\0")
+                ok = bool(new) and await self.check(self.user, old if await self.has_password(self.user) else None)
+                if ok:
+                    await self.set_password(self.user, new)
+                    reply = Message(abi.OK, 0, 0)
+                else:
+                    await self.proc.sleep(1.0)
+                    reply = Message(abi.ERROR_DENIED, 0, 0)
+                if msg.reply:
+                    await sys.send(handle, reply)
+            elif msg.reply:
+                await sys.send(handle, Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0))
+
+    # ------------------------------------------------------------------ sessions
+    async def start_shell(self, name: str):
+        """The shell for `name`, with /dev/login (this login's passwd service) in its VFS."""
+        proc = self.proc
+        dev1, dev2 = await proc.sys.new_rendezvous()
+        await proc.spawn_thread(self.passwd_service, dev1)
+        env = {"PWD": "/ramdisk", "HOME": "/ramdisk", "USER": name, "PATH": "/bin"}
+        if name == "root":
+            return await self._exec_root(dev2, env)
+        mounts: dict[str, int] = {}
+        for path, target, mode in (("/bin", "/ramdisk/bin", "r"), ("/ramdisk", "/ramdisk/user", "r+"),
+                                   ("/tcp", "/tcp", "r+"), ("/proc", "/proc", "r")):
+            try:
+                mounts[path] = (await proc.open(target, mode)).handle
+            except SyscallError:
+                continue
+        mounts["/dev/login"] = dev2
+        return await proc.exec("/bin/shell", ["shell"], vfs=mounts, stdin="pipe", env=env, user=name)
+
+    async def _exec_root(self, dev: int, env: dict[str, str]):
+        """root's shell: a copy of login's VFS without the password store, plus /dev/login."""
+        proc = self.proc
+        image = await proc.read_file("/bin/shell")
+        sys = proc.sys
+        stdin_mine, stdin_theirs = await sys.new_rendezvous()
+        stdout = await sys.copy_rendezvous(1)
+        keep, give = await sys.new_rendezvous()
+        params = bytearray(b"C-/etc:")
+        params += f"m{dev}|/dev/login:X{give}|".encode()
+        params += b"A" + b"shell" + b"\0"
+        params += b"E" + "\x03".join(f"{k}={v}" for k, v in env.items()).encode() + b"\0"
+        params += b"nshell\0Uroot\0"
+        from euralios.std.proc import Child
+
+        pid = await sys.exec(image, stdin_theirs, stdout, bytes(params))
+        return Child(proc, pid, keep, stdin_mine)
+
+    async def run(self) -> int:
+        proc = self.proc
+        self.keys_in, self.keys_out = await proc.sys.new_rendezvous()
+        await proc.spawn_thread(self.input_thread)
+        await proc.write(WELCOME + "\n")
+        while True:
+            await proc.write("login: ")
+            line = await self.read_line()
+            if line is None:
+                return 0
+            name = line.strip()
+            if not name:
+                continue
+            if name not in ACCOUNTS:
+                await proc.print("Unknown login. Try 'root' or 'user'...")
+                continue
+            if await self.has_password(name):
+                await proc.write("Password: ")
+                password = await self.read_line(echo=False)
+                if not await self.check(name, password):
+                    await proc.sleep(1.0)
+                    await proc.print("Login incorrect")
+                    continue
+            self.user = name
+            try:
+                self.session = await self.start_shell(name)
+            except SyscallError as e:
+                await proc.print(f"Error executing shell: {e}")
+                continue
+            await self.session.wait()
+            if self.session.stdin is not None:
+                try:
+                    await proc.sys.close(self.session.stdin)
+                except SyscallError:
+                    pass
+            self.session = None
+            await proc.write("\n")
+
+
+async def main(proc):
+    return await Login(proc).run()

@@ -1,0 +1,415 @@
+"""The EuraliOS shell: built-in commands, running programs from /bin, history and completion.
+
+An input thread owns stdin: while a program runs in the foreground, typed keys go to it (and
+Ctrl+C kills it through /proc); otherwise they come to the shell's line editor. So no keystroke
+is lost when a program exits (the seed's shell consumed one).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from euralios.std import STDIN, Message, SyscallError, abi
+from programs.lineedit import CTRL_C, Interrupted, LineEditor
+
+HELP = """EuraliOS shell help
+
+* Console windows
+  F1              System console (kernel log, crash reports)
+  F2..F5          User consoles
+
+* Built-in commands:
+  ls [-l] [<path>]    List directory          cat <file>...     Print files
+  cd <path>           Change directory        echo <text> [> f] Print (or write to a file)
+  pwd                 Print working directory mkdir <path>      Make a directory
+  rm <file>           Delete a file           mv <a> <b>        Rename or move
+  cp <a> <b>          Copy a file             mount / mounts    List mounted filesystems
+  umount <path>       Un-mount a filesystem   ps                List processes
+  kill <pid>          Stop a process          clear             Clear the screen
+  help                This page               exit              Leave the shell
+
+* Programs: any file in /bin (or a path) runs with its arguments, e.g. `edit notes.txt`,
+  `gopher`, `dmesg`, `free`, `vmmap <pid>`, `stat`. Ctrl+C stops the program in front.
+  Output can go to a file: `prog args > file` or `>> file`.
+  Keys: Up/Down history, Tab completes commands and paths.
+"""
+
+BUILTINS = ("cat", "cd", "clear", "cp", "echo", "exit", "help", "kill", "ls", "mkdir", "mount", "mounts",
+            "mv", "ps", "pwd", "rm", "umount")
+BLUE, RESET = "\x1b[34m", "\x1b[0m"
+
+
+def error_text(e: BaseException) -> str:
+    """`not found`, `permission denied`... for messages like `cat: /nope: not found`."""
+    if isinstance(e, SyscallError):
+        return abi.ERROR_TEXT.get(e.code, f"error {e.code}").lower()
+    return str(e)
+
+
+def canonical(cwd: str, path: str) -> str:
+    """Lexical path resolution (spec §10.5): absolute replaces, `..` pops, `.` stays."""
+    parts: list[str] = [] if path.startswith("/") else [p for p in cwd.split("/") if p]
+    for comp in path.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if parts:
+                parts.pop()
+        else:
+            parts.append(comp)
+    return "/" + "/".join(parts)
+
+
+class Shell:
+    def __init__(self, proc) -> None:
+        self.proc = proc
+        self.cwd = proc.env.get("PWD", "/ramdisk")
+        self.editor = LineEditor()
+        self.fg = None  # the foreground Child
+        self.keys_in = 0  # our end of the internal key queue
+        self.keys_out = 0  # the input thread's end
+        self.running = True
+        self.capture: list[str] | None = None  # output of a built-in redirected to a file
+
+    # ------------------------------------------------------------------ I/O
+    async def write(self, text: str) -> None:
+        if self.capture is not None:
+            self.capture.append(text)
+        else:
+            await self.proc.write(text)
+
+    async def say(self, text: str) -> None:
+        await self.write(text + "\n")
+
+    async def input_thread(self) -> None:
+        """Route every key: to the foreground program, or to the shell's own queue."""
+        sys = self.proc.sys
+        while True:
+            try:
+                msg = await sys.receive(STDIN)
+            except SyscallError as e:
+                if e.code == abi.CLOSED:
+                    await self._queue(None)
+                    return
+                continue
+            if msg.tag == abi.WRITE:  # text piped in (e.g. from the serial console)
+                from euralios.std.fs import take_bytes
+
+                text = (await take_bytes(sys, msg)).decode("utf-8", "replace")
+                for ch in text:
+                    await self._route(ord(ch))
+                continue
+            if msg.tag == abi.CHAR and isinstance(msg.d2, int):
+                await self._route(msg.d2)
+
+    async def _route(self, code: int) -> None:
+        fg = self.fg
+        if fg is not None:
+            if code == CTRL_C:
+                await self.kill(fg.pid, quiet=True)
+                return
+            try:
+                await fg.send_char(code)
+                return
+            except SyscallError:
+                pass  # it has exited (or stopped reading): the key is the shell's
+        await self._queue(code)
+
+    async def _queue(self, code: int | None) -> None:
+        await self.proc.sys.send(self.keys_out, Message(abi.CHAR, -1 if code is None else code, 0))
+
+    async def read_key(self) -> int | None:
+        msg = await self.proc.sys.receive(self.keys_in)
+        code = msg.d2 if isinstance(msg.d2, int) else -1
+        return None if code < 0 else code
+
+    # ------------------------------------------------------------------ completion
+    async def complete(self, head: str) -> list[str]:
+        words = head.split(" ")
+        last = words[-1]
+        prefix = " ".join(words[:-1]) + (" " if len(words) > 1 else "")
+        if len(words) == 1:
+            names = set(BUILTINS)
+            try:
+                names.update(await self.proc.listdir("/bin"))
+            except SyscallError:
+                pass
+            return sorted(prefix + n + " " for n in names if n.startswith(last))
+        d, _, stem = last.rpartition("/")
+        base = canonical(self.cwd, d) if d or last.startswith("/") else self.cwd
+        try:
+            info = await self.proc.stat_dir(base if d or not last.startswith("/") else "/")
+        except SyscallError:
+            return []
+        shown = (d + "/") if d or last.startswith("/") else ""
+        out = [prefix + shown + s["name"] + "/" for s in info.get("subdirs", []) if s["name"].startswith(stem)]
+        out += [prefix + shown + f["name"] + " " for f in info.get("files", []) if f["name"].startswith(stem)]
+        return sorted(out)
+
+    # ------------------------------------------------------------------ main loop
+    async def run(self) -> int:
+        sys = self.proc.sys
+        self.keys_in, self.keys_out = await sys.new_rendezvous()
+        await self.proc.spawn_thread(self.input_thread)
+        await self.say("Type help [Enter] to see the shell help page.")
+        while self.running:
+            self.editor.prompt = "$ "
+            await self.write("$ ")
+            try:
+                line = await self.editor.read(self.read_key, self.write, self.complete)
+            except Interrupted:
+                continue
+            if line is None:
+                break
+            try:
+                await self.execute(line)
+            except SyscallError as e:
+                await self.say(f"shell: {error_text(e)}")
+        return 0
+
+    async def execute(self, line: str) -> None:
+        try:
+            words = shlex.split(line)
+        except ValueError as e:
+            await self.say(f"shell: {e}")
+            return
+        if not words:
+            return
+        redirect = None
+        for op in (">>", ">"):
+            if op in words[:-1]:
+                i = words.index(op)
+                redirect = (op, words[i + 1])
+                words = words[:i] + words[i + 2:]
+                break
+        cmd, args = words[0], words[1:]
+        handler = getattr(self, f"cmd_{cmd}", None) if cmd in BUILTINS else None
+        if cmd == "?":
+            handler = self.cmd_help
+        if handler is not None and not (redirect and cmd not in ("echo", "cat", "ls", "ps", "pwd")):
+            if redirect:
+                self.capture = []
+                try:
+                    await handler(args)
+                finally:
+                    out, self.capture = self.capture, None
+                await self.write_file(redirect, "".join(out))
+            else:
+                await handler(args)
+            return
+        await self.run_program(cmd, args, redirect)
+
+    async def write_file(self, redirect: tuple[str, str], text: str) -> None:
+        op, target = redirect
+        path = canonical(self.cwd, target)
+        try:
+            async with await self.proc.open(path, "a" if op == ">>" else "w") as f:
+                await f.write(text)
+        except SyscallError as e:
+            await self.say(f"shell: {target}: {error_text(e)}")
+
+    # ------------------------------------------------------------------ programs
+    async def find_program(self, cmd: str) -> str | None:
+        if "/" in cmd:
+            return canonical(self.cwd, cmd)
+        for d in self.proc.env.get("PATH", "/bin").split(":"):
+            try:
+                if cmd in await self.proc.listdir(d):
+                    return f"{d.rstrip('/')}/{cmd}"
+            except SyscallError:
+                continue
+        return None
+
+    async def run_program(self, cmd: str, args: list[str], redirect: tuple[str, str] | None) -> None:
+        proc = self.proc
+        path = await self.find_program(cmd)
+        if path is None:
+            await self.say(f"{cmd}: command not found")
+            return
+        stdout = None
+        if redirect is not None:
+            op, target = redirect
+            try:
+                f = await proc.open(canonical(self.cwd, target), "a" if op == ">>" else "w")
+            except SyscallError as e:
+                await self.say(f"shell: {target}: {error_text(e)}")
+                return
+            stdout = f.handle  # a file session speaks WRITE/OK like a console: it moves to the child
+        env = {"PWD": self.cwd, "PATH": proc.env.get("PATH", "/bin"), "USER": proc.user}
+        if "HOME" in proc.env:
+            env["HOME"] = proc.env["HOME"]
+        try:
+            child = await proc.exec(path, [cmd, *args], stdin="pipe", stdout=stdout, env=env)
+        except SyscallError as e:
+            await self.say(f"{cmd}: {error_text(e)}")
+            return
+        self.fg = child
+        try:
+            status = await child.wait()
+        finally:
+            self.fg = None
+            if child.stdin is not None:
+                await proc.sys.close(child.stdin)
+        if status not in (0, None):
+            await self.say(f"[{cmd}: exit status {status}]")
+
+    async def kill(self, pid: int, quiet: bool = False) -> bool:
+        try:
+            async with await self.proc.open(f"/proc/{pid}/ctl", "r+") as f:
+                await f.write("kill")
+            return True
+        except SyscallError as e:
+            if not quiet:
+                await self.say(f"kill: {pid}: {error_text(e)}")
+            return False
+
+    # ------------------------------------------------------------------ built-ins
+    async def cmd_help(self, args: list[str]) -> None:
+        await self.say(HELP)
+
+    async def cmd_exit(self, args: list[str]) -> None:
+        self.running = False
+
+    async def cmd_pwd(self, args: list[str]) -> None:
+        await self.say(self.cwd)
+
+    async def cmd_cd(self, args: list[str]) -> None:
+        if len(args) > 1:
+            await self.say("Usage: cd <directory>")
+            return
+        target = canonical(self.cwd, args[0]) if args else self.proc.env.get("HOME", "/ramdisk")
+        try:
+            info = await self.proc.stat_dir(target)
+        except SyscallError as e:
+            await self.say(f"cd: {args[0] if args else target}: {error_text(e)}")
+            return
+        if info.get("type", "dir") != "dir":
+            await self.say(f"cd: {args[0]}: not a directory")
+            return
+        self.cwd = target
+
+    async def cmd_ls(self, args: list[str]) -> None:
+        long = "-l" in args
+        paths = [a for a in args if a != "-l"] or ["."]
+        for p in paths:
+            target = canonical(self.cwd, p)
+            try:
+                info = await self.proc.stat_dir(target)
+            except SyscallError as e:
+                await self.say(f"ls: {p}: {error_text(e)}")
+                continue
+            if info.get("type") == "file":
+                await self.say(f"{info.get('size', 0):>8}  {p}" if long else p)
+                continue
+            entries = [(d["name"], True, 0) for d in info.get("subdirs", [])]
+            entries += [(f["name"], False, f.get("size", 0)) for f in info.get("files", [])]
+            for name, is_dir, size in sorted(entries):
+                shown = f"{BLUE}{name}/{RESET}" if is_dir else name
+                await self.say(f"{'d' if is_dir else '-'} {size:>8}  {shown}" if long else shown)
+
+    async def cmd_cat(self, args: list[str]) -> None:
+        if not args:
+            await self.say("Usage: cat <file>...")
+        for p in args:
+            try:
+                data = await self.proc.read_file(canonical(self.cwd, p))
+            except SyscallError as e:
+                await self.say(f"cat: {p}: {error_text(e)}")
+                continue
+            text = data.decode("utf-8", "replace")
+            if text:
+                await self.write(text if text.endswith("\n") else text + "\n")
+
+    async def cmd_echo(self, args: list[str]) -> None:
+        await self.say(" ".join(args))
+
+    async def cmd_mkdir(self, args: list[str]) -> None:
+        if len(args) != 1:
+            await self.say("Usage: mkdir <directory>")
+            return
+        try:
+            await self.proc.mkdir(canonical(self.cwd, args[0]))
+        except SyscallError as e:
+            await self.say(f"mkdir: cannot create {args[0]}: {error_text(e)}")
+
+    async def cmd_rm(self, args: list[str]) -> None:
+        if len(args) != 1:
+            await self.say("Usage: rm <file>")
+            return
+        try:
+            await self.proc.remove(canonical(self.cwd, args[0]))
+        except SyscallError as e:
+            await self.say(f"rm: cannot remove {args[0]}: {error_text(e)}")
+
+    async def cmd_cp(self, args: list[str]) -> None:
+        if len(args) != 2:
+            await self.say("Usage: cp <source> <destination>")
+            return
+        src, dst = canonical(self.cwd, args[0]), canonical(self.cwd, args[1])
+        try:
+            if await self._is_dir(dst):
+                dst = dst.rstrip("/") + "/" + src.rsplit("/", 1)[-1]
+            await self.proc.write_file(dst, await self.proc.read_file(src))
+        except SyscallError as e:
+            await self.say(f"cp: {args[0]} -> {args[1]}: {error_text(e)}")
+
+    async def cmd_mv(self, args: list[str]) -> None:
+        if len(args) != 2:
+            await self.say("Usage: mv <source> <destination>")
+            return
+        src, dst = canonical(self.cwd, args[0]), canonical(self.cwd, args[1])
+        try:
+            if await self._is_dir(dst):
+                dst = dst.rstrip("/") + "/" + src.rsplit("/", 1)[-1]
+            if src.rsplit("/", 1)[0] == dst.rsplit("/", 1)[0]:
+                await self.proc.rename(src, dst)
+            else:
+                await self.proc.write_file(dst, await self.proc.read_file(src))
+                await self.proc.remove(src)
+        except SyscallError as e:
+            await self.say(f"mv: {args[0]} -> {args[1]}: {error_text(e)}")
+
+    async def _is_dir(self, path: str) -> bool:
+        try:
+            return (await self.proc.stat_dir(path)).get("type", "dir") == "dir"
+        except SyscallError:
+            return False
+
+    async def cmd_mount(self, args: list[str]) -> None:
+        await self.say(json.dumps(await self.proc.mounts()))
+
+    cmd_mounts = cmd_mount
+
+    async def cmd_umount(self, args: list[str]) -> None:
+        if len(args) != 1:
+            await self.say("Usage: umount <path>")
+            return
+        try:
+            await self.proc.sys.umount(args[0])
+        except SyscallError as e:
+            await self.say(f"umount: {args[0]}: {error_text(e)}")
+
+    async def cmd_ps(self, args: list[str]) -> None:
+        try:
+            table = json.loads(await self.proc.read_file("/proc/ps"))
+        except SyscallError as e:
+            await self.say(f"ps: {error_text(e)}")
+            return
+        lines = [f"{'PID':>5} {'USER':<6} {'THR':>3} {'FRAMES':>6} {'CPU(s)':>8}  NAME"]
+        for p in table:
+            lines.append(f"{p['pid']:>5} {p['user']:<6} {p['threads']:>3} {p['frames']:>6} {p['cpu']:>8.3f}  {p['name']}")
+        await self.say("\n".join(lines))
+
+    async def cmd_kill(self, args: list[str]) -> None:
+        if len(args) != 1 or not args[0].isdigit():
+            await self.say("Usage: kill <pid>")
+            return
+        await self.kill(int(args[0]))
+
+    async def cmd_clear(self, args: list[str]) -> None:
+        await self.write("\x1b[2J\x1b[H")
+
+
+async def main(proc):
+    return await Shell(proc).run()
