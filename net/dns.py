@@ -1,0 +1,104 @@
+"""DNS stub resolver, sans-IO: A queries, CNAME chains, a TTL cache, NXDOMAIN as not-found.
+
+The I/O layer sends `query(name)`'s bytes to the server (UDP 53), retries on its own timer, and
+hands replies to `answer(reply_bytes, now)`. Lookups in `cached(name, now)` avoid the network
+while a record's TTL lasts. scapy's DNS layer encodes and decodes (off the hot path).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+
+from scapy.layers.dns import DNS, DNSQR
+
+MAX_CNAME_CHAIN = 8
+
+
+class DnsError(Exception):
+    """A lookup failed: `kind` is "nxdomain", "servfail", "refused", "no-address" or "bad-reply"."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        super().__init__(f"{name}: {'not found' if kind == 'nxdomain' else kind}")
+        self.name = name
+        self.kind = kind
+
+
+def is_address(name: str) -> bool:
+    try:
+        ipaddress.IPv4Address(name)
+        return True
+    except ValueError:
+        return False
+
+
+class Resolver:
+    def __init__(self, seed: int | None = None, hosts: dict[str, str] | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.cache: dict[str, tuple[float, list[str], str | None]] = {}  # name -> (expiry, addrs, cname)
+        self.pending: dict[int, str] = {}  # query id -> name
+        self.hosts = {k.lower().rstrip("."): v for k, v in (hosts or {}).items()}
+
+    def query(self, name: str) -> tuple[int, bytes]:
+        """(query id, bytes of an A query with recursion desired)."""
+        qid = self.rng.getrandbits(16)
+        while qid in self.pending:
+            qid = self.rng.getrandbits(16)
+        self.pending[qid] = name.lower().rstrip(".")
+        return qid, bytes(DNS(id=qid, rd=1, qd=[DNSQR(qname=name, qtype="A")]))
+
+    def cached(self, name: str, now: float) -> list[str] | None:
+        """Addresses from hosts, an IP literal, or an unexpired cache entry (following CNAMEs)."""
+        name = name.lower().rstrip(".")
+        if is_address(name):
+            return [name]
+        if name in self.hosts:
+            return [self.hosts[name]]
+        for _ in range(MAX_CNAME_CHAIN):
+            entry = self.cache.get(name)
+            if entry is None or entry[0] <= now:
+                return None
+            expiry, addrs, cname = entry
+            if addrs:
+                return addrs
+            if cname is None:
+                return None
+            name = cname
+        return None
+
+    def answer(self, reply: bytes, now: float) -> tuple[str, list[str]] | None:
+        """Process a reply: (name asked, addresses), or None if it answers nothing we asked.
+        Raises DnsError for NXDOMAIN and other failures."""
+        try:
+            pkt = DNS(reply)
+        except Exception:  # noqa: BLE001 - scapy raises many kinds on garbage
+            return None
+        if not pkt.qr or pkt.id not in self.pending:
+            return None
+        name = self.pending.pop(pkt.id)
+        rcode = pkt.rcode
+        if rcode == 3:
+            raise DnsError(name, "nxdomain")
+        if rcode == 2:
+            raise DnsError(name, "servfail")
+        if rcode == 5:
+            raise DnsError(name, "refused")
+        if rcode != 0:
+            raise DnsError(name, "bad-reply")
+        records: dict[str, list[tuple[str, str, int]]] = {}
+        for rr in list(pkt.an or []):
+            owner = rr.rrname.decode("ascii", "replace").lower().rstrip(".") if isinstance(rr.rrname, bytes) else str(rr.rrname).lower().rstrip(".")
+            if rr.type == 1:
+                records.setdefault(owner, []).append(("A", str(rr.rdata), int(rr.ttl)))
+            elif rr.type == 5:
+                target = rr.rdata.decode("ascii", "replace") if isinstance(rr.rdata, bytes) else str(rr.rdata)
+                records.setdefault(owner, []).append(("CNAME", target.lower().rstrip("."), int(rr.ttl)))
+        for owner, recs in records.items():
+            addrs = [v for t, v, _ in recs if t == "A"]
+            cname = next((v for t, v, _ in recs if t == "CNAME"), None)
+            ttl = min(ttl for _, _, ttl in recs)
+            self.cache[owner] = (now + max(ttl, 0), addrs, cname)
+        addrs = self.cached(name, now)
+        if not addrs:
+            raise DnsError(name, "no-address")
+        return name, addrs
