@@ -1,0 +1,307 @@
+"""Console driver: VGA text memory and virtual consoles (the seed's vga_driver, spec §11.5).
+
+Every console is a drivers.vt.TextConsole (an 80x25 cell buffer with an ANSI parser), always
+kept up to date; the *active* one is also copied into VGA text memory, and its cursor into the
+CRTC cursor registers. Switching consoles therefore shows each console exactly as its programs
+left it, and a console's programs never wait for the screen.
+
+Startup: the first message on handle 0 must be Long(VIDEO_MEMORY, Value(n), Memory(chunk)), the
+device memory the kernel parked for init and init forwarded here. Text memory is found from the
+chunk's physical address (chunk_info): 0xB8000 itself, or the seed's 0xA0000 window with text at
+offset 0x18000.
+
+Handle 0 (the driver's main handle, normally only init holds it):
+
+| Message | Action |
+|---|---|
+| OPEN_READWRITE (Short or Long) | new console (id = creation order), a writer thread on a new rendezvous; reply Long(COMM_HANDLE, Handle(client end), Value(id)) |
+| Short(WRITE, id, 0) | activate console id; reply OK, or ERROR if id is unknown (the active console stays) |
+| QUERY | reply Long(JSON, n, chunk): {"consoles": n, "active": id or null} |
+| anything else | reply ERROR_UNKNOWN_MESSAGE |
+
+Writer handles (one per console, shared by every program printing there):
+
+| Message | Action |
+|---|---|
+| Long(WRITE, Value(n), Memory) | render the n bytes; reply OK (if the sender waits) |
+| Short(CHAR, code) | render the key code as a terminal would send it (no reply unless awaited) |
+| QUERY | reply Long(JSON, n, chunk): id, active, rows, cols, cursor, cursor_visible |
+| CLOSE | the writer thread ends (the console keeps its last screen) |
+| anything else | reply ERROR_UNKNOWN_MESSAGE |
+
+Fixed from the seed: replies go only to senders that wait for one (a plain send is never
+answered, so nobody is left with an unexpected message), an unknown console id leaves the active
+console in place, every received chunk is freed and every received handle closed, and the cursor
+register gets 80*row + col (the seed swapped them).
+
+Only the rows that changed since the last copy are written (one contiguous span, one memory
+write), which keeps typing cheap and lets front-ends redraw only when something happened.
+"""
+
+from __future__ import annotations
+
+import json
+
+from drivers.keymap import code_to_bytes
+from drivers.vt import COLS, ROWS, SIZE, TextConsole
+from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi
+from euralios.std.fs import send_bytes
+
+CRTC_INDEX = 0x3D4
+CURSOR_START = 0x0A
+CURSOR_HIGH = 0x0E
+CURSOR_LOW = 0x0F
+CURSOR_START_LINE = 0x0E  # BIOS underline cursor: scan lines 14-15
+CURSOR_DISABLE = 0x20
+VGA_TEXT = 0xB8000
+SEED_VIDEO_SIZE = 0x20000  # the seed maps 0xA0000..0xC0000; text memory is 0x18000 into it
+SEED_TEXT_OFFSET = 0x18000
+MAX_WRITE = 1 << 20  # longest WRITE rendered at once (bounds the time one request can take)
+ROW_BYTES = COLS * 2
+
+
+class Screen:
+    """The video hardware as the driver owns it: text memory (through the chunk) and cursor."""
+
+    def __init__(self, proc, chunk_vaddr: int, offset: int) -> None:
+        self.proc = proc
+        self.sys = proc.sys
+        self.chunk = proc.chunk(chunk_vaddr, offset + SIZE)
+        self.offset = offset
+        self.shadow: bytearray | None = None  # what video memory holds now (None: unknown)
+        self.cursor: tuple[int, bool] | None = None  # (offset, visible) last programmed
+        self.want: tuple[int, bool] | None = None  # (offset, visible) most recently asked for
+        self._programming = False
+
+    async def show(self, con: TextConsole) -> None:
+        """Copy the changed rows of `con` to video memory and program its cursor."""
+        cells = con.cells
+        shadow = self.shadow
+        if shadow is None:
+            first, last = 0, ROWS - 1
+        elif cells == shadow:
+            first = last = -1
+        else:
+            first = 0
+            while cells[first * ROW_BYTES : (first + 1) * ROW_BYTES] == shadow[first * ROW_BYTES : (first + 1) * ROW_BYTES]:
+                first += 1
+            last = ROWS - 1
+            while cells[last * ROW_BYTES : (last + 1) * ROW_BYTES] == shadow[last * ROW_BYTES : (last + 1) * ROW_BYTES]:
+                last -= 1
+        if first >= 0:
+            lo, hi = first * ROW_BYTES, (last + 1) * ROW_BYTES
+            self.chunk.write(self.offset + lo, cells[lo:hi])
+            if shadow is None:
+                self.shadow = bytearray(cells)
+            else:
+                shadow[lo:hi] = cells[lo:hi]
+        con.dirty = False
+        await self.set_cursor(con.cursor_row * COLS + con.cursor_col, con.cursor_visible)
+
+    async def set_cursor(self, offset: int, visible: bool) -> None:
+        """Program the CRTC cursor registers, touching only those that change. One 16-bit
+        `out` to the index port writes index and data together (the `out dx, ax` idiom).
+
+        Port writes are syscalls, so another thread may ask for a newer cursor meanwhile: the
+        thread already programming picks the newest wish up before it stops, so the registers
+        always end at the last position asked for."""
+        self.want = (offset, visible)
+        if self._programming:
+            return
+        self._programming = True
+        try:
+            while self.cursor != self.want:
+                offset, visible = want = self.want
+                old = self.cursor
+                if old is None or old[1] != visible:
+                    start = CURSOR_START_LINE | (0 if visible else CURSOR_DISABLE)
+                    await self.sys.port_out(CRTC_INDEX, CURSOR_START | (start << 8), 2)
+                if old is None or old[0] != offset:
+                    if old is None or old[0] >> 8 != offset >> 8:
+                        await self.sys.port_out(CRTC_INDEX, CURSOR_HIGH | ((offset >> 8) << 8), 2)
+                    await self.sys.port_out(CRTC_INDEX, CURSOR_LOW | ((offset & 0xFF) << 8), 2)
+                self.cursor = want
+        finally:
+            self._programming = False
+
+
+class Driver:
+    """The consoles and which one is on screen; shared by the main thread and the writers
+    (threads of one process run one at a time between syscalls, so no locking is needed)."""
+
+    def __init__(self, proc, screen: Screen) -> None:
+        self.proc = proc
+        self.sys = proc.sys
+        self.screen = screen
+        self.consoles: list[TextConsole] = []
+        self.active: int | None = None
+
+    async def refresh(self, cid: int) -> None:
+        """After console `cid` changed: put it on screen if it is the active one."""
+        if cid == self.active:
+            con = self.consoles[cid]
+            if con.dirty:
+                await self.screen.show(con)
+
+    async def activate(self, cid: int) -> None:
+        self.active = cid
+        await self.screen.show(self.consoles[cid])
+
+    # ------------------------------------------------------------------ messages
+    async def discard(self, msg: Message) -> None:
+        await discard(self.sys, msg)
+
+    async def reply_json(self, handle: int, value: object) -> None:
+        data = json.dumps(value).encode()
+        try:
+            mem = await send_bytes(self.sys, data)
+        except SyscallError:
+            await answer(self.sys, handle, Message(abi.ERROR, abi.MEMORY, 0))
+            return
+        await answer(self.sys, handle, Message(abi.JSON, len(data), mem))
+
+    async def serve_main(self) -> int:
+        sys = self.sys
+        while True:
+            try:
+                msg = await sys.receive(STDIN)
+            except SyscallError as e:
+                if e.code == abi.CLOSED:
+                    return 0  # init is gone: the writers keep serving their programs
+                raise
+            tag = msg.tag
+            if tag == abi.OPEN_READWRITE:
+                await self.discard(msg)
+                if not msg.reply:
+                    continue  # nobody to hand the console to
+                cid = len(self.consoles)
+                self.consoles.append(TextConsole())
+                mine, theirs = await sys.new_rendezvous()
+                await self.proc.spawn_thread(self.serve_writer, cid, mine)
+                await answer(sys, STDIN, Message(abi.COMM_HANDLE, Handle(theirs), cid))
+            elif tag == abi.WRITE and not msg.is_long:
+                cid = msg.d2
+                ok = isinstance(cid, int) and 0 <= cid < len(self.consoles)
+                if ok:
+                    await self.activate(cid)
+                if msg.reply:
+                    await answer(sys, STDIN, Message(abi.OK if ok else abi.ERROR, 0 if ok else abi.PARAM, 0))
+            elif tag == abi.QUERY and msg.reply:
+                await self.discard(msg)
+                await self.reply_json(STDIN, {"consoles": len(self.consoles), "active": self.active})
+            else:
+                await self.discard(msg)
+                if msg.reply:
+                    await answer(sys, STDIN, Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0))
+
+    async def serve_writer(self, cid: int, handle: int) -> None:
+        """One console's writer: render what its programs send."""
+        sys = self.sys
+        con = self.consoles[cid]
+        while True:
+            try:
+                msg = await sys.receive(handle)
+            except SyscallError as e:
+                if e.code == abi.CLOSED:
+                    break  # every program holding this console has gone
+                raise
+            tag = msg.tag
+            if tag == abi.WRITE and isinstance(msg.d3, Memory) and isinstance(msg.d2, int):
+                vaddr = msg.d3.vaddr
+                n = msg.d2
+                try:
+                    # Never trust the length: reading past the chunk would kill the driver.
+                    base, size, _ = await sys.chunk_info(vaddr)
+                    n = max(0, min(n, base + size - vaddr, MAX_WRITE))
+                    data = sys.gate.load(vaddr, n) if n else b""
+                finally:
+                    await sys.free(vaddr)
+                con.write(data)
+                await self.refresh(cid)
+                if msg.reply:
+                    await answer(sys, handle, Message(abi.OK, n, 0))
+            elif tag == abi.CHAR and not msg.is_long:
+                try:
+                    con.write(code_to_bytes(msg.d2))
+                except ValueError:
+                    pass  # not a key code: nothing to show
+                await self.refresh(cid)
+                if msg.reply:
+                    await answer(sys, handle, Message(abi.OK, 0, 0))
+            elif tag == abi.QUERY and msg.reply:
+                await self.discard(msg)
+                await self.reply_json(handle, {
+                    "id": cid, "active": cid == self.active, "rows": ROWS, "cols": COLS,
+                    "cursor": [con.cursor_row, con.cursor_col], "cursor_visible": con.cursor_visible,
+                })
+            elif tag == abi.CLOSE_TAG:
+                await self.discard(msg)
+                if msg.reply:
+                    await answer(sys, handle, Message(abi.OK, 0, 0))
+                break
+            else:
+                await self.discard(msg)
+                if msg.reply:
+                    await answer(sys, handle, Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0))
+        await sys.close(handle)
+
+
+async def receive_video_memory(proc) -> tuple[int, int] | None:
+    """Wait for VIDEO_MEMORY on handle 0: (chunk address, length). Anything else that arrives
+    first is refused (ERROR to a waiting sender) rather than taken for a screen."""
+    sys = proc.sys
+    while True:
+        try:
+            msg = await sys.receive(STDIN)
+        except SyscallError as e:
+            if e.code == abi.CLOSED:
+                return None
+            raise
+        if msg.tag == abi.VIDEO_MEMORY and isinstance(msg.d3, Memory) and isinstance(msg.d2, int):
+            if msg.d2 >= SIZE:
+                if msg.reply:
+                    await answer(sys, STDIN, Message(abi.OK, 0, 0))
+                return msg.d3.vaddr, msg.d2
+            await sys.debug_write(f"[console] VIDEO_MEMORY of {msg.d2} bytes is too small for 80x25 text")
+        await discard(sys, msg)
+        if msg.reply:
+            await answer(sys, STDIN, Message(abi.ERROR, abi.PARAM, 0))
+
+
+async def answer(sys, handle: int, msg: Message) -> None:
+    """Reply to a caller. A caller that died meanwhile is no reason for the driver to die."""
+    try:
+        await sys.send(handle, msg)
+    except SyscallError:
+        pass
+
+
+async def discard(sys, msg: Message) -> None:
+    """Give back what an unwanted message carried: chunks are freed, handles closed."""
+    for word in (msg.d2, msg.d3):
+        try:
+            if isinstance(word, Memory):
+                await sys.free(word.vaddr)
+            elif isinstance(word, Handle):
+                await sys.close(word.number)
+        except SyscallError:
+            pass
+
+
+async def main(proc) -> int:
+    video = await receive_video_memory(proc)
+    if video is None:
+        return 1
+    vaddr, length = video
+    base, size, phys = await proc.sys.chunk_info(vaddr)
+    if phys and phys <= VGA_TEXT < phys + size:
+        offset = VGA_TEXT - phys + (base - vaddr)
+    else:
+        offset = SEED_TEXT_OFFSET if length >= SEED_VIDEO_SIZE else 0
+    if offset + SIZE > size:
+        await proc.sys.debug_write(f"[console] video memory chunk of {size} bytes does not hold text memory")
+        return 1
+    screen = Screen(proc, vaddr, offset)
+    await screen.set_cursor(0, False)  # no console yet: no cursor
+    await proc.sys.debug_write(f"[console] VGA text memory mapped ({length} bytes); serving consoles")
+    return await Driver(proc, screen).serve_main()

@@ -1,0 +1,304 @@
+"""init ("Hyacinth"): the first process; starts the drivers and owns the virtual consoles.
+
+The host starts init with I/O privilege and two handles (spec §1.3-1.4, adapted):
+
+* handle 0 (stdin): keys. init gives a copy to the keyboard driver as its stdout, so every key
+  typed arrives here as Short(CHAR, code, 0).
+* handle 1 (stdout): the rendezvous on which the kernel parked Long(VIDEO_MEMORY, n, chunk), the
+  VGA text memory. Afterwards the host may post kernel-log lines on it as Long(WRITE, n, chunk);
+  init shows them on the system console (F1), so a process killed for a fault is reported there.
+
+Boot order: keyboard driver; receive VIDEO_MEMORY; console driver on a private rendezvous, sent
+the video memory; console 0 (the system console, F1) with a coloured boot log; console 1 (F2)
+running the console program; then the main loop:
+
+* F1 shows the system console (it has no input: keys typed there are dropped).
+* F2-F5 show user console 1-4; 2-4 are created, with their own program, on first use.
+* Any other key goes to the active user console's program.
+
+The console program is CONSOLE_PROGRAM (default /bin/login) read from the VFS, or the built-in
+programs/echo.py when that file does not exist (there is no login yet). When a console's program
+exits, init starts a new one there, as getty does.
+
+Improvement over the seed, whose init did blocking sends and so stalled every console (F-keys
+included) when one program stopped reading (its README's "known issue"): each user console has a
+forwarder thread with a bounded key queue, so the main loop never waits for a program.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from drivers import console as console_driver
+from drivers import keyboard as keyboard_driver
+from drivers.keymap import F_KEYS
+from euralios.std import STDIN, STDOUT, Handle, Memory, Message, SyscallError, abi
+from programs import echo
+
+USER_CONSOLES = 4  # F2..F5
+KEY_QUEUE = 256  # keys waiting for a busy console program; beyond this they are dropped
+QUICK_EXIT = 2.0  # seconds: a console program that exits faster than this is "crashing"
+MAX_QUICK_EXITS = 3
+DEFAULT_PROGRAM = "/bin/login"
+
+# Colours readable on the consoles' white background: dark green, dark blue, brown, red.
+GREEN, BLUE, YELLOW, RED, RESET = "\x1b[32m", "\x1b[34m", "\x1b[33m", "\x1b[31m", "\x1b[0m"
+TAG = f"{GREEN}[init]{RESET}"
+
+
+async def answer(sys, handle: int, msg: Message) -> None:
+    """Reply to a caller; one that died meanwhile is no reason for init to die."""
+    try:
+        await sys.send(handle, msg)
+    except SyscallError:
+        pass
+
+
+async def discard(sys, msg: Message) -> None:
+    """Give back a message's chunk and handles (nothing we asked for)."""
+    for word in (msg.d2, msg.d3):
+        try:
+            if isinstance(word, Memory):
+                await sys.free(word.vaddr)
+            elif isinstance(word, Handle):
+                await sys.close(word.number)
+        except SyscallError:
+            pass
+
+
+class Console:
+    """One virtual console as init sees it: the writer handle its programs print to, the id the
+    console driver gave it and, for a user console, the program's input and key queue."""
+
+    def __init__(self, index: int, writer: int, cid: int) -> None:
+        self.index = index  # 0 = system console (F1), 1..4 = F2..F5
+        self.writer = writer
+        self.cid = cid
+        self.input: int | None = None  # our end of the running program's stdin
+        self.retired: list[int] = []  # inputs of exited programs, closed by the forwarder
+        self.queue: deque[int] = deque()
+        self.idle = False  # the forwarder is waiting for a wake-up
+        self.wake_send = -1
+        self.wake_recv = -1
+        self.program = ""
+
+
+class Init:
+    def __init__(self, proc) -> None:
+        self.proc = proc
+        self.sys = proc.sys
+        self.vga = -1  # the console driver's main handle
+        self.consoles: list[Console | None] = [None] * (1 + USER_CONSOLES)
+        self.current = 0
+
+    # ------------------------------------------------------------------ output
+    async def say(self, con: Console | None, text: str) -> None:
+        """Print on a console; a console that cannot be written to is not worth dying for."""
+        con = con or self.consoles[0]
+        if con is None:
+            await self.sys.debug_write(text.rstrip("\n"))
+            return
+        try:
+            await self.proc.write(text, handle=con.writer)
+        except SyscallError:
+            pass
+
+    async def log(self, text: str) -> None:
+        await self.say(None, f"{TAG} {text}\n")
+
+    # ------------------------------------------------------------------ consoles
+    async def open_console(self, index: int) -> Console:
+        reply = await self.sys.rcall(self.vga, abi.OPEN_READWRITE)
+        if reply.tag != abi.COMM_HANDLE or not isinstance(reply.d2, Handle) or not isinstance(reply.d3, int):
+            await discard(self.sys, reply)
+            raise SyscallError(abi.PARAM, reply, detail="console driver gave no console")
+        con = Console(index, reply.d2.number, reply.d3)
+        self.consoles[index] = con
+        return con
+
+    async def activate(self, con: Console) -> None:
+        try:
+            await self.sys.rcall(self.vga, abi.WRITE, con.cid, 0, expect=abi.OK)
+        except SyscallError as e:
+            await self.log(f"{RED}cannot switch to console F{con.index + 1}: {e}{RESET}")
+            return
+        self.current = con.index
+
+    async def user_console(self, index: int) -> Console:
+        """Console `index` (1..4), created with its program on first use."""
+        con = self.consoles[index]
+        if con is not None:
+            return con
+        con = await self.open_console(index)
+        con.wake_send, con.wake_recv = await self.sys.new_rendezvous()
+        await self.proc.spawn_thread(self.forwarder, con)
+        await self.proc.spawn_thread(self.supervise, con)
+        return con
+
+    async def console_program(self) -> tuple[object, str]:
+        """(image, name) of the program for a user console: CONSOLE_PROGRAM from the VFS if it
+        exists, else the built-in echo."""
+        path = self.proc.env.get("CONSOLE_PROGRAM", DEFAULT_PROGRAM)
+        if path:
+            try:
+                image = await self.proc.read_file(path)
+                if image:
+                    return image, path.rsplit("/", 1)[-1]
+            except SyscallError as e:
+                if path != DEFAULT_PROGRAM:
+                    await self.log(f"{YELLOW}CONSOLE_PROGRAM {path}: {e}; using echo{RESET}")
+        return echo.main, "echo"
+
+    async def supervise(self, con: Console) -> None:
+        """Run the console's program, and a new one each time it exits (like getty)."""
+        sys = self.sys
+        quick = 0
+        while True:
+            image, name = await self.console_program()
+            started = self.proc.now()
+            try:
+                stdout = await sys.copy_rendezvous(con.writer)
+                child = await self.proc.exec(image, args=[name], stdin="pipe", stdout=stdout, name=name,
+                                             env={"CONSOLE": f"F{con.index + 1}"})
+            except SyscallError as e:
+                await self.say(con, f"{TAG} {RED}cannot start {name}: {e}{RESET}\n")
+                return
+            con.program = name
+            con.input = child.stdin
+            await self.wake(con)  # keys typed while it started
+            await self.log(f"console F{con.index + 1}: {name} (pid {child.pid})")
+            status = await child.wait()
+            old, con.input = con.input, None
+            if old is not None:
+                if con.idle:
+                    await sys.close(old)  # the forwarder is not using it: close it now
+                else:
+                    con.retired.append(old)
+            quick = quick + 1 if self.proc.now() - started < QUICK_EXIT else 0
+            if quick >= MAX_QUICK_EXITS:
+                await self.say(con, f"\n{TAG} {RED}{name} keeps exiting (status {status}); not restarting{RESET}\n")
+                return
+            await self.say(con, f"\n{TAG} {name} exited with status {status}; starting a new one\n")
+
+    async def forwarder(self, con: Console) -> None:
+        """Hand queued keys to the console's program, one blocking send at a time. Keys typed
+        while no program runs (starting, restarting) wait in the queue for the next one."""
+        sys = self.sys
+        while True:
+            while con.queue and con.input is not None:
+                while con.retired:
+                    try:
+                        await sys.close(con.retired.pop())
+                    except SyscallError:
+                        pass
+                code = con.queue.popleft()
+                try:
+                    await sys.send(con.input, Message(abi.CHAR, code, 0))
+                except SyscallError as e:
+                    if e.code != abi.CLOSED:  # CLOSED: the program just exited
+                        await self.say(con, f"{TAG} console error: {e}\n")
+            con.idle = True
+            try:
+                await sys.receive(con.wake_recv)
+            except SyscallError:
+                return
+
+    async def wake(self, con: Console) -> None:
+        """Start the forwarder if it sleeps and has something to do."""
+        if con.idle and con.queue and con.input is not None:
+            con.idle = False
+            await self.sys.send(con.wake_send, Message(abi.CHAR, 0, 0))
+
+    async def key(self, code: int) -> None:
+        if code in F_KEYS[: 1 + USER_CONSOLES]:
+            index = F_KEYS.index(code)
+            con = self.consoles[index] if index == 0 else await self.user_console(index)
+            if con is not None and index != self.current:
+                await self.activate(con)
+            return
+        con = self.consoles[self.current]
+        if con is None or con.index == 0:
+            return  # the system console has no input
+        if len(con.queue) >= KEY_QUEUE:
+            return  # its program is not reading: drop, as a full keyboard buffer does
+        con.queue.append(code)
+        await self.wake(con)
+
+    # ------------------------------------------------------------------ kernel log
+    async def kernel_log(self) -> None:
+        """Kernel-log lines the host posts on handle 1 -> the system console (chunk forwarded)."""
+        sys = self.sys
+        while True:
+            try:
+                msg = await sys.receive(STDOUT)
+            except SyscallError:
+                return
+            con = self.consoles[0]
+            if msg.tag == abi.WRITE and isinstance(msg.d3, Memory) and con is not None:
+                try:
+                    await sys.rcall(con.writer, abi.WRITE, msg.d2, msg.d3)
+                except SyscallError:
+                    pass
+            else:
+                await discard(sys, msg)
+            if msg.reply:
+                await answer(sys, STDOUT, Message(abi.OK, 0, 0))
+
+    async def watch(self, child, what: str) -> None:
+        status = await child.wait()
+        await self.log(f"{RED}{what} exited with status {status}{RESET}")
+
+    # ------------------------------------------------------------------ boot
+    async def boot(self) -> int:
+        proc, sys = self.proc, self.sys
+        await sys.debug_write("[init] Starting")
+        keymap = proc.env.get("KEYMAP", "us")
+        keyboard = await proc.exec(keyboard_driver.main, args=["keyboard"], stdin="pipe",
+                                   stdout=await sys.copy_rendezvous(STDIN), io=True, name="keyboard",
+                                   env={"KEYMAP": keymap})
+        msg = await sys.receive(STDOUT)
+        if msg.tag != abi.VIDEO_MEMORY or not isinstance(msg.d3, Memory):
+            await sys.debug_write(f"[init] expected VIDEO_MEMORY on handle 1, got message {msg.tag}")
+            await discard(sys, msg)
+            return 1
+        self.vga, vga_theirs = await sys.new_rendezvous()
+        nothing, nothing_theirs = await sys.new_rendezvous()  # the driver prints nowhere
+        console = await proc.exec(console_driver.main, args=["console"], stdin=vga_theirs,
+                                  stdout=nothing_theirs, io=True, name="console")
+        await sys.close(nothing)
+        await sys.send(self.vga, Message(abi.VIDEO_MEMORY, msg.d2, msg.d3))
+
+        system = await self.open_console(0)
+        await self.activate(system)
+        await self.say(system, f"{TAG} {BLUE}Starting EuraliOS...{RESET}\n")
+        await self.log(f"keyboard driver: pid {keyboard.pid}, layout {keymap}")
+        await self.log(f"console driver: pid {console.pid}, {msg.d2} bytes of video memory")
+        await self.log("system console: F1 (this screen); user consoles: F2-F5")
+        await proc.spawn_thread(self.watch, keyboard, "keyboard driver")
+        await proc.spawn_thread(self.watch, console, "console driver")
+        await proc.spawn_thread(self.kernel_log)
+
+        await self.activate(await self.user_console(1))
+        return await self.main_loop()
+
+    async def main_loop(self) -> int:
+        sys = self.sys
+        while True:
+            try:
+                msg = await sys.receive(STDIN)
+            except SyscallError as e:
+                await self.log(f"{RED}no more keys: {e}{RESET}")
+                return 1
+            if msg.tag == abi.CHAR and isinstance(msg.d2, int) and not msg.is_long:
+                try:
+                    await self.key(msg.d2)
+                except SyscallError as e:  # e.g. no memory for a new console: keep serving keys
+                    await self.log(f"{RED}key {msg.d2:#x}: {e}{RESET}")
+            else:
+                await discard(sys, msg)
+            if msg.reply:
+                await answer(sys, STDIN, Message(abi.OK, 0, 0))
+
+
+async def main(proc) -> int:
+    return await Init(proc).boot()

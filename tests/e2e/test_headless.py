@@ -1,0 +1,117 @@
+"""`euralios --headless`: the command line, typed steps, expectations, exit statuses; and an idle
+booted system's CPU use (a guard against busy loops anywhere in the boot path)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from euralios.system_boot import boot_full
+from machine.ui.headless import KeyPress, KeySpecError, parse_keys
+from machine.ui.terminal import to_keypress
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def euralios(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "euralios.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_f1_shows_init_and_the_screen_is_printed() -> None:
+    r = euralios("--headless", "--type", "{F1}", "--expect", "init")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert len(lines) == 26 and lines[-1] == ""  # 25 screen lines and the final newline
+    assert all(len(line) <= 80 and line == line.rstrip() for line in lines)
+    assert "[init] Starting EuraliOS..." in r.stdout
+    assert "Welcome" not in r.stdout  # F1, not the F2 console
+    assert r.stderr == ""
+
+
+def test_steps_run_in_order_with_backslash_escapes() -> None:
+    r = euralios("--headless", "--expect", "^> ", "--type", r"one\n", "--expect", "^one",
+                 "--type", "two{Enter}", "--expect", "^two *\n> ")
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.split("\n") if line]
+    assert lines[-5:] == ["> one", "one", "> two", "two", ">"]
+
+
+def test_timeout_prints_the_screen_and_exits_1() -> None:
+    r = euralios("--headless", "--expect", "this will never appear", "--timeout", "0.5")
+    assert r.returncode == 1
+    assert r.stderr == "euralios: timed out waiting for this will never appear\n"
+    assert "Welcome to EuraliOS!" in r.stdout
+
+
+def test_bad_options_exit_2_with_one_line() -> None:
+    for args in (["--type", "{Nope}", "--headless"], ["--headless", "--expect", "(unclosed"],
+                 ["--net", "tap:eth9", "--headless"], ["--bogus"], ["--mem", "1K", "--headless"]):
+        r = euralios(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stdout == ""
+        assert r.stderr.startswith("euralios: ") and r.stderr.count("\n") == 1, (args, r.stderr)
+
+
+def test_net_none_and_user_are_accepted() -> None:
+    for net in ("none", "user"):
+        r = euralios("--headless", "--net", net, "--expect", "^> ")
+        assert r.returncode == 0, r.stderr
+
+
+def test_terminal_ui_needs_a_terminal() -> None:
+    r = euralios()
+    assert r.returncode == 2
+    assert "--headless" in r.stderr and r.stderr.count("\n") == 1
+
+
+async def test_idle_system_uses_under_5_percent_of_a_core() -> None:
+    async with boot_full() as system:
+        await system.wait_for_screen(r"^> ", 10)
+        await system.settle(0.1)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await trio.sleep(2)
+        cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    assert cpu < 0.05, f"idle system used {cpu:.1%} of a core"
+
+
+# --------------------------------------------------------------------------- key scripts
+def test_key_scripts_parse_into_physical_key_presses() -> None:
+    assert parse_keys("aB{Enter}") == [KeyPress("a"), KeyPress("B"), KeyPress("Enter")]
+    assert parse_keys("{Ctrl+S}{Alt+X}{Shift+Tab}{ctrl+alt+del}") == [
+        KeyPress("s", ctrl=True), KeyPress("x", alt=True), KeyPress("Tab", shift=True),
+        KeyPress("Delete", ctrl=True, alt=True)]
+    assert parse_keys("{F1}{F12}{PgUp}{PgDn}{Home}{End}{Ins}{Del}{Up}{Esc}{Backspace}") == [
+        KeyPress(n) for n in ("F1", "F12", "PageUp", "PageDown", "Home", "End", "Insert", "Delete", "Up",
+                              "Escape", "Backspace")]
+    assert parse_keys("{{x}{+}{Ctrl++}") == [KeyPress("{"), KeyPress("x"), KeyPress("}"), KeyPress("+"),
+                                             KeyPress("+", ctrl=True)]
+    assert parse_keys(r"a\n\t") == [KeyPress("a"), KeyPress("\\"), KeyPress("n"), KeyPress("\\"), KeyPress("t")]
+    assert parse_keys(r"a\n\t\\", escapes=True) == [KeyPress("a"), KeyPress("Enter"), KeyPress("Tab"),
+                                                   KeyPress("\\")]
+    assert parse_keys("x\ny") == [KeyPress("x"), KeyPress("Enter"), KeyPress("y")]
+
+
+@pytest.mark.parametrize("bad", ["{Nope}", "{Hyper+a}", "{F1", "£", "{Ctrl+é}"])
+def test_untypeable_key_scripts_are_refused_whole(bad: str) -> None:
+    with pytest.raises(KeySpecError):
+        parse_keys("ok" + bad)
+
+
+def test_terminal_keys_map_to_pc_key_presses() -> None:
+    assert to_keypress("a", "a") == KeyPress("a")
+    assert to_keypress("A", "A") == KeyPress("A")
+    assert to_keypress("c-m") == KeyPress("Enter") and to_keypress("c-j") == KeyPress("Enter")
+    assert to_keypress("c-h") == KeyPress("Backspace") and to_keypress("c-i") == KeyPress("Tab")
+    assert to_keypress("s-tab") == KeyPress("Tab", shift=True)
+    assert to_keypress("c-s") == KeyPress("s", ctrl=True)
+    assert to_keypress("c-s-up") == KeyPress("Up", shift=True, ctrl=True)
+    assert to_keypress("f5") == KeyPress("F5") and to_keypress("f17") == KeyPress("F5", shift=True)
+    assert to_keypress("pagedown") == KeyPress("PageDown") and to_keypress("delete") == KeyPress("Delete")
+    assert to_keypress("x", "x", alt=True) == KeyPress("x", alt=True)
+    assert to_keypress("é", "é") is None and to_keypress("<scroll-up>") is None
