@@ -17,6 +17,7 @@ import trio
 
 from euralios.std.runtime import entry
 from machine.board import Machine
+from machine.netdev import Backend
 from merriwig.kernel import Kernel
 from merriwig.process import Process
 from vfs.namespace import Namespace
@@ -140,12 +141,16 @@ async def boot(
     slice_ms: float = 10.0,
     machine: Machine | None = None,
     system_class: type[System] = System,
+    nic: Backend | None = None,
+    mac: str | None = None,
 ) -> AsyncIterator[System]:
     """Boot a small system: kernel, serial console driver. Stops everything on exit.
 
     machine: a Machine the caller built (a front-end that must show its screen from the start);
-    system_class: a System subclass to hand back (euralios.system_boot's FullSystem)."""
-    machine = machine or Machine(mem)
+    system_class: a System subclass to hand back (euralios.system_boot's FullSystem);
+    nic, mac: a frame backend (machine.netdev) to wire an RTL8139 to, and its MAC address, when
+    no machine is given. The NIC drivers are not started here (drivers/pci, drivers/rtl8139)."""
+    machine = machine or Machine(mem, nic=nic, mac=mac)
     kernel = Kernel(machine, entry, quota=quota, watchdog=watchdog, slice_ms=slice_ms, trace=trace is not None)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(machine.run)

@@ -11,9 +11,12 @@ import trio
 from machine.irq import IrqController
 from machine.memory import PhysicalMemory
 from machine.mmu import MMU
+from machine.netdev import Backend
+from machine.pci import IO_WINDOW, PciHost, i440fx_functions
 from machine.pit import PIT
 from machine.ports import PortBus
 from machine.ps2 import PS2Controller
+from machine.rtl8139 import Rtl8139
 from machine.serial import Serial
 from machine.vga import VgaText
 
@@ -32,7 +35,10 @@ def parse_size(text: str | int) -> int:
 
 
 class Machine:
-    def __init__(self, mem: str | int = "64M") -> None:
+    """A QEMU ``-machine pc``-like PC. ``nic`` plugs an RTL8139 (slot 3, IRQ 11) into the PCI bus
+    with that backend as its wire; ``mac`` is the card's address (default 52:54:00:12:34:56)."""
+
+    def __init__(self, mem: str | int = "64M", nic: Backend | None = None, mac: str | bytes | None = None) -> None:
         self.memory = PhysicalMemory(parse_size(mem))
         self.mmu = MMU(self.memory)
         self.ports = PortBus()
@@ -43,8 +49,32 @@ class Machine:
         self.ports.register(self.serial.ports, self.serial)
         self.keyboard = PS2Controller(self.irq, self.ports)
         self.vga = VgaText(self.memory, self.ports)
+        self.pci = PciHost()
+        self.ports.register(self.pci.config_ports, self.pci)
+        self.ports.register(IO_WINDOW, self.pci.window)
+        for slot, function, fn in i440fx_functions():
+            self.pci.add(slot, function, fn)
+        self.backend = nic
+        self.nic: Rtl8139 | None = None
+        if nic is not None:
+            self.nic = Rtl8139(self.memory, self.irq, mac=mac)
+            self.nic.transmit = nic.send
+            self.pci.add(3, 0, self.nic.pci)
         self.halted = trio.Event()
 
     async def run(self) -> None:
-        """Run the devices that have a life of their own (the timer)."""
-        await self.pit.run()
+        """Run the devices that have a life of their own: the timer and the NIC's backend.
+
+        The backend is closed when the machine stops (the machine owns its wire)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.pit.run)
+                if self.backend is not None and self.nic is not None:
+                    nursery.start_soon(self.backend.run, self.nic.receive)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release host resources held by devices (the NIC backend's fd or socket)."""
+        if self.backend is not None:
+            self.backend.close()

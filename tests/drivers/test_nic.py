@@ -1,0 +1,312 @@
+"""drivers/pci and drivers/rtl8139 end to end: a booted system with an RTL8139 whose wire is an
+in-memory backend; test programs talk to /pci and /dev/nic as any user program would."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+
+from euralios.boot import System, boot, program_source
+from euralios.std import Memory, Message, abi
+from euralios.std.fs import send_bytes, take_bytes
+from machine.netdev.memory import MemoryBackend
+
+MAC = bytes.fromhex("525400123456")
+PEER = bytes.fromhex("020000000002")
+BROADCAST = b"\xff" * 6
+
+FIND_DEVICE, READ_BAR, ENABLE_BUS_MASTERING = 256, 257, 258
+ADDRESS, NOTFOUND, BAR = 384, 385, 386
+GET_MAC_ADDRESS, MAC_ADDRESS = 260, 300
+NIC_ADDRESS = 0x8000_1800
+
+
+def frame(dst: bytes, src: bytes, n: int, size: int = 100) -> bytes:
+    body = n.to_bytes(4, "big") * ((size - 14) // 4 + 1)
+    return dst + src + b"\x88\xb5" + body[: size - 14]
+
+
+def start_server(system: System, path: str, mount: str) -> Any:
+    """Start a driver from its source as a root program with I/O privilege, serving at ``mount``."""
+    r = system.kernel.new_rendezvous(refs=2)  # one for the driver's stdin, one for the mount
+    system.vfs.mount(mount, r)
+    name = path.rsplit("/", 1)[-1].removesuffix(".py")
+    return system.spawn(program_source(path), io=True, name=name, stdin=r)
+
+
+@pytest.fixture
+async def backend() -> MemoryBackend:
+    return MemoryBackend()
+
+
+@pytest.fixture
+async def system(backend: MemoryBackend) -> AsyncIterator[System]:
+    async with boot(nic=backend) as s:
+        start_server(s, "drivers/pci.py", "/pci")
+        yield s
+
+
+@pytest.fixture
+async def nic_system(system: System) -> AsyncIterator[System]:
+    start_server(system, "drivers/rtl8139.py", "/dev/nic")
+    await system.wait_for_output(r"\[rtl8139\] MAC address 52:54:00:12:34:56", 10)
+    yield system
+
+
+async def run(system: System, program: Any) -> None:
+    """Run a test program; a failed assert inside it kills it, so re-raise what it recorded."""
+    failure: list[BaseException] = []
+
+    async def main(proc: Any) -> int:
+        try:
+            await program(proc)
+        except BaseException as e:  # noqa: BLE001 - carried back to pytest below
+            failure.append(e)
+            return 1
+        return 0
+
+    with trio.fail_after(20):
+        status = await system.run(main)
+    if failure:
+        raise failure[0]
+    assert status == 0, system.output()
+
+
+async def write_frame(proc: Any, h: int, data: bytes) -> Message:
+    return await proc.sys.rcall(h, abi.WRITE, len(data), await send_bytes(proc.sys, data))
+
+
+async def read_frame(proc: Any, h: int, blocking: bool = True) -> bytes | None:
+    reply = await proc.sys.rcall(h, abi.READ, 1 if blocking else 0, 0)
+    if reply.tag == abi.EMPTY:
+        assert (reply.d2, reply.d3) == (0, 0)
+        return None
+    assert reply.tag == abi.DATA and isinstance(reply.d3, Memory)
+    return await take_bytes(proc.sys, reply)
+
+
+# -------------------------------------------------------------------------------------------- /pci
+
+async def test_pci_find_device_and_read_bar(system: System) -> None:
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/pci")
+        r = await proc.sys.rcall(h, FIND_DEVICE, 0x10EC, 0x8139)  # spec §16.4 row 54
+        assert (r.tag, r.d2, r.d3) == (ADDRESS, NIC_ADDRESS, 0)
+        r = await proc.sys.rcall(h, FIND_DEVICE, 0x1234, 0x5678)
+        assert (r.tag, r.d2, r.d3) == (NOTFOUND, 0xFFFF_FFFF_FFFF_FFFF, 0)
+        r = await proc.sys.rcall(h, READ_BAR, NIC_ADDRESS, 6)
+        assert r.tag == NOTFOUND
+        r = await proc.sys.rcall(h, READ_BAR, NIC_ADDRESS, 0)
+        assert (r.tag, r.d2, r.d3) == (BAR, 0xC001, 0)
+        r = await proc.sys.rcall(h, READ_BAR, 0x8000_F800, 0)  # nothing at slot 31
+        assert r.tag == NOTFOUND
+        r = await proc.sys.rcall(h, FIND_DEVICE, 0x8086, 0x7010)  # function 1 of slot 1 is found too
+        assert (r.tag, r.d2) == (ADDRESS, 0x8000_0900)
+
+    await run(system, program)
+    assert "[pci] Device 0000:03:00 [10EC:8139] Ethernet Controller" in system.output()
+
+
+async def test_pci_enable_bus_mastering_with_and_without_reply(system: System) -> None:
+    nic = system.machine.nic
+    assert nic is not None and not nic.pci.bus_master
+
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/pci")
+        await proc.sys.send(h, Message(ENABLE_BUS_MASTERING, NIC_ADDRESS, 0))  # the seed's way: no reply
+        await proc.sys.rcall(h, FIND_DEVICE, 0x10EC, 0x8139)  # served after it, so it is done
+        assert nic.pci.bus_master
+        r = await proc.sys.rcall(h, ENABLE_BUS_MASTERING, NIC_ADDRESS, 0)
+        assert r.tag == abi.OK
+        r = await proc.sys.rcall(h, ENABLE_BUS_MASTERING, 0x8000_F800, 0)
+        assert r.tag == NOTFOUND
+
+    await run(system, program)
+
+
+async def test_pci_query_lists_devices_with_bar_sizes(system: System) -> None:
+    async def program(proc: Any) -> None:
+        info = await proc.stat_dir("/pci")
+        devices = {d["name"]: d for d in info["subdirs"]}
+        assert list(devices) == ["8086_1237", "8086_7000", "8086_7010", "8086_7113", "1234_1111", "10EC_8139"]
+        nic = devices["10EC_8139"]
+        assert (nic["address"], nic["class"], nic["subclass"], nic["irq"], nic["location"]) == \
+            (NIC_ADDRESS, 2, 0, 11, "00:03.0")
+        assert nic["bars"][0] == {"index": 0, "kind": "io", "address": 0xC000, "size": 256, "value": 0xC001}
+        assert nic["bars"][1]["kind"] == "mem" and nic["bars"][1]["size"] == 256
+        vga = devices["1234_1111"]
+        assert vga["bars"][0]["size"] == 16 << 20 and vga["bars"][0]["prefetchable"]
+        assert devices["8086_1237"]["irq"] is None
+        assert "10EC_8139" in await proc.listdir("/pci")
+
+    await run(system, program)
+    nic = system.machine.nic
+    assert nic is not None and nic.pci.bar_value(0) == 0xC001  # sizing restored the BAR
+    assert nic.pci.command & 0x3 == 0x3  # and the decoding
+
+
+async def test_pci_bad_messages_get_an_error_and_the_server_goes_on(system: System) -> None:
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/pci")
+        r = await proc.sys.rcall(h, 999, 1, 2)
+        assert r.tag == abi.ERROR_UNKNOWN_MESSAGE
+        before = system.kernel.stats()["frames_used"]
+        for _ in range(30):  # chunks sent with bad requests are freed, not leaked
+            r = await proc.sys.rcall(h, abi.WRITE, 4096, await send_bytes(proc.sys, b"x" * 4096))
+            assert r.tag == abi.ERROR_UNKNOWN_MESSAGE
+        assert system.kernel.stats()["frames_used"] - before < 5
+        r = await proc.sys.rcall(h, FIND_DEVICE, 0x10EC, 0x8139)
+        assert r.tag == ADDRESS
+
+    await run(system, program)
+
+
+# ---------------------------------------------------------------------------------------- /dev/nic
+
+async def test_mac_address_and_empty_read(nic_system: System) -> None:
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/dev/nic")
+        r = await proc.sys.rcall(h, GET_MAC_ADDRESS, 0, 0)  # spec §16.4 row 55
+        assert (r.tag, r.d2, r.d3) == (MAC_ADDRESS, 0x5634_1200_5452, 0)
+        r = await proc.sys.rcall(h, abi.READ, 0, 0)
+        assert (r.tag, r.d2, r.d3) == (abi.EMPTY, 0, 0)
+
+    await run(nic_system, program)
+
+
+async def test_write_reaches_the_wire_byte_exact(nic_system: System, backend: MemoryBackend) -> None:
+    out = [frame(BROADCAST, MAC, i, size) for i, size in enumerate((60, 1514, 342, 64, 1000, 77))]
+
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/dev/nic")
+        for f in out:
+            r = await write_frame(proc, h, f)
+            assert (r.tag, r.d2) == (abi.OK, len(f))
+        r = await write_frame(proc, h, out[0][:20])  # short frames are padded to the minimum
+        assert (r.tag, r.d2) == (abi.OK, 20)
+        await proc.sys.send(h, Message(abi.WRITE, 60, await send_bytes(proc.sys, out[0])))  # seed style
+
+    await run(nic_system, program)
+    sent = await backend.wait_sent(len(out) + 2)
+    assert sent[: len(out)] == out
+    assert sent[len(out)] == out[0][:20] + bytes(40)
+    assert sent[len(out) + 1] == out[0]
+
+
+async def test_injected_frames_are_read_back_in_order(nic_system: System, backend: MemoryBackend) -> None:
+    incoming = [frame(MAC, PEER, i, 60 + 97 * i) for i in range(10)]
+    incoming.insert(3, frame(PEER, MAC, 99))  # for another station: the card filters it out
+    incoming.insert(5, frame(BROADCAST, PEER, 98))
+    expected = [f for f in incoming if f[:6] != PEER]
+
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/dev/nic")
+        for f in incoming:
+            backend.inject(f)
+        got = [await read_frame(proc, h) for _ in expected]
+        assert got == expected
+        assert await read_frame(proc, h, blocking=False) is None
+
+    await run(nic_system, program)
+
+
+async def test_many_frames_through_the_wrapping_ring(nic_system: System, backend: MemoryBackend) -> None:
+    sizes = [60 + (i * 331) % 1455 for i in range(120)]  # ~90 KB: the 8 KiB ring wraps many times
+    incoming = [frame(MAC, PEER, i, size) for i, size in enumerate(sizes)]
+
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/dev/nic")
+        for i in range(0, len(incoming), 4):  # bursts that fit the ring
+            for f in incoming[i:i + 4]:
+                backend.inject(f)
+            for f in incoming[i:i + 4]:
+                assert await read_frame(proc, h) == f
+
+    await run(nic_system, program)
+
+
+async def test_a_burst_larger_than_the_ring_loses_frames_not_order(nic_system: System, backend: MemoryBackend) -> None:
+    incoming = [frame(MAC, PEER, i, 1514) for i in range(12)]  # 12 x 1.5 KB into an 8 KiB ring
+
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/dev/nic")
+        for f in incoming:
+            backend.inject(f)
+        got: list[bytes] = []
+        for _ in range(500):  # until every frame is either read or counted as missed by the card
+            f = await read_frame(proc, h, blocking=False)
+            if f is not None:
+                got.append(f)
+                continue
+            info = json.loads(await take_bytes(proc.sys, await proc.sys.rcall(h, abi.QUERY)))
+            if len(got) + info["missed"] == len(incoming):
+                break
+            await proc.sleep(0.01)
+        assert got == incoming[:5]  # 5 x 1524 bytes fit in 8 KiB; the rest overflowed
+        assert info["missed"] == 7 and info["overflows"] >= 1
+        backend.inject(incoming[0])  # the driver and the card carry on
+        assert await read_frame(proc, h) == incoming[0]
+
+    await run(nic_system, program)
+
+
+async def test_blocking_read_does_not_hold_up_writes(nic_system: System, backend: MemoryBackend) -> None:
+    got: list[bytes | None] = []
+
+    async def reader(proc: Any, h: int) -> None:
+        got.append(await read_frame(proc, h))
+
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/dev/nic")
+        h2 = await proc.sys.copy_rendezvous(h)
+        await proc.spawn_thread(reader, proc, h2)
+        await proc.sleep(0.05)  # the reader is now blocked in READ(1) inside the driver
+        for i in range(3):
+            r = await write_frame(proc, h, frame(BROADCAST, MAC, i))
+            assert r.tag == abi.OK
+        assert got == []
+        backend.inject(frame(MAC, PEER, 7))
+        for _ in range(100):
+            if got:
+                break
+            await proc.sleep(0.01)
+        assert got == [frame(MAC, PEER, 7)]
+
+    await run(nic_system, program)
+    assert len(backend.sent) == 3
+
+
+async def test_query_and_bad_messages(nic_system: System, backend: MemoryBackend) -> None:
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/dev/nic")
+        await write_frame(proc, h, frame(BROADCAST, MAC, 1))
+        r = await proc.sys.rcall(h, 999, 0, 0)
+        assert r.tag == abi.ERROR_UNKNOWN_MESSAGE
+        r = await proc.sys.rcall(h, abi.WRITE, 5000, await send_bytes(proc.sys, b"x" * 100))  # len > chunk
+        assert r.tag == abi.ERROR_INVALID_VALUE
+        r = await proc.sys.rcall(h, abi.WRITE, 1793, await send_bytes(proc.sys, b"x" * 4096))  # > 1792
+        assert r.tag == abi.ERROR_INVALID_VALUE
+        r = await proc.sys.rcall(h, 77, 1, await send_bytes(proc.sys, b"junk"))
+        assert r.tag == abi.ERROR_UNKNOWN_MESSAGE
+        info = json.loads(await take_bytes(proc.sys, await proc.sys.rcall(h, abi.QUERY)))
+        assert info["mac"] == "52:54:00:12:34:56" and info["tx"] == 1 and info["irq"] == 11
+        assert {"rx", "tx", "drops"} <= set(info)
+        r = await proc.sys.rcall(h, GET_MAC_ADDRESS, 0, 0)  # still serving
+        assert r.tag == MAC_ADDRESS
+
+    await run(nic_system, program)
+    assert len(backend.sent) == 1
+
+
+async def test_rtl8139_driver_exits_when_there_is_no_card() -> None:
+    async with boot() as system:  # no NIC on the PCI bus
+        start_server(system, "drivers/pci.py", "/pci")
+        proc = start_server(system, "drivers/rtl8139.py", "/dev/nic")
+        with trio.fail_after(10):
+            await proc.ended.wait()
+        assert proc.status == 1
+        assert "[rtl8139] Device not found. Exiting." in system.output()
