@@ -41,11 +41,11 @@ def record(
     """Print one result line and merge it (by name) into bench/results.json."""
     rec = {
         "name": name,
-        "value": round(value, 3),
+        "value": float(f"{value:.6g}"),
         "unit": unit,
         "baseline": baseline,
-        "baseline_value": round(baseline_value, 3),
-        "ratio": round(ratio, 3),
+        "baseline_value": float(f"{baseline_value:.6g}"),
+        "ratio": float(f"{ratio:.4g}"),
         "target": target,
         "met": met,
     }
@@ -59,7 +59,7 @@ def record(
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
     flag = "" if met is None else ("  met" if met else "  NOT MET")
     print(
-        f"{name:40s} {value:14.3f} {unit:10s} baseline {baseline}={baseline_value:.3f} "
-        f"ratio {ratio:.3f} {target}{flag}"
+        f"{name:40s} {value:14.6g} {unit:10s} baseline {baseline}={baseline_value:.6g} "
+        f"ratio {ratio:.4g} {target}{flag}"
     )
     return rec
