@@ -38,6 +38,21 @@ from merriwig.rendezvous import Rendezvous
 
 VGA_TEXT = 0xB8000
 VIDEO_MEMORY = 5  # message tag (spec §4.5)
+INITRD = 10  # message tag: Long(INITRD, n, chunk) with the programs init installs in /bin
+LIBRARIES = ("init", "lineedit")  # modules in programs/ that are not programs for /bin
+
+
+def initrd() -> bytes:
+    """The initial RAM disk image: JSON {"bin/NAME": source} of the built-in programs, which
+    init writes into /ramdisk/bin so they can be listed, read, edited and run inside the OS."""
+    import json
+
+    from euralios.boot import ROOT
+
+    files = {f"bin/{p.stem}": p.read_text() for p in sorted((ROOT / "programs").glob("*.py"))
+             if p.stem not in LIBRARIES and not p.stem.startswith("_")}
+    files["bin/hello"] = (ROOT / "examples" / "hello.py").read_text()
+    return json.dumps(files).encode()
 KLOG_BACKLOG = 64  # messages parked for init at most; beyond, lines are counted as dropped
 KLOG_STYLE = ("\x1b[90m", "\x1b[0m")  # dark grey: kernel lines stand apart from init's
 
@@ -194,6 +209,9 @@ async def boot_full(
             kernel.klog.listeners.append(on_klog)
         video = kernel.new_rendezvous(refs=2)  # init's handle 1, plus the host's reference
         kernel.send_device_memory(video, VIDEO_MEMORY, VGA_TEXT, 1)
+        image = system.kernel_text(initrd())
+        image.d1 = INITRD
+        video.kernel_send(image)
         system.video = video
         env: dict[str, Any] = {"KEYMAP": keymap}
         if console_program is not None:

@@ -27,19 +27,26 @@ forwarder thread with a bounded key queue, so the main loop never waits for a pr
 
 from __future__ import annotations
 
+import json
 from collections import deque
 
 from drivers import console as console_driver
 from drivers import keyboard as keyboard_driver
+from drivers import pci as pci_driver
+from drivers import rtl8139 as nic_driver
 from drivers.keymap import F_KEYS
 from euralios.std import STDIN, STDOUT, Handle, Memory, Message, SyscallError, abi
+from euralios.std.fs import take_bytes
 from programs import echo
+from vfs import ramdisk
 
 USER_CONSOLES = 4  # F2..F5
 KEY_QUEUE = 256  # keys waiting for a busy console program; beyond this they are dropped
 QUICK_EXIT = 2.0  # seconds: a console program that exits faster than this is "crashing"
 MAX_QUICK_EXITS = 3
 DEFAULT_PROGRAM = "/bin/login"
+INITRD = 10  # Long(INITRD, n, chunk): JSON {"bin/NAME": source} of the built-in programs
+FIND_DEVICE, ADDRESS = 256, 384
 
 # Colours readable on the consoles' white background: dark green, dark blue, brown, red.
 GREEN, BLUE, YELLOW, RED, RESET = "\x1b[32m", "\x1b[34m", "\x1b[33m", "\x1b[31m", "\x1b[0m"
@@ -90,6 +97,7 @@ class Init:
         self.vga = -1  # the console driver's main handle
         self.consoles: list[Console | None] = [None] * (1 + USER_CONSOLES)
         self.current = 0
+        self.secrets: int | None = None  # the password store's mount handle (login only)
 
     # ------------------------------------------------------------------ output
     async def say(self, con: Console | None, text: str) -> None:
@@ -158,8 +166,12 @@ class Init:
             started = self.proc.now()
             try:
                 stdout = await sys.copy_rendezvous(con.writer)
+                mounts = None
+                if name == "login" and self.secrets is not None:
+                    # Only login's VFS has the password store.
+                    mounts = {"/etc": await sys.copy_rendezvous(self.secrets)}
                 child = await self.proc.exec(image, args=[name], stdin="pipe", stdout=stdout, name=name,
-                                             env={"CONSOLE": f"F{con.index + 1}"})
+                                             env={"CONSOLE": f"F{con.index + 1}"}, mounts=mounts)
             except SyscallError as e:
                 await self.say(con, f"{TAG} {RED}cannot start {name}: {e}{RESET}\n")
                 return
@@ -244,6 +256,57 @@ class Init:
             if msg.reply:
                 await answer(sys, STDOUT, Message(abi.OK, 0, 0))
 
+    # ------------------------------------------------------------------ servers
+    async def server(self, main, name: str, path: str | None, args: list[str] | None = None,
+                     io: bool = False) -> tuple[object, int]:
+        """Start a server on a new rendezvous (mounted at `path` if given); (child, our handle)."""
+        sys = self.sys
+        mine, theirs = await sys.new_rendezvous()
+        system = self.consoles[0]
+        stdout = await sys.copy_rendezvous(system.writer) if system is not None else None
+        child = await self.proc.exec(main, args=args or [name], stdin=theirs, stdout=stdout, io=io, name=name)
+        if path is not None:
+            await self.log(f"starting {name} mounted at {path}" + (" (I/O)" if io else ""))
+            await sys.mount(path, await sys.copy_rendezvous(mine))
+        await self.proc.spawn_thread(self.watch, child, name)
+        return child, mine
+
+    async def filesystems(self) -> None:
+        """/ramdisk with bin/, root/ and user/; the programs from the initial RAM disk in /bin;
+        the password store (a second, small RAM disk that only login mounts)."""
+        proc, sys = self.proc, self.sys
+        await self.server(ramdisk.main, "ramdisk", "/ramdisk")
+        for d in ("/ramdisk/bin", "/ramdisk/root", "/ramdisk/user"):
+            try:
+                await proc.mkdir(d)
+            except SyscallError as e:
+                await self.log(f"{RED}mkdir {d}: {e}{RESET}")
+        msg = await sys.receive(STDOUT)
+        if msg.tag == INITRD and isinstance(msg.d3, Memory):
+            files = json.loads(await take_bytes(sys, msg))
+            for name, source in files.items():
+                await proc.write_file(f"/ramdisk/{name}", source)
+            await self.log(f"installed {len(files)} programs in /ramdisk/bin")
+        else:
+            await discard(sys, msg)
+            await self.log(f"{YELLOW}no initial RAM disk: /bin is empty{RESET}")
+        bin_dir = await proc.open("/ramdisk/bin", "r+")
+        await sys.mount("/bin", bin_dir.handle)
+        _, self.secrets = await self.server(ramdisk.main, "passwords", None, ["passwords", "--capacity", "1M"])
+
+    async def devices(self) -> None:
+        """/pci, and /dev/nic when there is a network card."""
+        _, pci = await self.server(pci_driver.main, "pci", "/pci", io=True)
+        try:
+            reply = await self.sys.rcall(pci, FIND_DEVICE, 0x10EC, 0x8139)
+        except SyscallError as e:
+            await self.log(f"{RED}pci: {e}{RESET}")
+            return
+        if reply.tag != ADDRESS:
+            await self.log("no network card")
+            return
+        await self.server(nic_driver.main, "rtl8139", "/dev/nic", io=True)
+
     async def watch(self, child, what: str) -> None:
         status = await child.wait()
         await self.log(f"{RED}{what} exited with status {status}{RESET}")
@@ -276,6 +339,8 @@ class Init:
         await self.log("system console: F1 (this screen); user consoles: F2-F5")
         await proc.spawn_thread(self.watch, keyboard, "keyboard driver")
         await proc.spawn_thread(self.watch, console, "console driver")
+        await self.filesystems()
+        await self.devices()
         await proc.spawn_thread(self.kernel_log)
 
         await self.activate(await self.user_console(1))

@@ -210,12 +210,14 @@ class Proc:
         stdout: int | None = None,
         name: str = "",
         user: str = "",
+        mounts: dict[str, int] | None = None,
     ) -> Child:
         """Start a program: a path to a file, its source bytes, or a coroutine function.
 
         stdin: a handle (moved to the child), "pipe" (a new rendezvous; we keep the other end as
         child.stdin), or None (a copy of ours). stdout: a handle (moved) or None (a copy of ours).
-        vfs: "shared", "copy", "new", or {path: handle} for a new VFS with those mounts."""
+        vfs: "shared", "copy", "new", or {path: handle} for a new VFS with those mounts.
+        mounts: {path: handle} added on top (a shared VFS is then copied first)."""
         sys = self.sys
         if isinstance(program, str):
             image: bytes | Callable[..., Any] = await self.read_file(program)
@@ -242,6 +244,8 @@ class Proc:
                 params += f"m{h}|{path}:".encode()
         else:
             params += {"shared": b"S", "copy": b"C", "new": b"N"}[vfs]
+        for path, h in (mounts or {}).items():
+            params += f"m{h}|{path}:".encode()
         params += f"X{notify_give}|".encode()
         if args:
             params += b"A" + "\x03".join(args).encode() + b"\0"

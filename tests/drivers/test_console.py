@@ -20,7 +20,7 @@ BLACK_ON_WHITE = 0xF0
 
 @pytest.fixture
 async def system() -> AsyncIterator[FullSystem]:
-    async with boot_full() as s:
+    async with boot_full(console_program="/bin/echo") as s:
         await s.wait_for_screen(PROMPT, 10)
         await s.settle(0.05)  # the cursor registers are programmed just after the text
         yield s
@@ -280,7 +280,7 @@ async def test_writer_closed_by_all_clients_keeps_its_screen(system: FullSystem)
 
 async def test_video_memory_must_come_first() -> None:
     """A driver sent something else first refuses it and keeps waiting for VIDEO_MEMORY."""
-    async with boot_full() as system:
+    async with boot_full(console_program="/bin/echo") as system:
         await system.wait_for_screen(PROMPT, 10)
         from euralios.boot import program_source
 

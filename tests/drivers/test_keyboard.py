@@ -72,7 +72,7 @@ async def test_typed_text_reaches_the_echo_program_exactly() -> None:
     """Shifted characters, digits, punctuation and Backspace, through the PS/2 controller,
     the keyboard driver, init and the echo program's read_line, back onto the screen."""
     typed = 'Hello, World! ~`!@#$%^&*()_+-=[]{}|\\;:\'",.<>/? 0123456789'
-    async with boot_full() as system:
+    async with boot_full(console_program="/bin/echo") as system:
         await system.wait_for_screen(r"^> ", 10)
         await system.type(typed.replace("{", "{{") + "XY{Backspace}{Backspace}\n")
         await system.wait_for_screen(r"^> .*\n(.*)\n> ", 5)
@@ -83,7 +83,7 @@ async def test_typed_text_reaches_the_echo_program_exactly() -> None:
 
 
 async def test_special_keys_do_not_reach_read_line_as_text() -> None:
-    async with boot_full() as system:
+    async with boot_full(console_program="/bin/echo") as system:
         await system.wait_for_screen(r"^> ", 10)
         await system.type("a{Up}{F7}{Ctrl+B}b\n")
         await system.wait_for_screen(r"^ab *\n> ", 5)

@@ -35,11 +35,11 @@ def test_f1_shows_init_and_the_screen_is_printed() -> None:
 
 
 def test_steps_run_in_order_with_backslash_escapes() -> None:
-    r = euralios("--headless", "--expect", "^> ", "--type", r"one\n", "--expect", "^one",
-                 "--type", "two{Enter}", "--expect", "^two *\n> ")
+    r = euralios("--headless", "--expect", "login: ", "--type", r"root\n", "--expect", r"^\$ ",
+                 "--type", r"echo one\n", "--expect", "^one", "--type", "echo two{Enter}", "--expect", r"^two *\n\$ ")
     assert r.returncode == 0, r.stderr
-    lines = [line for line in r.stdout.split("\n") if line]
-    assert lines[-5:] == ["> one", "one", "> two", "two", ">"]
+    lines = [line.rstrip() for line in r.stdout.split("\n") if line.strip()]
+    assert lines[-5:] == ["$ echo one", "one", "$ echo two", "two", "$"]
 
 
 def test_timeout_prints_the_screen_and_exits_1() -> None:
@@ -60,7 +60,7 @@ def test_bad_options_exit_2_with_one_line() -> None:
 
 def test_net_none_and_user_are_accepted() -> None:
     for net in ("none", "user"):
-        r = euralios("--headless", "--net", net, "--expect", "^> ")
+        r = euralios("--headless", "--net", net, "--expect", "login: ")
         assert r.returncode == 0, r.stderr
 
 
@@ -71,7 +71,7 @@ def test_terminal_ui_needs_a_terminal() -> None:
 
 
 async def test_idle_system_uses_under_5_percent_of_a_core() -> None:
-    async with boot_full() as system:
+    async with boot_full(console_program="/bin/echo") as system:
         await system.wait_for_screen(r"^> ", 10)
         await system.settle(0.1)
         cpu0, wall0 = time.process_time(), time.perf_counter()

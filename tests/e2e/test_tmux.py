@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROMPT = r"^>$"  # capture-pane drops trailing blanks: echo's "> " prompt is ">"
+PROMPT = r"^login:$"  # capture-pane drops trailing blanks: "login: " reads "login:"
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
 
@@ -78,16 +78,18 @@ def test_terminal_ui_boots_types_switches_and_quits(tmux: Tmux) -> None:
     assert "Welcome to EuraliOS!" in screen
     status = screen.split("\n")[25]
     assert "console F2" in status and "net user" in status and status.rstrip().endswith("Ctrl-] quits")
-    prompt_row = screen.split("\n").index(">")
-    assert tmux.cursor() == (prompt_row, 2)  # the hardware cursor is the terminal's cursor
+    prompt_row = screen.split("\n").index("login:")
+    assert tmux.cursor() == (prompt_row, 7)  # the hardware cursor is the terminal's cursor
 
-    tmux.keys("Hello, World!", "BSpace", "?", "Enter")
-    screen = tmux.wait(r"^Hello, World\? *\n>$")
-    assert "> Hello, World?" in screen
+    tmux.keys("root", "Enter")
+    tmux.wait(r"^\$$")
+    tmux.keys("echo Hello, World!", "BSpace", "?", "Enter")
+    screen = tmux.wait(r"^Hello, World\? *\n\$$")
+    assert "$ echo Hello, World?" in screen
 
     tmux.keys("F3")
     screen = tmux.wait(r"console F3")
-    tmux.wait(r"This console runs echo.*\n> *\n")
+    tmux.wait(PROMPT)
     assert "Hello" not in tmux.screen()
 
     tmux.keys("F1")
@@ -97,7 +99,7 @@ def test_terminal_ui_boots_types_switches_and_quits(tmux: Tmux) -> None:
     assert "\x1b[" in init_line.split("[init]")[0]  # drawn in colour (CGA dark green)
 
     tmux.keys("F2")
-    tmux.wait(r"^Hello, World\? *\n>$")
+    tmux.wait(r"^Hello, World\? *\n\$$")
 
     tmux.keys("C-]")
     screen = tmux.wait(r"EXITED:0")
@@ -112,11 +114,11 @@ def test_resizing_redraws_the_screen(tmux: Tmux) -> None:
     tmux.run("resize-window", "-t", tmux.session, "-x", "100", "-y", "32")
     tmux.wait(r"^ EuraliOS .{77}Ctrl-\] quits$")  # 10 + 77 + 12 = 99 columns (then one blank)
     tmux.keys("abc")
-    screen = tmux.wait(r"^> abc")
+    screen = tmux.wait(r"^login: abc")
     assert "Welcome to EuraliOS!" in screen and re.search(bar, screen, re.MULTILINE)
     tmux.run("resize-window", "-t", tmux.session, "-x", "80", "-y", "27")
     tmux.wait(r"^ EuraliOS .{57}Ctrl-\] quits$")
     tmux.keys("d", "Enter")
-    tmux.wait(r"^abcd *\n>$")
+    tmux.wait(r"^Unknown login\. Try 'root' or 'user'\.\.\. *\nlogin:$")
     tmux.keys("C-]")
     tmux.wait(r"EXITED:0")
