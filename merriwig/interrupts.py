@@ -65,13 +65,16 @@ class InterruptRouter:
             self.irq.acknowledge(line)
             self.delivered[line] += 1
             return True
+        if line == 0:
+            if not timeout_us:
+                raise SyscallFail(abi.PARAM, "waiting on the timer needs a timeout")
+            await trio.sleep(timeout_us / 1e6)  # sleep: a trio timer, no tick is involved
+            return False
         ev = self.events[line]
         if timeout_us:
             with trio.move_on_after(timeout_us / 1e6):
                 await ev.wait()
                 return True
             return False
-        if line == 0:
-            raise SyscallFail(abi.PARAM, "waiting on the timer needs a timeout")
         await ev.wait()
         return True

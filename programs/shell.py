@@ -90,7 +90,8 @@ class Shell:
                 msg = await sys.receive(STDIN)
             except SyscallError as e:
                 if e.code == abi.CLOSED:
-                    await self._queue(None)
+                    if self.running:
+                        await self._queue(None)  # end of input: the line editor sees EOF
                     return
                 continue
             if msg.tag == abi.WRITE:  # text piped in (e.g. from the serial console)
@@ -166,6 +167,13 @@ class Shell:
                 await self.execute(line)
             except SyscallError as e:
                 await self.say(f"shell: {error_text(e)}")
+        # Closing stdin wakes our own input thread (CLOSED), so the last thread ends and the
+        # process with it.
+        self.running = False
+        try:
+            await sys.close(STDIN)
+        except SyscallError:
+            pass
         return 0
 
     async def execute(self, line: str) -> None:

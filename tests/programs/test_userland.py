@@ -1,0 +1,221 @@
+"""Typed sessions on the booted system: login rules, the shell's commands, the editor, passwd.
+
+Everything goes through the PS/2 keyboard and is read back from VGA text memory, as a person at
+the console would see it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+
+from euralios.system_boot import FullSystem, boot_full
+
+PROMPT = r"\$ ?$"
+
+
+def screen(system: FullSystem) -> str:
+    """The screen as a person reads it: trailing blanks of each line (and blank lines at the
+    bottom) removed."""
+    return "\n".join(system.screen_lines()).rstrip("\n")
+
+
+async def wait(system: FullSystem, pattern: str, timeout: float = 10) -> str:
+    """Wait until the trimmed screen matches `pattern` (multiline); woken by screen changes."""
+    rx = re.compile(pattern, re.MULTILINE)
+    changed = trio.Event()
+
+    def on_change() -> None:
+        changed.set()
+
+    remove = system.machine.vga.on_change(on_change)
+    try:
+        with trio.fail_after(timeout):
+            while not rx.search(screen(system)):
+                await changed.wait()
+                changed = trio.Event()
+    except trio.TooSlowError:
+        raise AssertionError(f"timed out waiting for {pattern!r}; screen:\n{screen(system)}") from None
+    finally:
+        remove()
+    return screen(system)
+
+
+async def login(system: FullSystem, name: str) -> None:
+    await wait(system, r"login:$", 10)
+    await system.type(f"{name}\n")
+    await wait(system, PROMPT, 10)
+
+
+async def run(system: FullSystem, line: str, expect: str | None = None, timeout: float = 10) -> str:
+    """Clear the screen, type a command line, wait until the shell prompts again after it;
+    check `expect` (a multiline regex) against the screen and return the screen."""
+    await system.type("clear\n")
+    await wait(system, r"\A\$$", timeout)
+    await system.type(line + "\n")
+    text = await wait(system, r"\A\$ " + re.escape(line) + r"\n(?:.*\n)*\$\Z", timeout)
+    if expect is not None:
+        assert re.search(expect, text, re.MULTILINE), f"{expect!r} not on screen:\n{text}"
+    return text
+
+
+@pytest.fixture
+async def root() -> AsyncIterator[FullSystem]:
+    async with boot_full() as system:
+        await login(system, "root")
+        yield system
+
+
+async def test_unknown_user_is_refused() -> None:
+    async with boot_full() as system:
+        await wait(system, r"login:$", 10)
+        await system.type("bob\n")
+        await wait(system, r"Unknown login\. Try 'root' or 'user'\.\.\.\nlogin:$", 10)
+
+
+async def test_root_shell_files_and_directories(root: FullSystem) -> None:
+    s = root
+    assert "/ramdisk" in await run(s, "pwd", r"^/ramdisk$")
+    screen = await run(s, "ls", r"bin/")
+    assert "root/" in screen and "user/" in screen
+    await run(s, "mkdir notes")
+    await run(s, "echo hello world > notes/a.txt")
+    await run(s, "echo second line >> notes/a.txt")
+    screen = await run(s, "cat notes/a.txt", r"second line")
+    assert "hello world\nsecond line" in screen
+    screen = await run(s, "ls -l notes", r"a\.txt")
+    assert "24  a.txt" in screen  # 12 + 12 bytes
+    await run(s, "cp notes/a.txt notes/b.txt")
+    await run(s, "mv notes/b.txt c.txt")
+    screen = await run(s, "cat c.txt", "second line")
+    await run(s, "rm c.txt")
+    screen = await run(s, "cat c.txt", r"cat: c\.txt: not found")
+    await run(s, "cd notes")
+    assert "/ramdisk/notes" in await run(s, "pwd", "^/ramdisk/notes$")
+    await run(s, "cd ..")
+    screen = await run(s, "cat /nope", r"cat: /nope: not found")
+    screen = await run(s, "frobnicate", r"frobnicate: command not found")
+    screen = await run(s, "mount", r"/ramdisk")
+    for m in ("/proc", "/ramdisk", "/bin", "/pci"):
+        assert f'"{m}"' in screen
+    assert "/etc" not in screen  # the password store is login's alone
+
+
+async def test_programs_from_bin_with_args_ps_kill_and_ctrl_c(root: FullSystem) -> None:
+    s = root
+    screen = await run(s, "hello reader", r"Hello, reader! I am pid \d+, running as root\.")
+    screen = await run(s, "ps", r"PID USER")
+    assert "ramdisk" in screen and "shell" in screen and "login" in screen
+    # A program that would run forever: Ctrl+C stops it and the shell carries on.
+    await run(s, "echo async def main(proc): > /ramdisk/spin")
+    await run(s, "echo '    await proc.sleep(60)' >> /ramdisk/spin")
+    await s.type("clear\n/ramdisk/spin\n")
+    await wait(s, r"\A\$ /ramdisk/spin\Z", 5)
+    await s.type("{Ctrl+C}")
+    await wait(s, r"\[/ramdisk/spin: exit status 1\]\n\$$", 5)
+    screen = await run(s, "dmesg", r"\(spin\) killed: by pid")
+    screen = await run(s, "free", r"total")
+    assert "used" in screen and "free" in screen
+
+
+async def test_history_and_tab_completion(root: FullSystem) -> None:
+    s = root
+    await run(s, "echo first")
+    await s.type("clear\n")
+    await wait(s, r"\A\$$", 5)
+    await s.type("{Up}{Up}")  # back past `clear` to `echo first`
+    await wait(s, r"\$ echo first$", 5)
+    await s.type("{Enter}")
+    await wait(s, r"^first\n\$$", 5)
+    await s.type("clear\nech{Tab}done\n")
+    await wait(s, r"^done\n\$$", 5)
+    await s.type("cat /bin/hel{Tab}")
+    await wait(s, r"\$ cat /bin/hello$", 5)
+    await s.type("{Ctrl+C}")
+    await wait(s, r"\^C\n\$$", 5)
+
+
+async def test_exit_returns_to_login(root: FullSystem) -> None:
+    await root.type("exit\n")
+    await wait(root, r"login:$", 10)
+
+
+async def test_user_login_sees_only_its_own_world() -> None:
+    async with boot_full() as s:
+        await login(s, "user")
+        screen = await run(s, "mount", r"\]$")
+        assert '"/bin"' in screen and '"/ramdisk"' in screen
+        for hidden in ("/pci", "/dev/nic", "/etc"):
+            assert f'"{hidden}"' not in screen
+        await run(s, "cat /pci", r"cat: /pci: not found")
+        await run(s, "ls /ramdisk/root", r"ls: /ramdisk/root: not found")
+        await run(s, "echo mine > /ramdisk/file.txt")
+        await run(s, "cat /ramdisk/file.txt", r"^mine$")
+        await run(s, "rm /bin/shell", r"rm: cannot remove /bin/shell: permission denied")
+        await run(s, "mkdir /bin/x", r"mkdir: cannot create /bin/x: permission denied")
+        await run(s, "kill 1", r"kill: 1: invalid parameter")
+        await s.type("exit\n")
+        await wait(s, r"login:$")
+        # What user wrote lives in /ramdisk/user for root.
+        await s.type("root\n")
+        await wait(s, PROMPT, 10)
+        await run(s, "cat /ramdisk/user/file.txt", r"^mine$")
+
+
+async def test_passwd_then_login_needs_the_password() -> None:
+    async with boot_full() as s:
+        await login(s, "user")
+        await s.type("passwd\n")
+        await wait(s, r"Current password \(empty if none\):$", 5)
+        await s.type("\nsecret\nsecret\n")
+        await wait(s, r"passwd: password updated\n\$$", 10)
+        await s.type("exit\n")
+        await wait(s, r"login:$", 10)
+        await s.type("user\n")
+        await wait(s, r"Password:$", 10)
+        await s.type("wrong\n")
+        await wait(s, r"Login incorrect\nlogin:$", 10)
+        await s.type("user\nsecret\n")
+        await wait(s, PROMPT, 10)
+        assert "secret" not in screen(s)  # never echoed
+
+
+async def test_editor_session_saves_exact_content(root: FullSystem) -> None:
+    s = root
+    await s.type("clear\nedit /ramdisk/poem.txt\n")
+    await wait(s, r"New file: /ramdisk/poem\.txt", 5)
+    await s.type("roses{Enter}violets{Up}{End} are red")
+    await wait(s, r"\[modified\]", 5)
+    await wait(s, r"Ln 1, Col 14", 5)
+    await s.type("{Ctrl+S}")
+    await wait(s, r"22 bytes written to /ramdisk/poem\.txt", 5)
+    await s.type("{Ctrl+F}viol{Enter}{Esc}")
+    await s.type("{Ctrl+Q}")
+    await wait(s, r"\A\$$", 5)
+    screen = await run(s, "cat /ramdisk/poem.txt", r"violets")
+    assert "roses are red\nviolets" in screen
+    # Quitting with unsaved changes asks first.
+    await s.type("clear\nedit /ramdisk/poem.txt\n")
+    await wait(s, r"Ln 1, Col 1", 5)
+    await s.type("X{Ctrl+Q}")
+    await wait(s, r"unsaved changes", 5)
+    await s.type("{Ctrl+Q}")
+    await wait(s, r"\A\$$", 5)
+    screen = await run(s, "cat /ramdisk/poem.txt", r"violets")
+    assert "Xroses" not in screen
+
+
+async def test_newcomer_writes_a_program_in_edit_and_runs_it() -> None:
+    async with boot_full() as s:
+        await login(s, "user")
+        await s.type("clear\nedit greet\n")
+        await wait(s, r"New file", 5)
+        await s.type("async def main(proc):{Enter}")
+        await s.type("    await proc.print('Hi from', proc.user, proc.args[1:]){Enter}")
+        await s.type("    return 0{Ctrl+S}{Ctrl+Q}")
+        await wait(s, r"\A\$$", 5)
+        screen = await run(s, "./greet there", r"Hi from user \['there'\]")
+        assert "exit status" not in screen
