@@ -77,6 +77,13 @@ class System:
         self.machine.serial.feed(text.encode() if isinstance(text, str) else text)
 
     # ------------------------------------------------------------------ programs
+    def start_ramdisk(self) -> None:
+        """A RAM disk mounted at /ramdisk (the small system of `euralios run`)."""
+        r = self.kernel.new_rendezvous(refs=2)  # the mount's reference and the server's stdin
+        self.kernel.spawn(program_source("vfs/ramdisk.py"), name="ramdisk", args=["ramdisk", "--quiet"], stdin=r,
+                          vfs=self.vfs)
+        self.vfs.mount("/ramdisk", r)
+
     async def _start_console(self) -> None:
         k = self.kernel
         self.console = k.new_rendezvous(refs=1)  # the host keeps one reference
@@ -143,13 +150,15 @@ async def boot(
     system_class: type[System] = System,
     nic: Backend | None = None,
     mac: str | None = None,
+    ramdisk: bool = True,
 ) -> AsyncIterator[System]:
     """Boot a small system: kernel, serial console driver. Stops everything on exit.
 
     machine: a Machine the caller built (a front-end that must show its screen from the start);
     system_class: a System subclass to hand back (euralios.system_boot's FullSystem);
     nic, mac: a frame backend (machine.netdev) to wire an RTL8139 to, and its MAC address, when
-    no machine is given. The NIC drivers are not started here (drivers/pci, drivers/rtl8139)."""
+    no machine is given. The NIC drivers are not started here (drivers/pci, drivers/rtl8139);
+    ramdisk: mount a RAM disk at /ramdisk (the full boot's init starts its own)."""
     machine = machine or Machine(mem, nic=nic, mac=mac)
     kernel = Kernel(machine, entry, quota=quota, watchdog=watchdog, slice_ms=slice_ms, trace=trace is not None)
     async with trio.open_nursery() as nursery:
@@ -158,6 +167,8 @@ async def boot(
         system = system_class(machine, kernel, nursery)
         system.vfs.mount("/proc", kernel.start_procfs())
         await system._start_console()
+        if ramdisk:
+            system.start_ramdisk()
         try:
             yield system
         finally:

@@ -199,7 +199,7 @@ async def boot_full(
     kernel log to F1. machine: a Machine built by the caller (the terminal UI needs it before the
     boot). on_klog: called with every kernel-log line (e.g. `--verbose` copying it to stderr)."""
     async with boot(mem, quota=quota, watchdog=watchdog, trace=trace, slice_ms=slice_ms, machine=machine,
-                    system_class=FullSystem) as base:
+                    system_class=FullSystem, ramdisk=False) as base:
         system = base
         assert isinstance(system, FullSystem)
         kernel = system.kernel

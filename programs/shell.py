@@ -14,26 +14,20 @@ from euralios.std import STDIN, Message, SyscallError, abi
 from programs.lineedit import CTRL_C, Interrupted, LineEditor
 
 HELP = """EuraliOS shell help
-
-* Console windows
-  F1              System console (kernel log, crash reports)
-  F2..F5          User consoles
-
+  F1 system console (kernel log)    F2..F5 user consoles
 * Built-in commands:
-  ls [-l] [<path>]    List directory          cat <file>...     Print files
-  cd <path>           Change directory        echo <text> [> f] Print (or write to a file)
-  pwd                 Print working directory mkdir <path>      Make a directory
-  rm <file>           Delete a file           mv <a> <b>        Rename or move
-  cp <a> <b>          Copy a file             mount / mounts    List mounted filesystems
-  umount <path>       Un-mount a filesystem   ps                List processes
-  kill <pid>          Stop a process          clear             Clear the screen
-  help                This page               exit              Leave the shell
-
-* Programs: any file in /bin (or a path) runs with its arguments, e.g. `edit notes.txt`,
-  `gopher`, `dmesg`, `free`, `vmmap <pid>`, `stat`. Ctrl+C stops the program in front.
-  Output can go to a file: `prog args > file` or `>> file`.
-  Keys: Up/Down history, Tab completes commands and paths.
-"""
+  ls [-l] [<path>]   list a directory       cat <file>...     print files
+  cd <path>          change directory       echo <text>       print text
+  pwd                working directory      mkdir <path>      make a directory
+  rm <file>          delete a file          mv <a> <b>        rename or move
+  cp <a> <b>         copy a file            mount             list mounts
+  umount <path>      un-mount               ps                list processes
+  kill <pid>         stop a process         clear             clear the screen
+  help               this page              exit              leave the shell
+* Programs in /bin run with arguments: edit FILE, dmesg, free, stat, vmmap PID,
+  passwd, hello NAME... or give a path. Ctrl+C stops the program in front.
+  `cmd > file` and `cmd >> file` send output to a file.
+  Up/Down: history.  Tab: complete commands and paths."""
 
 BUILTINS = ("cat", "cd", "clear", "cp", "echo", "exit", "help", "kill", "ls", "mkdir", "mount", "mounts",
             "mv", "ps", "pwd", "rm", "umount")

@@ -316,21 +316,25 @@ def parse_size(text: str) -> int:
 async def main(proc) -> int:
     capacity = DEFAULT_CAPACITY
     writable = True
+    quiet = False
     args = list(proc.args[1:])
     while args:
         a = args.pop(0)
         if a == "--read-only":
             writable = False
+        elif a == "--quiet":
+            quiet = True
         elif a == "--capacity" and args:
             try:
                 capacity = parse_size(args.pop(0))
             except ValueError:
-                await proc.print("[ramdisk] bad --capacity; usage: ramdisk [--capacity BYTES[K|M|G]] [--read-only]")
+                await proc.print("[ramdisk] bad --capacity; usage: ramdisk [--capacity BYTES[K|M|G]] [--read-only] [--quiet]")
                 return 2
         else:
-            await proc.print(f"[ramdisk] unknown argument {a!r}; usage: ramdisk [--capacity BYTES[K|M|G]] [--read-only]")
+            await proc.print(f"[ramdisk] unknown argument {a!r}; usage: ramdisk [--capacity BYTES[K|M|G]] [--read-only] [--quiet]")
             return 2
     disk = Ramdisk(proc, capacity)
-    await proc.print("[ramdisk] Starting ramdisk")
+    if not quiet:
+        await proc.print("[ramdisk] Starting ramdisk")
     await serve(proc, STDIN, disk.root, writable=writable)
     return 0

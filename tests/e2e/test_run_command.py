@@ -60,3 +60,12 @@ def test_bad_option_and_missing_file_exit_2_with_one_line() -> None:
     assert r.stderr.decode().count("\n") == 1 and "bad memory size" in r.stderr.decode()
     r = euralios("run", "nope.py")
     assert r.returncode == 2 and r.stderr.decode().count("\n") == 1
+
+
+def test_run_has_a_ramdisk(tmp_path: Path) -> None:
+    prog = tmp_path / "files.py"
+    prog.write_text("async def main(proc):\n    await proc.write_file('/ramdisk/a.txt', 'kept')\n"
+                    "    await proc.print((await proc.read_file('/ramdisk/a.txt')).decode(), await proc.listdir('/ramdisk'))\n")
+    r = euralios("run", str(prog))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"kept ['a.txt']\n"

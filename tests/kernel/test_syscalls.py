@@ -72,14 +72,14 @@ async def test_open_mount_umount_list_mounts_errors() -> None:
         return 0
 
     assert await run(main) == 0
-    assert out["mounts"] == ["/proc", "/x"]
+    assert out["mounts"] == ["/proc", "/ramdisk", "/x"]
     assert out["open"][1] == 2  # matched "/x"
     assert out["empty"] == A.PARAM
     assert out["missing"] == A.NOTFOUND
     assert out["umount_missing"] == A.NOTFOUND
     assert out["mount_bad_handle"] == A.INVALID_HANDLE
     assert out["utf8"] == A.UTF8
-    assert out["after"] == ["/proc"]
+    assert out["after"] == ["/proc", "/ramdisk"]
 
 
 async def test_malloc_free_and_chunk_addresses() -> None:
@@ -180,12 +180,12 @@ async def test_exec_parameters_vfs_modes_args_env_and_errors() -> None:
         return 0
 
     assert await run(main) == 0
-    assert seen["copy"] == (["copy", "x y"], {"PWD": "/a"}, ["/proc", "/a", "/b"])
-    assert seen["shared"][2] == ["/proc", "/a", "/b"]
+    assert seen["copy"] == (["copy", "x y"], {"PWD": "/a"}, ["/proc", "/ramdisk", "/a", "/b"])
+    assert seen["shared"][2] == ["/proc", "/ramdisk", "/a", "/b"]
     assert seen["new"][2] == []
     assert seen["mounted"][2] == ["/only"]
     assert seen["Z"] == A.PARAM and seen["-/nope:"] == A.PARAM and seen["empty"] == A.PARAM
-    assert seen["parent"] == ["/proc", "/a", "/b"]
+    assert seen["parent"] == ["/proc", "/ramdisk", "/a", "/b"]
 
 
 async def test_io_privilege_is_inherited_never_gained() -> None:

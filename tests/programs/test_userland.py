@@ -219,3 +219,13 @@ async def test_newcomer_writes_a_program_in_edit_and_runs_it() -> None:
         await wait(s, r"\A\$$", 5)
         screen = await run(s, "./greet there", r"Hi from user \['there'\]")
         assert "exit status" not in screen
+
+
+async def test_help_tools_and_a_program_saved_in_bin(root: FullSystem) -> None:
+    s = root
+    await run(s, "help", r"^\* Built-in commands:")
+    await run(s, "vmmap 1", r"kernel-info")
+    await run(s, "stat 0.1", r"^up [\d.]+ s  processes \d+")
+    await run(s, "echo async def main(proc): > /bin/mine")
+    await run(s, "echo '    await proc.print(\"mine runs\")' >> /bin/mine")
+    await run(s, "mine", r"^mine runs$")
