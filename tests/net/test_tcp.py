@@ -104,19 +104,24 @@ class Sim:
         until: Callable[[], bool],
         *,
         app: Callable[[float], None] | None = None,
+        stop_at: float | None = None,
         limit: float = 3600.0,
     ) -> None:
-        """Advance events until ``until()`` holds; fail if time runs past ``limit`` or stalls."""
+        """Advance events until ``until()`` holds; fail if time runs past ``limit`` or stalls.
+
+        ``stop_at`` is an extra wake-up time, so that ``until`` can wait for a moment."""
         while True:
             if app is not None:
                 app(self.now)
-            for h in list(self.hosts.values()):
+            for h in self.hosts.values():
                 h.flush()
             if until():
                 return
             times = [d for h in self.hosts.values() for d in h.deadlines()]
             if self._queue:
                 times.append(self._queue[0][0])
+            if stop_at is not None and stop_at > self.now:
+                times.append(stop_at)
             if not times:
                 raise AssertionError(f"simulation stalled at t={self.now}")
             self.now = max(self.now, min(times))
@@ -130,31 +135,12 @@ class Sim:
                 h.poll(self.now)
 
     def advance(self, seconds: float, app: Callable[[float], None] | None = None) -> None:
-        """Let time pass (processing events) for ``seconds``."""
+        """Let ``seconds`` of virtual time pass, processing whatever happens meanwhile."""
         end = self.now + seconds
-        self.hosts.setdefault("_timer", _Timer(end))  # type: ignore[arg-type]
-        self.hosts["_timer"].end = end  # type: ignore[attr-defined]
-        try:
-            self.run(lambda: self.now >= end, app=app)
-        finally:
-            del self.hosts["_timer"]
+        self.run(lambda: self.now >= end, app=app, stop_at=end)
 
     def segments(self, src: str, predicate: Callable[[TcpSegment], bool] = lambda s: True) -> list:
         return [(t, s) for t, a, _, s in self.log if a == src and predicate(s)]
-
-
-class _Timer:
-    """A pseudo-host that only contributes a deadline, so ``advance`` can stop at a time."""
-
-    def __init__(self, end: float) -> None:
-        self.end = end
-
-    def flush(self) -> None: ...
-
-    def poll(self, now: float) -> None: ...
-
-    def deadlines(self) -> list[float]:
-        return [self.end]
 
 
 class Host:
@@ -468,7 +454,6 @@ def test_close(who: str) -> None:
         a.close(sim.now)
     if who in ("b", "both"):
         b.close(sim.now)
-    sim.run(lambda: a.at_eof or b.at_eof)
     if who != "both":
         first, second = (a, b) if who == "a" else (b, a)
         sim.run(lambda: second.state == CLOSE_WAIT and first.state == FIN_WAIT_2)
@@ -476,8 +461,8 @@ def test_close(who: str) -> None:
         second.close(sim.now)
         assert second.state == LAST_ACK
     sim.run(both_closed(a, b))
-    assert a.receive(3) == b"res" and a.receive() == b"ponse" + (b"late data" if who == "b" else b"")
-    assert b.receive() == b"request" + (b"late data" if who == "a" else b"")
+    assert a.receive(3) == b"res" and a.receive() == b"ponse" + (b"late data" if who == "a" else b"")
+    assert b.receive() == b"request" + (b"late data" if who == "b" else b"")
     assert a.at_eof and b.at_eof and a.error is None and b.error is None
     hist = sim.hosts[A_IP].history[a], sim.hosts[B_IP].history[b]
     if who == "both":
@@ -511,6 +496,23 @@ def test_time_wait_lasts_two_msl_and_restarts_on_fin() -> None:
     # A CLOSED connection answers strays with RST.
     a.segment_received(TcpSegment(70, 40000, 1, 2, ACK), sim.now)
     assert a.segments_to_send(sim.now) == [TcpSegment(40000, 70, seq=2, flags=RST)]
+
+
+def test_fin_wait_2_gives_up_when_the_peer_goes_silent() -> None:
+    sim, a, b = pair()
+    a.close(sim.now)
+    sim.run(lambda: a.state == FIN_WAIT_2)
+    assert a.next_deadline() is None  # by default FIN-WAIT-2 waits for the peer (RFC 9293)
+    a.fin_wait_2_timeout = 30.0  # e.g. the application has gone away
+    t0 = sim.now
+    b.send(b"still talking")  # half-close: data from the peer keeps it alive
+    sim.advance(20.0)
+    assert a.receive() == b"still talking" and a.state == FIN_WAIT_2
+    t1 = max(t for t, s in sim.segments(B_IP))
+    sim.black_holes.add(B_IP)  # then the peer vanishes without a FIN
+    sim.run(lambda: a.state == CLOSED)
+    assert a.error == "timed out" and sim.now == pytest.approx(t1 + sim.impair.delay + 30.0)
+    assert sim.now > t0 + 30.0
 
 
 def test_send_after_close_is_an_error() -> None:
@@ -551,8 +553,8 @@ def test_zero_window_then_window_update(lose_update: bool) -> None:
     def reader(now: float) -> None:
         got.extend(b.receive())
 
-    sim.run(lambda: len(got) == len(data), app=reader)
-    assert bytes(got) == data and a.send_queued == 0 and a.error is None
+    sim.run(lambda: len(got) == len(data) and a.send_queued == 0, app=reader)
+    assert bytes(got) == data and a.error is None
 
 
 def test_small_reads_do_not_open_a_silly_window() -> None:
@@ -564,6 +566,20 @@ def test_small_reads_do_not_open_a_silly_window() -> None:
     b.receive(2000)
     out = b.segments_to_send(sim.now)
     assert len(out) == 1 and out[0].window == 2100
+
+
+def test_closed_window_still_takes_acks() -> None:
+    """Data pushed into our zero window is dropped, but its ACK field is still used."""
+    b = _established_receiver(rcv_buf=100)
+    b.send(b"reply")
+    assert [s.payload for s in b.segments_to_send(0.1)] == [b"reply"]
+    b.segment_received(TcpSegment(1234, 80, 100, 7001, ACK, 65535, bytes(100)), 0.2)  # fills it
+    assert b.available == 100 and b.send_queued == 5
+    b.segments_to_send(0.2)
+    b.segment_received(TcpSegment(1234, 80, 200, 7006, ACK, 65535, b"more"), 0.3)
+    assert b.available == 100 and b.send_queued == 0  # "reply" acknowledged, "more" dropped
+    out = b.segments_to_send(0.3)
+    assert [(s.ack, s.window) for s in out] == [(200, 0)]
 
 
 def test_sender_respects_peer_window() -> None:
@@ -606,7 +622,7 @@ def test_rto_from_rtt_then_backoff_and_timeout_when_peer_vanishes() -> None:
 
 
 def test_rto_minimum_is_200ms() -> None:
-    sim, a, b = pair(Impair(delay=0.001))
+    sim, a, b = pair(Impair(delay=0.001), b_kw={"ack_delay": 0})
     a.send(bytes(50_000))
     sim.run(lambda: a.send_queued == 0)
     assert a.srtt is not None and a.srtt < 0.01 and a.rto == pytest.approx(0.2)
@@ -640,7 +656,7 @@ def test_out_of_order_reassembly_trims_overlaps_and_drops_duplicates() -> None:
     b.segment_received(seg(0, 400), 0.2)  # overlaps the buffered 300..600
     assert b.receive() == payload[:600]
     b.segment_received(seg(500, 1100), 0.3)
-    assert b.receive() == payload and b.at_eof and b.state == CLOSE_WAIT
+    assert b.receive() == payload[600:] and b.at_eof and b.state == CLOSE_WAIT
     assert [x.ack for x in b.segments_to_send(0.3)] == [100 + 2048 + 1]
     b.segment_received(seg(0, 100), 0.4)  # old duplicate: re-ACKed, counted
     assert b.counters.dup_segments == 2 and b.segments_to_send(0.4)[0].ack == 2149
@@ -684,16 +700,22 @@ def test_listener_backlog_bounds_pending_connections() -> None:
     listener = b_host.listen(70, backlog=2, isn=lambda: 1)
     a_host = sim.host(A_IP)
     clients = [a_host.connect(41000 + i, (B_IP, 70), iss=10 * i) for i in range(5)]
-    sim.run(lambda: sum(c.state == ESTABLISHED for c in clients) == 2)
+    sim.advance(0.5)  # both handshakes that got in are complete, nobody accepted yet
+    assert sum(c.state == ESTABLISHED for c in clients) == 2
     assert listener.pending == 2 and listener.dropped_syns == 3
     accepted = [listener.accept(), listener.accept()]
     assert all(c is not None and c.state == ESTABLISHED for c in accepted)
     assert listener.accept() is None and listener.pending == 0
     # The dropped clients retransmit their SYNs and get in as the backlog frees up.
+
+    def accept_one() -> bool:
+        conn = listener.accept()
+        if conn is not None:
+            accepted.append(conn)
+        return conn is not None
+
     while len(accepted) < 5:
-        sim.run(lambda: listener.pending > 0)
-        sim.run(lambda: any(c.state == ESTABLISHED for c in listener._queue))
-        accepted.append(listener.accept())
+        sim.run(accept_one)
     assert all(c.state == ESTABLISHED for c in clients)
     assert sorted(c.remote[1] for c in accepted if c) == [41000 + i for i in range(5)]
 

@@ -1,0 +1,183 @@
+"""Whole Ethernet frames: ``decode_frame`` for everything received, ``build_*`` for sending.
+
+``decode_frame`` is the stack's one entry point for received bytes: it either returns a
+:class:`Frame` or raises :class:`~net.wire.DecodeError`; nothing else escapes, whatever the
+bytes (the tests fuzz it). IPv4+TCP goes through the struct fast path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from net.wire import DecodeError
+from net.wire import arp as _arp
+from net.wire import ethernet as _eth
+from net.wire import icmp as _icmp
+from net.wire import ipv4 as _ipv4
+from net.wire import tcp as _tcp
+from net.wire import udp as _udp
+from net.wire.arp import ArpPacket
+from net.wire.ethernet import BROADCAST, ETH_P_ARP, ETH_P_IPV4, EthernetHeader
+from net.wire.icmp import IcmpMessage
+from net.wire.ipv4 import FLAG_DF, Ipv4Header
+from net.wire.tcp import TcpSegment
+from net.wire.udp import UdpDatagram
+
+__all__ = [
+    "Frame",
+    "decode_frame",
+    "build_tcp_frame",
+    "build_udp_frame",
+    "build_arp",
+    "build_icmp_echo",
+]
+
+Upper = ArpPacket | TcpSegment | UdpDatagram | IcmpMessage | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A decoded frame: the Ethernet header, the IPv4 header if there is one, and the parsed
+    upper layer -- or the raw bytes when it is a protocol we do not parse (another EtherType,
+    another IP protocol, an IP fragment)."""
+
+    eth: EthernetHeader
+    ip: Ipv4Header | None
+    payload: Upper
+
+    @property
+    def tcp(self) -> TcpSegment | None:
+        return self.payload if isinstance(self.payload, TcpSegment) else None
+
+    @property
+    def udp(self) -> UdpDatagram | None:
+        return self.payload if isinstance(self.payload, UdpDatagram) else None
+
+    @property
+    def icmp(self) -> IcmpMessage | None:
+        return self.payload if isinstance(self.payload, IcmpMessage) else None
+
+    @property
+    def arp(self) -> ArpPacket | None:
+        return self.payload if isinstance(self.payload, ArpPacket) else None
+
+
+def decode_frame(data: bytes | bytearray | memoryview, *, verify: bool = True) -> Frame:
+    """Decode a received Ethernet frame. ``verify=False`` skips checksum checks (for reading
+    captures with offloaded checksums); length checks always apply.
+
+    Raises only ``DecodeError`` (``ChecksumError`` for corruption)."""
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    try:
+        eth, body = _eth.decode(data)
+        if eth.ethertype == ETH_P_IPV4:
+            # Fast path: no IP options, TCP, not a fragment (MF clear, offset zero).
+            if (
+                len(body) >= 40
+                and body[0] == 0x45
+                and body[9] == _ipv4.PROTO_TCP
+                and not (body[6] & 0x3F or body[7])
+            ):
+                ip, seg = _tcp.parse_ipv4_tcp(body, verify=verify)
+                return Frame(eth, ip, seg)
+            ip, inner = _ipv4.decode(body, verify=verify)
+            upper: Upper = inner
+            if not ip.is_fragment:
+                if ip.proto == _ipv4.PROTO_TCP:
+                    upper = _tcp.decode(inner, ip.src, ip.dst, verify=verify)
+                elif ip.proto == _ipv4.PROTO_UDP:
+                    upper = _udp.decode(inner, ip.src, ip.dst, verify=verify)
+                elif ip.proto == _ipv4.PROTO_ICMP:
+                    upper = _icmp.decode(inner, verify=verify)
+            return Frame(eth, ip, upper)
+        if eth.ethertype == ETH_P_ARP:
+            return Frame(eth, None, _arp.decode(body))
+        return Frame(eth, None, body)
+    except DecodeError:
+        raise
+    except Exception as exc:  # a codec bug must not take the stack down: report it as bad input
+        raise DecodeError(f"frame: {type(exc).__name__}: {exc}") from exc
+
+
+def build_tcp_frame(
+    src_mac: str,
+    dst_mac: str,
+    src_ip: str,
+    dst_ip: str,
+    seg: TcpSegment,
+    *,
+    ttl: int = 64,
+    ident: int = 0,
+) -> bytes:
+    """Ethernet + IPv4 (DF, no options) + TCP via the struct fast path."""
+    eth = _eth.encode(EthernetHeader(dst_mac, src_mac, ETH_P_IPV4))
+    return eth + _tcp.build_ipv4_tcp(seg, src_ip, dst_ip, ttl=ttl, ident=ident)
+
+
+def build_udp_frame(
+    src_mac: str,
+    dst_mac: str,
+    src_ip: str,
+    dst_ip: str,
+    src_port: int,
+    dst_port: int,
+    payload: bytes,
+    *,
+    ttl: int = 64,
+    ident: int = 0,
+) -> bytes:
+    """Ethernet + IPv4 + UDP, built by scapy (off the hot path: DHCP, DNS).
+
+    ``src_ip`` may be ``0.0.0.0`` and ``dst_mac``/``dst_ip`` broadcast, as DHCP needs."""
+    pkt = (
+        Ether(dst=dst_mac, src=src_mac, type=ETH_P_IPV4)
+        / IP(src=src_ip, dst=dst_ip, ttl=ttl, id=ident, flags=FLAG_DF, proto=_ipv4.PROTO_UDP)
+        / UDP(sport=src_port, dport=dst_port)
+        / Raw(payload)
+    )
+    return bytes(pkt)
+
+
+def build_arp(
+    op: int,
+    src_mac: str,
+    src_ip: str,
+    target_ip: str,
+    target_mac: str = "00:00:00:00:00:00",
+    *,
+    eth_dst: str | None = None,
+) -> bytes:
+    """An ARP frame. Requests go to the broadcast MAC, replies to ``target_mac``, unless
+    ``eth_dst`` says otherwise (e.g. a unicast re-validation request)."""
+    if eth_dst is None:
+        eth_dst = BROADCAST if op == _arp.REQUEST else target_mac
+    body = _arp.encode(ArpPacket(op, src_mac, src_ip, target_mac, target_ip))
+    return _eth.encode(EthernetHeader(eth_dst, src_mac, ETH_P_ARP), body)
+
+
+def build_icmp_echo(
+    src_mac: str,
+    dst_mac: str,
+    src_ip: str,
+    dst_ip: str,
+    ident: int,
+    seq: int,
+    payload: bytes = b"",
+    *,
+    reply: bool = False,
+    ttl: int = 64,
+    ip_ident: int = 0,
+) -> bytes:
+    """An ICMP echo request (or reply, answering a ping), built by scapy."""
+    pkt = (
+        Ether(dst=dst_mac, src=src_mac, type=ETH_P_IPV4)
+        / IP(src=src_ip, dst=dst_ip, ttl=ttl, id=ip_ident, flags=FLAG_DF, proto=_ipv4.PROTO_ICMP)
+        / ICMP(type=_icmp.ECHO_REPLY if reply else _icmp.ECHO_REQUEST, code=0, id=ident, seq=seq)
+        / Raw(payload)
+    )
+    return bytes(pkt)
