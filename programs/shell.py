@@ -61,6 +61,7 @@ class Shell:
         self.cwd = proc.env.get("PWD", "/ramdisk")
         self.editor = LineEditor()
         self.fg = None  # the foreground Child
+        self.early: list[int] | None = None  # keys typed while a program is starting
         self.keys_in = 0  # our end of the internal key queue
         self.keys_out = 0  # the input thread's end
         self.running = True
@@ -99,6 +100,9 @@ class Shell:
                 await self._route(msg.d2)
 
     async def _route(self, code: int) -> None:
+        if self.early is not None and self.fg is None:
+            self.early.append(code)  # for the program being started (Ctrl+C included)
+            return
         fg = self.fg
         if fg is not None:
             if code == CTRL_C:
@@ -241,12 +245,19 @@ class Shell:
         env = {"PWD": self.cwd, "PATH": proc.env.get("PATH", "/bin"), "USER": proc.user}
         if "HOME" in proc.env:
             env["HOME"] = proc.env["HOME"]
+        self.early = []
         try:
             child = await proc.exec(path, [cmd, *args], stdin="pipe", stdout=stdout, env=env)
         except SyscallError as e:
+            early, self.early = self.early, None
+            for code in early:
+                await self._queue(code)
             await self.say(f"{cmd}: {error_text(e)}")
             return
         self.fg = child
+        early, self.early = self.early, None
+        for code in early:
+            await self._route(code)
         try:
             status = await child.wait()
         finally:
