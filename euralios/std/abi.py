@@ -45,6 +45,11 @@ NOT_IMPLEMENTED = 14
 NOT_DIR = 15
 NO_DATA = 16
 DENIED = 17  # EuraliOS-py: permission denied (the seed used an ERROR_DENIED reply, then error 5)
+# EuraliOS-py network errors (replies from /tcp, /udp, /dns)
+REFUSED = 18
+TIMEDOUT = 19
+UNREACHABLE = 20
+RESET = 21
 ERROR_CONTAINS_MESSAGE = 0x80
 ERROR_MASK = 0x7F
 
@@ -53,7 +58,8 @@ ERROR_TEXT = {
     5: "Invalid parameter", 6: "UTF8 conversion error", 7: "Not found", 8: "Thread error",
     9: "Memory error", 10: "Double free", 11: "No memory slots", 12: "Rendezvous closed",
     13: "Already exists", 14: "Not implemented", 15: "Not a directory", 16: "No data",
-    17: "Permission denied",
+    17: "Permission denied", 18: "Connection refused", 19: "Timed out", 20: "Host unreachable",
+    21: "Connection reset",
 }
 
 # message control bits
@@ -88,6 +94,7 @@ CLOSE_TAG = 32
 DELETE = 33
 RENAME = 34
 MKDIR = 64
+ACCEPT = 65  # to a /tcp/listen/PORT session: Short(ACCEPT) -> Long(COMM_HANDLE, Handle(conn), Value(0))
 EMPTY = 128
 ERROR = 129
 ERROR_INVALID_FORMAT = 130

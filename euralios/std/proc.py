@@ -274,6 +274,18 @@ class Proc:
         child = await self.exec(program, args, **kw)
         return await child.wait()
 
+    async def connect(self, host: str, port: int):
+        """A TCP connection through the stack at /tcp (euralios.std.net.Stream)."""
+        from euralios.std.net import connect
+
+        return await connect(self, host, port)
+
+    async def listen(self, port: int):
+        """A listening TCP port (euralios.std.net.Listener: `await listener.accept()`)."""
+        from euralios.std.net import listen
+
+        return await listen(self, port)
+
     async def connect_handle(self, path: str, flags: int = abi.O_WRITE) -> int:
         """A raw handle to a path (a device, a server session), for message-level protocols."""
         return (await open_handle(self.sys, self.abspath(path), flags))[0]
