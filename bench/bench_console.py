@@ -154,7 +154,7 @@ async def machine_idle_cpu(seconds: float) -> float:
 
 async def main() -> None:
     baseline_us = await trio_event_roundtrip()
-    async with boot_full() as system:
+    async with boot_full(console_program="/bin/echo") as system:
         await system.wait_for_screen(r"^> ", 10)
         latency = await keystroke_latency(system)
         record("console.keystroke_latency", latency, "us", "trio_event_roundtrip", baseline_us,
