@@ -269,6 +269,9 @@ class Kernel:
             proc.status = 1
         elif proc.status is None:
             proc.status = 0
+        for r in proc.handles.slots:
+            if r is not None and r.server_pid == proc.pid and r.refs > 1:
+                r.server_died()
         proc.handles.close_all()
         self.release_vfs(proc.vfs)
         proc.space.destroy()

@@ -61,7 +61,7 @@ class Waiter:
 class Rendezvous:
     """One rendezvous object; handles in handle tables and mounts refer to it."""
 
-    __slots__ = ("kernel", "id", "refs", "senders", "receivers", "replies", "__weakref__")
+    __slots__ = ("kernel", "id", "refs", "senders", "receivers", "replies", "server_pid", "orphaned", "__weakref__")
 
     def __init__(self, kernel: Any, refs: int = 0) -> None:
         self.kernel = kernel
@@ -70,6 +70,8 @@ class Rendezvous:
         self.senders: deque[Waiter] = deque()
         self.receivers: deque[Waiter] = deque()
         self.replies: dict[int, Waiter | None] = {}
+        self.server_pid = 0  # the process that last received here: the one serving it
+        self.orphaned = False  # that server died and nobody has received since
         kernel.rendezvous_live += 1
 
     def __repr__(self) -> str:
@@ -152,7 +154,7 @@ class Rendezvous:
     # ------------------------------------------------------------------ operations
     async def send(self, t: Thread, msg: KMessage, want_reply: bool) -> Regs:
         """send (want_reply False) or send_receive (True) from thread t."""
-        if self.refs <= 1:
+        if self.refs <= 1 or (self.orphaned and not self.receivers):
             return deliver(t.process, msg, abi.CLOSED)
         replies = self.replies
         if replies and t.tid in replies:
@@ -189,6 +191,8 @@ class Rendezvous:
 
     async def receive(self, t: Thread) -> Regs:
         """receive from thread t."""
+        self.server_pid = t.process.pid
+        self.orphaned = False
         if self.replies and t.tid in self.replies:
             # t received a request and has not answered it: the protocol error the seed's
             # server framework detects (it then sends an ERROR reply to rescue the caller).
@@ -225,6 +229,21 @@ class Rendezvous:
         w = Waiter(None, msg)
         w.where = "send"
         self.senders.append(w)
+
+    def server_died(self) -> None:
+        """The process serving this rendezvous died. Its mount (or another holder) may keep it
+        referenced, so the closed rule would never fire: callers waiting for a receiver, and
+        later callers until a new server receives here, get CLOSED instead of waiting forever."""
+        self.orphaned = True
+        kept: deque[Waiter] = deque()
+        while self.senders:
+            w = self.senders.popleft()
+            if w.thread is None:
+                kept.append(w)
+                continue
+            assert w.msg is not None
+            _reschedule(w.task, _Value(deliver(w.thread.process, w.msg, abi.CLOSED)))
+        self.senders = kept
 
     def replier_gone(self, tid: int) -> None:
         """Thread `tid` exits while owing a reply here: its caller gets CLOSED."""

@@ -315,3 +315,32 @@ async def test_ipc_between_processes_survives_peer_death() -> None:
 
     status, _ = await run(main)
     assert status == 10 + A.CLOSED
+
+
+async def test_clients_of_a_dead_server_get_closed_even_while_it_stays_mounted() -> None:
+    """The mount keeps the server's rendezvous referenced, so only the kernel's knowledge that
+    its server died can keep clients from waiting forever."""
+    out: list[int] = []
+
+    async def server(proc):
+        await proc.sys.receive(0)  # serve one request badly: die without answering
+        raise RuntimeError("server bug")
+
+    async def main(proc):
+        mine, theirs = await proc.sys.new_rendezvous()
+        await proc.sys.mount("/svc", mine)
+        child = await proc.exec(server, stdin=theirs)
+        for _ in range(3):
+            h, _ = await proc.sys.open("/svc")
+            with trio.fail_after(5):
+                try:
+                    await proc.sys.send_receive(h, Message(1))
+                except SyscallError as e:
+                    out.append(e.code)
+            await proc.sys.close(h)
+        await child.wait()
+        return 0
+
+    async with boot() as system:
+        assert await system.run(main) == 0
+    assert out == [A.CLOSED, A.CLOSED, A.CLOSED]
