@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import importlib
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,7 @@ def _make_builtins() -> dict[str, Any]:
 
 
 _BUILTINS = _make_builtins()
+_loads = 0
 _CODE_CACHE: dict[bytes, types.CodeType] = {}
 
 
@@ -95,10 +97,18 @@ def load(image: bytes, name: str) -> Callable[..., Any]:
     Exceptions raised by the module body (including a forbidden import) propagate: the caller
     runs this inside the new process, so they kill that process alone."""
     code = compile_image(image, name)
-    module = types.ModuleType(name)
+    global _loads
+    _loads += 1
+    modname = f"__euralios_program_{_loads}__"
+    module = types.ModuleType(modname)
     module.__dict__["__builtins__"] = _BUILTINS
-    module.__dict__["__name__"] = "__euralios_main__"
-    exec(code, module.__dict__)  # noqa: S102 - this is the loader
+    # Registered while its body runs: decorators such as @dataclass look their module up in
+    # sys.modules. Removed afterwards so finished programs leave nothing behind.
+    sys.modules[modname] = module
+    try:
+        exec(code, module.__dict__)  # noqa: S102 - this is the loader
+    finally:
+        sys.modules.pop(modname, None)
     main = module.__dict__.get("main")
     if main is None or not callable(main):
         raise LoaderError(f"{name}: program has no main(proc) function")

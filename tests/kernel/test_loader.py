@@ -49,3 +49,10 @@ async def test_program_image_lives_read_only_in_the_code_region() -> None:
     src = b"async def main(proc):\n    return proc.gate.load(0x400000, 5) == b'async'\n"
     async with boot() as system:
         assert await system.run(src) == 1  # True -> 1 (main returned True)
+
+
+async def test_dataclasses_work_in_programs_loaded_from_source() -> None:
+    src = (b"from dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\n    y: int = 2\n"
+           b"async def main(proc):\n    return P(3).x + P(1).y\n")
+    async with boot() as system:
+        assert await system.run(src) == 5
