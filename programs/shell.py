@@ -24,8 +24,8 @@ HELP = """EuraliOS shell help
   umount <path>      un-mount               ps                list processes
   kill <pid>         stop a process         clear             clear the screen
   help               this page              exit              leave the shell
-* Programs in /bin run with arguments: edit FILE, dmesg, free, stat, vmmap PID,
-  passwd, hello NAME... or give a path. Ctrl+C stops the program in front.
+* Programs in /bin run with arguments: edit FILE, gopher HOST, gopherd, dmesg,
+  free, stat, vmmap PID, passwd, hello NAME... Ctrl+C stops the program in front.
   `cmd > file` and `cmd >> file` send output to a file.
   Up/Down: history.  Tab: complete commands and paths."""
 
