@@ -39,7 +39,7 @@ from merriwig.rendezvous import Rendezvous
 VGA_TEXT = 0xB8000
 VIDEO_MEMORY = 5  # message tag (spec §4.5)
 INITRD = 10  # message tag: Long(INITRD, n, chunk) with the programs init installs in /bin
-LIBRARIES = ("init", "lineedit")  # modules in programs/ that are not programs for /bin
+LIBRARIES = ("init", "lineedit", "supervisor")  # modules in programs/ that are not programs for /bin
 
 
 def initrd() -> bytes:
