@@ -13,12 +13,17 @@ impairment) never care what is behind it:
 
 ``make_backend("tap:tap0", pcap="out.pcap", impair="loss=5,seed=1")`` builds one from the command
 line's words. Bad words raise ValueError with a one-line message; a backend the host will not allow
-(no root) raises :class:`BackendError` saying what to use instead. ``user`` (the built-in router)
-and a switch between machines plug into :data:`FACTORIES` when they exist.
+(no root) raises :class:`BackendError` saying what to use instead.
+
+The words are ``KIND``, ``KIND:ARG`` or, QEMU-style, ``KIND,OPTION=VALUE,...``:
+``user`` (the built-in router, :mod:`machine.netdev.user`; options ``hostfwd=tcp:HOST:PORT-:PORT``,
+repeatable, ``hosts=FILE``, ``domainname=NAME``), ``switch:NAME`` (machines on this host joined
+by a virtual switch, :mod:`machine.netdev.switch`), ``tap:NAME``, ``raw:NAME``, ``none``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import trio
@@ -91,30 +96,61 @@ def _raw(arg: str) -> Backend:
     return RawBackend(arg)
 
 
+def _user(arg: str) -> Backend:
+    from machine.netdev.user import make_user_backend
+
+    return make_user_backend(arg)
+
+
+def _switch(arg: str) -> Backend:
+    from machine.netdev.switch import SwitchBackend
+
+    return SwitchBackend(arg)
+
+
 def _none(arg: str) -> Backend:
     if arg:
         raise ValueError(f"--net none takes no argument, got {arg!r}")
     return NoneBackend()
 
 
-#: ``--net KIND[:ARG]`` -> factory(ARG). Add "user" and "switch" here when they exist.
-FACTORIES: dict[str, Callable[[str], Backend]] = {"none": _none, "tap": _tap, "raw": _raw}
-_NEEDS_ARG = {"tap": "tap:NAME", "raw": "raw:NAME"}
+#: ``--net KIND[:ARG]`` or ``--net KIND[,OPTIONS]`` -> factory(ARG or OPTIONS).
+FACTORIES: dict[str, Callable[[str], Backend]] = {
+    "user": _user,
+    "switch": _switch,
+    "tap": _tap,
+    "raw": _raw,
+    "none": _none,
+}
+_NEEDS_ARG = {"tap": "tap:NAME", "raw": "raw:NAME", "switch": "switch:NAME"}
+_KIND = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)(?:[:,](.*))?\Z", re.S)
 
 
-def make_backend(spec: str, *, pcap: str | None = None, impair: str | None = None) -> Backend:
+def make_backend(
+    spec: str, *, pcap: str | None = None, impair: str | None = None, hosts: str | None = None
+) -> Backend:
     """The backend for ``--net SPEC``, wrapped for ``--impair`` and ``--pcap`` when given.
 
+    ``hosts`` is ``--hosts FILE``: the names the ``user`` router's DNS server answers first.
     The capture is closest to the guest, so the file shows exactly what the NIC sent and what it
     was handed after impairment."""
-    kind, _, arg = spec.strip().partition(":")
-    factory = FACTORIES.get(kind)
+    m = _KIND.match(spec.strip())
+    kind, arg = (m.group(1), m.group(2) or "") if m else (spec.strip(), "")
+    factory = FACTORIES.get(kind) if m else None
     if factory is None:
         choices = ", ".join(_NEEDS_ARG.get(k, k) for k in FACTORIES)
         raise ValueError(f"--net: unknown backend {spec!r} (choose from {choices})")
     if kind in _NEEDS_ARG and not arg:
-        raise ValueError(f"--net {kind} needs an interface name: --net {_NEEDS_ARG[kind]}")
-    backend = factory(arg)
+        what = "a switch name" if kind == "switch" else "an interface name"
+        raise ValueError(f"--net {kind} needs {what}: --net {_NEEDS_ARG[kind]}")
+    if hosts is not None and kind != "user":
+        raise ValueError("--hosts needs --net user (the built-in router's DNS server)")
+    if kind == "user" and hosts is not None:
+        from machine.netdev.user import make_user_backend
+
+        backend: Backend = make_user_backend(arg, hosts=hosts)
+    else:
+        backend = factory(arg)
     try:
         if impair:
             from machine.netdev.impair import ImpairBackend, parse_impair
