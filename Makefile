@@ -36,6 +36,10 @@ test: $(STAMP) test-deps
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
+# Ten minutes of a busy booted system, checking memory stays flat (not part of `make test`).
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
