@@ -14,13 +14,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Host packages the real-peer network tests use (dnsmasq, iproute2, a gopher server).
+# Host packages the real-peer network tests use (iproute2, dnsmasq, ping; the Gopher server is
+# examples/gopher_server.py). dnsmasq-base is the daemon without a system service to start.
 # Installed only when missing, and only where we are root with apt (CI is).
 test-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
 	  command -v ip >/dev/null || missing="$$missing iproute2"; \
 	  command -v tmux >/dev/null || missing="$$missing tmux"; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v dnsmasq >/dev/null || missing="$$missing dnsmasq-base"; \
+	  command -v ping >/dev/null || missing="$$missing iputils-ping"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \

@@ -84,6 +84,32 @@ class System:
                           vfs=self.vfs)
         self.vfs.mount("/ramdisk", r)
 
+    def start_network(self, tcp_args: list[str] | None = None, *, log: str = "console") -> None:
+        """The network of the small system: drivers/pci at /pci, drivers/rtl8139 at /dev/nic and
+        the TCP/IP stack (net/server.py) at /tcp, as the full boot's init starts them.
+
+        Needs a machine with a network card (`boot(nic=backend)`). tcp_args: the stack's options
+        (e.g. ["--static", "10.0.2.15/24,gw=10.0.2.2"]; DHCP by default). log: where their
+        start-up lines go, "console" (the serial console, like the rest of a boot log) or "klog"
+        (the kernel log only, so `euralios run` output stays the program's own)."""
+        if self.machine.nic is None:
+            raise RuntimeError("start_network needs a network card: boot(nic=backend)")
+        sink = None
+        if log == "klog":
+            r = self.kernel.new_rendezvous(refs=1)
+            self.kernel.spawn(_klog_sink, name="netlog", args=["netlog"], stdin=r, vfs=self.vfs)
+            sink = r
+        for path, mount, name, args, io in (
+            ("drivers/pci.py", "/pci", "pci", ["pci"], True),
+            ("drivers/rtl8139.py", "/dev/nic", "rtl8139", ["rtl8139"], True),
+            ("net/server.py", "/tcp", "tcp", ["tcp", *(tcp_args or [])], False),
+        ):
+            r = self.kernel.new_rendezvous(refs=2)  # the mount's reference and the server's stdin
+            self.vfs.mount(mount, r)
+            if sink is not None:
+                sink.incref()
+            self.spawn(program_source(path), args, io=io, name=name, stdin=r, stdout=sink)
+
     async def _start_console(self) -> None:
         k = self.kernel
         self.console = k.new_rendezvous(refs=1)  # the host keeps one reference
@@ -136,6 +162,36 @@ class System:
 
     def klog(self) -> str:
         return self.kernel.klog.text()
+
+
+async def _klog_sink(proc: Any) -> int:
+    """A stdout that writes into the kernel log: what start_network(log="klog") gives drivers."""
+    from euralios.std import STDIN, Memory, Message, SyscallError, abi
+
+    sys = proc.sys
+    while True:
+        try:
+            msg = await sys.receive(STDIN)
+        except SyscallError:
+            return 0
+        if isinstance(msg.d3, Memory):
+            n = msg.d2 if isinstance(msg.d2, int) else 0
+            text = ""
+            try:
+                base, size, _ = await sys.chunk_info(msg.d3.vaddr)
+                if 0 < n and msg.d3.vaddr - base + n <= size:  # never read past the chunk
+                    text = sys.gate.load(msg.d3.vaddr, n).decode("utf-8", "replace")
+                await sys.free(msg.d3.vaddr)
+            except SyscallError:
+                pass
+            for line in text.splitlines():
+                if line.strip():
+                    await sys.debug_write(line)
+        if msg.reply:
+            try:
+                await sys.send(STDIN, Message(abi.OK, msg.d2 if isinstance(msg.d2, int) else 0, 0))
+            except SyscallError:
+                pass
 
 
 @asynccontextmanager

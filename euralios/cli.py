@@ -2,7 +2,12 @@
 
     euralios [--mem 64M] [--net user|tap:NAME|raw:NAME|none] ...     boot with the terminal UI
     euralios --headless --type KEYS --expect REGEX ... [--timeout S]  boot with no UI
-    euralios run PROGRAM.py [ARGS...]                                run one program, exit with its status
+    euralios run [--net SPEC] PROGRAM.py [ARGS...]                   run one program, exit with its status
+
+Network options (both forms): --net SPEC (the NIC's wire: user, tap:NAME, raw:NAME, none, ...),
+--mac MAC (the card's address), --pcap FILE (record every frame), --impair SPEC (loss, delay,
+reorder... on the wire). A full boot has a network by default (--net user); `euralios run` only
+with --net, and then starts pci, rtl8139 and the TCP/IP stack (/tcp) before the program.
 
 A bad option prints one line and exits with status 2 (argparse's convention).
 """
@@ -44,10 +49,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="copy the kernel log to stderr")
 
 
+def _network(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--net", default=default, metavar="SPEC",
+                   help="network backend: user, tap:NAME, raw:NAME, none" + (f" (default {default})" if default else ""))
+    p.add_argument("--mac", metavar="MAC", help="the network card's MAC address (default 52:54:00:12:34:56)")
+    p.add_argument("--pcap", metavar="FILE", help="record every frame the network card sends and receives")
+    p.add_argument("--impair", metavar="SPEC", help="impair the wire: loss=%%,delay=ms,reorder=%%,dup=%%,corrupt=%%,seed=N")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="euralios", description="EuraliOS-py: an actor-model OS on an emulated PC")
     _common(p)
-    p.add_argument("--net", default="user", help="network backend: user, tap:NAME, raw:NAME, none")
+    _network(p, "user")
     p.add_argument("--headless", action="store_true", help="no UI: type keys and wait for screen text")
     p.add_argument("--type", dest="steps", action="append", type=lambda s: ("type", s), default=[],
                    metavar="KEYS", help="keys to type ({Enter} {F2} {Up} {Ctrl+S} ... and \\n)")
@@ -60,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 def build_run_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="euralios run", description="boot a small system and run one program as root")
     _common(p)
+    _network(p, None)
     p.add_argument("program", help="a Python file with `async def main(proc)`")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
     return p
@@ -76,16 +90,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(opts: argparse.Namespace) -> int:
+    from euralios.frontend import NetError, network
+
     path = Path(opts.program)
     try:
         image = path.read_bytes()
     except OSError as e:
         print(f"euralios run: {opts.program}: {e.strerror or e}", file=sys.stderr)
         return 2
-    return trio.run(_run, opts, path, image)
+    try:
+        backend, mac = network(opts)
+    except NetError as e:
+        print(f"euralios run: {e}", file=sys.stderr)
+        return 2
+    try:
+        return trio.run(_run, opts, path, image, backend, mac)
+    finally:
+        if backend is not None:
+            backend.close()
 
 
-async def _run(opts: argparse.Namespace, path: Path, image: bytes) -> int:
+async def _run(opts: argparse.Namespace, path: Path, image: bytes, backend: object = None,
+               mac: str | None = None) -> int:
     from euralios.boot import boot
 
     out = sys.stdout.buffer
@@ -94,7 +120,11 @@ async def _run(opts: argparse.Namespace, path: Path, image: bytes) -> int:
         out.write(data)
         out.flush()
 
-    async with boot(opts.mem, quota=opts.quota, watchdog=opts.watchdog, trace=opts.trace) as system:
+    async with boot(opts.mem, quota=opts.quota, watchdog=opts.watchdog, trace=opts.trace,
+                    nic=backend, mac=mac) as system:  # type: ignore[arg-type]
+        if backend is not None:
+            # Their start-up lines go to the kernel log (-v shows them): stdout is the program's.
+            system.start_network(log="klog")
         system.add_output_sink(sink)
         klog = system.kernel.klog
 

@@ -5,7 +5,13 @@ is queued at once; an expect waits, event-driven, until the screen matches), let
 settle (nothing drawn for 0.15 s), prints the final 80x25 screen (trailing blanks removed) and
 exits 0. A step that times out prints the screen, then
 `euralios: timed out waiting for REGEX` on stderr, and exits 1. Bad input (an unknown key name,
-a bad regex, an unsupported --net) is one line on stderr and exit status 2, before booting.
+a bad regex, a bad --net/--mac/--impair, a backend the host refuses) is one line on stderr and
+exit status 2, before booting.
+
+The network: `--net SPEC` builds the NIC's wire with machine.netdev.make_backend (wrapped by
+`--impair` and `--pcap`) and the machine gets an RTL8139 on it (`--mac` sets its address); init
+then starts the driver and the TCP/IP stack (/tcp), which asks DHCP. `--net none` is a card with
+a cable to nowhere. `user` is the built-in router when this build has it, else the same as none.
 
 Without --headless the terminal UI (machine/ui/terminal.py) shows the VGA screen in the host
 terminal and feeds it every key; Ctrl-] quits.
@@ -21,7 +27,40 @@ from typing import Any
 
 import trio
 
-NET_BACKENDS = ("user", "none")  # accepted now; the network itself arrives later
+
+class NetError(Exception):
+    """A network option is wrong or the host refuses the backend (one line for the user)."""
+
+
+def network(opts: argparse.Namespace) -> tuple[Any, str | None]:
+    """(backend, mac) from --net/--mac/--pcap/--impair; (None, None) when there is no --net.
+
+    Built before booting, so a bad spec or a refused tap is reported before anything starts."""
+    from machine.netdev import FACTORIES, BackendError, make_backend
+    from machine.rtl8139 import mac_text, parse_mac
+
+    spec = getattr(opts, "net", None)
+    mac = getattr(opts, "mac", None)
+    pcap, impair = getattr(opts, "pcap", None), getattr(opts, "impair", None)
+    if spec is None:
+        for name, value in (("--mac", mac), ("--pcap", pcap), ("--impair", impair)):
+            if value is not None:
+                raise NetError(f"{name} needs --net")
+        return None, None
+    if mac is not None:
+        try:
+            raw = parse_mac(mac)
+        except ValueError as e:
+            raise NetError(f"--mac {mac}: {e}") from None
+        if raw[0] & 1:
+            raise NetError(f"--mac {mac}: a multicast address cannot be a card's address")
+        mac = mac_text(raw)
+    if spec.strip().split(":")[0].split(",")[0] == "user" and "user" not in FACTORIES:
+        spec = "none"  # no built-in router in this build: a card with nothing behind it
+    try:
+        return make_backend(spec, pcap=pcap, impair=impair), mac
+    except (ValueError, BackendError) as e:
+        raise NetError(str(e)) from None
 
 
 def _error(text: str) -> int:
@@ -33,8 +72,6 @@ def _check(opts: argparse.Namespace) -> str | None:
     """Everything that can be wrong with the options, found before booting."""
     from machine.ui.headless import KeySpecError, parse_keys
 
-    if opts.net not in NET_BACKENDS:
-        return f"--net {opts.net}: not available yet (use {' or '.join(NET_BACKENDS)})"
     for kind, arg in opts.steps:
         if kind == "type":
             try:
@@ -61,21 +98,31 @@ def main(opts: argparse.Namespace) -> int:
     problem = _check(opts)
     if problem is not None:
         return _error(problem)
-    if opts.headless:
-        return trio.run(_headless, opts)
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not opts.headless and not (sys.stdin.isatty() and sys.stdout.isatty()):
         return _error("the terminal UI needs a terminal (use --headless for scripts)")
-    return _terminal(opts)
+    try:
+        backend, mac = network(opts)
+    except NetError as e:
+        return _error(str(e))
+    try:
+        if opts.headless:
+            return trio.run(_headless, opts, backend, mac)
+        return _terminal(opts, backend, mac)
+    finally:
+        if backend is not None:
+            backend.close()
 
 
-async def _headless(opts: argparse.Namespace) -> int:
+async def _headless(opts: argparse.Namespace, backend: Any = None, mac: str | None = None) -> int:
     from euralios.system_boot import boot_full
+    from machine.board import Machine
 
     def on_klog(line: str) -> None:
         if opts.verbose or " killed: " in line:
             print(line, file=sys.stderr, flush=True)
 
-    async with boot_full(opts.mem, on_klog=on_klog, **_boot_options(opts)) as system:
+    machine = Machine(opts.mem, nic=backend, mac=mac)
+    async with boot_full(opts.mem, machine=machine, on_klog=on_klog, **_boot_options(opts)) as system:
         for kind, arg in opts.steps:
             if kind == "type":
                 await system.type(arg, escapes=True)
@@ -101,13 +148,13 @@ def _print_screen(text: str) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _terminal(opts: argparse.Namespace) -> int:
+def _terminal(opts: argparse.Namespace, backend: Any = None, mac: str | None = None) -> int:
     from euralios.system_boot import FullSystem, boot_full
     from machine.board import Machine
     from machine.ui.headless import KeyPress
     from machine.ui.terminal import run_terminal
 
-    machine = Machine(opts.mem)
+    machine = Machine(opts.mem, nic=backend, mac=mac)
     holder: dict[str, FullSystem] = {}
     klog: deque[str] = deque(maxlen=2000)  # the UI owns the terminal: --verbose prints it afterwards
 

@@ -98,7 +98,23 @@ class Resolver:
             cname = next((v for t, v, _ in recs if t == "CNAME"), None)
             ttl = min(ttl for _, _, ttl in recs)
             self.cache[owner] = (now + max(ttl, 0), addrs, cname)
-        addrs = self.cached(name, now)
+        # A TTL of 0 (dnsmasq's default for its local records) means "use for this answer only,
+        # do not cache" (RFC 1035 3.2.1): the cache then knows nothing, the answer itself does.
+        addrs = self.cached(name, now) or _chase(name, records)
         if not addrs:
             raise DnsError(name, "no-address")
         return name, addrs
+
+
+def _chase(name: str, records: dict[str, list[tuple[str, str, int]]]) -> list[str]:
+    """The A records for `name` in one answer's records, following its CNAMEs."""
+    for _ in range(MAX_CNAME_CHAIN):
+        recs = records.get(name, [])
+        addrs = [v for t, v, _ in recs if t == "A"]
+        if addrs:
+            return addrs
+        target = next((v for t, v, _ in recs if t == "CNAME"), None)
+        if target is None:
+            return []
+        name = target
+    return []

@@ -295,7 +295,7 @@ class Init:
         _, self.secrets = await self.server(ramdisk.main, "passwords", None, ["passwords", "--capacity", "1M"])
 
     async def devices(self) -> None:
-        """/pci, and /dev/nic when there is a network card."""
+        """/pci, and /dev/nic and /tcp when there is a network card."""
         _, pci = await self.server(pci_driver.main, "pci", "/pci", io=True)
         try:
             reply = await self.sys.rcall(pci, FIND_DEVICE, 0x10EC, 0x8139)
@@ -306,6 +306,10 @@ class Init:
             await self.log("no network card")
             return
         await self.server(nic_driver.main, "rtl8139", "/dev/nic", io=True)
+        from net import server as tcp_server  # here, not at the top: only a machine with a card needs it
+
+        # The TCP/IP stack at /tcp: DHCP unless NET_ARGS (e.g. "--static 10.0.2.15/24,gw=10.0.2.2") says otherwise.
+        await self.server(tcp_server.main, "tcp", "/tcp", args=["tcp", *self.proc.env.get("NET_ARGS", "").split()])
 
     async def watch(self, child, what: str) -> None:
         status = await child.wait()

@@ -1,0 +1,151 @@
+"""TCP bulk throughput of the guest's stack over a tap, each way, against Linux's own TCP.
+
+``tcp.guest_to_linux_mb_per_s``: a guest program (a booted small system: pci, rtl8139, the
+TCP/IP stack at /tcp) connects to a trio server in a private network namespace over a tap and
+writes TOTAL bytes; the server times them from the first byte to the end of the stream.
+``tcp.linux_to_guest_mb_per_s``: the server writes TOTAL bytes to the guest, which times its
+reads from connect to the end of the stream. Everything real is on the path: the guest's
+syscalls and IPC, /tcp, the NIC driver's port I/O and DMA, the RTL8139 model, the tap and the
+namespace's kernel TCP. The baseline, ``linux_loopback_tcp``, moves the same bytes between two
+trio sockets over 127.0.0.1 in the same process and run. The ratios are far below 1 by nature
+(an emulated PC in Python against the host kernel) and are recorded to follow regressions.
+
+Needs root (a namespace and a tap): otherwise it prints why and records nothing.
+Run: ``.venv/bin/python -m bench.bench_tcp``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import trio
+
+from bench.common import record
+from euralios.boot import boot
+from euralios.pytest_plugin import Netns, netns_unavailable
+
+TOTAL = 4 << 20
+CHUNK = 64 << 10
+ROUNDS = 3
+PAYLOAD = bytes(range(256)) * (CHUNK // 256)
+GUEST, HOST, PORT = "10.0.2.15", "10.0.2.2", 5001
+
+
+async def loopback(direction_bytes: int) -> float:
+    """MB/s of trio TCP over 127.0.0.1 in this process (the baseline)."""
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    result: dict[str, float] = {}
+
+    async def sink() -> None:
+        conn, _ = await listener.accept()
+        with conn:
+            got, t0 = 0, 0.0
+            while True:
+                data = await conn.recv(1 << 20)
+                if not data:
+                    break
+                if not got:
+                    t0 = time.perf_counter()
+                got += len(data)
+            result["rate"] = got / (time.perf_counter() - t0) / 1e6
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sink)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            sent = 0
+            while sent < direction_bytes:
+                await stream.send_all(PAYLOAD)
+                sent += len(PAYLOAD)
+    listener.close()
+    return result["rate"]
+
+
+async def guest_rates(ns: Netns) -> tuple[float, float]:
+    """(guest->Linux, Linux->guest) best MB/s over ROUNDS."""
+    lsock = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind((HOST, PORT))
+    lsock.listen()
+    lsock.setblocking(False)
+    listener = trio.socket.from_stdlib_socket(lsock)
+    up: list[float] = []
+    down: list[float] = []
+
+    async def server() -> None:
+        """Per connection: a first byte 'U' means the guest uploads, 'D' that it downloads."""
+        while True:
+            conn, _ = await listener.accept()
+            stream = trio.SocketStream(conn)
+            mode = await stream.receive_some(1)
+            if mode == b"U":
+                got, t0 = 0, 0.0
+                while True:
+                    data = await stream.receive_some(1 << 20)
+                    if not data:
+                        break
+                    if not got:
+                        t0 = time.perf_counter()
+                    got += len(data)
+                up.append(got / (time.perf_counter() - t0) / 1e6)
+            else:
+                sent = 0
+                while sent < TOTAL:
+                    await stream.send_all(PAYLOAD)
+                    sent += len(PAYLOAD)
+            await stream.aclose()
+
+    async def guest(proc: Any) -> int:
+        for _ in range(ROUNDS):
+            s = await proc.connect(HOST, PORT)
+            await s.write_all(b"U")
+            sent = 0
+            while sent < TOTAL:
+                await s.write_all(PAYLOAD)
+                sent += len(PAYLOAD)
+            await s.close()
+            s = await proc.connect(HOST, PORT)
+            await s.write_all(b"D")
+            t0, got = proc.now(), 0
+            while chunk := await s.read(CHUNK):
+                got += len(chunk)
+            down.append(got / (proc.now() - t0) / 1e6)
+            await s.close()
+            await proc.sleep(0.2)  # let the last upload's receiver finish its timing
+        return 0
+
+    async with boot(nic=ns.backend(), watchdog=0) as system:
+        system.start_network(["--static", f"{GUEST}/24,gw={HOST}"])
+        await system.wait_for_output(r"\[tcp\] static", 15)
+        system.nursery.start_soon(server)
+        with trio.fail_after(300):
+            status = await system.run(guest)
+        assert status == 0, system.output()
+    return max(up), max(down)
+
+
+async def run() -> None:
+    with Netns() as ns:
+        up, down = await guest_rates(ns)
+    base = max([await loopback(TOTAL) for _ in range(ROUNDS)])
+    record("tcp.guest_to_linux_mb_per_s", up, "MB/s", "linux_loopback_tcp", base, up / base)
+    record("tcp.linux_to_guest_mb_per_s", down, "MB/s", "linux_loopback_tcp", base, down / base)
+
+
+def main() -> int:
+    why = netns_unavailable() or (None if os.geteuid() == 0 else "needs root (a network namespace and a tap)")
+    if why is not None:
+        print(f"bench_tcp: skipped: {why}")
+        return 0
+    trio.run(run)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
