@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Host packages the real-peer network tests use (iproute2, dnsmasq, ping; the Gopher server is
-# examples/gopher_server.py). dnsmasq-base is the daemon without a system service to start.
+# Host packages the real-peer network tests use (iproute2, dnsmasq, ping, Debian's gophernicus as
+# an independent Gopher server, setpriv to run it unprivileged). dnsmasq-base is the daemon
+# without a system service to start.
 # Installed only when missing, and only where we are root with apt (CI is).
 test-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -24,6 +25,8 @@ test-deps:
 	  command -v tmux >/dev/null || missing="$$missing tmux"; \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v dnsmasq >/dev/null || missing="$$missing dnsmasq-base"; \
 	  command -v ping >/dev/null || missing="$$missing iputils-ping"; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v gophernicus >/dev/null || missing="$$missing gophernicus"; \
+	  command -v setpriv >/dev/null || missing="$$missing util-linux"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \

@@ -1,0 +1,146 @@
+"""The newcomer's path over a real wire: log in as `user` on the full system booted on a tap,
+run `gopher 10.0.2.2`, and browse Debian's gophernicus — an independent Gopher server — then
+fetch a 100 KiB binary byte-exact, and let the host ping the guest.
+
+gophernicus is an inetd-style server (one process per connection, the socket on its stdin and
+stdout), so the test runs a tiny accept-and-spawn loop for it in the namespace, dropping root as
+gophernicus insists. Root only; skipped only where /dev/net/tun or `ip netns` is missing;
+`make test` installs gophernicus and dnsmasq.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from euralios.pytest_plugin import Netns, netns_unavailable
+from euralios.system_boot import FullSystem, boot_full
+from machine.board import Machine
+
+GUEST, HOST = "10.0.2.15", "10.0.2.2"
+BIG = random.Random(7).randbytes(100 * 1024)
+INETD = """
+import os, socket, subprocess, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 70)); s.listen(16); print("serving", flush=True)
+while True:
+    c, _ = s.accept()
+    subprocess.Popen(sys.argv[2:], stdin=c.fileno(), stdout=c.fileno(), stderr=subprocess.DEVNULL)
+    c.close()
+"""
+
+_why = netns_unavailable()
+pytestmark = pytest.mark.skipif(_why is not None, reason=f"real-peer network tests: {_why}")
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if path is None:
+        pytest.fail(f"{name} is not installed (`make test-deps` installs it as root)")
+    return path
+
+
+def wait_line(path: Path, text: str, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while text not in (path.read_text(errors="replace") if path.exists() else ""):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path.name}: no {text!r}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+async def desktop(tmp_path: Path) -> AsyncIterator[tuple[FullSystem, Netns]]:
+    # gophernicus drops to nobody, who cannot enter pytest's private tmp directories.
+    root = Path(tempfile.mkdtemp(prefix="euralios-gopher-", dir="/tmp"))
+    root.chmod(0o755)
+    (root / "hello.txt").write_text("hello from gophernicus\nsecond line\n")
+    (root / "big.bin").write_bytes(BIG)
+    for p in root.iterdir():
+        p.chmod(0o644)
+    with Netns() as ns:
+        log = tmp_path / "dnsmasq.log"
+        ns.popen([tool("dnsmasq"), "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                  f"--interface={ns.tap}", "--bind-interfaces", "--user=root", "--pid-file",
+                  f"--dhcp-range={GUEST},{GUEST},255.255.255.0,1h", f"--dhcp-option=option:router,{HOST}",
+                  f"--dhcp-option=option:dns-server,{HOST}", f"--dhcp-leasefile={tmp_path / 'leases'}",
+                  "--no-ping"], stdout=log.open("w"), stderr=subprocess.STDOUT)
+        wait_line(log, "started")
+        glog = tmp_path / "inetd.log"
+        ns.popen([sys.executable, "-c", INETD, HOST, tool("setpriv"), "--reuid=65534", "--regid=65534",
+                  "--clear-groups", tool("gophernicus"), "-h", HOST, "-p", "70", "-r", str(root)],
+                 stdout=glog.open("w"), stderr=subprocess.STDOUT)
+        wait_line(glog, "serving")
+        machine = Machine("64M", nic=ns.backend())
+        try:
+            async with boot_full(machine=machine) as system:
+                yield system, ns
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def screen(system: FullSystem) -> str:
+    return "\n".join(system.screen_lines()).rstrip("\n")
+
+
+async def wait(system: FullSystem, pattern: str, timeout: float = 15) -> str:
+    rx = re.compile(pattern, re.MULTILINE)
+    with trio.move_on_after(timeout):
+        while not rx.search(screen(system)):
+            await system.settle(0.05, 0.5)
+        return screen(system)
+    raise AssertionError(f"timed out waiting for {pattern!r}; screen:\n{screen(system)}")
+
+
+async def test_user_browses_gophernicus_through_a_tap_and_host_pings_guest(desktop) -> None:
+    system, ns = desktop
+    await wait(system, r"login: ?$")
+    # The network came up by DHCP (the stack reports it on the system console).
+    await system.type("user\n")
+    await wait(system, r"\$ ?$")
+    await system.type("gopher 10.0.2.2\n")
+    menu = await wait(system, r"hello\.txt")
+    assert "big.bin" in menu and "Gophernicus" in menu
+    # The menu's links are big.bin then hello.txt (info lines are not selectable): the first
+    # link starts selected, so one Down selects hello.txt.
+    await system.type("{Down}{Enter}")
+    text = await wait(system, r"hello from gophernicus")
+    assert "second line" in text
+    await system.type("{Left}")
+    await wait(system, r"big\.bin")
+    await system.type("q")
+    await wait(system, r"\[gopher\] Bye!")
+    # The host pings the guest through the tap (run_process: the guest must keep running).
+    with trio.fail_after(20):
+        r = await trio.run_process(["ip", "netns", "exec", ns.name, tool("ping"), "-c", "2", "-W", "2", GUEST],
+                                   capture_stdout=True, check=False)
+    out = r.stdout.decode()
+    assert r.returncode == 0, out
+    assert "2 received" in out
+
+
+async def test_100k_binary_from_gophernicus_byte_exact(desktop) -> None:
+    system, _ = desktop
+    await wait(system, r"login: ?$")
+    got: list[bytes] = []
+
+    async def fetch(proc):
+        stream = await proc.connect(HOST, 70)
+        await stream.write_all(b"/big.bin\r\n")
+        got.append(await stream.read_all())
+        await stream.close()
+        return 0
+
+    with trio.fail_after(60):
+        assert await system.run(fetch) == 0
+    assert got[0] == BIG
