@@ -55,6 +55,9 @@ def _network(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--mac", metavar="MAC", help="the network card's MAC address (default 52:54:00:12:34:56)")
     p.add_argument("--pcap", metavar="FILE", help="record every frame the network card sends and receives")
     p.add_argument("--impair", metavar="SPEC", help="impair the wire: loss=%%,delay=ms,reorder=%%,dup=%%,corrupt=%%,seed=N")
+    p.add_argument("--ip", metavar="ADDR/PREFIX[,gw=A,dns=A]",
+                   help="the guest's static address (e.g. 10.0.3.5/24 on a switch) instead of DHCP")
+    p.add_argument("--hosts", metavar="FILE", help="--net user: a hosts table (ADDRESS NAME...) for its DNS server")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +116,7 @@ def run_command(opts: argparse.Namespace) -> int:
 async def _run(opts: argparse.Namespace, path: Path, image: bytes, backend: object = None,
                mac: str | None = None) -> int:
     from euralios.boot import boot
+    from euralios.frontend import net_args
 
     out = sys.stdout.buffer
 
@@ -124,7 +128,7 @@ async def _run(opts: argparse.Namespace, path: Path, image: bytes, backend: obje
                     nic=backend, mac=mac) as system:  # type: ignore[arg-type]
         if backend is not None:
             # Their start-up lines go to the kernel log (-v shows them): stdout is the program's.
-            system.start_network(log="klog")
+            system.start_network(net_args(opts), log="klog")
         system.add_output_sink(sink)
         klog = system.kernel.klog
 

@@ -57,10 +57,28 @@ def network(opts: argparse.Namespace) -> tuple[Any, str | None]:
         mac = mac_text(raw)
     if spec.strip().split(":")[0].split(",")[0] == "user" and "user" not in FACTORIES:
         spec = "none"  # no built-in router in this build: a card with nothing behind it
+    hosts = getattr(opts, "hosts", None)
+    ip = getattr(opts, "ip", None)
+    if ip is not None:
+        import ipaddress
+
+        try:
+            ipaddress.IPv4Interface(ip.split(",")[0])
+        except ValueError:
+            raise NetError(f"--ip {ip}: not an address/prefix such as 10.0.3.5/24") from None
     try:
-        return make_backend(spec, pcap=pcap, impair=impair), mac
+        extra = {"hosts": hosts} if hosts is not None else {}
+        return make_backend(spec, pcap=pcap, impair=impair, **extra), mac
+    except OSError as e:
+        raise NetError(f"--hosts {hosts}: {e.strerror or e}") from None
     except (ValueError, BackendError) as e:
         raise NetError(str(e)) from None
+
+
+def net_args(opts: argparse.Namespace) -> list[str]:
+    """Options for the guest's TCP/IP stack: a static address from --ip, else DHCP."""
+    ip = getattr(opts, "ip", None)
+    return ["--static", ip] if ip else []
 
 
 def _error(text: str) -> int:
@@ -122,7 +140,8 @@ async def _headless(opts: argparse.Namespace, backend: Any = None, mac: str | No
             print(line, file=sys.stderr, flush=True)
 
     machine = Machine(opts.mem, nic=backend, mac=mac)
-    async with boot_full(opts.mem, machine=machine, on_klog=on_klog, **_boot_options(opts)) as system:
+    async with boot_full(opts.mem, machine=machine, on_klog=on_klog, net_args=net_args(opts),
+                         **_boot_options(opts)) as system:
         for kind, arg in opts.steps:
             if kind == "type":
                 await system.type(arg, escapes=True)
@@ -159,7 +178,7 @@ def _terminal(opts: argparse.Namespace, backend: Any = None, mac: str | None = N
     klog: deque[str] = deque(maxlen=2000)  # the UI owns the terminal: --verbose prints it afterwards
 
     async def guest() -> str:
-        async with boot_full(machine=machine, on_klog=klog.append, **_boot_options(opts)) as system:
+        async with boot_full(machine=machine, on_klog=klog.append, net_args=net_args(opts), **_boot_options(opts)) as system:
             holder["system"] = system
             assert system.init is not None
             with trio.CancelScope() as scope:

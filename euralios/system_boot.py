@@ -188,6 +188,7 @@ async def boot_full(
     slice_ms: float = 10.0,
     keymap: str = "us",
     console_program: str | None = None,
+    net_args: list[str] | None = None,
     klog_console: bool = True,
     machine: Machine | None = None,
     on_klog: Callable[[str], None] | None = None,
@@ -216,6 +217,8 @@ async def boot_full(
         env: dict[str, Any] = {"KEYMAP": keymap}
         if console_program is not None:
             env["CONSOLE_PROGRAM"] = console_program
+        if net_args:
+            env["NET_ARGS"] = " ".join(net_args)
         if klog_console:
             system.nursery.start_soon(system.mirror_klog, 0)
         system.init = kernel.spawn(program_source("programs/init.py"), name="init", args=["init"], env=env,

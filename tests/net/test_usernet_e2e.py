@@ -1,0 +1,116 @@
+"""The root-free network end to end: the newcomer's path with the defaults, port forwarding
+into a Gopher server inside the OS, and two machines on a virtual switch.
+
+No root, no tap: everything here runs as any user (the router is `--net user`, the switch is a
+Unix datagram socket hub).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import trio
+
+from euralios.boot import boot
+from machine.netdev import make_backend
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVE_GOPHERD = "from programs import gopherd\n\nasync def main(proc):\n    return await gopherd.main(proc)\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gopher_fetch(port: int, selector: str = "", timeout: float = 30.0) -> bytes:
+    """Fetch a selector from 127.0.0.1:port, retrying while the server is not up yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(selector.encode() + b"\r\n")
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+                if data:
+                    return data
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing served on 127.0.0.1:{port}")
+        time.sleep(0.2)
+
+
+def test_newcomer_boots_with_defaults_logs_in_and_browses_a_host_gopher_server() -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(ROOT / "examples" / "gopher_server.py"), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        assert b"serving" in server.stdout.readline()
+        r = subprocess.run(
+            [sys.executable, "-m", "euralios.cli", "--headless", "--timeout", "30",
+             "--expect", "login: ", "--type", r"user\n", "--expect", r"\$ ",
+             "--type", rf"gopher 10.0.2.2 {port}\n", "--expect", "Welcome"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Welcome" in r.stdout and f"gopher://10.0.2.2:{port}" in r.stdout
+
+
+def test_hostfwd_reaches_gopherd_inside_the_os(tmp_path: Path) -> None:
+    port = free_port()
+    prog = tmp_path / "serve.py"
+    prog.write_text(SERVE_GOPHERD)
+    guest = subprocess.Popen([sys.executable, "-m", "euralios.cli", "run", "--net",
+                              f"user,hostfwd=tcp:127.0.0.1:{port}-:70", str(prog)],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        menu = gopher_fetch(port)
+        text = gopher_fetch(port, "/about.txt")
+    finally:
+        guest.terminate()
+        guest.wait(10)
+    assert menu.startswith(b"i") or b"\t" in menu
+    assert b"about.txt" in menu
+    assert text.strip()
+
+
+async def test_two_machines_on_a_switch_one_serves_gopher_the_other_browses() -> None:
+    name = f"eurtest-{uuid.uuid4().hex[:8]}"
+    got: list[bytes] = []
+
+    async def browse(proc):
+        stream = await proc.connect("10.0.3.5", 70)
+        await stream.write_all(b"\r\n")
+        got.append(await stream.read_all())
+        await stream.close()
+        return 0
+
+    a_nic = make_backend(f"switch:{name}")
+    b_nic = make_backend(f"switch:{name}")
+    try:
+        async with boot(nic=a_nic, mac="52:54:00:00:03:05") as a, \
+                boot(nic=b_nic, mac="52:54:00:00:03:06") as b:
+            a.start_network(["--static", "10.0.3.5/24"])
+            b.start_network(["--static", "10.0.3.6/24"])
+            a.spawn(SERVE_GOPHERD.encode(), ["gopherd"], name="gopherd")
+            await a.wait_for_output(r"\[gopherd\]|gopherd", 20)
+            with trio.fail_after(30):
+                while not got:
+                    status = await b.run(browse)
+                    if not got:
+                        assert status != 0
+                        await trio.sleep(0.3)
+    finally:
+        a_nic.close()
+        b_nic.close()
+    assert b"about.txt" in got[0]
