@@ -276,3 +276,26 @@ def test_closed_socket_in_namespace_is_cleaned_up() -> None:
     ns.delete()
     assert s.fileno() == -1
     assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+async def test_gopherd_inside_the_os_is_reachable_through_the_tap(guest: System, peers: Peers) -> None:
+    """The OS as a peer: gopherd in the guest, a Linux client in the namespace."""
+    guest.spawn(b"from programs import gopherd\n\nasync def main(proc):\n    return await gopherd.main(proc)\n",
+                ["gopherd"], name="gopherd")
+    data = b""
+    with trio.fail_after(20):
+        while True:
+            sock = peers.ns.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            client = trio.socket.from_stdlib_socket(sock)
+            try:
+                await client.connect((GUEST, 70))
+                break
+            except OSError:
+                client.close()
+                await trio.sleep(0.2)  # gopherd still starting
+        await client.send(b"\r\n")
+        while chunk := await client.recv(65536):
+            data += chunk
+    client.close()
+    assert b"about.txt" in data

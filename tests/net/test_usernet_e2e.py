@@ -114,3 +114,54 @@ async def test_two_machines_on_a_switch_one_serves_gopher_the_other_browses() ->
         a_nic.close()
         b_nic.close()
     assert b"about.txt" in got[0]
+
+
+async def test_router_functions_against_the_guest_stack(tmp_path: Path) -> None:
+    """DHCP from the router, DNS from a hosts table, ping to the gateway, TCP to a host server,
+    a refused host port, all through the OS's own stack and programs."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("10.0.2.2 gopher.local\n")
+    port = free_port()
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", port))
+    listener.listen()
+    seen: dict[str, object] = {}
+
+    async def host_server() -> None:
+        conn, _ = await listener.accept()
+        with conn:
+            data = await conn.recv(100)
+            await conn.send(b"host says " + data)
+
+    async def guest(proc):
+        from euralios.std import SyscallError
+        from euralios.std import abi as A
+
+        stream = await proc.connect("gopher.local", port)
+        await stream.write_all(b"hi")
+        seen["reply"] = await stream.read_all()
+        await stream.close()
+        try:
+            await proc.connect("10.0.2.2", free_port())
+        except SyscallError as e:
+            seen["refused"] = e.code == A.REFUSED
+        return 0
+
+    nic = make_backend("user", hosts=str(hosts))
+    try:
+        async with boot(nic=nic) as system, trio.open_nursery() as nursery:
+            nursery.start_soon(host_server)
+            system.start_network()
+            await system.wait_for_output(r"\[tcp\] DHCP: 10\.0\.2\.15/24 gw 10\.0\.2\.2 dns 10\.0\.2\.3", 20)
+            with trio.fail_after(30):
+                assert await system.run(guest) == 0
+            ping = (ROOT / "programs" / "ping.py").read_bytes()
+            with trio.fail_after(30):
+                assert await system.run(ping, ["ping", "-c", "2", "10.0.2.2"]) == 0
+            assert "2 received" in system.output() or "2 packets received" in system.output(), system.output()
+            nursery.cancel_scope.cancel()
+    finally:
+        nic.close()
+        listener.close()
+    assert seen["reply"] == b"host says hi"
+    assert seen["refused"] is True
