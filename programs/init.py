@@ -38,6 +38,7 @@ from drivers.keymap import F_KEYS
 from euralios.std import STDIN, STDOUT, Handle, Memory, Message, SyscallError, abi
 from euralios.std.fs import take_bytes
 from programs import echo
+from programs.supervisor import Service, Supervisor
 from vfs import ramdisk
 
 USER_CONSOLES = 4  # F2..F5
@@ -97,7 +98,9 @@ class Init:
         self.vga = -1  # the console driver's main handle
         self.consoles: list[Console | None] = [None] * (1 + USER_CONSOLES)
         self.current = 0
-        self.secrets: int | None = None  # the password store's mount handle (login only)
+        self.secrets: Service | None = None  # the password store (mounted for login only)
+        self.initrd: dict[str, str] = {}  # the built-in programs, kept to refill a restarted RAM disk
+        self.supervisor = Supervisor(proc, self.log, self.system_stdout)
 
     # ------------------------------------------------------------------ output
     async def say(self, con: Console | None, text: str) -> None:
@@ -169,7 +172,7 @@ class Init:
                 mounts = None
                 if name == "login" and self.secrets is not None:
                     # Only login's VFS has the password store.
-                    mounts = {"/etc": await sys.copy_rendezvous(self.secrets)}
+                    mounts = {"/etc": await sys.copy_rendezvous(self.secrets.handle)}
                 child = await self.proc.exec(image, args=[name], stdin="pipe", stdout=stdout, name=name,
                                              env={"CONSOLE": f"F{con.index + 1}"}, mounts=mounts)
             except SyscallError as e:
@@ -258,47 +261,55 @@ class Init:
 
     # ------------------------------------------------------------------ servers
     async def server(self, main, name: str, path: str | None, args: list[str] | None = None,
-                     io: bool = False) -> tuple[object, int]:
-        """Start a server on a new rendezvous (mounted at `path` if given); (child, our handle)."""
-        sys = self.sys
-        mine, theirs = await sys.new_rendezvous()
-        system = self.consoles[0]
-        stdout = await sys.copy_rendezvous(system.writer) if system is not None else None
-        child = await self.proc.exec(main, args=args or [name], stdin=theirs, stdout=stdout, io=io, name=name)
+                     io: bool = False, on_restart=None) -> Service:
+        """Start a supervised server on a new rendezvous (mounted at `path` if given): if it
+        crashes it is restarted with back-off and re-mounted (programs/supervisor.py)."""
         if path is not None:
             await self.log(f"starting {name} mounted at {path}" + (" (I/O)" if io else ""))
-            await sys.mount(path, await sys.copy_rendezvous(mine))
-        await self.proc.spawn_thread(self.watch, child, name)
-        return child, mine
+        return await self.supervisor.start(name, main, path, args, io, on_restart)
+
+    async def system_stdout(self) -> int | None:
+        system = self.consoles[0]
+        return await self.sys.copy_rendezvous(system.writer) if system is not None else None
 
     async def filesystems(self) -> None:
         """/ramdisk with bin/, root/ and user/; the programs from the initial RAM disk in /bin;
         the password store (a second, small RAM disk that only login mounts)."""
+        sys = self.sys
+        msg = await sys.receive(STDOUT)
+        if msg.tag == INITRD and isinstance(msg.d3, Memory):
+            self.initrd = json.loads(await take_bytes(sys, msg))
+        else:
+            await discard(sys, msg)
+            await self.log(f"{YELLOW}no initial RAM disk: /bin is empty{RESET}")
+        await self.server(ramdisk.main, "ramdisk", "/ramdisk", on_restart=self.populate)
+        await self.populate(None, first=True)
+        self.secrets = await self.server(ramdisk.main, "passwords", None, ["passwords", "--capacity", "1M"])
+
+    async def populate(self, _service, first: bool = False) -> None:
+        """Fill a (new) RAM disk: directories, the built-in programs, and /bin pointing at it."""
         proc, sys = self.proc, self.sys
-        await self.server(ramdisk.main, "ramdisk", "/ramdisk")
         for d in ("/ramdisk/bin", "/ramdisk/root", "/ramdisk/user"):
             try:
                 await proc.mkdir(d)
             except SyscallError as e:
                 await self.log(f"{RED}mkdir {d}: {e}{RESET}")
-        msg = await sys.receive(STDOUT)
-        if msg.tag == INITRD and isinstance(msg.d3, Memory):
-            files = json.loads(await take_bytes(sys, msg))
-            for name, source in files.items():
-                await proc.write_file(f"/ramdisk/{name}", source)
-            await self.log(f"installed {len(files)} programs in /ramdisk/bin")
-        else:
-            await discard(sys, msg)
-            await self.log(f"{YELLOW}no initial RAM disk: /bin is empty{RESET}")
+        for name, source in self.initrd.items():
+            await proc.write_file(f"/ramdisk/{name}", source)
+        await self.log(f"installed {len(self.initrd)} programs in /ramdisk/bin")
+        if not first:
+            try:
+                await sys.umount("/bin")
+            except SyscallError:
+                pass
         bin_dir = await proc.open("/ramdisk/bin", "r+")
         await sys.mount("/bin", bin_dir.handle)
-        _, self.secrets = await self.server(ramdisk.main, "passwords", None, ["passwords", "--capacity", "1M"])
 
     async def devices(self) -> None:
         """/pci, and /dev/nic and /tcp when there is a network card."""
-        _, pci = await self.server(pci_driver.main, "pci", "/pci", io=True)
+        pci = await self.server(pci_driver.main, "pci", "/pci", io=True)
         try:
-            reply = await self.sys.rcall(pci, FIND_DEVICE, 0x10EC, 0x8139)
+            reply = await self.sys.rcall(pci.handle, FIND_DEVICE, 0x10EC, 0x8139)
         except SyscallError as e:
             await self.log(f"{RED}pci: {e}{RESET}")
             return
