@@ -37,6 +37,7 @@ PORT_OUT = 0x41
 # chunk_info: (base, size in bytes, physical start) of the chunk holding RDI. EuraliOS-py
 # extension: a receiver must check a length it was sent against the chunk before reading.
 CHUNK_INFO = 0x42
+MAP_PHYS = 0x43  # I/O-privileged: map device memory (outside managed RAM) as a chunk
 
 # Error codes, spec §2.2.
 SUCCESS = 0  # (named OK in the seed; OK is the message tag below)

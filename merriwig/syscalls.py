@@ -25,7 +25,7 @@ from machine.mmu import GeneralProtection, PageFault
 from machine.tsc import rdtsc
 from merriwig import abi
 from merriwig.memory.frames import OutOfFrames
-from merriwig.memory.space import QuotaExceeded, SpaceError
+from merriwig.memory.space import QuotaExceeded, SpaceError, device_chunk, free_chunk
 from merriwig.message import KMessage, SyscallFail, take
 from merriwig.process import ProcessKilled, Thread
 
@@ -332,6 +332,29 @@ async def sys_port_out(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: An
     return 0, 0, 0, 0
 
 
+async def sys_map_phys(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    """Map device memory for a driver (like mmap of /dev/mem): I/O privilege only, and never
+    RAM the frame allocator manages — only the legacy area below 1 MiB or addresses past RAM."""
+    if not g.process.io:
+        raise SyscallFail(abi.PARAM, "map_phys needs I/O privilege")
+    if not isinstance(rdi, int) or not isinstance(rsi, int) or rdi % 4096 or not 0 < rsi <= 512:
+        raise SyscallFail(abi.PARAM)
+    end = rdi + rsi * 4096
+    low = g.kernel.frames.start
+    if not (end <= low or rdi >= g.kernel.machine.memory.size):
+        raise SyscallFail(abi.PARAM, "map_phys: that is RAM, not device memory")
+    try:
+        chunk = device_chunk(g.kernel.memctx, rdi, rsi)
+    except (SpaceError, OutOfFrames):
+        return abi.MEMORY, 0, 0, 0
+    try:
+        vaddr = g.process.space.attach(chunk)
+    except SpaceError:
+        free_chunk(g.kernel.memctx, chunk)
+        return abi.MEMORY, 0, 0, 0
+    return 0, vaddr, 0, 0
+
+
 _HANDLERS = {
     abi.FORK_THREAD: sys_fork_thread,
     abi.EXIT_THREAD: sys_exit_thread,
@@ -354,4 +377,5 @@ _HANDLERS = {
     abi.PORT_IN: sys_port_in,
     abi.PORT_OUT: sys_port_out,
     abi.CHUNK_INFO: sys_chunk_info,
+    abi.MAP_PHYS: sys_map_phys,
 }

@@ -25,7 +25,8 @@ CLOSE = 16
 AWAIT_INTERRUPT = 17
 PORT_IN = 0x40
 PORT_OUT = 0x41
-CHUNK_INFO = 0x42  # EuraliOS-py: size of a chunk this process holds (check lengths you are sent)
+CHUNK_INFO = 0x42
+MAP_PHYS = 0x43  # EuraliOS-py, I/O privilege only: map device memory (e.g. VGA text) as a chunk  # EuraliOS-py: size of a chunk this process holds (check lengths you are sent)
 
 # errors
 SEND_BLOCKING = 1

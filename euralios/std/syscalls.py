@@ -133,6 +133,12 @@ class Sys:
         self._check(rax)
         return vaddr, phys
 
+    async def map_phys(self, phys: int, pages: int) -> int:
+        """Map device memory (I/O privilege only; never RAM): the chunk's virtual address."""
+        rax, vaddr, _, _ = await self._call(abi.MAP_PHYS, phys, pages)
+        self._check(rax)
+        return vaddr
+
     async def chunk_info(self, vaddr: int) -> tuple[int, int, int]:
         """(base, size in bytes, physical start) of a chunk we hold: check a length a message
         claims before reading it (past the end is a fatal page fault)."""

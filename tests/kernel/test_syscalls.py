@@ -275,3 +275,30 @@ async def test_trace_writes_perfetto_json(tmp_path) -> None:
     names = {e["name"] for e in data["traceEvents"]}
     assert {"send_receive", "malloc", "receive"} <= names
     assert any(e["ph"] == "M" and e["args"]["name"] == "main" for e in data["traceEvents"])
+
+
+async def test_map_phys_maps_device_memory_for_drivers_only() -> None:
+    out: dict[str, object] = {}
+
+    async def driver(proc):
+        vaddr = await proc.sys.map_phys(0xB8000, 1)
+        proc.gate.store(vaddr, b"D\x1f")
+        for name, args in (("ram", (0x200000, 1)), ("unaligned", (0xB8001, 1))):
+            try:
+                await proc.sys.map_phys(*args)
+            except SyscallError as e:
+                out[name] = e.code
+        return 0
+
+    async def plain(proc):
+        try:
+            await proc.sys.map_phys(0xB8000, 1)
+        except SyscallError as e:
+            return e.code
+        return 0
+
+    async with boot() as system:
+        assert await system.run(driver, io=True) == 0
+        assert system.machine.memory.read(0xB8000, 2) == b"D\x1f"
+        assert await system.run(plain) == A.PARAM
+    assert out == {"ram": A.PARAM, "unaligned": A.PARAM}
