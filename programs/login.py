@@ -16,7 +16,7 @@ import hmac
 import json
 import secrets
 
-from euralios.std import STDIN, Memory, Message, SyscallError, abi
+from euralios.std import Memory, Message, SyscallError, abi
 from euralios.std.fs import take_bytes
 
 WELCOME = """\x1b[1mWelcome to EuraliOS!\x1b[0m
@@ -70,28 +70,15 @@ class Login:
     async def input_thread(self) -> None:
         """Keys go to the shell while one runs; otherwise to login's own prompt."""
         sys = self.proc.sys
-        while True:
-            try:
-                msg = await sys.receive(STDIN)
-            except SyscallError as e:
-                if e.code == abi.CLOSED:
-                    await sys.send(self.keys_out, Message(abi.CHAR, -1, 0))
-                    return
-                continue
-            if msg.tag == abi.WRITE:
-                codes = [ord(c) for c in (await take_bytes(sys, msg)).decode("utf-8", "replace")]
-            elif msg.tag == abi.CHAR and isinstance(msg.d2, int):
-                codes = [msg.d2]
-            else:
-                continue
-            for code in codes:
-                if self.session is not None:
-                    try:
-                        await self.session.send_char(code)
-                        continue
-                    except SyscallError:
-                        pass
-                await sys.send(self.keys_out, Message(abi.CHAR, code, 0))
+        while (code := await self.proc.read_key()) is not None:
+            if self.session is not None:
+                try:
+                    await self.session.send_char(code)
+                    continue
+                except SyscallError:
+                    pass  # the shell has just exited: the key is login's
+            await sys.send(self.keys_out, Message(abi.CHAR, code, 0))
+        await sys.send(self.keys_out, Message(abi.CHAR, -1, 0))
 
     async def read_line(self, echo: bool = True) -> str | None:
         buf: list[str] = []

@@ -78,26 +78,12 @@ class Shell:
         await self.write(text + "\n")
 
     async def input_thread(self) -> None:
-        """Route every key: to the foreground program, or to the shell's own queue."""
-        sys = self.proc.sys
-        while True:
-            try:
-                msg = await sys.receive(STDIN)
-            except SyscallError as e:
-                if e.code == abi.CLOSED:
-                    if self.running:
-                        await self._queue(None)  # end of input: the line editor sees EOF
-                    return
-                continue
-            if msg.tag == abi.WRITE:  # text piped in (e.g. from the serial console)
-                from euralios.std.fs import take_bytes
-
-                text = (await take_bytes(sys, msg)).decode("utf-8", "replace")
-                for ch in text:
-                    await self._route(ord(ch))
-                continue
-            if msg.tag == abi.CHAR and isinstance(msg.d2, int):
-                await self._route(msg.d2)
+        """Route every key (typed, or text piped in): to the foreground program, or to the
+        shell's own queue. At the end of input the line editor sees EOF."""
+        while (code := await self.proc.read_key()) is not None:
+            await self._route(code)
+        if self.running:
+            await self._queue(None)
 
     async def _route(self, code: int) -> None:
         if self.early is not None and self.fg is None:

@@ -84,8 +84,8 @@ class Proc:
             try:
                 msg = await self.sys.receive(handle)
             except SyscallError as e:
-                if e.code == abi.CLOSED:
-                    return None
+                if e.code in (abi.CLOSED, abi.INVALID_HANDLE):
+                    return None  # the other side is gone, or our stdin was closed: end of input
                 raise
             if msg.tag == abi.CHAR and isinstance(msg.d2, int):
                 return msg.d2
