@@ -198,25 +198,18 @@ class Kernel:
                     return
                 try:
                     result = await fn(*args)
-                except ThreadExit:
-                    pass
-                except ProcessKilled:
+                except (ThreadExit, ProcessKilled):
                     pass
                 except WatchdogKill:
                     self.kill(proc, f"watchdog: ran {self.watchdog.limit if self.watchdog else 0:g} s without a syscall")
-                except trio.Cancelled:
+                except (trio.Cancelled, KeyboardInterrupt):
                     raise
-                except (PageFault, GeneralProtection) as e:
-                    self.kill(proc, str(e))
-                except LoaderError as e:
+                except SystemExit as e:
+                    result = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                except (PageFault, GeneralProtection, LoaderError) as e:
                     self.kill(proc, str(e))
                 except BaseException as e:  # noqa: BLE001 - a program's failure must not escape
-                    if isinstance(e, (KeyboardInterrupt, SystemExit)) and not isinstance(e, SystemExit):
-                        raise
-                    if isinstance(e, SystemExit):
-                        result = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-                    else:
-                        self.kill(proc, f"{type(e).__name__}: {e}")
+                    self.kill(proc, f"{type(e).__name__}: {e}")
         finally:
             thread.cpu += max(0.0, time.perf_counter() - thread.resumed) if thread.state == "running" else 0.0
             self._thread_done(thread, result)
@@ -235,7 +228,6 @@ class Kernel:
             proc.space.free_stack(thread.stack_slot)
         if thread.main and proc.killed is None:
             proc.status = result if isinstance(result, int) else 0
-            proc.status_set = True  # type: ignore[attr-defined]
         if not proc.threads:
             self.reap(proc)
 
