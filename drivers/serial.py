@@ -81,7 +81,8 @@ async def main(proc):
                 await sys.send(STDIN, Message(abi.OK, len(data), 0))
         elif msg.tag == abi.CHAR and isinstance(msg.d2, int):
             code = msg.d2
-            await output(sys, chr(code).encode() if code <= 0x10FFFF else b"")
+            # Any number may arrive here: only real characters are printed.
+            await output(sys, chr(code).encode("utf-8", "replace") if 0 <= code <= 0x10FFFF else b"")
         elif msg.tag == abi.CLOSE_TAG:
             continue
         elif msg.reply:

@@ -1,4 +1,4 @@
-"""Physical RAM of the emulated PC: one flat ``bytearray`` addressed by physical address.
+"""Physical RAM of the emulated PC: one flat anonymous memory mapping addressed by physical address.
 
 Everything that real hardware keeps in RAM lives here as bytes: page tables (walked by
 ``machine.mmu``), the VGA text buffer at 0xB8000, DMA rings of the NIC, and every user page. Keeping
@@ -11,6 +11,7 @@ stray physical address is always a bug in the kernel or a device model and shoul
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Callable
 
@@ -71,7 +72,10 @@ class PhysicalMemory:
             raise ValueError(f"RAM size must be a multiple of {PAGE_SIZE} and at least 2 MiB, got {size!r}")
         self.size: int = size
         self.frames: int = size // PAGE_SIZE
-        self.buf: bytearray = bytearray(size)
+        # An anonymous mapping, not a bytearray: the host gives it zero pages lazily, so RAM the
+        # guest never touches costs nothing (a 64 MiB bytearray is memset, i.e. 64 MiB resident
+        # per booted machine), and slice assignment can never resize memory by accident.
+        self.buf: mmap.mmap = mmap.mmap(-1, size)
         # Empty tuple when nothing is watched, so the write fast path is one truthiness test.
         self._watches: tuple[_Watch, ...] = ()
         self._last8 = size - 8  # highest address where a u64 still fits, precomputed for read_u64

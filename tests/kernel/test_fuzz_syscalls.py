@@ -8,6 +8,8 @@ gone everything is back at its baseline.
 
 from __future__ import annotations
 
+import gc
+
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +19,7 @@ from euralios.std import abi as A
 
 NUMBERS = [A.FORK_THREAD, A.DEBUG_WRITE, A.RECEIVE, A.SEND, A.SEND_RECEIVE, A.OPEN, A.MALLOC, A.FREE, A.YIELD,
            A.NEW_RENDEZVOUS, A.COPY_RENDEZVOUS, A.EXEC, A.MOUNT, A.LIST_MOUNTS, A.UMOUNT, A.CLOSE,
-           A.AWAIT_INTERRUPT, A.PORT_IN, A.PORT_OUT, A.CHUNK_INFO, 0x77]
+           A.AWAIT_INTERRUPT, A.PORT_IN, A.PORT_OUT, A.CHUNK_INFO, A.PORT_VIO, 0x77]
 WORDS = st.one_of(
     st.integers(0, 8),  # small handles / sizes
     st.sampled_from([0x280_4000_0000, 0x280_8000_0123, 0x280_0060_0000, 0x4FF_F000, 0x40_0000, 0x10]),
@@ -77,6 +79,7 @@ def check_invariants(system) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(PROGRAM, min_size=1, max_size=3))
 async def test_random_syscalls_never_crash_the_kernel(programs) -> None:
+    gc.collect()  # each example boots a machine: let the last one's memory go before the next
     async with boot(watchdog=0) as system:
         async def settle(proc):
             await proc.print("ok")
