@@ -145,6 +145,12 @@ class Rendezvous:
         elif w.where == "reply" and self.replies.get(w.key) is w:
             self.replies[w.key] = None  # the replier's answer will be dropped
 
+    def _served_by(self, t: Thread) -> None:
+        """t's process took a message here: it is (now) the one serving this rendezvous. Only
+        delivered messages count — a process that merely waited in receive serves nothing."""
+        self.server_pid = t.process.pid
+        self.orphaned = False
+
     def _owe(self, replier: Thread, client: Waiter) -> None:
         client.where = "reply"
         client.key = replier.tid
@@ -175,6 +181,7 @@ class Rendezvous:
             return OK_REGS
         if self.receivers:
             r = self.receivers.popleft()
+            self._served_by(r.thread)  # type: ignore[arg-type]
             regs = deliver(r.thread.process, msg)  # type: ignore[union-attr]
             r.thread.last_sender = t  # type: ignore[union-attr]
             if want_reply:
@@ -191,8 +198,6 @@ class Rendezvous:
 
     async def receive(self, t: Thread) -> Regs:
         """receive from thread t."""
-        self.server_pid = t.process.pid
-        self.orphaned = False
         if self.replies and t.tid in self.replies:
             # t received a request and has not answered it: the protocol error the seed's
             # server framework detects (it then sends an ERROR reply to rescue the caller).
@@ -200,6 +205,7 @@ class Rendezvous:
         if self.senders:
             w = self.senders.popleft()
             assert w.msg is not None
+            self._served_by(t)
             regs = deliver(t.process, w.msg)
             t.last_sender = w.thread
             w.msg = None
