@@ -140,6 +140,7 @@ async def run(tap: bool) -> None:
     from machine.netdev import make_backend
 
     lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a previous run's TIME-WAIT
     lsock.bind(("127.0.0.1", PORT))
     user_nic = make_backend("user")
     try:

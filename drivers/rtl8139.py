@@ -2,16 +2,17 @@
 
 Started with I/O privilege; whoever starts it mounts its stdin (handle 0) at /dev/nic. It finds
 the card through /pci (FIND_DEVICE 10EC:8139, ENABLE_BUS_MASTERING, READ_BAR 0 for the I/O base,
-QUERY for the interrupt line), resets it, and gives it DMA memory: an 8 KiB receive ring (plus the
-16 bytes and 1.5 KiB of slack that RCR.WRAP lets the card run past the end into) and four 2 KiB
-transmit buffers, both physically contiguous below 4 GiB.
+QUERY for the interrupt line), resets it, and gives it DMA memory: a 64 KiB receive ring (RCR
+RBLEN = 64K, plus the 16 bytes the datasheet asks for; at 64 KiB the card wraps frames round the
+end of the ring, so the driver reads them modulo the ring) and four 2 KiB transmit buffers, both
+physically contiguous below 4 GiB. ``--ring 8192|16384|32768|65536`` picks a smaller ring.
 
 Unlike the seed, which polled the ring on every READ and never handled the ring wrapping round,
 the card interrupts (IMR = ROK and the error bits): an interrupt thread sleeps in
-await_interrupt(IRQ), acknowledges ISR, then drains every complete frame from the ring (header
-status and length, CRC checked, CAPR advanced past the dword-aligned frame modulo the ring size)
-into a bounded FIFO. A frame arriving while the FIFO is full is dropped and counted, as a NIC does
-when its ring is full.
+await_interrupt(IRQ), acknowledges ISR, reads the card's write pointer (CBR) and drains every
+frame up to it from the ring in one read (header status and length, CRC checked), then hands the
+ring back with one CAPR write, into a bounded FIFO. A frame arriving while the FIFO is full is
+dropped and counted, as a NIC does when its ring is full.
 
 Requests on handle 0 (replies only to callers that wait for one):
 
@@ -20,11 +21,18 @@ Requests on handle 0 (replies only to callers that wait for one):
 | Short(READ, 0, 0)                    | Long(DATA, len, chunk) with the oldest frame, or Short(EMPTY=128, 0, 0) |
 | Short(READ, 1, 0)                    | the same, but waits for a frame instead of answering EMPTY |
 | Long(WRITE, len, chunk)              | sends the frame (padded to 60 bytes); Short(OK, len, 0) |
+| Short/Long(READ_FRAMES=262, flags, [chunk]) | Long(DATA, len, chunk): as many queued frames as fit, each as a u16 little-endian length and the frame; in the caller's chunk when it sent one (it comes back, to be sent again: no allocation per batch), else in a fresh one. flags bit 0: wait for a frame; else Short(EMPTY) / Long(EMPTY, 0, chunk) |
+| Long(WRITE_FRAMES=261, len, chunk)   | sends every frame of the chunk (the same u16-length-prefixed format, len bytes in all) in order; Long(OK, frames, chunk): the chunk comes back for the next batch |
 | Short(GET_MAC_ADDRESS=260, 0, 0)     | Short(MAC_ADDRESS=300, mac, 0), octet 0 in the low byte  |
 | Short(QUERY=7, 0, 0)                 | Long(JSON, len, chunk): mac, rx, tx, drops, queued ...   |
 | anything else / bad arguments        | Short(ERROR_UNKNOWN_MESSAGE=133) / Short(ERROR_INVALID_VALUE=132) |
 
-Frames are served without the 4-byte CRC (the seed passed it on, counted in the length).
+Frames are served without the 4-byte CRC (the seed passed it on, counted in the length). A
+malformed WRITE_FRAMES batch (a length of 0, past TX_MAX or past ``len``) sends nothing.
+
+Transmit hands the card up to four frames per kernel entry: the frames are copied into the free
+buffers (OWN set in the TSAD summary register, read once per round of the four buffers) and one
+vectored port I/O call (PORT_VIO) writes their TSDs.
 
 Several server threads receive on handle 0, so a client blocked in READ(1) never holds up another
 client's WRITE; a server about to block makes sure another one is free first (up to
@@ -52,8 +60,11 @@ BAR = 386
 # /dev/nic protocol
 EMPTY = abi.EMPTY
 GET_MAC_ADDRESS = 260
+WRITE_FRAMES = 261
+READ_FRAMES = 262
 MAC_ADDRESS = 300
 BLOCKING = 1
+BATCH_BYTES = 64 * 1024  # a READ_FRAMES reply chunk the driver allocates itself
 
 VENDOR, DEVICE = 0x10EC, 0x8139
 DEFAULT_IRQ = 11
@@ -73,18 +84,20 @@ TCR = 0x40
 RCR = 0x44
 MPC = 0x4C
 CONFIG1 = 0x52
+TSAD = 0x60  # transmit status of all descriptors: OWN3-0 in bits 3-0
 
 CR_BUFE, CR_TE, CR_RE, CR_RST = 0x01, 0x04, 0x08, 0x10
 ROK, RER, TOK, TER, RXOVW, FOVW = 0x01, 0x02, 0x04, 0x08, 0x10, 0x40
 RCR_APM, RCR_AM, RCR_AB, RCR_WRAP = 0x02, 0x04, 0x08, 0x80
+RCR_RBLEN_SHIFT = 11  # ring length 8K << RBLEN
 RCR_MXDMA_UNLIMITED = 7 << 8
 TCR_IFG_NORMAL = 3 << 24
 TCR_MXDMA_2048 = 7 << 8
 TSD_OWN = 0x2000
 RX_ROK = 0x0001
 
-RING = 8192
-RX_ALLOC = RING + 16 + 1500
+RING = 65536
+RINGS = (8192, 16384, 32768, 65536)
 TX_SLOT = 2048
 TX_MAX = 1792  # the chip's largest transmit size
 ETH_MIN = 60
@@ -98,18 +111,19 @@ TX_POLLS = 1000
 class Nic:
     """The driver's state, shared by its threads (they run one at a time, between syscalls)."""
 
-    def __init__(self, proc, io: int, irq: int, rx, tx) -> None:
+    def __init__(self, proc, io: int, irq: int, rx, tx, ring: int = RING) -> None:
         self.proc = proc
         self.sys = proc.sys
         self.io = io
         self.irq = irq
         self.rx = rx  # Chunk: the receive ring (physically contiguous)
         self.tx = tx  # Chunk: four transmit buffers
+        self.ring = ring
         self.mac = b""
-        self.wrap = True
         self.rx_offset = 0  # where the next frame's header is (CAPR + 16)
         self.frames: deque[bytes] = deque()
         self.tx_next = 0
+        self.tx_status = 0  # the TSAD register as last read (bits 0-3: buffer n is ours again)
         self.tx_busy = False
         self.waiting = 0  # readers blocked in READ(1)
         self.wake_recv = -1
@@ -117,7 +131,7 @@ class Nic:
         self.servers = 0
         self.idle = 0
         self.stats = dict.fromkeys(("rx", "tx", "drops", "rx_bytes", "tx_bytes", "crc_errors", "ring_errors",
-                                    "overflows", "tx_errors", "interrupts"), 0)
+                                    "overflows", "tx_errors", "interrupts", "rx_batches", "tx_batches"), 0)
 
     async def inb(self, reg: int, size: int = 1) -> int:
         return await self.sys.port_in(self.io + reg, size)
@@ -168,8 +182,10 @@ async def reset(nic: Nic) -> bool:
         await nic.outb(TSAD0 + 4 * i, nic.tx.phys + i * TX_SLOT, 4)
     # Enable first: the chip ignores TCR while the transmitter is off (Linux does the same).
     await nic.outb(CR, CR_RE | CR_TE)
-    # Own address, broadcast and multicast; not promiscuous. WRAP: frames stay contiguous.
-    await nic.outb(RCR, RCR_APM | RCR_AM | RCR_AB | (RCR_WRAP if nic.wrap else 0) | RCR_MXDMA_UNLIMITED, 4)
+    # Own address, broadcast and multicast; not promiscuous. No WRAP: frames wrap round the end
+    # of the ring (the chip ignores WRAP with a 64 KiB ring anyway) and are read modulo it.
+    rblen = RINGS.index(nic.ring)
+    await nic.outb(RCR, RCR_APM | RCR_AM | RCR_AB | rblen << RCR_RBLEN_SHIFT | RCR_MXDMA_UNLIMITED, 4)
     await nic.outb(TCR, TCR_IFG_NORMAL | TCR_MXDMA_2048, 4)
     await nic.outb(MAR0, 0xFFFF_FFFF, 4)  # every multicast group (no per-group filter yet)
     await nic.outb(MAR0 + 4, 0xFFFF_FFFF, 4)
@@ -184,41 +200,58 @@ async def reset(nic: Nic) -> bool:
 # ---------------------------------------------------------------------------------------- receive
 
 def ring_read(nic: Nic, offset: int, n: int) -> bytes:
-    """``n`` bytes of the ring from ``offset``: contiguous with WRAP, else modulo the ring."""
-    if nic.wrap:
-        return nic.rx.read(offset, n)
-    start = offset % RING
-    if start + n <= RING:
+    """``n`` bytes of the ring from ``offset``, modulo the ring (the card wraps frames round)."""
+    ring = nic.ring
+    start = offset % ring
+    if start + n <= ring:
         return nic.rx.read(start, n)
-    first = RING - start
+    first = ring - start
     return nic.rx.read(start, first) + nic.rx.read(0, n - first)
 
 
 async def drain(nic: Nic) -> None:
-    """Move every complete frame from the ring to the FIFO (the card says when: CR.BUFE)."""
+    """Move every complete frame from the ring to the FIFO.
+
+    The card's write pointer (CBR) says how far it has written; everything between our read
+    pointer and it is whole frames (the card advances CBR past a frame once it is in the ring),
+    so it is read in one go, split into frames, and handed back with one CAPR write, which
+    also reads CBR again for the next round (one vectored port call)."""
     stats = nic.stats
-    while not await nic.inb(CR) & CR_BUFE:
-        offset = nic.rx_offset
-        header = int.from_bytes(ring_read(nic, offset, 4), "little")
-        status, length = header & 0xFFFF, header >> 16
-        if not status & RX_ROK or not ETH_MIN + 4 <= length <= FRAME_MAX:
+    ring = nic.ring
+    io = nic.io
+    cbr = await nic.inb(CBR, 2)
+    while True:
+        start = nic.rx_offset
+        avail = (cbr - start) % ring
+        if not avail:
+            return
+        stats["rx_batches"] += 1
+        data = ring_read(nic, start, avail)
+        pos = 0
+        lost = False
+        while pos + 4 <= avail:
+            header = int.from_bytes(data[pos:pos + 4], "little")
+            status, length = header & 0xFFFF, header >> 16
+            if not status & RX_ROK or not ETH_MIN + 4 <= length <= FRAME_MAX or pos + 4 + length > avail:
+                lost = True
+                break
+            frame = data[pos + 4:pos + length]
+            if zlib.crc32(frame) != int.from_bytes(data[pos + length:pos + length + 4], "little"):
+                stats["crc_errors"] += 1
+            elif len(nic.frames) >= FIFO_LIMIT:
+                stats["drops"] += 1
+            else:
+                nic.frames.append(frame)
+                stats["rx"] += 1
+                stats["rx_bytes"] += len(frame)
+            pos = (pos + 4 + length + 3) & ~3
+        if lost:
             # Lost our place in the ring (should not happen): skip everything the card has written.
             stats["ring_errors"] += 1
-            nic.rx_offset = await nic.inb(CBR, 2) % RING
-            await nic.outb(CAPR, (nic.rx_offset - 16) & 0xFFFF, 2)
-            break
-        data = ring_read(nic, offset + 4, length)
-        nic.rx_offset = ((offset + 4 + length + 3) & ~3) % RING
-        await nic.outb(CAPR, (nic.rx_offset - 16) & 0xFFFF, 2)
-        frame = data[:-4]
-        if zlib.crc32(frame) != int.from_bytes(data[-4:], "little"):
-            stats["crc_errors"] += 1
-        elif len(nic.frames) >= FIFO_LIMIT:
-            stats["drops"] += 1
+            nic.rx_offset = cbr % ring
         else:
-            nic.frames.append(frame)
-            stats["rx"] += 1
-            stats["rx_bytes"] += len(frame)
+            nic.rx_offset = (start + pos) % ring
+        (cbr,) = await nic.sys.port_vio([(io + CAPR, 2, (nic.rx_offset - 16) & 0xFFFF), (io + CBR, 2, None)])
 
 
 async def wake_readers(nic: Nic) -> None:
@@ -246,29 +279,58 @@ async def interrupt_thread(nic: Nic) -> None:
 
 # ---------------------------------------------------------------------------------------- transmit
 
-async def transmit(nic: Nic, frame: bytes) -> bool:
-    """Copy a frame into the next transmit buffer and hand its descriptor to the card."""
+async def transmit(nic: Nic, frames: list[bytes]) -> int:
+    """Send frames in order through the four descriptors; returns how many went.
+
+    Each round copies frames into the buffers the card has finished with (OWN set in the TSAD
+    summary) in ring order, then hands them over in one vectored port call (their TSD writes).
+    A card that never gives a buffer back (TX_POLLS reads) ends the batch."""
     sys = nic.sys
     while nic.tx_busy:  # another server thread is mid-transmit: descriptors go in order
         await sys.yield_()
     nic.tx_busy = True
+    io = nic.io
+    stats = nic.stats
+    sent = 0
     try:
-        i = nic.tx_next
-        for _ in range(TX_POLLS):
-            if await nic.inb(TSD0 + 4 * i, 4) & TSD_OWN:  # buffer free: its last frame has gone
-                break
-            await sys.yield_()
-        else:
-            nic.stats["tx_errors"] += 1
-            return False
-        if len(frame) < ETH_MIN:
-            frame = frame + bytes(ETH_MIN - len(frame))  # the chip does not pad short frames
-        nic.tx.write(i * TX_SLOT, frame)
-        await nic.outb(TSD0 + 4 * i, len(frame), 4)  # OWN clear: the card's now
-        nic.tx_next = (i + 1) & 3
-        nic.stats["tx"] += 1
-        nic.stats["tx_bytes"] += len(frame)
-        return True
+        # What the card said when we last read TSAD, less the buffers handed over since: only
+        # we hand buffers to the card, so one shown free is still free; one shown busy may
+        # have been sent since, which a fresh read (when the next one looks busy) finds out.
+        # So TSAD is read once per round of the four buffers, not once per frame.
+        status = nic.tx_status
+        polls = -1
+        while sent < len(frames):
+            ops: list[tuple[int, int, int | None]] = []
+            i = nic.tx_next
+            while sent < len(frames) and status & (1 << i) and len(ops) < 4:
+                frame = frames[sent]
+                if len(frame) < ETH_MIN:
+                    frame = frame + bytes(ETH_MIN - len(frame))  # the chip does not pad short frames
+                nic.tx.write(i * TX_SLOT, frame)
+                ops.append((io + TSD0 + 4 * i, 4, len(frame)))  # OWN clear: the card's now
+                status &= ~(1 << i)
+                stats["tx"] += 1
+                stats["tx_bytes"] += len(frame)
+                i = (i + 1) & 3
+                sent += 1
+            if not ops:
+                polls += 1
+                if polls > TX_POLLS:
+                    stats["tx_errors"] += 1
+                    break
+                if polls:
+                    await sys.yield_()
+                status = nic.tx_status = await nic.inb(TSAD, 2)
+                continue
+            polls = -1
+            nic.tx_next = i
+            nic.tx_status = status  # the buffers just handed over count as the card's until read
+            if len(ops) == 1:
+                port, size, value = ops[0]
+                await sys.port_out(port, value, size)
+            else:
+                await sys.port_vio(ops)
+        return sent
     finally:
         nic.tx_busy = False
 
@@ -292,20 +354,103 @@ async def frame_reply(nic: Nic) -> Message:
     return Message(abi.DATA, len(frame), await send_bytes(nic.sys, frame))
 
 
-async def read(nic: Nic, blocking: bool) -> Message:
+async def wait_frames(nic: Nic, blocking: bool) -> bool:
+    """Until the FIFO has a frame (True), or at once False when not blocking (or when blocking
+    would leave no server thread free for writes)."""
     sys = nic.sys
     while not nic.frames:
         if not blocking:
-            return Message(EMPTY, 0, 0)
+            return False
         if nic.idle == 0:
             if nic.servers >= MAX_SERVERS:
-                return Message(EMPTY, 0, 0)  # never leave nobody to serve writes
+                return False  # never leave nobody to serve writes
             nic.servers += 1
             nic.idle += 1
             await nic.proc.spawn_thread(server, nic)
         nic.waiting += 1
         await sys.receive(nic.wake_recv)
+    return True
+
+
+async def read(nic: Nic, blocking: bool) -> Message:
+    if not await wait_frames(nic, blocking):
+        return Message(EMPTY, 0, 0)
     return await frame_reply(nic)
+
+
+async def chunk_room(sys, mem: Memory) -> int:
+    """Bytes of the chunk from ``mem.vaddr`` to its end (0 when it is not a chunk we hold)."""
+    try:
+        base, size, _ = await sys.chunk_info(mem.vaddr)
+    except SyscallError:
+        return 0
+    return max(0, base + size - mem.vaddr)
+
+
+async def read_frames(nic: Nic, msg: Message) -> Message:
+    """READ_FRAMES: every queued frame that fits, length-prefixed, in the caller's chunk or ours."""
+    sys = nic.sys
+    flags, mem = msg.d2, msg.d3
+    if not isinstance(flags, int) or not isinstance(mem, (Memory, int)):
+        await discard(sys, msg)
+        return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+    room = BATCH_BYTES
+    if isinstance(mem, Memory):
+        room = await chunk_room(sys, mem)
+        if room < 2 + FRAME_MAX:
+            await discard(sys, msg)
+            return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+    if not await wait_frames(nic, bool(flags & BLOCKING)):
+        return Message(EMPTY, 0, mem) if isinstance(mem, Memory) else Message(EMPTY, 0, 0)
+    frames = nic.frames
+    parts: list[bytes] = []
+    used = 0
+    while frames and used + 2 + len(frames[0]) <= room:
+        frame = frames.popleft()
+        parts.append(len(frame).to_bytes(2, "little"))
+        parts.append(frame)
+        used += 2 + len(frame)
+    data = b"".join(parts)
+    if isinstance(mem, Memory):
+        sys.gate.store(mem.vaddr, data)
+    else:
+        mem = await send_bytes(sys, data)
+    return Message(abi.DATA, len(data), mem)
+
+
+def split_frames(data: bytes) -> list[bytes] | None:
+    """The frames of a WRITE_FRAMES batch; None if it is malformed."""
+    frames = []
+    pos = 0
+    n = len(data)
+    while pos < n:
+        if pos + 2 > n:
+            return None
+        length = data[pos] | data[pos + 1] << 8
+        pos += 2
+        if not 0 < length <= TX_MAX or pos + length > n:
+            return None
+        frames.append(data[pos:pos + length])
+        pos += length
+    return frames
+
+
+async def write_frames(nic: Nic, msg: Message) -> Message:
+    sys = nic.sys
+    n, mem = msg.d2, msg.d3
+    if not isinstance(mem, Memory) or not isinstance(n, int) or not 0 < n <= await chunk_room(sys, mem):
+        await discard(sys, msg)
+        return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+    frames = split_frames(sys.gate.load(mem.vaddr, n))
+    if frames is None:
+        await discard(sys, msg)
+        return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+    nic.stats["tx_batches"] += 1
+    sent = await transmit(nic, frames)
+    if sent < len(frames):
+        await discard(sys, msg)
+        return Message(abi.ERROR, abi.THREAD, 0)
+    return Message(abi.OK, sent, mem)
 
 
 async def write(nic: Nic, msg: Message) -> Message:
@@ -314,16 +459,12 @@ async def write(nic: Nic, msg: Message) -> Message:
     if not isinstance(mem, Memory) or not isinstance(n, int):
         await discard(sys, msg)
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
-    try:
-        base, size, _ = await sys.chunk_info(mem.vaddr)
-    except SyscallError:
-        base, size = mem.vaddr, 0  # not a chunk we hold
-    ok = 0 < n <= TX_MAX and mem.vaddr - base + n <= size  # never read past the chunk (a fault)
+    ok = 0 < n <= TX_MAX and n <= await chunk_room(sys, mem)  # never read past the chunk (a fault)
     data = sys.gate.load(mem.vaddr, n) if ok else b""
     await discard(sys, msg)
     if not ok:
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
-    if not await transmit(nic, data):
+    if not await transmit(nic, [data]):
         return Message(abi.ERROR, abi.THREAD, 0)
     return Message(abi.OK, n, 0)
 
@@ -347,6 +488,10 @@ async def query(nic: Nic) -> Message:
 
 async def handle(nic: Nic, msg: Message) -> Message | None:
     tag = msg.tag
+    if tag == WRITE_FRAMES and msg.is_long:
+        return await write_frames(nic, msg)
+    if tag == READ_FRAMES:
+        return await read_frames(nic, msg)
     if tag == abi.WRITE and msg.is_long:
         return await write(nic, msg)
     if msg.is_long:
@@ -406,9 +551,16 @@ async def main(proc) -> int:
         await say(proc, "[rtl8139] Device not found. Exiting.")
         return 1
     _, io, irq = found
-    rx = await proc.malloc(RX_ALLOC, 0xFFFF_FFFF)
+    ring = RING
+    args = list(proc.args[1:])
+    if len(args) == 2 and args[0] == "--ring" and args[1].isdigit() and int(args[1]) in RINGS:
+        ring = int(args[1])
+    elif args:
+        await say(proc, f"[rtl8139] usage: rtl8139 [--ring {'|'.join(map(str, RINGS))}]")
+        return 2
+    rx = await proc.malloc(ring + 16, 0xFFFF_FFFF)
     tx = await proc.malloc(4 * TX_SLOT, 0xFFFF_FFFF)
-    nic = Nic(proc, io, irq, rx, tx)
+    nic = Nic(proc, io, irq, rx, tx, ring)
     if not await reset(nic):
         await say(proc, "[rtl8139] Device failed to reset: Timeout")
         return 1

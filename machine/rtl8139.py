@@ -251,6 +251,22 @@ class Rtl8139:
         """A port read at ``offset`` into the BAR; wide reads are the little-endian bytes."""
         if size == 1:
             return self._read_byte(offset)
+        off = offset & 0xFF
+        shift = off & 3
+        if shift + size <= 4:
+            # Within one dword: the bytes _read_byte would give, taken from the dword at once
+            # (drivers read ISR, CBR, TSD and TSAD on every frame).
+            base = off - shift
+            if TSD0 <= base < TSD0 + 16:
+                word = self.tsd[(base - TSD0) >> 2]
+            elif TSAD0 <= base < TSAD0 + 16:
+                word = self.tsad[(base - TSAD0) >> 2]
+            elif base >= MAR0 + 8 and base != CR & ~3:  # not IDR, MAR or the dword holding CR
+                word = self._read_dword(base)
+            else:
+                word = None
+            if word is not None:
+                return (word >> (8 * shift)) & ((1 << (8 * size)) - 1)
         value = 0
         for i in range(size):
             value |= self._read_byte(offset + i) << (8 * i)
@@ -317,6 +333,11 @@ class Rtl8139:
         """A port write. Wide registers get the written bytes merged in (``mask`` says which), so
         a byte write to one of them behaves like the corresponding part of a wide write."""
         offset &= 0xFF
+        reg, width = self._register_at(offset)
+        if reg == offset and width == size:  # the whole register at once (the usual access)
+            full = (1 << (8 * size)) - 1
+            self._write_register(reg, value & full, full)
+            return
         end = offset + size
         pos = offset
         while pos < end:

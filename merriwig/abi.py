@@ -38,6 +38,11 @@ PORT_OUT = 0x41
 # extension: a receiver must check a length it was sent against the chunk before reading.
 CHUNK_INFO = 0x42
 MAP_PHYS = 0x43  # I/O-privileged: map device memory (outside managed RAM) as a chunk
+# Vectored port I/O (as MINIX's SYS_VDEVIO): RDI points at RSI entries of 8 bytes, each
+# (u16 port, u8 size, u8 op: 0 in / 1 out, u32 value), done in order; an "in" stores what it read
+# back into its entry's value. One kernel entry for a driver's burst of register accesses.
+PORT_VIO = 0x44
+PORT_VIO_MAX = 64
 
 # Error codes, spec §2.2.
 SUCCESS = 0  # (named OK in the seed; OK is the message tag below)

@@ -16,6 +16,7 @@ runnable threads before doing its work.
 
 from __future__ import annotations
 
+import struct
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -332,6 +333,44 @@ async def sys_port_out(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: An
     return 0, 0, 0, 0
 
 
+_VIO = struct.Struct("<HBBI")
+
+
+async def sys_port_vio(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    """Vectored port I/O (EuraliOS-py; MINIX's SYS_VDEVIO): RSI entries of (u16 port, u8 size,
+    u8 op, u32 value) at RDI, done in order as if by as many port_in / port_out calls; an "in"
+    (op 0) stores its value back in its entry. A driver's burst of register accesses (hand four
+    transmit descriptors to the card, then read their status) costs one kernel entry instead of
+    one each. A bad entry stops the vector with PARAM (the ones before it were done, as on the
+    hardware); RDI comes back as the number done."""
+    kernel = g.kernel
+    proc = g.process
+    if not proc.io:
+        kernel.check_io(proc, 0, 1)  # kills it: port I/O without I/O privilege
+    if not isinstance(rsi, int) or not 0 < rsi <= abi.PORT_VIO_MAX:
+        raise SyscallFail(abi.PARAM)
+    raw = bytearray(g.copy_in(rdi, rsi * 8))
+    ports = kernel.machine.ports
+    unpack, pack = _VIO.unpack_from, _VIO.pack_into
+    reads = False
+    done = 0
+    error = 0
+    for off in range(0, rsi * 8, 8):
+        port, size, op, value = unpack(raw, off)
+        if size not in (1, 2, 4) or op > 1:
+            error = abi.PARAM
+            break
+        if op:
+            ports.write(port, size, value)
+        else:
+            pack(raw, off, port, size, op, ports.read(port, size))
+            reads = True
+        done += 1
+    if reads:
+        g.copy_out(rdi, bytes(raw[: done * 8]))
+    return error, done, 0, 0
+
+
 async def sys_map_phys(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
     """Map device memory for a driver (like mmap of /dev/mem): I/O privilege only, and never
     RAM the frame allocator manages — only the legacy area below 1 MiB or addresses past RAM."""
@@ -378,4 +417,5 @@ _HANDLERS = {
     abi.PORT_OUT: sys_port_out,
     abi.CHUNK_INFO: sys_chunk_info,
     abi.MAP_PHYS: sys_map_phys,
+    abi.PORT_VIO: sys_port_vio,
 }

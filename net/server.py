@@ -14,7 +14,8 @@ Arguments (or the environment variables NET_STATIC, NET_FALLBACK):
     --fallback ADDR/PREFIX[,...]                          use this when DHCP is silent
     --dhcp-timeout SECONDS                                before the fallback (default 10)
     --hostname NAME                                       sent in DHCP requests
-    --rcvbuf BYTES                                        TCP receive window (default 5840, see RCVBUF)
+    --rcvbuf BYTES                                        TCP receive window (default 61320, see RCVBUF)
+    --sndbuf BYTES                                        TCP send buffer (default 131072, see SNDBUF)
 
 The /tcp namespace (one mount; every path is opened with proc.open / OPEN as a file)
 -------------------------------------------------------------------------------------
@@ -39,9 +40,29 @@ The /tcp namespace (one mount; every path is opened with proc.open / OPEN as a f
   /tcp/ping/HOST      an ICMP echo session: ECHO(66, seq, timeout_ms) sends one echo request
                       (56 bytes of payload) and answers JSON {"seq", "from", "ttl", "bytes",
                       "time_ms"}, or ERROR(TIMEDOUT) / ERROR(UNREACHABLE)
+  /tcp/mux            many sockets on one session (select/poll style; euralios.std.net.Mux).
+                      Requests on a socket carry its id in the tag: op | id << 16. None waits
+                      but POLL:
+                        Long(MUX_CONNECT=80, n, "HOST:PORT") -> OK(id): the handshake goes on;
+                                           the socket polls WRITABLE once connected, ERROR if not
+                        Short(MUX_LISTEN=81, port, backlog)   -> OK(id)
+                        Short(ACCEPT | id<<16)  -> OK(new id), or EMPTY when none is ready
+                        Long(WRITE | id<<16, n, chunk) -> OK(taken): what fits in the send buffer
+                        Short(READ | id<<16, 0, max)   -> DATA(n, chunk), EMPTY when nothing yet,
+                                           ERROR(NO_DATA) at the end of the stream, ERROR(RESET...)
+                        Short(MUX_WATCH=83 | id<<16, events) -> OK: which events POLL reports
+                                           (default READABLE|WRITABLE|ERROR; ACCEPTABLE)
+                        Short(CLOSE | id<<16, abort, 0) -> OK: FIN after the queued data (abort: RST)
+                        Short(MUX_POLL=82, timeout_ms, 0) -> DATA(n, chunk) of (u32 id, u32 events)
+                                           records, level-triggered: READABLE 1, WRITABLE 2,
+                                           ACCEPTABLE 4, ERROR 8; waits up to timeout_ms for one
+                                           (negative: no limit); EMPTY at the timeout
+                      Closing the session closes its sockets. A /tcp/HOST:PORT session takes a
+                      thread of the server (a process has 64): this is how one program keeps
+                      hundreds of connections.
   /tcp/stats          a file: JSON counters, configuration, connections, ARP cache, server state
   /tcp/arp            a file: JSON list of ARP entries {address, mac, state, expires}
-  /tcp (QUERY)        the directory: stats, arp, dns/, listen/, ping/, udp/
+  /tcp (QUERY)        the directory: stats, arp, dns/, listen/, mux, ping/, udp/
 
 A path that is not one of these, or a bad port, is answered Short(ERROR_INVALID_VALUE=132)
 (spec §16.4 row 56). Any open flags are accepted (row 57's read-only open is served, not left
@@ -51,7 +72,9 @@ Short(ERROR, NOTFOUND, reason) with reason 1 no such name, 2 no address, 3 serve
 
 How it runs (threads of one process; they take turns at syscalls, so the stack needs no lock)
 ---------------------------------------------------------------------------------------------
-* NIC reader: a blocking READ on /dev/nic, one frame per reply, fed to the stack.
+* NIC reader: a blocking READ_FRAMES on /dev/nic, every queued frame per reply, fed to the
+  stack; frames go out in WRITE_FRAMES batches. Both reuse one chunk each, which the driver
+  hands back with its reply.
 * Timer: sleeps until the stack's next deadline, at most 50 ms at a time while that deadline is
   within a second (a new, earlier deadline may appear meanwhile and a sleep cannot be cut
   short). When nothing is pending it parks in a receive; a far deadline (a DHCP renewal,
@@ -68,14 +91,23 @@ How it runs (threads of one process; they take turns at syscalls, so the stack n
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable
 from typing import Any
 
 from euralios.std import STDIN, Memory, Message, SyscallError, abi
-from euralios.std.fs import send_bytes
 from net.dns import is_address
 from net.stack import IfConfig, Lookup, NetStack, PingSocket, StackError, UdpSocket, parse_config
-from net.tcp import CLOSED, SYN_RECEIVED, SYN_SENT, TcpConnection, TcpError, TcpListener
+from net.tcp import (
+    CLOSE_WAIT,
+    CLOSED,
+    ESTABLISHED,
+    SYN_RECEIVED,
+    SYN_SENT,
+    TcpConnection,
+    TcpError,
+    TcpListener,
+)
 from vfs import protocol as P
 from vfs.protocol import FsError
 from vfs.server import DirNode, FileNode, FileSession, Node, Server, Session
@@ -83,10 +115,24 @@ from vfs.server import DirNode, FileNode, FileSession, Node, Server, Session
 # /dev/nic protocol (drivers/rtl8139.py)
 NIC_BLOCKING = 1
 GET_MAC_ADDRESS = 260
+NIC_WRITE_FRAMES = 261
+NIC_READ_FRAMES = 262
 MAC_ADDRESS = 300
+NIC_BATCH = 64 * 1024  # bytes of frames per WRITE_FRAMES chunk (16 pages)
 
 ACCEPT = abi.ACCEPT
 ECHO = 66
+# /tcp/mux (MuxSession): requests on a socket carry its id in the tag's upper bits.
+MUX_CONNECT = 80
+MUX_LISTEN = 81
+MUX_POLL = 82
+MUX_WATCH = 83
+ID_SHIFT = 16
+ID_MASK = (1 << ID_SHIFT) - 1
+MUX_MAX = 4096  # sockets per mux session
+EV_READABLE, EV_WRITABLE, EV_ACCEPTABLE, EV_ERROR = 1, 2, 4, 8
+EV_ALL = 15
+_EVENT = struct.Struct("<II")  # a POLL record: socket id, events
 WAKE = Message(abi.READ, 0, 0)
 
 TIMER_CAP = 0.05  # longest sleep while a deadline is near
@@ -97,11 +143,20 @@ CONNECT_TIMEOUT = 30.0
 CONFIG_WAIT = 15.0  # how long an open waits for DHCP to finish
 READ_MAX = 64 * 1024
 PING_PAYLOAD = bytes(range(0x10, 0x10 + 56))
-# The receive window we advertise. drivers/rtl8139 gives the card an 8 KiB receive ring (the
-# seed's size): a peer sending a full 64 KiB window at wire speed overflows it, and the lost
-# segments cost Linux's sender retransmission timeouts (measured: 0.08 MB/s Linux->guest). Four
-# segments always fit (3.7 MB/s). Raise it with --rcvbuf once the driver uses a bigger ring.
-RCVBUF = 4 * 1460
+# The receive window we advertise. Every byte in flight to us sits in the card's receive ring
+# until the driver drains it, and a card cannot push back: a window larger than the ring holds
+# loses segments whenever the driver falls behind, and each loss costs the peer a fast
+# retransmit or a timeout. drivers/rtl8139 gives the card a 64 KiB ring, which holds 43 full
+# frames (1514 bytes + header + CRC, dword-aligned: 1524 bytes each), so 42 full segments
+# always fit (measured: no overflow, 31-34 MB/s Linux->guest; with the old 8 KiB ring only
+# four fitted and the window was 5840). Lower it with --rcvbuf for a driver started with a
+# smaller --ring.
+RCVBUF = 42 * 1460
+# Bytes a connection buffers for sending (unacknowledged + not yet sent). Twice the largest
+# window a peer can offer (no window scaling): a program's 64 KiB write is taken whole while the
+# previous one is still in flight, instead of waiting for ACKs half-way (measured 27 -> 34 MB/s
+# guest->Linux). It is a bytearray that grows only as far as it is used.
+SNDBUF = 128 * 1024
 
 TCP_ERRORS = {
     "connection refused": abi.REFUSED,
@@ -164,6 +219,83 @@ def parse_port(text: str) -> int:
     return int(text)
 
 
+# ---------------------------------------------------------------------------------- frame batches
+
+def pack_frames(frames: list[bytes], limit: int) -> list[tuple[bytes, int]]:
+    """Frames as /dev/nic batches (each frame a u16 little-endian length and its bytes), each at
+    most ``limit`` bytes: [(batch, frames in it)]."""
+    out: list[tuple[bytes, int]] = []
+    parts: list[bytes] = []
+    used = 0
+    for frame in frames:
+        if used + 2 + len(frame) > limit and parts:
+            out.append((b"".join(parts), len(parts) // 2))
+            parts, used = [], 0
+        parts.append(len(frame).to_bytes(2, "little"))
+        parts.append(frame)
+        used += 2 + len(frame)
+    if parts:
+        out.append((b"".join(parts), len(parts) // 2))
+    return out
+
+
+class BatchChunks:
+    """Spare chunks for /dev/nic batches, by size: one page (a few frames: ACKs) or NIC_BATCH
+    bytes. Chunks come back from the driver with its replies; at most two of each are kept."""
+
+    SIZES = (abi.PAGE, NIC_BATCH)
+
+    def __init__(self, sys: Any) -> None:
+        self.sys = sys
+        self.spare: dict[int, list[Memory]] = {size: [] for size in self.SIZES}
+
+    async def get(self, nbytes: int) -> Memory | None:
+        """A chunk of at least ``nbytes`` (at most NIC_BATCH); None when memory is short."""
+        size = abi.PAGE if nbytes <= abi.PAGE else NIC_BATCH
+        spare = self.spare[size]
+        if spare:
+            return spare.pop()
+        try:
+            return Memory((await self.sys.malloc(size // abi.PAGE))[0])
+        except SyscallError:
+            return None
+
+    async def room(self, mem: Memory) -> int:
+        """Bytes from ``mem.vaddr`` to the end of its chunk (0: not a chunk we hold)."""
+        try:
+            base, size, _ = await self.sys.chunk_info(mem.vaddr)
+        except SyscallError:
+            return 0
+        return base + size - mem.vaddr
+
+    async def put(self, mem: Memory, room: int | None = None) -> None:
+        """A chunk back from the driver: kept if it is one of our sizes, else freed."""
+        if room is None:
+            room = await self.room(mem)
+        spare = self.spare.get(room)
+        if spare is not None and len(spare) < 2:
+            spare.append(mem)
+            return
+        try:
+            await self.sys.free(mem.vaddr)
+        except SyscallError:
+            pass
+
+
+def split_frames(data: bytes) -> list[bytes]:
+    """The frames of a READ_FRAMES batch (a truncated last one is dropped)."""
+    frames = []
+    pos, n = 0, len(data)
+    while pos + 2 <= n:
+        length = data[pos] | data[pos + 1] << 8
+        pos += 2
+        if pos + length > n:
+            break
+        frames.append(data[pos:pos + length])
+        pos += length
+    return frames
+
+
 # ---------------------------------------------------------------------------------- options
 
 class Options:
@@ -173,6 +305,7 @@ class Options:
         self.dhcp_timeout = 10.0
         self.hostname = "euralios"
         self.rcvbuf = RCVBUF
+        self.sndbuf = SNDBUF
 
 
 def parse_args(args: list[str], env: dict[str, str]) -> Options:
@@ -185,8 +318,9 @@ def parse_args(args: list[str], env: dict[str, str]) -> Options:
     it = iter(args)
     for arg in it:
         key, eq, value = arg.partition("=")
-        if key not in ("--static", "--fallback", "--dhcp-timeout", "--hostname", "--rcvbuf"):
-            raise ValueError(f"unknown option {arg!r} (use --static, --fallback, --dhcp-timeout, --hostname, --rcvbuf)")
+        if key not in ("--static", "--fallback", "--dhcp-timeout", "--hostname", "--rcvbuf", "--sndbuf"):
+            raise ValueError(f"unknown option {arg!r} (use --static, --fallback, --dhcp-timeout, --hostname, "
+                             "--rcvbuf, --sndbuf)")
         if not eq:
             value = next(it, "")
             if not value:
@@ -206,6 +340,10 @@ def parse_args(args: list[str], env: dict[str, str]) -> Options:
             if not value.isdigit() or not 1460 <= int(value) <= 65535:
                 raise ValueError(f"--rcvbuf {value!r}: a number of bytes from 1460 to 65535")
             opts.rcvbuf = int(value)
+        elif key == "--sndbuf":
+            if not value.isdigit() or not 1460 <= int(value) <= 1 << 20:
+                raise ValueError(f"--sndbuf {value!r}: a number of bytes from 1460 to 1048576")
+            opts.sndbuf = int(value)
         else:
             opts.hostname = value
     return opts
@@ -259,7 +397,8 @@ class Root(DirNode):
     def entries(self) -> list[tuple[str, Node]]:
         srv = self.server
         return [("stats", Snapshot("stats", srv.stats_json())), ("arp", Snapshot("arp", srv.arp_json())),
-                ("dns", DirNode()), ("listen", DirNode()), ("ping", DirNode()), ("udp", DirNode())]
+                ("dns", DirNode()), ("listen", DirNode()), ("mux", Snapshot("mux", b"")), ("ping", DirNode()),
+                ("udp", DirNode())]
 
 
 class Waiter:
@@ -409,6 +548,215 @@ class UdpSession(Session):
         return P.unknown()
 
 
+class MuxSession(Session):
+    """Many sockets on one session, served by one thread: /tcp/mux (see the module docstring).
+
+    Every request on a socket is non-blocking and names it in the tag's upper bits
+    (``op | id << ID_SHIFT``); POLL is the one request that waits, for an event on any socket
+    the client watches. This is select/poll for programs with many connections: a /tcp/HOST:PORT
+    session needs a thread of ours each, and a process has 64."""
+
+    def __init__(self, server: NetServer) -> None:
+        super().__init__(server, NetNode("mux", self.release), True)
+        self.srv = server
+        self.conns: dict[int, TcpConnection] = {}
+        self.listeners: dict[int, TcpListener] = {}
+        self.watch: dict[int, int] = {}
+        self.next_id = 1
+        # Readiness is kept up to date from the stack's change notices (NetStack.observe):
+        # `active` holds the watched events of every socket that has some, `stale` the sockets
+        # changed since, so a POLL (and every re-check while it waits) costs what changed.
+        self.sid_of: dict[TcpConnection, int] = {}
+        self.active: dict[int, int] = {}
+        self.stale: set[int] = set()
+
+    def _add_conn(self, sid: int, conn: TcpConnection) -> None:
+        self.conns[sid] = conn
+        self.sid_of[conn] = sid
+        self.watch[sid] = EV_READABLE | EV_WRITABLE | EV_ERROR
+        self.stale.add(sid)
+        self.srv.stack.observe(conn, self._changed)
+
+    def _changed(self, conn: TcpConnection) -> None:
+        sid = self.sid_of.get(conn)
+        if sid is not None:
+            self.stale.add(sid)
+
+    async def release(self) -> None:
+        srv, now = self.srv, self.srv.proc.now()
+        for conn in self.conns.values():
+            srv.stack.observe(conn, None)
+            srv.stack.tcp_release(conn, now)
+        for listener in self.listeners.values():
+            srv.stack.tcp_unlisten(listener, now)
+        self.conns.clear()
+        self.listeners.clear()
+        self.watch.clear()
+        self.sid_of.clear()
+        self.active.clear()
+        self.stale.clear()
+        await srv.kick()
+
+    def _new_id(self) -> int:
+        if len(self.watch) >= MUX_MAX:
+            raise NetError(abi.MEMALLOC, detail=f"{MUX_MAX} sockets on one mux session")
+        while self.next_id in self.watch:
+            self.next_id = self.next_id % MUX_MAX + 1
+        sid = self.next_id
+        self.next_id = sid % MUX_MAX + 1
+        return sid
+
+    def events(self, sid: int) -> int:
+        """The socket's current events (level-triggered), before the watch mask."""
+        conn = self.conns.get(sid)
+        if conn is not None:
+            ev = 0
+            state = conn.state
+            if conn.available or conn.at_eof or conn.error or state == CLOSED:
+                ev |= EV_READABLE
+            if (state == ESTABLISHED or state == CLOSE_WAIT) and conn.send_space:
+                ev |= EV_WRITABLE
+            if conn.error or (state == CLOSED and not conn.at_eof):
+                ev |= EV_ERROR
+            return ev
+        listener = self.listeners.get(sid)
+        if listener is not None and listener.ready:
+            return EV_ACCEPTABLE
+        return 0
+
+    def ready(self) -> list[tuple[int, int]]:
+        active, watch = self.active, self.watch
+        for sid in self.stale:
+            ev = self.events(sid) & watch.get(sid, 0)
+            if ev:
+                active[sid] = ev
+            else:
+                active.pop(sid, None)
+        self.stale.clear()
+        out = list(active.items())
+        for sid, listener in self.listeners.items():
+            if watch[sid] & EV_ACCEPTABLE and listener.ready:
+                out.append((sid, EV_ACCEPTABLE))
+        return out
+
+    async def handle(self, req: P.Request) -> Message:
+        srv = self.srv
+        msg = req.msg
+        tag = msg.tag if isinstance(msg.tag, int) else 0
+        op, sid = tag & ID_MASK, tag >> ID_SHIFT
+        if sid == 0:
+            if isinstance(req, P.Query):
+                info = {"type": "mux", "sockets": len(self.watch), "connections": len(self.conns),
+                        "listeners": len(self.listeners)}
+                return await srv.blob_reply(abi.JSON, json.dumps(info).encode())
+            if op == MUX_POLL and not msg.is_long:
+                return await self.poll(msg.d2 if isinstance(msg.d2, int) else 0)
+            if op == MUX_CONNECT and isinstance(msg.d3, Memory) and isinstance(msg.d2, int):
+                if not 0 <= msg.d2 <= P.MAX_PATH:
+                    raise FsError(abi.PARAM, "connect: bad length")
+                host, port = split_hostport(P.decode_text(await srv.take(msg.d3, msg.d2)).strip())
+                sid = self._new_id()
+                address = await srv.resolve(host)
+                await srv.wait_configured()
+                try:
+                    conn = srv.stack.tcp_connect(address, port, srv.proc.now())
+                except StackError as e:
+                    raise stack_error(e) from None
+                self._add_conn(sid, conn)
+                await srv.kick()
+                return Message(abi.OK, sid, 0)
+            if op == MUX_LISTEN and not msg.is_long:
+                port = msg.d2 if isinstance(msg.d2, int) else 0
+                backlog = msg.d3 if isinstance(msg.d3, int) and 0 < msg.d3 <= 1024 else 16
+                if not 0 < port < 65536:
+                    raise BadPath(f"bad port {port}")
+                sid = self._new_id()
+                try:
+                    self.listeners[sid] = srv.stack.tcp_listen(port, backlog)
+                except StackError as e:
+                    raise stack_error(e) from None
+                self.watch[sid] = EV_ACCEPTABLE
+                return Message(abi.OK, sid, 0)
+            return P.unknown()
+        if sid not in self.watch:
+            raise FsError(abi.INVALID_HANDLE, f"no socket {sid} on this mux session")
+        if op == MUX_WATCH and not msg.is_long:
+            self.watch[sid] = msg.d2 & EV_ALL if isinstance(msg.d2, int) else 0
+            self.stale.add(sid)
+            return P.ok()
+        if op == abi.CLOSE_TAG:
+            return await self.close(sid, abort=msg.d2 == 1)
+        listener = self.listeners.get(sid)
+        if listener is not None:
+            if op != ACCEPT:
+                raise FsError(abi.PARAM, "a listener has no data: send ACCEPT")
+            conn = srv.stack.tcp_accept(listener)
+            if conn is None:
+                return Message(abi.EMPTY, 0, 0)
+            new = self._new_id()
+            self._add_conn(new, conn)
+            return Message(abi.OK, new, 0)
+        conn = self.conns[sid]
+        if op == abi.READ and not msg.is_long:
+            n = msg.d3 if isinstance(msg.d3, int) and msg.d3 > 0 else READ_MAX
+            if conn.available:
+                data = conn.receive(min(n, READ_MAX))
+                await srv.kick()  # reading may owe the peer a window update
+                return await srv.blob_reply(abi.DATA, data)
+            if conn.error:
+                raise NetError(tcp_error(conn.error), detail=conn.error)
+            if conn.at_eof or conn.state == CLOSED:
+                raise FsError(abi.NO_DATA)
+            return Message(abi.EMPTY, 0, 0)
+        if op == abi.WRITE and isinstance(msg.d3, Memory) and isinstance(msg.d2, int):
+            data = await srv.take(msg.d3, msg.d2)
+            try:
+                n = conn.send(data) if data else 0
+            except TcpError as e:
+                raise NetError(tcp_error(conn.error or str(e)), detail=str(e)) from None
+            if n:
+                await srv.kick()
+            return P.ok(n)
+        return P.unknown()
+
+    async def close(self, sid: int, abort: bool) -> Message:
+        srv = self.srv
+        del self.watch[sid]
+        self.active.pop(sid, None)
+        self.stale.discard(sid)
+        conn = self.conns.pop(sid, None)
+        if conn is not None:
+            del self.sid_of[conn]
+            srv.stack.observe(conn, None)
+            srv.stack.tcp_release(conn, srv.proc.now(), abort=abort)
+        listener = self.listeners.pop(sid, None)
+        if listener is not None:
+            srv.stack.tcp_unlisten(listener, srv.proc.now())
+        await srv.kick()
+        return P.ok()
+
+    async def poll(self, timeout_ms: int) -> Message:
+        """Every watched socket with an event, as (u32 id, u32 events) records; waits up to
+        timeout_ms for one (0: not at all, negative: as long as it takes). EMPTY at the timeout."""
+        srv = self.srv
+        ready = self.ready()
+        if not ready and timeout_ms != 0:
+            found: list[list[tuple[int, int]]] = []
+
+            def any_ready() -> bool:
+                r = self.ready()
+                if r:
+                    found.append(r)
+                return bool(r)
+
+            await srv.wait_until(any_ready, None if timeout_ms < 0 else timeout_ms / 1000)
+            ready = found[-1] if found else self.ready()
+        if not ready:
+            return Message(abi.EMPTY, 0, 0)
+        data = b"".join(_EVENT.pack(sid, ev) for sid, ev in ready)
+        return await srv.blob_reply(abi.DATA, data)
+
+
 class PingSession(Session):
     def __init__(self, server: NetServer, sock: PingSocket, host: str, address: str) -> None:
         super().__init__(server, NetNode("ping", self.release), True)
@@ -497,8 +845,9 @@ class NetServer(Server):
         self.timer_send = self.timer_recv = -1
         self.timer_parked = False
         self.alarms: list[float] = []
+        self.chunks = BatchChunks(self.sys)
         self.info = dict.fromkeys(("timer_wakeups", "timer_parks", "alarms_started", "wakeups", "nic_errors",
-                                   "frames_in", "frames_out"), 0)
+                                   "frames_in", "frames_out", "nic_batches_in", "nic_batches_out"), 0)
 
     # -------------------------------------------------------------- running
     async def run(self) -> None:
@@ -545,36 +894,53 @@ class NetServer(Server):
 
     # -------------------------------------------------------------- the NIC
     async def nic_reader(self) -> None:
+        """READ_FRAMES in a loop: each reply carries every frame the driver had queued (as many
+        as fit) in a chunk of ours, which is kept for the next request (no allocation per
+        batch). A one-page chunk while frames come a few at a time (ACKs), a 64 KiB one while
+        they come in bulk: moving a chunk costs a TLB shootdown per page."""
         sys = self.sys
+        big = False
         while True:
+            mem = await self.chunks.get(NIC_BATCH if big else abi.PAGE)
             try:
-                reply = await sys.rcall(self.nic, abi.READ, NIC_BLOCKING, 0)
+                reply = await sys.rcall(self.nic, NIC_READ_FRAMES, NIC_BLOCKING, mem if mem is not None else 0)
             except SyscallError as e:
                 self.info["nic_errors"] += 1
+                if isinstance(e.message, Message):
+                    await self.release(e.message)  # our chunk came back with the error
                 if e.code in (abi.CLOSED, abi.INVALID_HANDLE):
                     await self.say(f"[tcp] /dev/nic went away: {e}")
                     return
                 await self.proc.sleep(0.1)
                 continue
-            if reply.tag == abi.DATA and isinstance(reply.d3, Memory):
-                n = reply.d2 if isinstance(reply.d2, int) else 0
+            mem = reply.d3
+            if reply.tag != abi.DATA or not isinstance(mem, Memory):
+                if isinstance(mem, Memory):
+                    await self.chunks.put(mem)
+                else:
+                    await self.release(reply)
+                await self.proc.sleep(0.01)  # EMPTY: the driver had no thread to wait with
+                continue
+            n = reply.d2 if isinstance(reply.d2, int) else 0
+            room = await self.chunks.room(mem)
+            data = sys.gate.load(mem.vaddr, n) if 0 < n <= room else b""
+            await self.chunks.put(mem, room)
+            big = n > abi.PAGE // 2
+            frames = split_frames(data)
+            self.info["nic_batches_in"] += 1
+            self.info["frames_in"] += len(frames)
+            now = self.proc.now()
+            for frame in frames:
                 try:
-                    data = sys.gate.load(reply.d3.vaddr, n) if 0 < n <= 65536 else b""
-                finally:
-                    await sys.free(reply.d3.vaddr)
-                self.info["frames_in"] += 1
-                try:
-                    self.stack.frame_received(data, self.proc.now())
+                    self.stack.frame_received(frame, now)
                 except Exception as e:  # noqa: BLE001 - a stack bug must not end networking
                     await self.bug("input", e)
-                await self.kick()
-            else:
-                await self.release(reply)
-                await self.proc.sleep(0.01)  # EMPTY: the driver had no thread to wait with
+            await self.kick()
 
     async def flush(self) -> None:
         """Send every frame the stack has, in order; one flusher at a time (others' frames are
-        picked up by its next round)."""
+        picked up by its next round). Frames travel to the driver in batches (WRITE_FRAMES) in
+        a chunk that the driver hands back with its answer, to carry a later batch."""
         if self.flushing:
             return
         self.flushing = True
@@ -588,17 +954,20 @@ class NetServer(Server):
                     return
                 if not frames:
                     return
-                for frame in frames:
-                    try:
-                        mem = await send_bytes(sys, frame)
-                    except SyscallError:
-                        self.info["nic_errors"] += 1  # no memory for it: lost, as on a wire
+                for batch, count in pack_frames(frames, NIC_BATCH):
+                    mem = await self.chunks.get(len(batch))
+                    if mem is None:
+                        self.info["nic_errors"] += count  # no memory for it: lost, as on a wire
                         continue
+                    sys.gate.store(mem.vaddr, batch)
                     try:
-                        await sys.rcall(self.nic, abi.WRITE, len(frame), mem)
-                        self.info["frames_out"] += 1
+                        reply = await sys.rcall(self.nic, NIC_WRITE_FRAMES, len(batch), mem)
+                        self.info["frames_out"] += count
+                        self.info["nic_batches_out"] += 1
+                        if isinstance(reply.d3, Memory):
+                            await self.chunks.put(reply.d3)
                     except SyscallError as e:
-                        self.info["nic_errors"] += 1  # lost, as on a wire; TCP will resend
+                        self.info["nic_errors"] += count  # lost, as on a wire; TCP will resend
                         if isinstance(e.message, Message):
                             await self.release(e.message)  # the chunk came back to us
         finally:
@@ -737,6 +1106,8 @@ class NetServer(Server):
         path = P.decode_text(await self.take(req.mem, req.length)).strip().strip("/").strip()
         writable = req.wants_write
         first, _, rest = path.partition("/")
+        if first == "mux" and not rest:
+            return await self.start_session(MuxSession(self))
         if first == "stats" and not rest:
             return await self.start_session(FileSession(self, Snapshot("stats", self.stats_json()), False, False))
         if first == "arp" and not rest:
@@ -863,6 +1234,6 @@ async def main(proc: Any) -> int:
     reply = await sys.rcall(nic, GET_MAC_ADDRESS, 0, 0, expect=MAC_ADDRESS)
     mac = int(reply.d2).to_bytes(6, "little") if isinstance(reply.d2, int) else bytes(6)
     stack = NetStack(mac, config=opts.static, dhcp=opts.static is None, fallback=opts.fallback,
-                     dhcp_timeout=opts.dhcp_timeout, hostname=opts.hostname, tcp_options={"rcv_buf": opts.rcvbuf})
+                     dhcp_timeout=opts.dhcp_timeout, hostname=opts.hostname, tcp_options={"rcv_buf": opts.rcvbuf, "snd_buf": opts.sndbuf})
     await NetServer(proc, stack, nic).run()
     return 0

@@ -254,6 +254,16 @@ class TcpConnection:
         self._force = False  # after an RTO: send one segment even into a closed window
         self._retx_una = False  # fast retransmit / partial ACK: resend the segment at SND.UNA
         self._probe_due = False
+        # Whoever drives many connections (net/stack.py) learns which ones changed instead of
+        # asking every connection for output and deadlines after every event: every entry point
+        # (connect, send, receive, close, abort, segment_received, poll_timers) calls
+        # ``notify(self)``. A new connection may have output (a SYN-ACK) before anyone listens.
+        self.notify: Callable[[TcpConnection], None] | None = None
+
+    def _touch(self) -> None:
+        notify = self.notify
+        if notify is not None:
+            notify(self)
 
     # ------------------------------------------------------------------ opening
 
@@ -262,6 +272,7 @@ class TcpConnection:
         if self.state != CLOSED or self._snd_max != self._iss:
             raise TcpError("connection already in use")
         self.state = SYN_SENT
+        self._touch()
 
     @classmethod
     def accept(
@@ -297,7 +308,8 @@ class TcpConnection:
             raise TcpError("connection closing" if self.state != CLOSED else "not connected")
         n = min(len(data), self.snd_buf - len(self._sndbuf))
         if n > 0:
-            self._sndbuf += data[:n]
+            self._sndbuf += data[:n] if n < len(data) else data
+            self._touch()
         return max(n, 0)
 
     def receive(self, max_bytes: int = -1) -> bytes:
@@ -315,11 +327,13 @@ class TcpConnection:
         del self._rcvbuf[:n]
         if self.state in _RECEIVING and self._window_update_due():
             self._ack_now = True
+        self._touch()
         return data
 
     def close(self, now: float) -> None:
         """Graceful close: a FIN follows the data already queued (half-close: we may still
         receive until the peer's FIN). Idempotent once closing."""
+        self._touch()
         if self.state == SYN_SENT:
             self._teardown(None)
         elif self.state == SYN_RECEIVED:
@@ -334,6 +348,7 @@ class TcpConnection:
     def abort(self, now: float) -> None:
         """Drop the connection at once: a RST to the peer if it is synchronized, all queued
         data discarded, state CLOSED (``error`` stays None: it was our decision)."""
+        self._touch()
         if self.state in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
             self._out.append(
                 TcpSegment(
@@ -409,6 +424,7 @@ class TcpConnection:
 
     def poll_timers(self, now: float) -> None:
         """Run every timer that has expired by ``now`` (early or repeated calls are harmless)."""
+        self._touch()
         if self._timewait_deadline is not None and now >= self._timewait_deadline:
             self._teardown(None)
             return
@@ -466,6 +482,7 @@ class TcpConnection:
 
     def segment_received(self, seg: TcpSegment, now: float) -> None:
         """Process one segment addressed to this connection (RFC 9293 3.10.7)."""
+        self._touch()
         self.counters.segments_received += 1
         self._last_rx = now
         if seg.dst_port != self.local[1] or seg.src_port != self.remote[1]:
@@ -1134,6 +1151,11 @@ class TcpListener:
         conn = TcpConnection.accept(self.local, remote, seg, now, iss=self._isn() & MASK, **self._options)
         self._queue.append(conn)
         return conn
+
+    @property
+    def ready(self) -> bool:
+        """Is there a connection for ``accept`` (its handshake completed)?"""
+        return any(conn.state != SYN_RECEIVED and conn.state != CLOSED for conn in self._queue)
 
     def accept(self) -> TcpConnection | None:
         """The oldest connection whose handshake has completed, or None."""

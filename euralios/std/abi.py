@@ -25,8 +25,10 @@ CLOSE = 16
 AWAIT_INTERRUPT = 17
 PORT_IN = 0x40
 PORT_OUT = 0x41
-CHUNK_INFO = 0x42
-MAP_PHYS = 0x43  # EuraliOS-py, I/O privilege only: map device memory (e.g. VGA text) as a chunk  # EuraliOS-py: size of a chunk this process holds (check lengths you are sent)
+CHUNK_INFO = 0x42  # EuraliOS-py: size of a chunk this process holds (check lengths you are sent)
+MAP_PHYS = 0x43  # EuraliOS-py, I/O privilege only: map device memory (e.g. VGA text) as a chunk
+PORT_VIO = 0x44  # EuraliOS-py, I/O privilege only: a vector of port ins/outs in one call (MINIX's vdevio)
+PORT_VIO_MAX = 64  # entries per PORT_VIO call
 
 # errors
 SEND_BLOCKING = 1

@@ -6,16 +6,22 @@ is a file session: `open("/tcp/HOST:PORT")` connects (HOST a name or an address)
 as there are some, and NO_DATA at the end of the stream; CLOSE sends FIN. Listening:
 `open("/tcp/listen/PORT")`, then ACCEPT requests each answer with a new connection session.
 Errors come back as SyscallError codes: REFUSED, TIMEDOUT, UNREACHABLE, RESET, NOTFOUND (DNS).
+
+Many connections: each Stream is a session of the stack, served by a thread of its own, and a
+process has 64 threads. `await proc.mux()` opens one session (/tcp/mux) that carries any number
+of sockets, select/poll style: non-blocking `send`/`recv`/`accept` by socket id, and `poll`,
+which waits for events on any of them.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING
 
 from euralios.std import abi
 from euralios.std.errors import SyscallError
-from euralios.std.fs import File
-from euralios.std.message import Handle
+from euralios.std.fs import File, send_bytes, take_bytes
+from euralios.std.message import Handle, Memory, Message
 
 if TYPE_CHECKING:
     from euralios.std.proc import Proc
@@ -78,3 +84,89 @@ async def connect(proc: Proc, host: str, port: int) -> Stream:
 async def listen(proc: Proc, port: int) -> Listener:
     f = await proc.open(f"/tcp/listen/{port}", "r+")
     return Listener(proc.sys, f.handle, f.path, f.session)
+
+
+# /tcp/mux (net/server.py MuxSession)
+MUX_CONNECT = 80
+MUX_LISTEN = 81
+MUX_POLL = 82
+MUX_WATCH = 83
+ID_SHIFT = 16
+READABLE, WRITABLE, ACCEPTABLE, ERROR = 1, 2, 4, 8
+_EVENT = struct.Struct("<II")
+
+
+class Mux(File):
+    """Many sockets on one /tcp session. Sockets are small integers; nothing blocks but `poll`.
+
+    `connect` returns at once (the socket polls WRITABLE once the handshake is done, ERROR if it
+    failed); `send` takes what fits (0 when the send buffer is full: watch WRITABLE); `recv`
+    answers None when nothing has arrived yet and b"" at the end of the stream; a failed
+    connection raises its SyscallError (RESET, REFUSED, TIMEDOUT ...)."""
+
+    async def _call(self, op: int, sid: int, d2: object = 0, d3: object = 0) -> Message:
+        return await self.sys.rcall(self.handle, op | sid << ID_SHIFT, d2, d3)
+
+    async def _call_with(self, op: int, sid: int, data: bytes) -> Message:
+        """A request carrying ``data`` in a chunk; a chunk handed back with an error is freed."""
+        try:
+            return await self._call(op, sid, len(data), await send_bytes(self.sys, data))
+        except SyscallError as e:
+            returned = e.message
+            if isinstance(returned, Message) and isinstance(returned.d3, Memory):
+                try:
+                    await self.sys.free(returned.d3.vaddr)
+                except SyscallError:
+                    pass
+            raise
+
+    async def connect(self, host: str, port: int) -> int:
+        reply = await self._call_with(MUX_CONNECT, 0, f"{host}:{port}".encode())
+        return int(reply.d2)
+
+    async def listen(self, port: int, backlog: int = 16) -> int:
+        return int((await self._call(MUX_LISTEN, 0, port, backlog)).d2)
+
+    async def accept(self, sid: int) -> int | None:
+        reply = await self._call(abi.ACCEPT, sid)
+        return None if reply.tag == abi.EMPTY else int(reply.d2)
+
+    async def send(self, sid: int, data: bytes) -> int:
+        if not data:
+            return 0
+        reply = await self._call_with(abi.WRITE, sid, bytes(data))
+        return reply.d2 if isinstance(reply.d2, int) else 0
+
+    async def recv(self, sid: int, n: int = 65536) -> bytes | None:
+        try:
+            reply = await self._call(abi.READ, sid, 0, n)
+        except SyscallError as e:
+            if e.code == abi.NO_DATA:
+                return b""
+            raise
+        if reply.tag == abi.EMPTY:
+            return None
+        return await take_bytes(self.sys, reply)
+
+    async def watch(self, sid: int, events: int) -> None:
+        """Which of READABLE, WRITABLE, ACCEPTABLE, ERROR `poll` reports for the socket."""
+        await self._call(MUX_WATCH, sid, events)
+
+    async def shut(self, sid: int, abort: bool = False) -> None:
+        """Close one socket: FIN after its queued data (abort: RST at once)."""
+        await self._call(abi.CLOSE_TAG, sid, 1 if abort else 0)
+
+    async def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
+        """[(socket, events)] of every watched socket with an event (level-triggered), waiting
+        up to `timeout` seconds (None: as long as it takes) for one; [] at the timeout."""
+        ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        reply = await self._call(MUX_POLL, 0, ms)
+        if reply.tag == abi.EMPTY:
+            return []
+        raw = await take_bytes(self.sys, reply)
+        return [_EVENT.unpack_from(raw, i) for i in range(0, len(raw) - 7, 8)]
+
+
+async def mux(proc: Proc) -> Mux:
+    f = await proc.open("/tcp/mux", "r+")
+    return Mux(proc.sys, f.handle, f.path, f.session)

@@ -69,7 +69,18 @@ class Proc:
         if not data:
             return
         mem = await send_bytes(self.sys, data)
-        await self.sys.rcall(handle, abi.WRITE, len(data), mem)
+        try:
+            await self.sys.rcall(handle, abi.WRITE, len(data), mem)
+        except SyscallError as e:
+            # A console whose driver died hands the chunk back: free it, or every failed print
+            # (init logging to a console being restarted) would cost a frame for ever.
+            returned = e.message
+            if isinstance(returned, Message) and isinstance(returned.d3, Memory):
+                try:
+                    await self.sys.free(returned.d3.vaddr)
+                except SyscallError:
+                    pass
+            raise
 
     async def print(self, *values: object, sep: str = " ", end: str = "\n", handle: int = STDOUT) -> None:
         await self.write(sep.join(str(v) for v in values) + end, handle)
@@ -285,6 +296,12 @@ class Proc:
         from euralios.std.net import listen
 
         return await listen(self, port)
+
+    async def mux(self):
+        """Many TCP sockets on one session, select/poll style (euralios.std.net.Mux)."""
+        from euralios.std.net import mux
+
+        return await mux(self)
 
     async def connect_handle(self, path: str, flags: int = abi.O_WRITE) -> int:
         """A raw handle to a path (a device, a server session), for message-level protocols."""

@@ -8,6 +8,7 @@ calling thread's stack first and passed by pointer and length, as a C program wo
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from euralios.std.errors import SyscallError
 from euralios.std.message import Message
 
 RCALL_RETRIES = 100
+_VIO = struct.Struct("<HBBI")  # a PORT_VIO entry: port, size, op (0 in, 1 out), value
 
 
 class Sys:
@@ -58,8 +60,17 @@ class Sys:
         ctrl, d1, d2, d3 = msg.encode()
         rax, rdi, rsi, rdx = await self._call(abi.SEND_RECEIVE | ctrl | (handle << 32), d1, d2, d3)
         if rax & 0xFF:
-            returned = Message.decode(rax, rdi, rsi, rdx) if rax & abi.ERROR_CONTAINS_MESSAGE else msg
-            raise SyscallError(rax & abi.ERROR_MASK, returned)
+            code = rax & abi.ERROR_MASK
+            if rax & abi.ERROR_CONTAINS_MESSAGE:
+                returned: Message | None = Message.decode(rax, rdi, rsi, rdx)  # back, maybe at a new address
+            elif code == abi.CLOSED:
+                # A server took the request and died (or dropped it) before answering: its
+                # chunk and handles went with it. None says so, so nobody frees an address that
+                # is no longer theirs (and may already hold another chunk).
+                returned = None
+            else:
+                returned = msg  # refused before it was taken (bad handle, bad chunk): still ours
+            raise SyscallError(code, returned)
         return Message.decode(rax, rdi, rsi, rdx)
 
     async def rcall(self, handle: int, tag: int, d2: Any = 0, d3: Any = 0, expect: int | None = None) -> Message:
@@ -203,6 +214,31 @@ class Sys:
     async def port_out(self, port: int, value: int, size: int = 1) -> None:
         rax, *_ = await self._call(abi.PORT_OUT, port, size, value)
         self._check(rax)
+
+    async def port_vio(self, ops: list[tuple[int, int, int | None]]) -> list[int]:
+        """Vectored port I/O: each op is (port, size, None) for an ``in`` or (port, size, value)
+        for an ``out``, done in order in one call (at most PORT_VIO_MAX). Returns the values
+        the ``in``s read, in order."""
+        n = len(ops)
+        if not 0 < n <= abi.PORT_VIO_MAX:
+            raise SyscallError(abi.PARAM, detail=f"{n} port operations (1 to {abi.PORT_VIO_MAX})")
+        raw = bytearray(8 * n)
+        pack = _VIO.pack_into
+        reads = []
+        for i, (port, size, value) in enumerate(ops):
+            if value is None:
+                reads.append(i)
+                pack(raw, 8 * i, port, size, 0, 0)
+            else:
+                pack(raw, 8 * i, port, size, 1, value)
+        addr = self._push(bytes(raw))
+        rax, _, _, _ = await self._call(abi.PORT_VIO, addr, n)
+        self._check(rax)
+        if not reads:
+            return []
+        back = self.gate.load(addr, 8 * n)
+        unpack = _VIO.unpack_from
+        return [unpack(back, 8 * i)[3] for i in reads]
 
     async def debug_write(self, text: str) -> None:
         data = text.encode()

@@ -30,12 +30,12 @@ def frame(dst: bytes, src: bytes, n: int, size: int = 100) -> bytes:
     return dst + src + b"\x88\xb5" + body[: size - 14]
 
 
-def start_server(system: System, path: str, mount: str) -> Any:
+def start_server(system: System, path: str, mount: str, args: list[str] | None = None) -> Any:
     """Start a driver from its source as a root program with I/O privilege, serving at ``mount``."""
     r = system.kernel.new_rendezvous(refs=2)  # one for the driver's stdin, one for the mount
     system.vfs.mount(mount, r)
     name = path.rsplit("/", 1)[-1].removesuffix(".py")
-    return system.spawn(program_source(path), io=True, name=name, stdin=r)
+    return system.spawn(program_source(path), [name, *(args or [])], io=True, name=name, stdin=r)
 
 
 @pytest.fixture
@@ -229,8 +229,14 @@ async def test_many_frames_through_the_wrapping_ring(nic_system: System, backend
     await run(nic_system, program)
 
 
-async def test_a_burst_larger_than_the_ring_loses_frames_not_order(nic_system: System, backend: MemoryBackend) -> None:
-    incoming = [frame(MAC, PEER, i, 1514) for i in range(12)]  # 12 x 1.5 KB into an 8 KiB ring
+@pytest.mark.parametrize(("ring", "burst", "fit"), [(65536, 50, 43), (8192, 12, 5)])
+async def test_a_burst_larger_than_the_ring_loses_frames_not_order(system: System, backend: MemoryBackend,
+                                                                   ring: int, burst: int, fit: int) -> None:
+    # Frames of 1514 bytes take 1524 in the ring (header, CRC, dword alignment): 43 fit in the
+    # default 64 KiB ring and 5 in an 8 KiB one (--ring 8192); the rest overflow.
+    start_server(system, "drivers/rtl8139.py", "/dev/nic", ["--ring", str(ring)])
+    await system.wait_for_output(r"\[rtl8139\] MAC address", 10)
+    incoming = [frame(MAC, PEER, i, 1514) for i in range(burst)]
 
     async def program(proc: Any) -> None:
         h, _ = await proc.sys.open("/dev/nic")
@@ -246,12 +252,12 @@ async def test_a_burst_larger_than_the_ring_loses_frames_not_order(nic_system: S
             if len(got) + info["missed"] == len(incoming):
                 break
             await proc.sleep(0.01)
-        assert got == incoming[:5]  # 5 x 1524 bytes fit in 8 KiB; the rest overflowed
-        assert info["missed"] == 7 and info["overflows"] >= 1
+        assert got == incoming[:fit]
+        assert info["missed"] == burst - fit and info["overflows"] >= 1
         backend.inject(incoming[0])  # the driver and the card carry on
         assert await read_frame(proc, h) == incoming[0]
 
-    await run(nic_system, program)
+    await run(system, program)
 
 
 async def test_blocking_read_does_not_hold_up_writes(nic_system: System, backend: MemoryBackend) -> None:
@@ -310,3 +316,135 @@ async def test_rtl8139_driver_exits_when_there_is_no_card() -> None:
             await proc.ended.wait()
         assert proc.status == 1
         assert "[rtl8139] Device not found. Exiting." in system.output()
+
+
+# ------------------------------------------------------------------------------- batched frames
+
+WRITE_FRAMES, READ_FRAMES = 261, 262
+
+
+def batch(frames: list[bytes]) -> bytes:
+    return b"".join(len(f).to_bytes(2, "little") + f for f in frames)
+
+
+def unbatch(data: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(data):
+        n = int.from_bytes(data[pos:pos + 2], "little")
+        out.append(data[pos + 2:pos + 2 + n])
+        pos += 2 + n
+    return out
+
+
+async def test_write_frames_sends_a_batch_in_order_and_gives_the_chunk_back(nic_system: System,
+                                                                             backend: MemoryBackend) -> None:
+    first = [frame(BROADCAST, MAC, i, size) for i, size in enumerate((60, 1514, 342, 20, 1000, 77, 1514, 64, 99))]
+    second = [frame(BROADCAST, MAC, 50 + i, 1514) for i in range(30)]  # ~45 KB: the card's 4 buffers, many times
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        data = batch(first)
+        r = await sys.rcall(h, WRITE_FRAMES, len(data), await send_bytes(sys, data))
+        assert r.tag == abi.OK and r.d2 == len(first) and isinstance(r.d3, Memory)
+        _, size, _ = await sys.chunk_info(r.d3.vaddr)
+        assert size == 2 * abi.PAGE  # our two-page chunk came back: too small for the next batch
+        await sys.free(r.d3.vaddr)
+        data = batch(second)
+        mem = await send_bytes(sys, data)
+        r = await sys.rcall(h, WRITE_FRAMES, len(data), mem)
+        assert (r.tag, r.d2) == (abi.OK, len(second))
+        sys.gate.store(r.d3.vaddr, batch(first[:2]))  # the returned chunk carries the next batch
+        r = await sys.rcall(h, WRITE_FRAMES, len(batch(first[:2])), r.d3)
+        assert (r.tag, r.d2) == (abi.OK, 2)
+        await sys.free(r.d3.vaddr)
+        info = json.loads(await take_bytes(sys, await sys.rcall(h, abi.QUERY)))
+        assert info["tx"] == len(first) + len(second) + 2 and info["tx_batches"] == 3
+
+    await run(nic_system, program)
+    sent = await backend.wait_sent(len(first) + len(second) + 2)
+    padded = [f + bytes(60 - len(f)) if len(f) < 60 else f for f in first]
+    assert sent == padded + second + padded[:2]
+
+
+async def test_malformed_write_frames_sends_nothing(nic_system: System, backend: MemoryBackend) -> None:
+    good = frame(BROADCAST, MAC, 1)
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        for data in (batch([good]) + b"\x05",  # a length cut in half
+                     batch([good]) + (200).to_bytes(2, "little") + b"short",  # longer than the batch
+                     batch([good, b""]),  # an empty frame
+                     batch([good, b"x" * 1793])):  # past the chip's largest frame
+            r = await sys.rcall(h, WRITE_FRAMES, len(data), await send_bytes(sys, data))
+            assert r.tag == abi.ERROR_INVALID_VALUE
+        r = await sys.rcall(h, WRITE_FRAMES, 5000, await send_bytes(sys, batch([good])))  # longer than the chunk
+        assert r.tag == abi.ERROR_INVALID_VALUE
+        r = await sys.rcall(h, WRITE_FRAMES, 5, 0)  # no chunk at all
+        assert r.tag in (abi.ERROR_INVALID_VALUE, abi.ERROR_UNKNOWN_MESSAGE)
+        info = json.loads(await take_bytes(sys, await sys.rcall(h, abi.QUERY)))
+        assert info["tx"] == 0
+
+    await run(nic_system, program)
+    assert backend.sent == []
+
+
+async def test_read_frames_returns_every_queued_frame_in_the_callers_chunk(nic_system: System,
+                                                                           backend: MemoryBackend) -> None:
+    incoming = [frame(MAC, PEER, i, 60 + 97 * i) for i in range(12)]
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        r = await sys.rcall(h, READ_FRAMES, 0, 0)  # nothing queued, no chunk: EMPTY
+        assert (r.tag, r.d2, r.d3) == (abi.EMPTY, 0, 0)
+        mem = Memory((await sys.malloc(1))[0])
+        r = await sys.rcall(h, READ_FRAMES, 0, mem)  # nothing queued: EMPTY, and our chunk back
+        assert r.tag == abi.EMPTY and isinstance(r.d3, Memory)
+        for f in incoming:
+            backend.inject(f)
+        got: list[bytes] = []
+        chunk = r.d3
+        while len(got) < len(incoming):  # one page holds a few frames; the rest wait their turn
+            r = await sys.rcall(h, READ_FRAMES, 1, chunk)
+            assert r.tag == abi.DATA and isinstance(r.d3, Memory) and 0 < r.d2 <= abi.PAGE
+            batch_frames = unbatch(sys.gate.load(r.d3.vaddr, r.d2))
+            assert batch_frames
+            got += batch_frames
+            chunk = r.d3
+        assert got == incoming
+        await sys.free(chunk.vaddr)
+        for f in incoming:
+            backend.inject(f)
+        await proc.sleep(0.05)
+        r = await sys.rcall(h, READ_FRAMES, 0, 0)  # no chunk: the driver's own, all of them
+        assert r.tag == abi.DATA and unbatch(await take_bytes(sys, r)) == incoming
+
+    await run(nic_system, program)
+
+
+async def test_blocking_read_frames_waits_for_a_frame(nic_system: System, backend: MemoryBackend) -> None:
+    got: list[list[bytes]] = []
+
+    async def reader(proc: Any, h: int) -> None:
+        r = await proc.sys.rcall(h, READ_FRAMES, 1, Memory((await proc.sys.malloc(16))[0]))
+        got.append(unbatch(await take_bytes(proc.sys, r)))
+
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/dev/nic")
+        await proc.spawn_thread(reader, proc, await proc.sys.copy_rendezvous(h))
+        await proc.sleep(0.05)
+        data = batch([frame(BROADCAST, MAC, 1)])
+        r = await proc.sys.rcall(h, WRITE_FRAMES, len(data), await send_bytes(proc.sys, data))  # not held up
+        assert r.tag == abi.OK
+        await proc.sys.free(r.d3.vaddr)
+        assert got == []
+        backend.inject(frame(MAC, PEER, 7))
+        for _ in range(100):
+            if got:
+                break
+            await proc.sleep(0.01)
+        assert got == [[frame(MAC, PEER, 7)]]
+
+    await run(nic_system, program)

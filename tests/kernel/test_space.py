@@ -217,3 +217,30 @@ def test_two_spaces_never_see_each_others_frames(writes: list[tuple[int, bytes]]
     a.destroy()
     b.destroy()
     assert ctx.frames.free_count > free0
+
+
+@pytest.mark.parametrize("pages", [1, 16, 33, 34, 256])
+def test_a_chunk_leaving_takes_its_tlb_entries_and_only_those(ctx: MemoryContext, pages: int) -> None:
+    """Detach and free shoot down the chunk's own pages (page by page up to FLUSH_CEILING, a
+    whole flush beyond); the TLB never keeps a translation into a chunk that has gone, whatever
+    access kinds cached it, and a small chunk leaves the rest of the TLB alone."""
+    a, b = AddressSpace(ctx, quota=None), AddressSpace(ctx)
+    heap = layout.HEAP_BASE
+    a.write(heap, b"heap")
+    for _ in range(2):  # moved away, then freed
+        vaddr, _ = a.malloc(pages)
+        a.write(vaddr, b"x" * (pages * 4096))
+        assert a.read(vaddr, pages * 4096) == b"x" * (pages * 4096)  # read and write entries cached
+        cached = ctx.mmu.tlb_size(a.root)
+        if _ == 0:
+            w = b.attach(a.detach(vaddr))
+            assert b.read(w, 1) == b"x"
+        else:
+            a.free(vaddr)
+        for i in range(pages):
+            for access in (USER_READ, USER_WRITE):
+                with pytest.raises(PageFault):
+                    ctx.mmu.translate(a.root, vaddr + i * 4096, access)
+        if pages <= 33:
+            assert ctx.mmu.tlb_size(a.root) == cached - 2 * pages  # the heap's entries stayed
+        assert a.read(heap, 4) == b"heap"

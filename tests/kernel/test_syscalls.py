@@ -302,3 +302,44 @@ async def test_map_phys_maps_device_memory_for_drivers_only() -> None:
         assert system.machine.memory.read(0xB8000, 2) == b"D\x1f"
         assert await system.run(plain) == A.PARAM
     assert out == {"ram": A.PARAM, "unaligned": A.PARAM}
+
+
+async def test_port_vio_does_a_vector_of_port_accesses_in_order() -> None:
+    """PORT_VIO (MINIX's vdevio): ins and outs in order in one call, each "in" reading what the
+    outs before it set up; a bad entry stops the vector with PARAM after the ones before it; an
+    empty or oversized vector or a bad pointer is PARAM; without I/O privilege it kills."""
+    seen: dict[str, object] = {}
+
+    async def driver(proc):
+        sys = proc.sys
+        # VGA CRTC: index 0x3D4, data 0x3D5. Set the cursor's low byte, read it back, twice.
+        seen["vio"] = await sys.port_vio([(0x3D4, 1, 0x0F), (0x3D5, 1, 0x42), (0x3D4, 1, 0x0F), (0x3D5, 1, None),
+                                          (0x3D5, 1, 0x17), (0x3D5, 1, None), (0x3D4, 1, None)])
+        seen["single"] = await sys.port_in(0x3D5)
+        seen["outs_only"] = await sys.port_vio([(0x3D4, 1, 0x0E), (0x3D5, 1, 0x01)])
+        seen["high"] = await sys.port_in(0x3D5)
+        # A bad size stops the vector: the entry before it was done, the one after it was not.
+        lo, top = proc.gate.stack()
+        raw = bytes.fromhex("d403 01 01 0f000000" "d503 03 01 99000000" "d503 01 01 55000000")
+        addr = top - len(raw)
+        proc.gate.store(addr, raw)
+        rax, done, _, _ = await proc.gate.syscall(A.PORT_VIO, addr, 3)
+        seen["bad"] = (rax, done, await sys.port_in(0x3D4), await sys.port_in(0x3D5))
+        seen["empty"] = (await proc.gate.syscall(A.PORT_VIO, addr, 0))[0]
+        seen["big"] = (await proc.gate.syscall(A.PORT_VIO, addr, A.PORT_VIO_MAX + 1))[0]
+        seen["pointer"] = (await proc.gate.syscall(A.PORT_VIO, 0x10, 1))[0]
+        return 0
+
+    async def sneaky(proc):
+        await proc.sys.port_vio([(0x3D4, 1, None)])
+        return 0
+
+    async with boot() as system:
+        assert await system.run(driver, io=True) == 0
+        assert await system.run(sneaky) == 1
+        assert "general protection fault: port I/O without I/O privilege" in system.klog()
+    assert seen["vio"] == [0x42, 0x17, 0x0F]
+    assert seen["single"] == 0x17
+    assert seen["outs_only"] == [] and seen["high"] == 0x01
+    assert seen["bad"] == (A.PARAM, 1, 0x0F, 0x17)
+    assert seen["empty"] == seen["big"] == seen["pointer"] == A.PARAM

@@ -287,6 +287,98 @@ def test_listener_with_remote_peer_then_unlisten_resets_unaccepted() -> None:
     assert rst[TCP].flags & 0x04 and s.tcp_accept(listener) is None
 
 
+def test_many_connections_only_changed_ones_work_and_timers_match_a_full_scan() -> None:
+    """The stack asks only connections that changed for output and keeps their deadlines in a
+    heap: with 30 loopback connections driven at random on a virtual clock, next_deadline is
+    always what a scan of every connection gives, every byte arrives, and once everything is
+    closed (TIME-WAIT included) the stack holds no connection."""
+    import random
+
+    rng = random.Random(5)
+    s = make(tcp_options={"msl": 1.0})
+    listener = s.tcp_listen(7100, backlog=64)
+    pairs = []
+    for _ in range(30):
+        client = s.tcp_connect(GUEST, 7100, 0.0)
+        out(s)
+        server = s.tcp_accept(listener)
+        assert server is not None
+        pairs.append((client, server, bytearray(), bytearray()))
+    asked: list[TcpConnection] = []
+    for conn in s.connections.values():
+        def counting(now: float, conn: TcpConnection = conn, real=conn.segments_to_send) -> list:
+            asked.append(conn)
+            return real(now)
+        conn.segments_to_send = counting  # type: ignore[method-assign]
+
+    def full_scan() -> float | None:
+        ds = [d for c in s.connections.values() if (d := c.next_deadline()) is not None]
+        return min(ds) if ds else None
+
+    now = 0.0
+    out(s, now)
+    asked.clear()
+    client, server, sent, got = pairs[3]
+    client.send(b"only this one")
+    out(s, now)
+    assert set(asked) <= {client, server} and client in asked  # not the 58 others
+    sent += b"only this one"
+    for step in range(400):
+        now += rng.choice((0.0, 0.001, 0.05))
+        client, server, sent, got = rng.choice(pairs)
+        action = rng.random()
+        if action < 0.5 and client.state == ESTABLISHED:
+            data = rng.randbytes(rng.randrange(1, 4000))
+            n = client.send(data)
+            sent += data[:n]
+        elif action < 0.8:
+            got += server.receive()
+        d = s.next_deadline()
+        assert d == full_scan(), step
+        if d is not None and rng.random() < 0.3:
+            now = max(now, d)
+            s.poll(now)
+        out(s, now)
+        assert s.next_deadline() == full_scan(), step
+    for client, *_ in pairs:
+        s.tcp_release(client, now)
+    for _ in range(200):
+        out(s, now)
+        for _client, server, _sent, got in pairs:
+            got += server.receive()
+            if server.at_eof and server.state != "CLOSED":
+                s.tcp_release(server, now)
+        d = s.next_deadline()
+        assert d == full_scan()
+        if d is None:
+            break
+        now = max(now, d)
+        s.poll(now)
+    out(s, now)
+    assert all(bytes(got) == bytes(sent) for _, _, sent, got in pairs)
+    assert s.connections == {} and s.next_deadline() is None
+    assert s.tcp_counters()["connections_finished"] == 60
+
+
+def test_interface_config_cache_follows_changes() -> None:
+    cfg = parse_config("10.0.2.15/24,gw=10.0.2.2")
+    assert cfg.on_link("10.0.2.9") and not cfg.on_link("10.0.3.9") and cfg.broadcast == "10.0.2.255"
+    cfg.address, cfg.prefix = "10.0.3.15", 16
+    assert cfg.on_link("10.0.3.9") and cfg.on_link("10.0.2.9") and cfg.broadcast == "10.0.255.255"
+    assert str(cfg.network) == "10.0.0.0/16" and cfg == parse_config("10.0.3.15/16,gw=10.0.2.2")
+
+
+def test_frame_batches_for_the_nic_round_trip() -> None:
+    from net.server import pack_frames, split_frames
+
+    frames = [bytes([i]) * (60 + 37 * i) for i in range(40)]
+    batches = pack_frames(frames, 4096)
+    assert all(len(b) <= 4096 for b, _ in batches) and sum(n for _, n in batches) == 40
+    assert [f for b, _ in batches for f in split_frames(b)] == frames
+    assert pack_frames([], 4096) == []
+    assert split_frames(b"\x05\x00abc") == []  # a frame cut short is dropped
+
+
 # ------------------------------------------------------------------------------------------ DHCP
 
 def dhcp_reply(request: Ether, mtype: str, yiaddr: str = GUEST) -> bytes:
@@ -536,7 +628,7 @@ async def test_tcp_namespace_paths_and_spec_rows_56_to_58(net_system: tuple[Syst
         info = json.loads(await proc.read_file("/tcp/dns/host.test"))
         assert info == {"name": "host.test", "canonical": "host.test", "addresses": [HOST], "error": None}
         listing = await proc.listdir("/tcp")
-        assert listing == ["arp", "dns", "listen", "ping", "stats", "udp"]
+        assert listing == ["arp", "dns", "listen", "mux", "ping", "stats", "udp"]
 
     await run_in(system, program)
     assert peer.syn_ports[:2] == [49152, 49153]
@@ -620,3 +712,77 @@ async def test_udp_sessions_and_ping_to_localhost(net_system: tuple[System, Peer
 async def read_datagram(proc: Any, f: Any) -> bytes:
     """One datagram from a UDP session (READ(0, max) -> DATA)."""
     return await take_bytes(proc.sys, await proc.sys.rcall(f.handle, abi.READ, 0, 2048))
+
+
+async def test_mux_keeps_more_connections_than_a_process_has_threads(net_system: tuple[System, Peer]) -> None:
+    """/tcp/mux: 80 echo connections on one session (a /tcp/HOST:PORT session costs the stack a
+    thread, and a process has 64), driven by poll; then a refused connect, loopback
+    listen/accept with EOF, a bad socket id and a poll that times out."""
+    from euralios.std.net import ACCEPTABLE, ERROR, READABLE, WRITABLE
+
+    system, _ = net_system
+    n = 80
+
+    async def program(proc: Any) -> None:
+        mux = await proc.mux()
+        socks = [await mux.connect(HOST, 70) for _ in range(n)]
+        assert len(set(socks)) == n
+        pending = {s: f"hello {s}\n".encode() for s in socks}
+        echoed = {s: b"" for s in socks}
+        for _ in range(2000):
+            if all(echoed[s] == pending[s] for s in socks):
+                break
+            for sid, ev in await mux.poll(5):
+                assert not ev & ERROR, (sid, ev)
+                if ev & WRITABLE:
+                    assert await mux.send(sid, pending[sid]) == len(pending[sid])
+                    await mux.watch(sid, READABLE | ERROR)
+                if ev & READABLE:
+                    echoed[sid] += await mux.recv(sid) or b""
+        assert echoed == pending
+        stats = json.loads(await proc.read_file("/tcp/stats"))
+        assert sum(c["state"] == ESTABLISHED for c in stats["connections"]) >= n
+        for s in socks:
+            await mux.shut(s)
+        assert await mux.poll(0) == []
+        # A refused connection polls ERROR; recv says why.
+        bad = await mux.connect(HOST, 71)
+        (sid, ev), = await mux.poll(5)
+        assert sid == bad and ev & ERROR
+        with pytest.raises(SyscallError) as e:
+            await mux.recv(bad)
+        assert e.value.code == abi.REFUSED
+        await mux.shut(bad)
+        # Listen, connect over loopback, accept; data and EOF both ways.
+        lid = await mux.listen(8100)
+        cid = await mux.connect("127.0.0.1", 8100)
+        await mux.watch(cid, ERROR)
+        assert await mux.poll(5) == [(lid, ACCEPTABLE)]
+        aid = await mux.accept(lid)
+        assert aid is not None and await mux.accept(lid) is None
+        assert await mux.send(cid, b"ping") == 4
+        await mux.shut(cid)
+        got = b""
+        while True:
+            await mux.poll(5)
+            data = await mux.recv(aid)
+            if data == b"":
+                break
+            got += data or b""
+        assert got == b"ping"
+        with pytest.raises(SyscallError) as e:
+            await mux.recv(9999)
+        assert e.value.code == abi.INVALID_HANDLE
+        await mux.watch(aid, 0)
+        t0 = proc.now()
+        assert await mux.poll(0.1) == []
+        assert proc.now() - t0 >= 0.09
+        await mux.close()  # CLOSE is sent without waiting for an answer: the stack follows soon
+        for _ in range(100):
+            stats = json.loads(await proc.read_file("/tcp/stats"))
+            if 8100 not in stats["listeners"]:
+                break
+            await proc.sleep(0.01)
+        assert 8100 not in stats["listeners"]
+
+    await run_in(system, program, timeout=60)
