@@ -15,6 +15,7 @@ Requests on handle 0 (replies only to callers that wait for one, i.e. used send_
 | Short(READ_BAR=257, addr, bar)            | Short(BAR=386, value, bar); NOTFOUND for bar > 5 or an unknown addr |
 | Short(ENABLE_BUS_MASTERING=258, addr, 0)  | sets bit 2 of the command register; Short(OK, 0, 0) |
 | Short(QUERY=7)                            | Long(JSON, len, chunk): {"subdirs": [device, ...], ...} |
+| Short(CLOSE=32)                           | nothing to end; Short(OK, 0, 0)                     |
 | anything else                             | Short(ERROR_UNKNOWN_MESSAGE=133, 0, 0)             |
 
 Unlike the seed, READ_BAR and ENABLE_BUS_MASTERING accept only addresses of devices found on the
@@ -205,7 +206,9 @@ async def handle(pci: Pci, devices: list[dict], msg: Message) -> Message | None:
         data = json.dumps(listing).encode()
         return Message(abi.JSON, len(data), await send_bytes(sys, data))
     if tag == abi.CLOSE_TAG:
-        return None  # a client closing its handle politely: nothing to end, no reply
+        # A client closing its handle politely: nothing to end. Answered OK if it waits: left
+        # unanswered, it would wait for ever and our next receive would fail (RECV_BLOCKING).
+        return Message(abi.OK, 0, 0)
     return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
 
 
@@ -234,6 +237,12 @@ async def main(proc) -> int:
         except SyscallError as e:
             if e.code == abi.CLOSED:
                 return 0  # unmounted and nobody holds a handle: nothing left to serve
+            if e.code == abi.RECV_BLOCKING:
+                # We owe a caller a reply (a bug of ours): answer it, or we would spin here.
+                try:
+                    await sys.send(STDIN, Message(abi.ERROR, abi.PARAM, 0))
+                except SyscallError:
+                    pass
             continue
         try:
             reply = await handle(pci, devices, msg)

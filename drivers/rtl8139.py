@@ -504,7 +504,9 @@ async def handle(nic: Nic, msg: Message) -> Message | None:
     if tag == abi.QUERY:
         return await query(nic)
     if tag == abi.CLOSE_TAG:
-        return None
+        # A client closing politely: nothing to end. Answered OK when it waits (unanswered, it
+        # would wait for ever and our next receive would fail with RECV_BLOCKING).
+        return Message(abi.OK, 0, 0)
     return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
 
 
@@ -517,6 +519,12 @@ async def server(nic: Nic) -> None:
         except SyscallError as e:
             if e.code == abi.CLOSED:
                 return  # unmounted and nobody holds a handle
+            if e.code == abi.RECV_BLOCKING:
+                # We owe a caller a reply (a bug of ours): answer it rather than spin here.
+                try:
+                    await sys.send(STDIN, Message(abi.ERROR, abi.PARAM, 0))
+                except SyscallError:
+                    pass
             continue
         nic.idle -= 1
         try:

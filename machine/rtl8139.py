@@ -131,6 +131,7 @@ RX_BAR = 0x2000  # broadcast address received
 RX_PAM = 0x4000  # physical address matched
 RX_MAR = 0x8000  # multicast address received
 
+ETH_HEADER = 14  # destination, source, EtherType: anything shorter is a runt
 ETH_MIN = 60  # minimum frame without CRC; shorter frames are padded, as Ethernet does
 ETH_MAX = 1518  # longest frame without CRC (1514 + an 802.1Q tag): what the WRAP slack is sized for
 BROADCAST = b"\xff" * 6
@@ -190,7 +191,7 @@ class Rtl8139:
         #: Counters for the host (``stats()``): frames and bytes each way and why frames were lost.
         self.counters = dict.fromkeys(
             ("rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "rx_filtered", "rx_disabled", "rx_overflow",
-             "rx_too_long", "rx_dma_errors", "tx_aborted", "interrupts"), 0)
+             "rx_too_long", "rx_runt", "rx_dma_errors", "tx_aborted", "interrupts"), 0)
         self.idr = bytearray(self.eeprom_mac)
         self.mar = bytearray(8)  # multicast hash filter; like QEMU, reset leaves it alone
         self.config0 = 0
@@ -492,6 +493,9 @@ class Rtl8139:
             return False
         if len(frame) > ETH_MAX:
             c["rx_too_long"] += 1
+            return False
+        if len(frame) < ETH_HEADER:
+            c["rx_runt"] += 1  # not even a header: line noise, dropped as a card drops runts
             return False
         kind = self._classify(frame)
         if kind is None:
