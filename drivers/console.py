@@ -14,7 +14,7 @@ Handle 0 (the driver's main handle, normally only init holds it):
 
 | Message | Action |
 |---|---|
-| OPEN_READWRITE (Short or Long) | new console (id = creation order), a writer thread on a new rendezvous; reply Long(COMM_HANDLE, Handle(client end), Value(id)) |
+| OPEN_READWRITE (Short or Long) | new console (id = creation order), a writer thread on a new rendezvous; reply Long(COMM_HANDLE, Handle(client end), Value(id)), or ERROR(code) when no thread or rendezvous can be had |
 | Short(WRITE, id, 0) | activate console id; reply OK, or ERROR if id is unknown (the active console stays) |
 | QUERY | reply Long(JSON, n, chunk): {"consoles": n, "active": id or null} |
 | anything else | reply ERROR_UNKNOWN_MESSAGE |
@@ -176,8 +176,22 @@ class Driver:
                     continue  # nobody to hand the console to
                 cid = len(self.consoles)
                 self.consoles.append(TextConsole())
-                mine, theirs = await sys.new_rendezvous()
-                await self.proc.spawn_thread(self.serve_writer, cid, mine)
+                try:
+                    mine, theirs = await sys.new_rendezvous()
+                except SyscallError as e:
+                    self.consoles.pop()
+                    await answer(sys, STDIN, Message(abi.ERROR, e.code, 0))
+                    continue
+                try:
+                    await self.proc.spawn_thread(self.serve_writer, cid, mine)
+                except SyscallError as e:
+                    # Out of threads (64 per process): one client asking for too many consoles
+                    # gets an error; it does not get to kill the driver of every screen.
+                    self.consoles.pop()
+                    for h in (mine, theirs):
+                        await sys.close(h)
+                    await answer(sys, STDIN, Message(abi.ERROR, e.code, 0))
+                    continue
                 await answer(sys, STDIN, Message(abi.COMM_HANDLE, Handle(theirs), cid))
             elif tag == abi.WRITE and not msg.is_long:
                 cid = msg.d2

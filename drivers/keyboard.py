@@ -1,7 +1,8 @@
 """Keyboard driver: PS/2 scan codes -> key codes sent to stdout (spec §11.4, DESIGN §5).
 
 init starts it with I/O privilege; its stdout is a copy of init's stdin, so every key arrives at
-init as Short(CHAR, code, 0), which forwards it to the active console. The driver sleeps in
+init as Short(CHAR, code, 0), which forwards it to the active console. init supervises it: a
+crashed driver is restarted with a new copy (programs/init.py). The driver sleeps in
 await_interrupt(1) until the controller raises IRQ 1, then drains every byte waiting in the
 controller (status port 0x64 bit 0) through drivers.keymap's decoder. Draining the whole FIFO on
 each interrupt is what makes the driver robust to bursts (a pasted line, a typed script): an
@@ -30,7 +31,10 @@ async def main(proc) -> int:
         layout = "us"
     decoder = KeyboardDecoder(layout)
     while True:
-        await sys.await_interrupt(IRQ)
+        # Drain first, wait after: a driver restarted by init after its predecessor died between
+        # taking IRQ 1 and reading the data port finds bytes already waiting, and the controller
+        # interrupts only when its FIFO goes from empty to non-empty -- so waiting first would
+        # leave the keyboard dead for good.
         while await sys.port_in(STATUS_PORT) & OUTPUT_FULL:
             code = decoder.feed(await sys.port_in(DATA_PORT))
             if code is None:
@@ -41,3 +45,4 @@ async def main(proc) -> int:
                 if e.code == abi.CLOSED:
                     return 0  # nobody reads keys any more (init has gone)
                 raise
+        await sys.await_interrupt(IRQ)

@@ -23,6 +23,18 @@ exits, init starts a new one there, as getty does.
 Improvement over the seed, whose init did blocking sends and so stalled every console (F-keys
 included) when one program stopped reading (its README's "known issue"): each user console has a
 forwarder thread with a bounded key queue, so the main loop never waits for a program.
+
+The keyboard and console drivers are supervised like the servers (programs/supervisor.py):
+
+* a crashed keyboard driver is restarted with a new copy of our stdin as its stdout (keys typed
+  meanwhile wait in the controller, and the new driver drains them first);
+* a crashed console driver is restarted, and we map the VGA text memory ourselves with
+  map_phys(0xB8000, 1) (the kernel's parked copy went with the old driver) and send it as
+  Long(VIDEO_MEMORY, 4096, chunk). Then every console is opened again on the new driver (new
+  writer handles; the old ones are dead), the console on screen is shown again, and the program
+  of each user console -- which prints to a dead writer -- is killed with whatever it started, so
+  the getty loop starts a fresh one on the new writer. Lines logged while the system console was
+  down (the crash report, the back-off) are kept and printed once it is back.
 """
 
 from __future__ import annotations
@@ -47,6 +59,10 @@ QUICK_EXIT = 2.0  # seconds: a console program that exits faster than this is "c
 MAX_QUICK_EXITS = 3
 DEFAULT_PROGRAM = "/bin/login"
 INITRD = 10  # Long(INITRD, n, chunk): JSON {"bin/NAME": source} of the built-in programs
+VGA_TEXT = 0xB8000  # physical address of the text memory, re-mapped for a restarted console driver
+VGA_PAGES = 1
+MISSED_LINES = 64  # system-console writes kept while the console driver is down...
+MISSED_CHARS = 8192  # ...and at most this much of their text (a few screens: the latest part)
 FIND_DEVICE, ADDRESS = 256, 384
 
 # Colours readable on the consoles' white background: dark green, dark blue, brown, red.
@@ -74,6 +90,27 @@ async def discard(sys, msg: Message) -> None:
             pass
 
 
+async def chunk_text(sys, vaddr: int, n: int) -> str:
+    """Up to n bytes of text from a chunk we hold, never reading past its end (a page fault in
+    init would take the whole system down)."""
+    try:
+        base, size, _ = await sys.chunk_info(vaddr)
+    except SyscallError:
+        return ""
+    n = max(0, min(n, base + size - vaddr, 1 << 16))
+    return sys.gate.load(vaddr, n).decode("utf-8", "replace") if n else ""
+
+
+def tail(text: str) -> str:
+    """The last MISSED_CHARS of text, from a line start: what is worth replaying after an outage
+    (a console given up for good must not make init hoard its log for ever)."""
+    if len(text) <= MISSED_CHARS:
+        return text
+    cut = text[-MISSED_CHARS:]
+    newline = cut.find("\n")
+    return cut[newline + 1:] if 0 <= newline < len(cut) - 1 else cut
+
+
 class Console:
     """One virtual console as init sees it: the writer handle its programs print to, the id the
     console driver gave it and, for a user console, the program's input and key queue."""
@@ -89,6 +126,9 @@ class Console:
         self.wake_send = -1
         self.wake_recv = -1
         self.program = ""
+        self.child = None  # the running program (euralios.std Child), if any
+        self.generation = 0  # which console driver opened it (init.vga_generation)
+        self.hangup = False  # its program was killed because the console driver restarted
 
 
 class Init:
@@ -96,23 +136,34 @@ class Init:
         self.proc = proc
         self.sys = proc.sys
         self.vga = -1  # the console driver's main handle
+        self.vga_generation = 0  # bumped each time the console driver is restarted
+        self.missed: deque[str] = deque(maxlen=MISSED_LINES)  # system-console text while it was down
         self.consoles: list[Console | None] = [None] * (1 + USER_CONSOLES)
         self.current = 0
         self.secrets: Service | None = None  # the password store (mounted for login only)
+        self.console_service: Service | None = None  # the console driver
+        self.stdin_spare = -1  # a copy of STDIN we hold so that it never looks closed
+        self.console_waiters: list[int] = []  # console_back sleepers, woken when the console returns
         self.initrd: dict[str, str] = {}  # the built-in programs, kept to refill a restarted RAM disk
         self.supervisor = Supervisor(proc, self.log, self.system_stdout)
 
     # ------------------------------------------------------------------ output
     async def say(self, con: Console | None, text: str) -> None:
-        """Print on a console; a console that cannot be written to is not worth dying for."""
+        """Print on a console; a console that cannot be written to is not worth dying for.
+        System-console text that cannot be shown (its driver is being restarted) is kept and
+        shown once the console is back."""
         con = con or self.consoles[0]
         if con is None:
             await self.sys.debug_write(text.rstrip("\n"))
             return
+        if con.index == 0 and self.missed:
+            text = tail("".join(self.missed) + text)  # what it missed first, in order
+            self.missed.clear()
         try:
             await self.proc.write(text, handle=con.writer)
         except SyscallError:
-            pass
+            if con.index == 0:
+                self.missed.append(text)
 
     async def log(self, text: str) -> None:
         await self.say(None, f"{TAG} {text}\n")
@@ -124,6 +175,7 @@ class Init:
             await discard(self.sys, reply)
             raise SyscallError(abi.PARAM, reply, detail="console driver gave no console")
         con = Console(index, reply.d2.number, reply.d3)
+        con.generation = self.vga_generation
         self.consoles[index] = con
         return con
 
@@ -180,20 +232,74 @@ class Init:
                 return
             con.program = name
             con.input = child.stdin
+            con.child = child
             await self.wake(con)  # keys typed while it started
             await self.log(f"console F{con.index + 1}: {name} (pid {child.pid})")
             status = await child.wait()
+            con.child = None
             old, con.input = con.input, None
             if old is not None:
                 if con.idle:
                     await sys.close(old)  # the forwarder is not using it: close it now
                 else:
                     con.retired.append(old)
+            hung_up, con.hangup = con.hangup, False  # we killed it: its console driver was restarted
+            if not hung_up and not await self.writer_alive(con):
+                # It died of its console's death (a print failed with CLOSED): restarting it now
+                # would only see it die again. Wait until the console is opened on a new driver.
+                if not await self.console_back(con):
+                    return
+                hung_up = True
+            if hung_up:
+                quick = 0
+                await self.say(con, f"{TAG} console restarted; starting a new {name}\n")
+                continue
             quick = quick + 1 if self.proc.now() - started < QUICK_EXIT else 0
             if quick >= MAX_QUICK_EXITS:
                 await self.say(con, f"\n{TAG} {RED}{name} keeps exiting (status {status}); not restarting{RESET}\n")
                 return
             await self.say(con, f"\n{TAG} {name} exited with status {status}; starting a new one\n")
+
+    async def console_back(self, con: Console) -> bool:
+        """Sleep until `con` is opened on a restarted console driver (True), or the driver is
+        given up (False). A rendezvous of our own to wait on, woken by console_restarted or
+        console_given_up: no polling while the screen is down."""
+        sys = self.sys
+        generation = con.generation
+        mine, theirs = await sys.new_rendezvous()
+        # No await between here and receive: a restart cannot slip in unseen.
+        if con.generation != generation or self.console_service is None or self.console_service.given_up:
+            for h in (mine, theirs):
+                await sys.close(h)
+            return con.generation != generation
+        self.console_waiters.append(theirs)
+        try:
+            await sys.receive(mine)
+        except SyscallError:
+            pass  # woken by the close of the other end
+        await sys.close(mine)
+        return con.generation != generation
+
+    async def wake_console_waiters(self) -> None:
+        waiters, self.console_waiters = self.console_waiters, []
+        for h in waiters:
+            try:
+                await self.sys.send(h, Message(abi.OK, 0, 0))
+            except SyscallError:
+                pass
+            await self.sys.close(h)
+
+    async def console_given_up(self, _svc: Service) -> None:
+        await self.wake_console_waiters()
+
+    async def writer_alive(self, con: Console) -> bool:
+        """Does the console driver still serve this console's writer? (QUERY it.)"""
+        try:
+            reply = await self.sys.rcall(con.writer, abi.QUERY)
+        except SyscallError:
+            return False
+        await discard(self.sys, reply)
+        return True
 
     async def forwarder(self, con: Console) -> None:
         """Hand queued keys to the console's program, one blocking send at a time. Keys typed
@@ -249,11 +355,15 @@ class Init:
             except SyscallError:
                 return
             con = self.consoles[0]
-            if msg.tag == abi.WRITE and isinstance(msg.d3, Memory) and con is not None:
+            if msg.tag == abi.WRITE and isinstance(msg.d3, Memory) and isinstance(msg.d2, int) and con is not None:
                 try:
                     await sys.rcall(con.writer, abi.WRITE, msg.d2, msg.d3)
-                except SyscallError:
-                    pass
+                except SyscallError as e:
+                    # The console driver is down: the chunk came back; keep its text for later.
+                    back = e.message
+                    if isinstance(back, Message) and isinstance(back.d3, Memory):
+                        self.missed.append(tail(await chunk_text(sys, back.d3.vaddr, msg.d2)))
+                        await discard(sys, back)
             else:
                 await discard(sys, msg)
             if msg.reply:
@@ -322,38 +432,110 @@ class Init:
         # The TCP/IP stack at /tcp: DHCP unless NET_ARGS (e.g. "--static 10.0.2.15/24,gw=10.0.2.2") says otherwise.
         await self.server(tcp_server.main, "tcp", "/tcp", args=["tcp", *self.proc.env.get("NET_ARGS", "").split()])
 
-    async def watch(self, child, what: str) -> None:
-        status = await child.wait()
-        await self.log(f"{RED}{what} exited with status {status}{RESET}")
+    # ------------------------------------------------------------------ the console and keyboard drivers
+    async def keyboard_stdio(self, _svc: Service) -> tuple[int, int, int]:
+        """The keyboard driver's plumbing: a stdin nobody uses, and our stdin as its stdout."""
+        mine, theirs = await self.sys.new_rendezvous()
+        return mine, theirs, await self.sys.copy_rendezvous(STDIN)
+
+    async def console_stdio(self, _svc: Service) -> tuple[int, int, int]:
+        """The console driver's plumbing: its main handle (ours: self.vga), and a stdout to
+        nowhere (it *is* the screen; it reports through the kernel log)."""
+        mine, theirs = await self.sys.new_rendezvous()
+        nothing, nothing_theirs = await self.sys.new_rendezvous()
+        await self.sys.close(nothing)
+        return mine, theirs, nothing_theirs
+
+    async def console_restarted(self, svc: Service) -> None:
+        """A new console driver is running on svc.handle: give it the screen, open every console
+        again, show the one that was on screen, print what the system console missed, and hang
+        up the user consoles' programs (they print to writers that died with the old driver)."""
+        sys = self.sys
+        self.vga = svc.handle
+        self.vga_generation += 1
+        generation = self.vga_generation
+        vaddr = await sys.map_phys(VGA_TEXT, VGA_PAGES)
+        try:
+            await sys.send(self.vga, Message(abi.VIDEO_MEMORY, VGA_PAGES * abi.PAGE, Memory(vaddr)))
+        except SyscallError as e:
+            if isinstance(e.message, Message):
+                await discard(sys, e.message)  # the chunk came back: the driver died already
+            raise
+        for con in list(self.consoles):
+            if con is None or con.generation == generation:
+                continue  # not created yet, or created on the new driver already
+            reply = await sys.rcall(self.vga, abi.OPEN_READWRITE)
+            if reply.tag != abi.COMM_HANDLE or not isinstance(reply.d2, Handle) or not isinstance(reply.d3, int):
+                await discard(sys, reply)
+                raise SyscallError(abi.PARAM, reply, detail="console driver gave no console")
+            old, con.writer, con.cid, con.generation = con.writer, reply.d2.number, reply.d3, generation
+            try:
+                await sys.close(old)
+            except SyscallError:
+                pass
+        current = self.consoles[self.current]
+        if current is not None:
+            await self.activate(current)
+        await self.log(f"video memory re-mapped, {sum(c is not None for c in self.consoles)} consoles re-opened")
+        await self.wake_console_waiters()
+        for con in self.consoles[1:]:
+            if con is not None and con.child is not None:
+                con.hangup = True
+                await self.kill_tree(con.child.pid)
+
+    async def kill_tree(self, pid: int) -> None:
+        """Kill a console's program and everything it started (a hang-up). Top first: its
+        children see their stdin close and usually end by themselves before their turn comes
+        (a child that printed first would die of the dead console instead, less tidily)."""
+        try:
+            table = json.loads(await self.proc.read_file("/proc/ps"))
+        except (SyscallError, ValueError):
+            table = []
+        children: dict[int, list[int]] = {}
+        for p in table:
+            children.setdefault(p.get("parent", 0), []).append(p.get("pid", 0))
+        order: list[int] = []
+        todo = [pid]
+        while todo:
+            p = todo.pop(0)
+            order.append(p)
+            todo.extend(children.get(p, ()))
+        for p in order:
+            try:
+                async with await self.proc.open(f"/proc/{p}/ctl", "r+") as f:
+                    await f.write("kill")
+            except SyscallError:
+                pass  # it has gone meanwhile
 
     # ------------------------------------------------------------------ boot
     async def boot(self) -> int:
         proc, sys = self.proc, self.sys
         await sys.debug_write("[init] Starting")
         keymap = proc.env.get("KEYMAP", "us")
-        keyboard = await proc.exec(keyboard_driver.main, args=["keyboard"], stdin="pipe",
-                                   stdout=await sys.copy_rendezvous(STDIN), io=True, name="keyboard",
-                                   env={"KEYMAP": keymap})
+        # A second reference of our own to stdin: while the keyboard driver is dead (being
+        # restarted) we would otherwise be the only holder, and the closed rule would end our
+        # receive -- and the main loop -- with CLOSED.
+        self.stdin_spare = await sys.copy_rendezvous(STDIN)
+        keyboard = await self.supervisor.start("keyboard", keyboard_driver.main, None, ["keyboard"], io=True,
+                                               stdio=self.keyboard_stdio, env={"KEYMAP": keymap})
         msg = await sys.receive(STDOUT)
         if msg.tag != abi.VIDEO_MEMORY or not isinstance(msg.d3, Memory):
             await sys.debug_write(f"[init] expected VIDEO_MEMORY on handle 1, got message {msg.tag}")
             await discard(sys, msg)
             return 1
-        self.vga, vga_theirs = await sys.new_rendezvous()
-        nothing, nothing_theirs = await sys.new_rendezvous()  # the driver prints nowhere
-        console = await proc.exec(console_driver.main, args=["console"], stdin=vga_theirs,
-                                  stdout=nothing_theirs, io=True, name="console")
-        await sys.close(nothing)
+        console = await self.supervisor.start("console", console_driver.main, None, ["console"], io=True,
+                                              stdio=self.console_stdio, on_restart=self.console_restarted)
+        console.on_give_up = self.console_given_up
+        self.vga = console.handle
+        self.console_service = console
         await sys.send(self.vga, Message(abi.VIDEO_MEMORY, msg.d2, msg.d3))
 
         system = await self.open_console(0)
         await self.activate(system)
         await self.say(system, f"{TAG} {BLUE}Starting EuraliOS...{RESET}\n")
-        await self.log(f"keyboard driver: pid {keyboard.pid}, layout {keymap}")
-        await self.log(f"console driver: pid {console.pid}, {msg.d2} bytes of video memory")
+        await self.log(f"keyboard driver: pid {keyboard.child.pid}, layout {keymap}")
+        await self.log(f"console driver: pid {console.child.pid}, {msg.d2} bytes of video memory")
         await self.log("system console: F1 (this screen); user consoles: F2-F5")
-        await proc.spawn_thread(self.watch, keyboard, "keyboard driver")
-        await proc.spawn_thread(self.watch, console, "console driver")
         await self.filesystems()
         await self.devices()
         await proc.spawn_thread(self.kernel_log)

@@ -6,6 +6,12 @@ again on a *new* rendezvous and replaces the mount. Clients with requests in fli
 server get CLOSED from the kernel (it knows the rendezvous' server died), so they see a clear
 error and work again as soon as they open the path anew. A restart storm is capped: more than
 MAX_RESTARTS restarts within WINDOW seconds and the service is given up (and logged).
+
+Services with other plumbing than "a fresh rendezvous in, the system console out" (the keyboard
+driver writes to init's own stdin; the console driver *is* the system console) pass `stdio`, a
+hook that makes (our end, their stdin, their stdout) for each launch. `on_restart` runs after a
+relaunch and before the "restarted" line is logged, so a service the log itself depends on (the
+console driver) is back in place when that line is written.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from euralios.std import SyscallError
+
+Stdio = Callable[["Service"], Awaitable[tuple[int, int, int]]]
 
 BACKOFF_START = 0.1
 BACKOFF_MAX = 5.0
@@ -34,6 +42,9 @@ class Service:
         self.given_up = False
         self.stopping = False
         self.on_restart: Callable[[Service], Awaitable[None]] | None = None
+        self.on_give_up: Callable[[Service], Awaitable[None]] | None = None  # it will not be back
+        self.stdio: Stdio | None = None  # (ours, their stdin, their stdout) for each launch
+        self.env: dict[str, str] | None = None
 
 
 class Supervisor:
@@ -44,9 +55,12 @@ class Supervisor:
         self.services: dict[str, Service] = {}
 
     async def start(self, name: str, main: Any, path: str | None = None, args: list[str] | None = None,
-                    io: bool = False, on_restart: Callable[[Service], Awaitable[None]] | None = None) -> Service:
+                    io: bool = False, on_restart: Callable[[Service], Awaitable[None]] | None = None,
+                    stdio: Stdio | None = None, env: dict[str, str] | None = None) -> Service:
         svc = Service(name, main, path, args or [name], io)
         svc.on_restart = on_restart
+        svc.stdio = stdio
+        svc.env = env
         self.services[name] = svc
         await self._launch(svc, first=True)
         await self.proc.spawn_thread(self._watch, svc)
@@ -54,10 +68,13 @@ class Supervisor:
 
     async def _launch(self, svc: Service, first: bool) -> None:
         sys = self.proc.sys
-        mine, theirs = await sys.new_rendezvous()
-        stdout = await self.stdout()
+        if svc.stdio is not None:
+            mine, theirs, stdout = await svc.stdio(svc)
+        else:
+            mine, theirs = await sys.new_rendezvous()
+            stdout = await self.stdout()
         svc.child = await self.proc.exec(svc.main, args=svc.args, stdin=theirs, stdout=stdout, io=svc.io,
-                                         name=svc.name)
+                                         name=svc.name, env=svc.env)
         if svc.handle >= 0:
             try:
                 await sys.close(svc.handle)
@@ -72,6 +89,14 @@ class Supervisor:
                     pass
             await sys.mount(svc.path, await sys.copy_rendezvous(mine))
 
+    async def _give_up(self, svc: Service) -> None:
+        svc.given_up = True
+        if svc.on_give_up is not None:
+            try:
+                await svc.on_give_up(svc)
+            except Exception as e:  # noqa: BLE001 - as for on_restart
+                await self.log(f"{svc.name}: give-up hook failed: {type(e).__name__}: {e}")
+
     async def _watch(self, svc: Service) -> None:
         proc = self.proc
         while True:
@@ -81,8 +106,8 @@ class Supervisor:
             now = proc.now()
             svc.restarts = [t for t in svc.restarts if now - t < WINDOW] + [now]
             if len(svc.restarts) > MAX_RESTARTS:
-                svc.given_up = True
                 await self.log(f"{svc.name} crashed {len(svc.restarts)} times in {WINDOW:g} s: giving up")
+                await self._give_up(svc)
                 return
             # Back-off doubles with each restart in the window: a crash loop slows down.
             backoff = min(BACKOFF_MAX, BACKOFF_START * 2 ** (len(svc.restarts) - 1))
@@ -93,8 +118,12 @@ class Supervisor:
                 await self._launch(svc, first=False)
             except SyscallError as e:
                 await self.log(f"cannot restart {svc.name}: {e}")
+                await self._give_up(svc)
                 return
+            if svc.on_restart is not None:
+                try:
+                    await svc.on_restart(svc)
+                except Exception as e:  # noqa: BLE001 - a failing hook must not take init down with it
+                    await self.log(f"{svc.name}: restart hook failed: {type(e).__name__}: {e}")
             await self.log(f"{svc.name} restarted as pid {svc.child.pid}"
                            + (f", mounted at {svc.path}" if svc.path else ""))
-            if svc.on_restart is not None:
-                await svc.on_restart(svc)

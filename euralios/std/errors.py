@@ -8,7 +8,9 @@ class SyscallError(Exception):
 
     def __init__(self, code: int, message: object = None, detail: str = "") -> None:
         self.code = code
-        self.message = message  # the message returned with the error, if any
+        # The message returned with the error: for a failed send, what is ours again (its chunk
+        # and handles to free); None when it was delivered and went down with its receiver.
+        self.message = message
         self.detail = detail
         super().__init__(str(self))
 

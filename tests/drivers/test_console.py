@@ -236,6 +236,29 @@ async def test_main_handle_errors_and_query(system: FullSystem) -> None:
     assert "Welcome to EuraliOS!" in system.screen_text()  # F2 still on screen
 
 
+async def test_more_consoles_than_threads_is_an_error_not_a_dead_driver(system: FullSystem) -> None:
+    """Each console costs the driver a writer thread, and a process has 64: asking for more must
+    be refused (ERROR), not kill the driver -- every screen would go with it."""
+    driver = system.process("console")
+    assert driver is not None
+
+    async def body(proc: Any, out: dict[str, Any]) -> None:
+        codes: list[int] = []
+        for _ in range(70):
+            try:
+                await open_console(proc)
+            except SyscallError as e:
+                codes.append(e.code)
+        out["refused"] = codes
+        reply = await proc.sys.rcall(1, abi.QUERY)
+        out["status"] = json.loads(await take_bytes(proc.sys, reply))
+
+    out = await run_client(system, body)
+    assert out["refused"] and set(out["refused"]) == {abi.MEMALLOC}
+    assert system.process("console") is driver and driver.killed is None
+    assert out["status"]["consoles"] == 70 + 2 - len(out["refused"])
+
+
 async def test_every_chunk_sent_to_a_writer_is_freed(system: FullSystem) -> None:
     driver = system.process("console")
     assert driver is not None

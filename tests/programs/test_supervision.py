@@ -1,5 +1,7 @@
 """Supervision: init restarts a crashed server with back-off, re-mounts it, and logs it; clients
-see a clear error for requests in flight and work again after the restart; storms are capped."""
+see a clear error for requests in flight and work again after the restart; storms are capped.
+The keyboard and console drivers too: killed mid-typing or mid-write, typing works again and the
+screens are drawn again (a restarted console driver hangs up the user consoles' programs)."""
 
 from __future__ import annotations
 
@@ -109,3 +111,113 @@ async def test_restart_storm_is_capped() -> None:
         await system.wait_for_screen(r"pci crashed 6 times in 30 s: giving up", 10)
         await trio.sleep(0.5)
         assert system.process("pci") is None
+
+
+# ---------------------------------------------------------------- the keyboard and console drivers
+
+async def restarted(system: FullSystem, name: str, old: int, timeout: float = 10) -> int:
+    """Wait until a process called `name` with another pid than `old` runs; its pid."""
+    with trio.fail_after(timeout):
+        while (p := system.process(name)) is None or p.pid == old:
+            await trio.sleep(0.02)
+    return p.pid
+
+
+async def test_keyboard_driver_killed_mid_typing_is_restarted_and_typing_works() -> None:
+    async with boot_full(console_program="/bin/echo") as system:
+        await system.wait_for_screen(r"^> ", 10)
+        await system.type("abcdefghij" * 8)  # a burst: most of it still in the controller's FIFO
+        await system.wait_for_screen(r"> abcdefghij", 10)
+        old = pid_of(system, "keyboard")
+        system.kernel.kill(system.kernel.processes[old], "test: crash the keyboard driver mid-typing")
+        new = await restarted(system, "keyboard", old)
+        # Whatever was typed before, Enter ends that line; then a fresh line echoes back.
+        await system.type("\n")
+        await system.settle(0.2)
+        await system.type("after\n")
+        await system.wait_for_screen(r"^after *$", 10)
+        await system.type("{F1}")
+        await system.wait_for_screen(rf"keyboard restarted as pid {new}", 10)
+        await system.wait_for_screen(r"keyboard \(pid \d+\) exited with status 1; restarting", 10)
+
+
+async def test_restarted_keyboard_driver_drains_keys_whose_interrupt_the_old_one_took() -> None:
+    """The old driver died after taking IRQ 1 but before reading the data port: the bytes wait
+    in the controller, which will not interrupt again (its FIFO is not empty). The new driver
+    must read them without waiting for an interrupt, or the keyboard is dead for good."""
+    async with boot_full(console_program="/bin/echo") as system:
+        await system.wait_for_screen(r"^> ", 10)
+        old = pid_of(system, "keyboard")
+        system.kernel.kill(system.kernel.processes[old], "test: crash the keyboard driver")
+        with trio.fail_after(5):
+            while system.process("keyboard") is not None:
+                await trio.sleep(0.005)
+        await system.type("lost\n")  # into the FIFO; IRQ 1 pending with nobody waiting...
+        system.machine.irq.acknowledge(1)  # ...and taken, as by the driver that died
+        await restarted(system, "keyboard", old)
+        await system.wait_for_screen(r"^lost *$", 10)
+        await system.type("more\n")
+        await system.wait_for_screen(r"^more *$", 10)
+
+
+async def test_console_driver_killed_mid_write_is_restarted_and_screens_come_back() -> None:
+    """Killed while the system console is being written (a burst of kernel-log lines) and a line
+    is being typed on F2: init re-maps video memory, re-opens its consoles, starts a new echo on
+    F2; typing works and F1 shows the restart, with the lines logged while it was down."""
+
+    async def chatter(proc) -> int:
+        for i in range(200):
+            await proc.sys.debug_write(f"chatter {i}")
+            await proc.sys.yield_()
+        return 0
+
+    async with boot_full(console_program="/bin/echo") as system:
+        await system.wait_for_screen(r"^> ", 10)
+        system.spawn(chatter, name="chatter")
+        await system.type("abcdefghij" * 5)
+        await system.wait_for_screen(r"> abcdefghij", 10)
+        old = pid_of(system, "console")
+        system.kernel.kill(system.kernel.processes[old], "test: crash the console driver")
+        new = await restarted(system, "console", old)
+        await system.wait_for_screen(r"console restarted; starting a new echo", 10)
+        await system.wait_for_screen(r"Welcome to EuraliOS!(.|\n)*^> ", 10)
+        await system.type("\n")  # keys typed before the crash that the old echo never took
+        await system.settle(0.2)
+        await system.type("after\n")
+        await system.wait_for_screen(r"^after *$", 10)
+        await system.type("{F1}")
+        await system.wait_for_screen(rf"console restarted as pid {new}", 10)
+        text = system.screen_text()
+        assert "video memory re-mapped" in text
+        # The crash report and the back-off line were logged while F1 had no driver.
+        await system.type("{F2}")
+        await system.wait_for_screen(r"^after *$", 10)
+        log = system.kernel.klog.text()
+    assert "(console) killed: test: crash the console driver" in log
+    assert sum("VGA text memory mapped" in line for line in log.splitlines()) == 2
+
+
+async def test_console_restart_hangs_up_an_idle_shell_and_a_new_login_works() -> None:
+    """An idle shell (and the login waiting for it) print nothing, so they would never notice
+    their console died: init kills the console's program and what it started -- a hang-up --
+    and the getty loop starts a new login on the new console."""
+    async with boot_full() as system:
+        await system.wait_for_screen(r"login: *$", 10)
+        await system.type("root\n")
+        await system.wait_for_screen(r"^\$ *$", 10)
+        login, shell = pid_of(system, "login"), pid_of(system, "shell")
+        old = pid_of(system, "console")
+        system.kernel.kill(system.kernel.processes[old], "test: crash the console driver")
+        await restarted(system, "console", old)
+        new_login = await restarted(system, "login", login)
+        await system.wait_for_screen(r"console restarted; starting a new login(.|\n)*login: *$", 10)
+        log = system.kernel.klog.text()
+        assert f"pid {login} (login) killed: by pid {system.init.pid} (init)" in log
+        assert shell not in system.kernel.processes  # hung up with it (killed, or its stdin closed)
+        assert "killed: SyscallError" not in log  # nobody was left to die of the dead console
+        await system.type("root\n")
+        await system.wait_for_screen(r"^\$ *$", 10)
+        await system.type("pwd\n")
+        await system.wait_for_screen(r"^/ramdisk *$", 10)
+        assert system.process("login").pid == new_login
+        assert system.process("shell").pid != shell
