@@ -16,6 +16,8 @@ Arguments (or the environment variables NET_STATIC, NET_FALLBACK):
     --hostname NAME                                       sent in DHCP requests
     --rcvbuf BYTES                                        TCP receive window (default 61320, see RCVBUF)
     --sndbuf BYTES                                        TCP send buffer (default 131072, see SNDBUF)
+    --rto-max SECONDS                                     cap on the backed-off retransmission timeout (default 60)
+    --retries N                                           retransmissions before "timed out" (default 8)
 
 The /tcp namespace (one mount; every path is opened with proc.open / OPEN as a file)
 -------------------------------------------------------------------------------------
@@ -306,6 +308,8 @@ class Options:
         self.hostname = "euralios"
         self.rcvbuf = RCVBUF
         self.sndbuf = SNDBUF
+        self.rto_max = 60.0  # net/tcp.py's defaults: about 100 s of retransmissions before TIMEDOUT
+        self.retries = 8
 
 
 def parse_args(args: list[str], env: dict[str, str]) -> Options:
@@ -318,9 +322,10 @@ def parse_args(args: list[str], env: dict[str, str]) -> Options:
     it = iter(args)
     for arg in it:
         key, eq, value = arg.partition("=")
-        if key not in ("--static", "--fallback", "--dhcp-timeout", "--hostname", "--rcvbuf", "--sndbuf"):
+        if key not in ("--static", "--fallback", "--dhcp-timeout", "--hostname", "--rcvbuf", "--sndbuf",
+                       "--rto-max", "--retries"):
             raise ValueError(f"unknown option {arg!r} (use --static, --fallback, --dhcp-timeout, --hostname, "
-                             "--rcvbuf, --sndbuf)")
+                             "--rcvbuf, --sndbuf, --rto-max, --retries)")
         if not eq:
             value = next(it, "")
             if not value:
@@ -344,6 +349,17 @@ def parse_args(args: list[str], env: dict[str, str]) -> Options:
             if not value.isdigit() or not 1460 <= int(value) <= 1 << 20:
                 raise ValueError(f"--sndbuf {value!r}: a number of bytes from 1460 to 1048576")
             opts.sndbuf = int(value)
+        elif key == "--rto-max":
+            try:
+                opts.rto_max = float(value)
+            except ValueError:
+                raise ValueError(f"--rto-max {value!r}: not a number of seconds") from None
+            if not 0.2 <= opts.rto_max <= 120.0:
+                raise ValueError("--rto-max must be from 0.2 (the minimum RTO) to 120 seconds")
+        elif key == "--retries":
+            if not value.isdigit() or not 1 <= int(value) <= 30:
+                raise ValueError(f"--retries {value!r}: a count from 1 to 30")
+            opts.retries = int(value)
         else:
             opts.hostname = value
     return opts
@@ -1233,7 +1249,9 @@ async def main(proc: Any) -> int:
         return 1
     reply = await sys.rcall(nic, GET_MAC_ADDRESS, 0, 0, expect=MAC_ADDRESS)
     mac = int(reply.d2).to_bytes(6, "little") if isinstance(reply.d2, int) else bytes(6)
+    tcp_options = {"rcv_buf": opts.rcvbuf, "snd_buf": opts.sndbuf, "rto_max": opts.rto_max,
+                   "max_retries": opts.retries}
     stack = NetStack(mac, config=opts.static, dhcp=opts.static is None, fallback=opts.fallback,
-                     dhcp_timeout=opts.dhcp_timeout, hostname=opts.hostname, tcp_options={"rcv_buf": opts.rcvbuf, "snd_buf": opts.sndbuf})
+                     dhcp_timeout=opts.dhcp_timeout, hostname=opts.hostname, tcp_options=tcp_options)
     await NetServer(proc, stack, nic).run()
     return 0
