@@ -78,6 +78,11 @@ MSG_EXIT = 9  # kernel -> exit-notify rendezvous: Short(MSG_EXIT, pid, status); 
 
 # exec flags (RAX bits 8-15)
 EXEC_PERM_IO = 1
+# Start when the system is idle (every runnable thread has run and blocked), at most IDLE_START_MAX
+# seconds later: systemd's Type=idle. For work that should not delay what is on screen -- init
+# starts the TCP/IP stack (a fifth of a second of loading) this way, after the login prompt.
+EXEC_IDLE = 2
+IDLE_START_MAX = 2.0
 EXEC_FUNCTION_IMAGE = 0x80  # RDI holds a host coroutine function instead of a pointer (scripting)
 
 # File-protocol tags, for the kernel's own file server (/proc); spec §4.5.

@@ -30,6 +30,8 @@ from merriwig.timepage import TimePage
 from merriwig.trace import Tracer
 from vfs.namespace import Namespace
 
+IDLE_CUSHION = 0.005  # seconds every other task must have been blocked for an EXEC_IDLE start
+
 UserEntry = Callable[[Gate, Callable[..., Awaitable[Any]], dict[str, Any]], Awaitable[Any]]
 LOW_MEMORY = 1 << 20  # frames below 1 MiB: legacy area (VGA text memory, BIOS) never allocated
 
@@ -130,8 +132,11 @@ class Kernel:
         exit_notify: list[Rendezvous] | None = None,
         quota: int | None = None,
         kernel: bool = False,
+        idle: bool = False,
     ) -> Process:
-        """Create a process and start its first thread. stdin/stdout references are consumed."""
+        """Create a process and start its first thread. stdin/stdout references are consumed.
+        `idle`: the first thread loads and runs the program only once every other task has
+        blocked (or after abi.IDLE_START_MAX seconds) -- see abi.EXEC_IDLE."""
         assert self.nursery is not None, "kernel not running"
         if not name:
             name = getattr(image, "__name__", "program") if callable(image) else "program"
@@ -164,6 +169,11 @@ class Kernel:
         info = {"pid": proc.pid, "name": name, "args": proc.args, "env": proc.env, "user": user}
 
         async def first_thread() -> Any:
+            if idle:
+                from trio.testing import wait_all_tasks_blocked  # no timer, no polling: the run loop tells
+
+                with trio.move_on_after(abi.IDLE_START_MAX):
+                    await wait_all_tasks_blocked(IDLE_CUSHION)
             if kernel:
                 return await image()  # type: ignore[operator]
             main = load(image, name) if isinstance(image, bytes) else image
@@ -332,7 +342,8 @@ class Kernel:
         if not name:
             name = args[0].rsplit("/", 1)[-1] if args and args[0] else getattr(image, "__name__", "program")
         child = self.spawn(image, name=name, args=args, env=env, stdin=stdin, stdout=stdout, vfs=vfs,
-                           io=io, user=user or proc.user, parent=proc.pid, exit_notify=notify_r)
+                           io=io, user=user or proc.user, parent=proc.pid, exit_notify=notify_r,
+                           idle=bool(flags & abi.EXEC_IDLE))
         return child.pid
 
     def _parse_exec_params(self, proc: Process, params: bytes) -> tuple:

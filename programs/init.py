@@ -111,6 +111,15 @@ def tail(text: str) -> str:
     return cut[newline + 1:] if 0 <= newline < len(cut) - 1 else cut
 
 
+async def tcp_main(proc) -> int:
+    """The TCP/IP stack (net/server.py), imported in its own process as it starts: loading it
+    (scapy) takes a fifth of a second, which an idle start (abi.EXEC_IDLE) moves past the
+    moment the login prompt appears instead of before it."""
+    from net import server as tcp_server
+
+    return await tcp_server.main(proc)
+
+
 class Console:
     """One virtual console as init sees it: the writer handle its programs print to, the id the
     console driver gave it and, for a user console, the program's input and key queue."""
@@ -371,12 +380,12 @@ class Init:
 
     # ------------------------------------------------------------------ servers
     async def server(self, main, name: str, path: str | None, args: list[str] | None = None,
-                     io: bool = False, on_restart=None) -> Service:
+                     io: bool = False, on_restart=None, idle: bool = False) -> Service:
         """Start a supervised server on a new rendezvous (mounted at `path` if given): if it
         crashes it is restarted with back-off and re-mounted (programs/supervisor.py)."""
         if path is not None:
             await self.log(f"starting {name} mounted at {path}" + (" (I/O)" if io else ""))
-        return await self.supervisor.start(name, main, path, args, io, on_restart)
+        return await self.supervisor.start(name, main, path, args, io, on_restart, idle=idle)
 
     async def system_stdout(self) -> int | None:
         system = self.consoles[0]
@@ -427,10 +436,11 @@ class Init:
             await self.log("no network card")
             return
         await self.server(nic_driver.main, "rtl8139", "/dev/nic", io=True)
-        from net import server as tcp_server  # here, not at the top: only a machine with a card needs it
-
-        # The TCP/IP stack at /tcp: DHCP unless NET_ARGS (e.g. "--static 10.0.2.15/24,gw=10.0.2.2") says otherwise.
-        await self.server(tcp_server.main, "tcp", "/tcp", args=["tcp", *self.proc.env.get("NET_ARGS", "").split()])
+        # The TCP/IP stack at /tcp: DHCP unless NET_ARGS (e.g. "--static 10.0.2.15/24,gw=10.0.2.2")
+        # says otherwise. Mounted now, started once the system is idle -- after the login prompt
+        # is drawn (see tcp_main) -- so an early open of /tcp waits for the stack, not fails.
+        await self.server(tcp_main, "tcp", "/tcp", args=["tcp", *self.proc.env.get("NET_ARGS", "").split()],
+                          idle=True)
 
     # ------------------------------------------------------------------ the console and keyboard drivers
     async def keyboard_stdio(self, _svc: Service) -> tuple[int, int, int]:

@@ -56,17 +56,21 @@ class Supervisor:
 
     async def start(self, name: str, main: Any, path: str | None = None, args: list[str] | None = None,
                     io: bool = False, on_restart: Callable[[Service], Awaitable[None]] | None = None,
-                    stdio: Stdio | None = None, env: dict[str, str] | None = None) -> Service:
+                    stdio: Stdio | None = None, env: dict[str, str] | None = None,
+                    idle: bool = False) -> Service:
+        """Launch a service and watch it. `idle`: its first launch starts once the system is
+        idle (abi.EXEC_IDLE); it is mounted at once all the same, so requests made meanwhile wait
+        in the rendezvous' queue. Restarts start at once (the back-off already delayed them)."""
         svc = Service(name, main, path, args or [name], io)
         svc.on_restart = on_restart
         svc.stdio = stdio
         svc.env = env
         self.services[name] = svc
-        await self._launch(svc, first=True)
+        await self._launch(svc, first=True, idle=idle)
         await self.proc.spawn_thread(self._watch, svc)
         return svc
 
-    async def _launch(self, svc: Service, first: bool) -> None:
+    async def _launch(self, svc: Service, first: bool, idle: bool = False) -> None:
         sys = self.proc.sys
         if svc.stdio is not None:
             mine, theirs, stdout = await svc.stdio(svc)
@@ -74,7 +78,7 @@ class Supervisor:
             mine, theirs = await sys.new_rendezvous()
             stdout = await self.stdout()
         svc.child = await self.proc.exec(svc.main, args=svc.args, stdin=theirs, stdout=stdout, io=svc.io,
-                                         name=svc.name, env=svc.env)
+                                         name=svc.name, env=svc.env, idle=idle)
         if svc.handle >= 0:
             try:
                 await sys.close(svc.handle)

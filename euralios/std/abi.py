@@ -108,6 +108,7 @@ ERROR_DENIED = 134
 
 # exec
 EXEC_PERM_IO = 1
+EXEC_IDLE = 2  # start once the system is idle (at most 2 s later), as systemd's Type=idle
 EXEC_FUNCTION_IMAGE = 0x80
 
 # layout

@@ -222,13 +222,15 @@ class Proc:
         name: str = "",
         user: str = "",
         mounts: dict[str, int] | None = None,
+        idle: bool = False,
     ) -> Child:
         """Start a program: a path to a file, its source bytes, or a coroutine function.
 
         stdin: a handle (moved to the child), "pipe" (a new rendezvous; we keep the other end as
         child.stdin), or None (a copy of ours). stdout: a handle (moved) or None (a copy of ours).
         vfs: "shared", "copy", "new", or {path: handle} for a new VFS with those mounts.
-        mounts: {path: handle} added on top (a shared VFS is then copied first)."""
+        mounts: {path: handle} added on top (a shared VFS is then copied first).
+        idle: start it once the system is idle (abi.EXEC_IDLE): for work nobody waits for."""
         sys = self.sys
         if isinstance(program, str):
             image: bytes | Callable[..., Any] = await self.read_file(program)
@@ -267,7 +269,7 @@ class Proc:
         if user:
             params += b"U" + user.encode() + b"\0"
         try:
-            pid = await sys.exec(image, int(stdin), stdout, bytes(params), abi.EXEC_PERM_IO if io else 0)
+            pid = await sys.exec(image, int(stdin), stdout, bytes(params), (abi.EXEC_PERM_IO if io else 0) | (abi.EXEC_IDLE if idle else 0))
         except SyscallError:
             await sys.close(notify_keep)
             for h in (notify_give, stdin, stdout, ours):

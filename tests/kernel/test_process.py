@@ -9,6 +9,7 @@ import trio
 from euralios.boot import boot
 from euralios.std import Memory, Message, SyscallError
 from euralios.std import abi as A
+from merriwig.abi import IDLE_START_MAX
 
 
 async def settle(system) -> tuple[int, int, int, int]:
@@ -230,3 +231,56 @@ async def test_cpu_time_is_accounted_per_thread() -> None:
         await p.ended.wait()
         assert p.cpu_time > 0.005
         assert pid not in system.kernel.processes
+
+
+async def test_idle_start_waits_until_every_other_thread_has_blocked() -> None:
+    """exec(idle=True) (abi.EXEC_IDLE, as systemd's Type=idle): the child runs only after
+    the busy work already under way has finished and blocked; a normal child interleaves."""
+    order: list[str] = []
+
+    async def busy(proc):
+        for i in range(30):
+            order.append(f"busy{i}")
+            await proc.sys.yield_()
+        return 0
+
+    async def marker(proc):
+        order.append(proc.args[0])
+        return 0
+
+    async def main(proc):
+        b = await proc.exec(busy)
+        late = await proc.exec(marker, args=["idle"], idle=True)
+        early = await proc.exec(marker, args=["normal"])
+        statuses = [await c.wait() for c in (b, late, early)]
+        return sum(statuses)
+
+    async with boot() as system:
+        assert await system.run(main) == 0
+    assert order.index("normal") < order.index("busy29")  # round robin: it ran among the busy
+    assert order.index("idle") > order.index("busy29")  # it waited for them to be done
+
+
+async def test_idle_start_is_not_starved_by_a_process_that_never_blocks() -> None:
+    """A process that never blocks would keep an idle start waiting for ever: it is capped at
+    abi.IDLE_START_MAX seconds."""
+    started: list[float] = []
+
+    async def spinner(proc):
+        while True:
+            await proc.sys.yield_()
+
+    async def marker(proc):
+        started.append(trio.current_time())
+        return 0
+
+    async def main(proc):
+        s = await proc.exec(spinner)
+        t0 = trio.current_time()
+        child = await proc.exec(marker, idle=True)
+        await child.wait()
+        proc.sys.gate.kernel.kill(proc.sys.gate.kernel.processes[s.pid], "test: done spinning")
+        return 0 if started and started[0] - t0 >= IDLE_START_MAX - 0.1 else 1
+
+    async with boot() as system:
+        assert await system.run(main) == 0

@@ -5,6 +5,8 @@ screens are drawn again (a restarted console driver hangs up the user consoles' 
 
 from __future__ import annotations
 
+import json
+
 import trio
 
 from euralios.std import SyscallError
@@ -94,6 +96,31 @@ async def test_network_stack_and_nic_driver_restart_and_work_again() -> None:
         assert stats and stats[0].startswith(b"{")
         await system.type("{F1}")
         await system.wait_for_screen(r"rtl8139 restarted as pid \d+, mounted at /dev/nic", 10)
+
+
+async def test_tcp_is_mounted_before_the_stack_starts_and_an_early_open_waits_for_it() -> None:
+    """init mounts /tcp at once but starts the stack only when the system is idle (after the
+    login prompt is drawn): a program that opens /tcp right away waits and gets its answer --
+    not NOTFOUND, not an error."""
+    machine = Machine("64M", nic=MemoryBackend())
+    async with boot_full(machine=machine, console_program="/bin/echo",
+                         net_args=["--static", "10.0.2.15/24,gw=10.0.2.2"]) as system:
+        got: list[bytes] = []
+        stack_syscalls: list[int] = []
+
+        async def early(proc):
+            tcp = system.process("tcp")
+            stack_syscalls.append(sum(t.syscalls for t in tcp.threads.values()) if tcp else -1)
+            got.append(await proc.read_file("/tcp/stats"))  # one try: no retry loop
+            return 0
+
+        with trio.fail_after(10):
+            while system.init is None or "/tcp" not in system.init.vfs.paths():
+                await trio.sleep(0.001)
+        with trio.fail_after(15):
+            assert await system.run(early) == 0
+        assert stack_syscalls == [0]  # the stack had not run yet when the open was made
+        assert got and json.loads(got[0])["config"]["address"] == "10.0.2.15"
 
 
 async def test_restart_storm_is_capped() -> None:
