@@ -44,7 +44,7 @@ import json
 
 from drivers.keymap import code_to_bytes
 from drivers.vt import COLS, ROWS, SIZE, TextConsole
-from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi
+from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes
 
 CRTC_INDEX = 0x3D4
@@ -289,17 +289,6 @@ async def answer(sys, handle: int, msg: Message) -> None:
     except SyscallError:
         pass
 
-
-async def discard(sys, msg: Message) -> None:
-    """Give back what an unwanted message carried: chunks are freed, handles closed."""
-    for word in (msg.d2, msg.d3):
-        try:
-            if isinstance(word, Memory):
-                await sys.free(word.vaddr)
-            elif isinstance(word, Handle):
-                await sys.close(word.number)
-        except SyscallError:
-            pass
 
 
 async def main(proc) -> int:

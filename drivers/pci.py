@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 
-from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi
+from euralios.std import STDIN, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes
 
 CONFIG_ADDRESS = 0xCF8
@@ -158,17 +158,6 @@ class Pci:
                         devices.append(info)
         return devices
 
-
-async def discard(sys, msg: Message) -> None:
-    """Free chunks and close handles a message brought, so no request can leak our memory."""
-    for word in (msg.d2, msg.d3):
-        try:
-            if isinstance(word, Memory):
-                await sys.free(word.vaddr)
-            elif isinstance(word, Handle):
-                await sys.close(word.number)
-        except SyscallError:
-            pass
 
 
 async def handle(pci: Pci, devices: list[dict], msg: Message) -> Message | None:

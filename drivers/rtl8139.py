@@ -47,7 +47,7 @@ import json
 import zlib
 from collections import deque
 
-from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi
+from euralios.std import STDIN, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes, take_bytes
 
 # /pci protocol
@@ -336,17 +336,6 @@ async def transmit(nic: Nic, frames: list[bytes]) -> int:
 
 
 # ---------------------------------------------------------------------------------------- serving
-
-async def discard(sys, msg: Message) -> None:
-    """Free chunks and close handles a message brought, so no request can leak our memory."""
-    for word in (msg.d2, msg.d3):
-        try:
-            if isinstance(word, Memory):
-                await sys.free(word.vaddr)
-            elif isinstance(word, Handle):
-                await sys.close(word.number)
-        except SyscallError:
-            pass
 
 
 async def frame_reply(nic: Nic) -> Message:

@@ -47,7 +47,7 @@ from drivers import keyboard as keyboard_driver
 from drivers import pci as pci_driver
 from drivers import rtl8139 as nic_driver
 from drivers.keymap import F_KEYS
-from euralios.std import STDIN, STDOUT, Handle, Memory, Message, SyscallError, abi
+from euralios.std import STDIN, STDOUT, Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import take_bytes
 from programs import echo
 from programs.supervisor import Service, Supervisor
@@ -77,17 +77,6 @@ async def answer(sys, handle: int, msg: Message) -> None:
     except SyscallError:
         pass
 
-
-async def discard(sys, msg: Message) -> None:
-    """Give back a message's chunk and handles (nothing we asked for)."""
-    for word in (msg.d2, msg.d3):
-        try:
-            if isinstance(word, Memory):
-                await sys.free(word.vaddr)
-            elif isinstance(word, Handle):
-                await sys.close(word.number)
-        except SyscallError:
-            pass
 
 
 async def chunk_text(sys, vaddr: int, n: int) -> str:

@@ -2,6 +2,7 @@
 euralios_std). A program is a module with `async def main(proc) -> int`; `proc` is a Proc."""
 
 from euralios.std import abi
+from euralios.std.carried import discard
 from euralios.std.chunk import Chunk
 from euralios.std.errors import SyscallError
 from euralios.std.fs import File
@@ -10,5 +11,5 @@ from euralios.std.proc import STDIN, STDOUT, Child, Proc
 
 __all__ = [
     "abi", "Chunk", "Child", "Error", "File", "Handle", "Memory", "Message", "Proc", "STDIN", "STDOUT",
-    "SyscallError",
+    "SyscallError", "discard",
 ]
