@@ -62,7 +62,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from net.wire.tcp import ACK, FIN, OPT_MSS, PSH, RST, SYN, TcpSegment
+from net.wire.tcp import ACK, FIN, OPT_MSS, OPT_SACK, OPT_SACK_PERMITTED, PSH, RST, SYN, TcpSegment
 
 __all__ = [
     "TcpConnection",
@@ -140,6 +140,7 @@ class TcpCounters:
     bad_segments: int = 0  # segments dropped as unacceptable (window, ACK, ports)
     probes: int = 0  # zero-window probes sent
     challenge_acks: int = 0  # RFC 5961 challenge ACKs sent
+    sack_retransmits: int = 0  # holes the peer's SACK blocks showed, resent in fast recovery
 
 
 def reset_for(seg: TcpSegment) -> TcpSegment | None:
@@ -178,6 +179,7 @@ class TcpConnection:
         max_retries: int = 8,
         ack_delay: float = 0.04,
         fin_wait_2_timeout: float | None = None,
+        sack: bool = True,
     ) -> None:
         """``mss`` is the MSS we advertise and also caps what we send; ``rcv_buf``/``snd_buf``
         bound the bytes buffered each way (the receive window is what is free in ``rcv_buf``).
@@ -199,6 +201,8 @@ class TcpConnection:
         self.max_retries = max_retries
         self.ack_delay = ack_delay
         self.fin_wait_2_timeout = fin_wait_2_timeout
+        self.sack = sack  # offer/accept SACK (RFC 2018); used only when both ends agree
+        self._sack_ok = False
 
         self._iss = iss
         self._irs = 0
@@ -223,6 +227,7 @@ class TcpConnection:
         self._rcvbuf = bytearray()
         self._ooo: list[tuple[int, bytes]] = []  # disjoint, sorted by distance from RCV.NXT
         self._ooo_fin: int | None = None  # sequence number of a FIN that arrived ahead of data
+        self._ooo_latest = 0  # where the latest out-of-order segment started (first SACK block)
         self._fin_received = False
         self._last_ack_sent = 0
         # Congestion control (RFC 5681 / 6582).
@@ -231,6 +236,11 @@ class TcpConnection:
         self._dupacks = 0
         self._in_recovery = False
         self._recover: int | None = None
+        # SACK scoreboard (RFC 2018 / 6675): ranges [start, end) the peer holds beyond SND.UNA,
+        # disjoint and in sequence order; and how far fast recovery has resent holes.
+        self._sacked: list[tuple[int, int]] = []
+        self._high_rxt = iss
+        self._retx_hole = False
         # RTT estimation and timers (RFC 6298). Deadlines are absolute times or None.
         self._srtt: float | None = None
         self._rttvar = 0.0
@@ -461,8 +471,12 @@ class TcpConnection:
             self._ssthresh = max(flight // 2, 2 * self._send_mss)
             self._cwnd = self._send_mss
             self._in_recovery = False
+            self._retx_hole = False
             self._dupacks = 0
             self._recover = self._snd_max  # RFC 6582: no fast retransmit for pre-RTO dupacks
+            # RFC 2018 8: after a timeout, resend as if nothing were SACKed (the receiver may
+            # have reneged); ACKs from here on rebuild the scoreboard.
+            self._sacked = []
         self._snd_nxt = self._snd_una  # go back N: resend from the first unacknowledged byte
         self._rtt_seq = None  # Karn
         self._force = True
@@ -545,6 +559,7 @@ class TcpConnection:
         self._rcv_nxt = (syn.seq + 1) & MASK
         self._rcv_adv = self._rcv_nxt
         self._last_ack_sent = self._rcv_nxt
+        self._sack_ok = self.sack and syn.sack_permitted
         peer_mss = syn.mss if syn.mss is not None else DEFAULT_PEER_MSS
         self._send_mss = max(64, min(peer_mss, self.mss))
         self._cwnd = min(4 * self._send_mss, max(2 * self._send_mss, 4380))  # RFC 5681 IW
@@ -687,6 +702,8 @@ class TcpConnection:
             self._challenge_ack(now)
             return False
         old_una = self._snd_una
+        if self._sack_ok:
+            self._note_sack(seg, ack)
         if seq_diff(ack, old_una) > 0:
             self._on_new_ack(ack, now)
         elif (
@@ -722,6 +739,40 @@ class TcpConnection:
                 return False
         return True
 
+    def _note_sack(self, seg: TcpSegment, ack: int) -> None:
+        """Merge the segment's SACK blocks into the scoreboard and drop what `ack` covers.
+        Blocks outside (ACK, SND.MAX] are ignored (stale, or lies)."""
+        ranges = self._sacked
+        blocks = seg.sack_blocks if any(kind == OPT_SACK for kind, _ in seg.options) else ()
+        if not ranges and not blocks:
+            return
+        limit = seq_diff(self._snd_max, ack)
+        spans = [(max(seq_diff(s, ack), 0), min(seq_diff(e, ack), limit)) for s, e in ranges]
+        for s, e in blocks:
+            a, b = seq_diff(s, ack), seq_diff(e, ack)
+            if 0 < a < b <= limit:
+                spans.append((a, b))
+        spans = sorted(sp for sp in spans if sp[0] < sp[1])
+        merged: list[list[int]] = []
+        for a, b in spans:
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        self._sacked = [((ack + a) & MASK, (ack + b) & MASK) for a, b in merged]
+
+    def _next_hole(self) -> tuple[int, int] | None:
+        """The first run of bytes not SACKed, from max(SND.UNA, what recovery resent) up to the
+        highest SACKed byte: data the receiver is missing (RFC 6675's NextSeg, rule 1)."""
+        una = self._snd_una
+        start = max(seq_diff(self._high_rxt, una), 0)
+        for s, e in self._sacked:
+            a, b = seq_diff(s, una), seq_diff(e, una)
+            if start < a:
+                return (una + start) & MASK, s
+            start = max(start, b)
+        return None
+
     def _on_new_ack(self, ack: int, now: float) -> None:
         acked = seq_diff(ack, self._snd_una)
         if self._rtt_seq is not None and seq_diff(ack, self._rtt_seq) >= 0:
@@ -741,10 +792,14 @@ class TcpConnection:
             assert self._recover is not None
             if seq_diff(ack, self._recover) >= 0:  # full ACK: leave fast recovery
                 self._in_recovery = False
+                self._retx_hole = False
                 self._cwnd = self._ssthresh
                 self._dupacks = 0
             else:  # partial ACK: the next hole is lost too (RFC 6582 3.2)
-                self._retx_una = True
+                if self._sack_ok and seq_diff(self._high_rxt, ack) > 0:
+                    self._retx_hole = True  # SND.UNA was resent already: on to the next hole
+                else:
+                    self._retx_una = True
                 self._cwnd = max(self._cwnd - acked + smss, smss)
         else:
             self._dupacks = 0
@@ -762,6 +817,8 @@ class TcpConnection:
         self.counters.dup_acks += 1
         if self._in_recovery:
             self._cwnd += self._send_mss  # each dupack: a segment has left the network
+            if self._sack_ok:
+                self._retx_hole = True  # ...and its SACK blocks may show the next hole
         elif self._dupacks == 3 and (self._recover is None or seq_diff(self._snd_una, self._recover) > 0):
             flight = seq_diff(self._snd_max, self._snd_una)
             self._ssthresh = max(flight // 2, 2 * self._send_mss)
@@ -769,6 +826,7 @@ class TcpConnection:
             self._recover = self._snd_max
             self._in_recovery = True
             self._retx_una = True
+            self._high_rxt = self._snd_una
             self.counters.fast_retransmits += 1
 
     def _rtt_sample(self, r: float) -> None:
@@ -814,6 +872,7 @@ class TcpConnection:
             else:
                 if self._ooo_insert(seq, payload):
                     self.counters.out_of_order += 1
+                    self._ooo_latest = seq
                 else:
                     self.counters.dup_segments += 1
                 # One duplicate ACK per out-of-order segment, made now: the sender counts them
@@ -938,7 +997,10 @@ class TcpConnection:
             self._rtt_start = now
         else:
             self.counters.retransmits += 1
-        self._emit(out, self._iss, flags, options=((OPT_MSS, self.mss),))
+        # SACK-permitted: offered on our SYN if we do SACK, on a SYN-ACK only if the peer offered.
+        offer = self._sack_ok if flags & ACK else self.sack
+        options = ((OPT_MSS, self.mss), (OPT_SACK_PERMITTED, None)) if offer else ((OPT_MSS, self.mss),)
+        self._emit(out, self._iss, flags, options=options)
         self._snd_nxt = self._snd_max = (self._iss + 1) & MASK
         if self._rto_deadline is None:
             self._rto_deadline = now + self._rto
@@ -949,9 +1011,15 @@ class TcpConnection:
         if self._retx_una:
             self._retx_una = False
             self._retransmit_first(now, out)
+        elif self._retx_hole:
+            self._retx_hole = False
+            if self._in_recovery:
+                self._retransmit_hole(now, out)
         force = self._force
         self._force = False
         while True:
+            if self._sacked and seq_diff(self._snd_nxt, self._snd_max) < 0:
+                self._skip_sacked()
             offset = seq_diff(self._snd_nxt, self._snd_base)
             remaining = len(self._sndbuf) - offset
             fin_pending = self._fin_unsent()
@@ -997,6 +1065,32 @@ class TcpConnection:
             if self._rto_deadline is None:
                 self._rto_deadline = now + self._rto
 
+    def _skip_sacked(self) -> None:
+        """Going back N: do not resend what the peer has told us (by SACK) it holds."""
+        for s, e in self._sacked:
+            if seq_diff(s, self._snd_nxt) <= 0 < seq_diff(e, self._snd_nxt):
+                self._snd_nxt = e
+                return
+
+    def _retransmit_hole(self, now: float, out: list[TcpSegment]) -> None:
+        """Resend (up to a segment of) the next hole the SACK scoreboard shows."""
+        hole = self._next_hole()
+        if hole is None:
+            return
+        seq, hole_end = hole
+        offset = seq_diff(seq, self._snd_base)
+        n = min(self._send_mss, seq_diff(hole_end, seq), len(self._sndbuf) - offset)
+        if n <= 0 or offset < 0:
+            return
+        self._emit(out, seq, ACK, bytes(self._sndbuf[offset : offset + n]))
+        self.counters.retransmits += 1
+        self.counters.sack_retransmits += 1
+        end = (seq + n) & MASK
+        self._karn(seq, end)
+        self._high_rxt = end
+        if self._rto_deadline is None:
+            self._rto_deadline = now + self._rto
+
     def _retransmit_first(self, now: float, out: list[TcpSegment]) -> None:
         """Resend the segment at SND.UNA (fast retransmit, NewReno partial ACK)."""
         offset = seq_diff(self._snd_una, self._snd_base)
@@ -1015,6 +1109,8 @@ class TcpConnection:
         self.counters.retransmits += 1
         end = (seq + n + (1 if fin else 0)) & MASK
         self._karn(seq, end)
+        if seq_diff(end, self._high_rxt) > 0:
+            self._high_rxt = end
         if seq_diff(self._snd_nxt, end) < 0:
             self._snd_nxt = end
         if self._rto_deadline is None:
@@ -1042,6 +1138,10 @@ class TcpConnection:
         if flags & ACK:
             ack = self._rcv_nxt
             window = self._advertise_window()
+            if self._ooo and self._sack_ok and not payload and not flags & SYN:
+                # Only on segments without data: the blocks' 34 bytes must not push a full
+                # segment past the MTU.
+                options = ((OPT_SACK, self._sack_edges()),)
             self._ack_now = False
             self._delack_deadline = None
             self._last_ack_sent = ack
@@ -1050,6 +1150,21 @@ class TcpConnection:
             window = min(self.rcv_buf, MAX_WINDOW)
         out.append(TcpSegment(self.local[1], self.remote[1], seq, ack, flags, window, payload, options))
         self.counters.segments_sent += 1
+
+    def _sack_edges(self) -> tuple[int, ...]:
+        """What we hold beyond RCV.NXT as SACK edges (RFC 2018 4): contiguous buffered pieces
+        merged into blocks, at most four, the block holding the latest arrival first."""
+        base = self._rcv_nxt
+        blocks: list[list[int]] = []
+        for s_seq, data in self._ooo:  # sorted by distance from RCV.NXT
+            s = seq_diff(s_seq, base)
+            if blocks and blocks[-1][1] >= s:
+                blocks[-1][1] = max(blocks[-1][1], s + len(data))
+            else:
+                blocks.append([s, s + len(data)])
+        latest = seq_diff(self._ooo_latest, base)
+        blocks.sort(key=lambda b: not b[0] <= latest < b[1])  # stable: the rest keep their order
+        return tuple((base + edge) & MASK for b in blocks[:4] for edge in b)
 
     def _advertise_window(self) -> int:
         """Receive window to put in a segment, with receiver SWS avoidance (RFC 9293 3.8.6.2.2):

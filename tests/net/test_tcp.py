@@ -34,7 +34,7 @@ from net.tcp import (
 )
 from net.wire import DecodeError
 from net.wire.frame import build_tcp_frame, decode_frame
-from net.wire.tcp import ACK, FIN, OPT_MSS, RST, SYN, TcpSegment
+from net.wire.tcp import ACK, FIN, OPT_MSS, OPT_SACK, OPT_SACK_PERMITTED, RST, SYN, TcpSegment
 
 A_IP, B_IP = "10.0.2.15", "10.0.2.2"
 MACS = {A_IP: "52:54:00:12:34:56", B_IP: "52:55:0a:00:02:02"}
@@ -270,7 +270,7 @@ def test_three_way_handshake_negotiates_mss() -> None:
     assert a.send_mss == b.send_mss == 1000
     syn = sim.segments(A_IP, lambda s: bool(s.flags & SYN))[0][1]
     synack = sim.segments(B_IP, lambda s: bool(s.flags & SYN))[0][1]
-    assert syn.flags == SYN and syn.options == ((OPT_MSS, 1460),) and syn.seq == 1000
+    assert syn.flags == SYN and syn.options == ((OPT_MSS, 1460), (OPT_SACK_PERMITTED, None)) and syn.seq == 1000
     assert synack.flags == SYN | ACK and synack.mss == 1000 and synack.ack == 1001 and synack.seq == 5000
     third = sim.segments(A_IP)[1][1]
     assert third.flags == ACK and third.seq == 1001 and third.ack == 5001
@@ -353,6 +353,109 @@ def test_fast_retransmit_repairs_a_single_loss_without_timeout() -> None:
     assert a.counters.fast_retransmits == 1 and a.counters.timeouts == 0
     assert a.counters.retransmits == 1
     assert b.counters.out_of_order >= 3
+
+
+@pytest.mark.parametrize("a_sack, b_sack", [(True, True), (True, False), (False, True)])
+def test_sack_is_used_only_when_both_ends_offer_it(a_sack: bool, b_sack: bool) -> None:
+    sim, a, b = pair(a_kw={"sack": a_sack}, b_kw={"sack": b_sack})
+    syn = sim.segments(A_IP, lambda s: bool(s.flags & SYN))[0][1]
+    synack = sim.segments(B_IP, lambda s: bool(s.flags & SYN))[0][1]
+    assert syn.sack_permitted == a_sack
+    assert synack.sack_permitted == (a_sack and b_sack)  # offered back only if offered to it
+    lost: list[int] = []
+    sim.drop = lambda src, seg: src == A_IP and seg.seq == 1001 + 1460 and not lost and not lost.append(1)
+    data = random.Random(5).randbytes(20 * 1460)
+    app = Transfer(a, b, data, b"")
+    sim.run(lambda: len(app.received(1)) == len(data), app=app)
+    sacks = sim.segments(B_IP, lambda s: any(k == OPT_SACK for k, _ in s.options))
+    assert bool(sacks) == (a_sack and b_sack)
+
+
+def drop_first_sends(seqs: set[int]) -> Callable[[str, TcpSegment], bool]:
+    """Lose the first transmission of A's data segments starting at `seqs`."""
+    pending = set(seqs)
+
+    def drop(src: str, seg: TcpSegment) -> bool:
+        if src == A_IP and seg.payload and seg.seq in pending:
+            pending.discard(seg.seq)
+            return True
+        return False
+
+    return drop
+
+
+def test_duplicate_acks_carry_sack_blocks_latest_arrival_first() -> None:
+    sim, a, b = pair(a_kw={"ack_delay": 0.0}, b_kw={"ack_delay": 0.0})
+    a._cwnd = 30 * 1460  # one flight holds both losses  # noqa: SLF001
+    mss = 1460
+    holes = {1001 + 2 * mss, 1001 + 5 * mss}  # segments 2 and 5 of the first flight
+    sim.drop = drop_first_sends(holes)
+    data = random.Random(6).randbytes(40 * mss)
+    app = Transfer(a, b, data, b"")
+    sim.run(lambda: len(app.received(1)) == len(data), app=app)
+    assert app.received(1) == data
+    acks = [s for _, s in sim.segments(B_IP) if s.sack_blocks]
+    assert acks and all(seg.ack in holes for seg in acks)  # a block is only ever sent over a hole
+    # The dup ACK for segment 6 (arriving after hole 5) reports [6, 7) first, then [3, 5).
+    seg6 = next(s for s in acks if s.sack_blocks[0] == (1001 + 6 * mss, 1001 + 7 * mss))
+    assert seg6.ack == 1001 + 2 * mss and seg6.sack_blocks[1] == (1001 + 3 * mss, 1001 + 5 * mss)
+    for seg in acks:  # never data in a block, never more than four blocks, never past the window
+        assert len(seg.sack_blocks) <= 4 and not seg.payload
+        assert all(seq_diff(e, st) > 0 and seq_diff(st, seg.ack) > 0 for st, e in seg.sack_blocks)
+
+
+@pytest.mark.parametrize("sack", [True, False])
+def test_several_losses_in_one_window_are_repaired_in_fast_recovery_with_sack(sack: bool) -> None:
+    """Four segments of one flight lost: with SACK each hole is resent as the duplicate ACKs
+    show it, within one recovery and no timeout; NewReno alone resends one hole per round
+    trip (or times out)."""
+    opts = {"ack_delay": 0.0, "sack": sack}
+    sim, a, b = pair(a_kw=opts, b_kw=opts)
+    a._cwnd = 30 * 1460  # a flight large enough to hold several losses  # noqa: SLF001
+    mss = 1460
+    sim.drop = drop_first_sends({1001 + k * mss for k in (3, 7, 11, 15)})
+    data = random.Random(8).randbytes(60 * mss)
+    app = Transfer(a, b, data, b"")
+    start = sim.now
+    sim.run(lambda: len(app.received(1)) == len(data), app=app)
+    took = sim.now - start
+    assert app.received(1) == data
+    if sack:
+        assert a.counters.timeouts == 0 and a.counters.fast_retransmits == 1
+        assert a.counters.sack_retransmits == 3  # holes 7, 11, 15 (hole 3 is the fast retransmit)
+        assert a.counters.retransmits == 4  # nothing resent that had arrived
+        assert took < 0.2  # a few 20 ms round trips, not one per hole
+    else:
+        assert a.counters.sack_retransmits == 0
+        assert a.counters.retransmits >= 4 and took >= 0.08  # at least one round trip per hole
+
+
+def test_go_back_n_after_a_timeout_skips_what_the_peer_sacked() -> None:
+    """After an RTO the sender resends from SND.UNA, but not the bytes the ACKs that arrive
+    meanwhile report as held."""
+    opts = {"ack_delay": 0.0}
+    sim, a, b = pair(a_kw=opts, b_kw=opts)
+    mss = 1460
+    # Segments 0 and 3 are lost twice (first send, then the fast retransmit / the SACK resend),
+    # so only the RTO can repair them; 1, 2 and 4-11 arrive and are SACKed.
+    left = {1001: 2, 1001 + 3 * mss: 2}
+    a._cwnd = 30 * mss  # one flight  # noqa: SLF001
+
+    def drop(src: str, seg: TcpSegment) -> bool:
+        if src == A_IP and seg.payload and left.get(seg.seq, 0):
+            left[seg.seq] -= 1
+            return True
+        return False
+
+    sim.drop = drop
+    data = random.Random(9).randbytes(12 * mss)
+    app = Transfer(a, b, data, b"")
+    sim.run(lambda: len(app.received(1)) == len(data), app=app)
+    assert app.received(1) == data and a.counters.timeouts >= 1 and not any(left.values())
+    sent = [s.seq for _, s in sim.segments(A_IP, lambda s: bool(s.payload))]
+    assert sent.count(1001 + 3 * mss) == 3  # the hole itself: sent, resent, resent after the RTO
+    for k in (4, 5, 6, 11):
+        assert sent.count(1001 + k * mss) == 1, k  # SACKed: never resent, not even going back N
 
 
 def test_sequence_numbers_wrap_around() -> None:
