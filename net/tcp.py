@@ -18,7 +18,8 @@ segments, and an ACK owed for received data rides on outgoing data when there is
 What is implemented, and the choices made where the RFCs leave room:
 
 * Handshake both ways and simultaneous open; MSS option (default 536 when absent, RFC 9293
-  3.7.1); no window scaling, SACK or timestamps are offered, so windows are at most 65535.
+  3.7.1); SACK-permitted is offered (below); no window scaling or timestamps, so windows are at
+  most 65535.
 * Sliding window with receiver SWS avoidance (the right edge moves only by >= min(buffer/2,
   MSS)) and sender SWS avoidance; zero-window persist probes, sent Linux-style as an ACK one
   below SND.UNA so they need no sequence space and always draw an ACK with the current window.
@@ -30,7 +31,13 @@ What is implemented, and the choices made where the RFCs leave room:
   of the same data without progress the connection fails with ``error = "timed out"``.
 * Congestion control: NewReno (RFC 5681 + RFC 6582): slow start, congestion avoidance, fast
   retransmit on the third duplicate ACK, fast recovery with partial-ACK retransmission, and
-  go-back-N from SND.UNA after an RTO.
+  go-back-N from SND.UNA after an RTO. Limited transmit (RFC 3042: a new segment on each of the
+  first two duplicate ACKs) and early retransmit (RFC 5827: fewer duplicate ACKs when fewer than
+  four segments are in flight and nothing new can go) keep small windows out of the RTO.
+* SACK (RFC 2018), when both ends offer it: out-of-order data is reported in up to four blocks
+  on pure ACKs (the block with the latest arrival first); the sender keeps a scoreboard, resends
+  each hole it shows during fast recovery (RFC 6675's NextSeg, one per arriving ACK), and going
+  back N after an RTO skips what ACKs since have reported held. No D-SACK, no pipe estimate.
 * Out-of-order segments inside the window are buffered (overlaps trimmed, duplicates dropped)
   and cause an immediate duplicate ACK; filling a hole ACKs immediately (RFC 5681 4.2).
 * Delayed ACK (optional, ``ack_delay`` seconds, default 40 ms; 0 acks every segment): at least
@@ -714,6 +721,10 @@ class TcpConnection:
             and self._snd_max != old_una
         ):
             self._on_dupack()
+        if self._sacked and not self._in_recovery:
+            # Whatever the ACK was (new data acknowledged, a window update riding on it), data
+            # SACKed above a hole says the hole is lost: count it, as Linux does.
+            self._maybe_enter_recovery()
         # Window update, guarded by WL1/WL2 so that a reordered old segment cannot roll it back.
         if seq_diff(ack, old_una) >= 0 and (
             seq_diff(seg.seq, self._snd_wl1) > 0
@@ -819,7 +830,17 @@ class TcpConnection:
             self._cwnd += self._send_mss  # each dupack: a segment has left the network
             if self._sack_ok:
                 self._retx_hole = True  # ...and its SACK blocks may show the next hole
-        elif self._dupacks == 3 and (self._recover is None or seq_diff(self._snd_una, self._recover) > 0):
+        else:
+            self._maybe_enter_recovery()
+
+    def _maybe_enter_recovery(self) -> None:
+        """Fast retransmit when enough duplicate ACKs -- or, with SACK, enough segments held
+        above SND.UNA (RFC 6675's IsLost) -- say the segment at SND.UNA is lost."""
+        thresh = self._dupthresh()
+        sacked_segments = -(-self._sacked_bytes() // self._send_mss)
+        if max(self._dupacks, sacked_segments) >= thresh and (
+            self._recover is None or seq_diff(self._snd_una, self._recover) > 0
+        ):
             flight = seq_diff(self._snd_max, self._snd_una)
             self._ssthresh = max(flight // 2, 2 * self._send_mss)
             self._cwnd = self._ssthresh + 3 * self._send_mss
@@ -828,6 +849,22 @@ class TcpConnection:
             self._retx_una = True
             self._high_rxt = self._snd_una
             self.counters.fast_retransmits += 1
+
+    def _sacked_bytes(self) -> int:
+        return sum(seq_diff(e, s) for s, e in self._sacked)
+
+    def _dupthresh(self) -> int:
+        """Duplicate ACKs that mean a loss: 3, or fewer when fewer than four segments are in
+        flight and nothing new can be sent to draw more (early retransmit, RFC 5827) -- else a
+        loss near the end of a transfer or in a small window always waits for the RTO."""
+        smss = self._send_mss
+        flight = seq_diff(self._snd_max, self._snd_una)
+        if self._fin_seq is not None and seq_diff(self._snd_max, self._fin_seq) > 0:
+            flight -= 1  # a FIN in flight is not a segment that could draw a duplicate ACK
+        outstanding = -(-flight // smss)
+        if outstanding >= 4 or outstanding < 2 or len(self._sndbuf) > seq_diff(self._snd_max, self._snd_base):
+            return 3
+        return outstanding - 1
 
     def _rtt_sample(self, r: float) -> None:
         """RFC 6298 2.2/2.3."""
@@ -1026,7 +1063,10 @@ class TcpConnection:
             if remaining <= 0 and not fin_pending:
                 break
             remaining = max(remaining, 0)
-            window = min(self._snd_wnd, self._cwnd)
+            cwnd = self._cwnd
+            if 0 < self._dupacks < 3 and not self._in_recovery:
+                cwnd += self._dupacks * smss  # limited transmit (RFC 3042): new data draws dupacks
+            window = min(self._snd_wnd, cwnd)
             usable = seq_diff((self._snd_una + window) & MASK, self._snd_nxt)
             n = min(smss, remaining, max(usable, 0))
             if force and n == 0 and remaining:

@@ -458,6 +458,21 @@ def test_go_back_n_after_a_timeout_skips_what_the_peer_sacked() -> None:
         assert sent.count(1001 + k * mss) == 1, k  # SACKed: never resent, not even going back N
 
 
+@pytest.mark.parametrize("n", range(2, 10))
+def test_one_loss_in_a_short_transfer_is_repaired_without_a_timeout(n: int) -> None:
+    """A short transfer (n segments, the FIN after them) loses one segment, any but the last:
+    too few segments follow it for three duplicate ACKs, yet limited transmit, early
+    retransmit and the SACKed data repair it within round trips, never after an RTO."""
+    for k in range(n - 1):
+        sim, a, b = pair(a_kw={"ack_delay": 0.0}, b_kw={"ack_delay": 0.0})
+        sim.drop = drop_first_sends({1001 + k * 1460})
+        data = random.Random(n * 100 + k).randbytes(n * 1460)
+        app = Transfer(a, b, data, b"")
+        sim.run(lambda: len(app.received(1)) == len(data), app=app)  # noqa: B023 - run now
+        assert app.received(1) == data
+        assert (a.counters.timeouts, a.counters.retransmits) == (0, 1), (n, k)
+
+
 def test_sequence_numbers_wrap_around() -> None:
     bad = Impair(loss=0.05, reorder=0.05, dup=0.05)
     sim, a, b = pair(bad, seed=9, a_kw={"iss": 2**32 - 3000, "msl": 1.0}, b_kw={"msl": 1.0}, iss_b=2**32 - 10)
