@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from net.tcp import (
     CLOSE_WAIT,
@@ -471,6 +473,39 @@ def test_one_loss_in_a_short_transfer_is_repaired_without_a_timeout(n: int) -> N
         sim.run(lambda: len(app.received(1)) == len(data), app=app)  # noqa: B023 - run now
         assert app.received(1) == data
         assert (a.counters.timeouts, a.counters.retransmits) == (0, 1), (n, k)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lies=st.lists(st.tuples(st.integers(0, 80_000), st.lists(st.tuples(st.integers(-70_000, 70_000),
+                                                                        st.integers(-2000, 70_000)),
+                                                              min_size=1, max_size=4)),
+                     min_size=1, max_size=6))
+def test_lying_sack_blocks_never_lose_or_stall_data(lies: list[tuple[int, list[tuple[int, int]]]]) -> None:
+    """The peer's ACKs carry SACK blocks it made up: beyond what was sent, before SND.UNA,
+    reversed, claiming holes it does not have. The sender may waste effort, but every byte
+    still arrives, in order, and the connection finishes."""
+    opts = {"ack_delay": 0.0, "msl": 1.0}
+    sim, a, b = pair(Impair(loss=0.05), seed=4, a_kw=opts, b_kw=opts)
+    data = random.Random(10).randbytes(90_000)
+    app = Transfer(a, b, data, b"")
+    pending = sorted(lies)
+    forged_acks = [0]
+
+    def liar(now: float) -> None:
+        app(now)
+        acked = app.ends[0][3][0] - a.send_queued  # bytes the peer has really acknowledged
+        while pending and pending[0][0] <= acked and a.send_queued:  # data in flight
+            _, blocks = pending.pop(0)
+            forged_acks[0] += 1
+            una = a._snd_una  # noqa: SLF001 - forging an ACK for exactly where it is
+            edges = tuple((una + x) % 2**32 for lo, ln in blocks for x in (lo, lo + ln))
+            forged = TcpSegment(70, 40000, seq=b._snd_max, ack=una, flags=ACK,  # noqa: SLF001
+                                window=a.snd_wnd, options=((OPT_SACK, edges),))
+            a.segment_received(forged, now)
+
+    sim.run(both_closed(a, b), app=liar)
+    assert app.received(1) == data and a.error is None and b.error is None
+    assert forged_acks[0] >= 1  # the first lie comes while data is in flight
 
 
 def test_sequence_numbers_wrap_around() -> None:
