@@ -754,7 +754,7 @@ class TcpConnection:
         """Merge the segment's SACK blocks into the scoreboard and drop what `ack` covers.
         Blocks outside (ACK, SND.MAX] are ignored (stale, or lies)."""
         ranges = self._sacked
-        blocks = seg.sack_blocks if any(kind == OPT_SACK for kind, _ in seg.options) else ()
+        blocks = seg.sack_blocks if seg.options else ()  # () when it carries no SACK option
         if not ranges and not blocks:
             return
         limit = seq_diff(self._snd_max, ack)
