@@ -55,6 +55,7 @@ import pytest
 import trio
 
 from euralios.boot import System, boot
+from euralios.std import Handle, Memory, Message, abi
 
 T = TypeVar("T")
 
@@ -283,3 +284,31 @@ async def euralios_tap() -> AsyncIterator[TapGuest]:
             system.start_network(["--static", f"{guest_ip}/{ns.prefix},gw={ns.host_ip},dns={ns.host_ip}"])
             await system.wait_for_output(r"\[tcp\] static", 15)
             yield TapGuest(ns, system, guest_ip, GUEST_MAC)
+
+
+async def build_message(proc: Any, tag: int, specs: tuple) -> tuple[Message, list[int]]:
+    """A message for server fuzzing from word specs, made inside the guest program `proc`.
+
+    Each spec is ("val", n) a plain value; ("len", lie) the length of the message's chunk plus
+    `lie`, clamped to 64 bits; ("mem", data, pages) a chunk of at least `pages` pages holding
+    `data`; anything else a handle to a new rendezvous. Returns the message and our ends of the
+    rendezvous it carries (for the caller to close)."""
+    sys = proc.sys
+    data_len = next((len(w[1]) for w in specs if w[0] == "mem"), 0)
+    keep: list[int] = []
+    words: list[Any] = []
+    for w in specs:
+        if w[0] == "val":
+            words.append(w[1])
+        elif w[0] == "len":
+            words.append(min(max(0, data_len + w[1]), 2**64 - 1))
+        elif w[0] == "mem":
+            vaddr, _ = await sys.malloc(max(w[2], -(-len(w[1]) // abi.PAGE)))
+            if w[1]:
+                sys.gate.store(vaddr, w[1])
+            words.append(Memory(vaddr))
+        else:
+            a, b = await sys.new_rendezvous()
+            keep.append(a)
+            words.append(Handle(b))
+    return Message(tag, words[0], words[1]), keep

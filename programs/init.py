@@ -457,8 +457,7 @@ class Init:
         try:
             await sys.send(self.vga, Message(abi.VIDEO_MEMORY, VGA_PAGES * abi.PAGE, Memory(vaddr)))
         except SyscallError as e:
-            if isinstance(e.message, Message):
-                await discard(sys, e.message)  # the chunk came back: the driver died already
+            await discard(sys, e.message)  # the chunk came back: the driver died already
             raise
         for con in list(self.consoles):
             if con is None or con.generation == generation:

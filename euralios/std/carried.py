@@ -14,9 +14,12 @@ from euralios.std.errors import SyscallError
 from euralios.std.message import Handle, Memory, Message
 
 
-async def discard(sys: Any, msg: Message) -> None:
+async def discard(sys: Any, msg: Message | None) -> None:
     """Free the chunks and close the handles `msg` holds in this process (errors ignored: a
-    word that is no longer ours has nothing left to give back)."""
+    word that is no longer ours has nothing left to give back). None -- what a failed send
+    returns when nothing came back -- is nothing to give back."""
+    if not isinstance(msg, Message):
+        return
     for word in (msg.d2, msg.d3):
         try:
             if isinstance(word, Memory):

@@ -36,7 +36,8 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
-from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi
+from euralios.pytest_plugin import build_message
+from euralios.std import STDIN, Message, SyscallError, abi, discard
 from euralios.std.fs import open_handle, send_bytes, take_bytes
 from euralios.system_boot import FullSystem, boot_full
 from machine.board import Machine
@@ -228,56 +229,19 @@ def requests(target: str) -> st.SearchStrategy[tuple]:
     return st.tuples(st.one_of(well, well, mutated, random_msg), st.booleans())
 
 
-async def build(proc: Any, tag: int, specs: tuple) -> tuple[Message, list[int]]:
-    """The Message for (tag, word specs), and our ends of the handles it carries."""
-    sys = proc.sys
-    data_len = next((len(w[1]) for w in specs if w[0] == "mem"), 0)
-    keep: list[int] = []
-    words: list[Any] = []
-    for w in specs:
-        if w[0] == "val":
-            words.append(w[1])
-        elif w[0] == "len":
-            words.append(min(max(0, data_len + w[1]), 2**64 - 1))
-        elif w[0] == "mem":
-            vaddr, _ = await sys.malloc(max(w[2], -(-len(w[1]) // abi.PAGE)))
-            if w[1]:
-                sys.gate.store(vaddr, w[1])
-            words.append(Memory(vaddr))
-        else:
-            a, b = await sys.new_rendezvous()
-            keep.append(a)
-            words.append(Handle(b))
-    return Message(tag, words[0], words[1]), keep
-
-
-async def release(proc: Any, msg: object) -> None:
-    """Free/close the words of a message that are ours (a reply, or a message that came back)."""
-    if not isinstance(msg, Message):
-        return
-    for w in (msg.d2, msg.d3):
-        try:
-            if isinstance(w, Memory):
-                await proc.sys.free(w.vaddr)
-            elif isinstance(w, Handle):
-                await proc.sys.close(w.number)
-        except SyscallError:
-            pass
-
-
 async def fire(proc: Any, handle: int, tag: int, specs: tuple, wait: bool) -> SyscallError | None:
     """Send one fuzz message (waiting at most STEP for its answer); the error it got, if any."""
-    msg, keep = await build(proc, tag, specs)
+    msg, keep = await build_message(proc, tag, specs)
     err: SyscallError | None = None
     try:
         with trio.move_on_after(STEP):  # a READ with nothing to read may wait for ever: that is fine
             if wait:
-                await release(proc, await proc.sys.send_receive(handle, msg))
+                await discard(proc.sys, await proc.sys.send_receive(handle, msg))
             else:
                 await proc.sys.send(handle, msg)
     except SyscallError as e:
         err = e
-        await release(proc, e.message)
+        await discard(proc.sys, e.message)
     for a in keep:
         await proc.sys.close(a)
     return err

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from euralios.boot import System, boot, program_source
-from euralios.std import Handle, Memory, Message, SyscallError, abi
+from euralios.pytest_plugin import build_message
+from euralios.std import Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes, take_bytes
 
 RAMDISK = program_source("vfs/ramdisk.py")
@@ -639,42 +640,6 @@ REPLY_TAGS = {abi.OK, abi.DATA, abi.JSON, abi.COMM_HANDLE, abi.ERROR, abi.ERROR_
               abi.ERROR_UNKNOWN_MESSAGE}
 
 
-async def _release(proc: Any, msg: Any) -> None:
-    """Free/close whatever words of a (returned) message are ours again."""
-    if not isinstance(msg, Message):
-        return
-    for w in (msg.d2, msg.d3):
-        try:
-            if isinstance(w, Memory):
-                await proc.sys.free(w.vaddr)
-            elif isinstance(w, Handle):
-                await proc.sys.close(w.number)
-        except SyscallError:
-            pass
-
-
-async def _build(proc: Any, tag: int, specs: tuple) -> tuple[Message, list[int]]:
-    sys = proc.sys
-    data_len = next((len(w[1]) for w in specs if w[0] == "mem"), 0)
-    keep: list[int] = []
-    words: list[Any] = []
-    for w in specs:
-        if w[0] == "val":
-            words.append(w[1])
-        elif w[0] == "len":
-            words.append(min(max(0, data_len + w[1]), 2**64 - 1))
-        elif w[0] == "mem":
-            vaddr, _ = await sys.malloc(max(w[2], -(-len(w[1]) // abi.PAGE)))
-            if w[1]:
-                sys.gate.store(vaddr, w[1])
-            words.append(Memory(vaddr))
-        else:
-            a, b = await sys.new_rendezvous()
-            keep.append(a)
-            words.append(Handle(b))
-    return Message(tag, words[0], words[1]), keep
-
-
 @given(st.lists(fuzz_message, min_size=1, max_size=30))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 async def test_fuzz_raw_messages_never_kill_the_server(script: list) -> None:
@@ -691,7 +656,7 @@ async def test_fuzz_raw_messages_never_kill_the_server(script: list) -> None:
             "dir": await proc.connect_handle("/ramdisk/sub", abi.O_WRITE),
         }
         for (tag, w2, w3), where, wait in script:
-            msg, keep = await _build(proc, tag, (w2, w3))
+            msg, keep = await build_message(proc, tag, (w2, w3))
             err: SyscallError | None = None
             try:
                 if wait:
@@ -711,7 +676,7 @@ async def test_fuzz_raw_messages_never_kill_the_server(script: list) -> None:
             if err is not None:
                 # Only a session this script itself CLOSEd may refuse: then open a fresh one.
                 assert err.code == abi.CLOSED and where != "mount", err
-                await _release(proc, err.message)
+                await discard(proc.sys, err.message)
                 await sys.close(targets[where])
                 if where == "file":
                     targets[where] = await proc.connect_handle("/ramdisk/f", abi.O_WRITE | abi.O_CREATE)
