@@ -160,6 +160,23 @@ def tcp_resources(system: System) -> tuple[int, int]:
     return len(p.threads), p.handles.count()
 
 
+async def warmed_up(system: System, ns: Netns, port: int) -> tuple[int, int]:
+    """One whole connection first, so that the stack's worker threads and waiter pool exist;
+    then the tcp process' (threads, handles) to compare with after the test's connection."""
+    warm = await trio.to_thread.run_sync(lambda: Peer(ns, "source", "1000", "1", port=port))
+
+    async def warm_up(proc: Any) -> None:
+        s = await proc.connect(HOST, port)
+        await s.write_all(b"x\n")
+        assert len(await s.read_all()) == 1000
+        await s.close()
+
+    await run_in(system, warm_up)
+    await warm.finished()
+    await trio.sleep(0.1)
+    return tcp_resources(system)
+
+
 async def stats(proc: Any) -> dict[str, Any]:
     return json.loads(await proc.read_file("/tcp/stats"))
 
@@ -220,18 +237,7 @@ async def test_one_mib_each_way_byte_exact_under_impairment(ns: Netns, seed: int
 async def test_peer_killed_mid_download_resets_the_read_and_frees_the_session(ns: Netns) -> None:
     out: dict[str, Any] = {}
     async with guest(ns) as system:
-        warm = await trio.to_thread.run_sync(lambda: Peer(ns, "source", "1000", "1", port=7003))
-
-        async def warm_up(proc: Any) -> None:  # the stack's worker threads and waiter pool exist now
-            s = await proc.connect(HOST, 7003)
-            await s.write_all(b"x\n")
-            assert len(await s.read_all()) == 1000
-            await s.close()
-
-        await run_in(system, warm_up)
-        await warm.finished()
-        await trio.sleep(0.1)
-        before = tcp_resources(system)
+        before = await warmed_up(system, ns, 7003)
         peer = await trio.to_thread.run_sync(lambda: Peer(ns, "stream", port=7004))
         received = [0]
 
@@ -271,18 +277,7 @@ async def test_peer_killed_mid_download_resets_the_read_and_frees_the_session(ns
 async def test_peer_address_gone_mid_upload_times_the_write_out_and_frees_the_session(ns: Netns) -> None:
     out: dict[str, Any] = {}
     async with guest(ns, args=STATIC + SHORT_TCP) as system:
-        warm = await trio.to_thread.run_sync(lambda: Peer(ns, "source", "1000", "1", port=7005))
-
-        async def warm_up(proc: Any) -> None:
-            s = await proc.connect(HOST, 7005)
-            await s.write_all(b"x\n")
-            assert len(await s.read_all()) == 1000
-            await s.close()
-
-        await run_in(system, warm_up)
-        await warm.finished()
-        await trio.sleep(0.1)
-        before = tcp_resources(system)
+        before = await warmed_up(system, ns, 7005)
         peer = await trio.to_thread.run_sync(lambda: Peer(ns, "sink", port=7006))
         sent = [0]
 
