@@ -312,3 +312,33 @@ async def build_message(proc: Any, tag: int, specs: tuple) -> tuple[Message, lis
             keep.append(a)
             words.append(Handle(b))
     return Message(tag, words[0], words[1]), keep
+
+
+def trimmed_screen(system: Any) -> str:
+    """A FullSystem's screen as a person reads it: trailing blanks of each line (and blank
+    lines at the bottom) removed, so that `$` in a pattern means "end of what is shown"."""
+    return "\n".join(system.screen_lines()).rstrip("\n")
+
+
+async def wait_screen(system: Any, pattern: str, timeout: float = 10) -> str:
+    """Wait until the trimmed screen matches `pattern` (multiline), woken by screen changes
+    only; the screen text. On timeout an AssertionError shows the screen."""
+    import re
+
+    rx = re.compile(pattern, re.MULTILINE)
+    changed = trio.Event()
+
+    def on_change() -> None:
+        changed.set()
+
+    remove = system.machine.vga.on_change(on_change)
+    try:
+        with trio.fail_after(timeout):
+            while not rx.search(trimmed_screen(system)):
+                await changed.wait()
+                changed = trio.Event()
+    except trio.TooSlowError:
+        raise AssertionError(f"timed out waiting for {pattern!r}; screen:\n{trimmed_screen(system)}") from None
+    finally:
+        remove()
+    return trimmed_screen(system)

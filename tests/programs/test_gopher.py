@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
-import trio
 
 from euralios.boot import program_source
+from euralios.pytest_plugin import trimmed_screen as screen
+from euralios.pytest_plugin import wait_screen as wait
 from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi
 from euralios.std.fs import take_bytes
 from euralios.system_boot import FullSystem, boot_full
@@ -159,31 +160,6 @@ def loopback_tcp() -> Callable[..., Awaitable[int]]:
 
 
 # ---------------------------------------------------------------------- screen helpers
-def screen(system: FullSystem) -> str:
-    return "\n".join(system.screen_lines()).rstrip("\n")
-
-
-async def wait(system: FullSystem, pattern: str, timeout: float = 10) -> str:
-    """Wait until the trimmed screen matches `pattern` (multiline)."""
-    rx = re.compile(pattern, re.MULTILINE)
-    changed = trio.Event()
-
-    def on_change() -> None:
-        changed.set()
-
-    remove = system.machine.vga.on_change(on_change)
-    try:
-        with trio.fail_after(timeout):
-            while not rx.search(screen(system)):
-                await changed.wait()
-                changed = trio.Event()
-    except trio.TooSlowError:
-        raise AssertionError(f"timed out waiting for {pattern!r}; screen:\n{screen(system)}") from None
-    finally:
-        remove()
-    return screen(system)
-
-
 def row_attr(system: FullSystem, row: int, col: int = 3) -> int:
     return system.cell(row, col)[1]
 

@@ -10,38 +10,12 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-import trio
 
+from euralios.pytest_plugin import trimmed_screen as screen
+from euralios.pytest_plugin import wait_screen as wait
 from euralios.system_boot import FullSystem, boot_full
 
 PROMPT = r"\$ ?$"
-
-
-def screen(system: FullSystem) -> str:
-    """The screen as a person reads it: trailing blanks of each line (and blank lines at the
-    bottom) removed."""
-    return "\n".join(system.screen_lines()).rstrip("\n")
-
-
-async def wait(system: FullSystem, pattern: str, timeout: float = 10) -> str:
-    """Wait until the trimmed screen matches `pattern` (multiline); woken by screen changes."""
-    rx = re.compile(pattern, re.MULTILINE)
-    changed = trio.Event()
-
-    def on_change() -> None:
-        changed.set()
-
-    remove = system.machine.vga.on_change(on_change)
-    try:
-        with trio.fail_after(timeout):
-            while not rx.search(screen(system)):
-                await changed.wait()
-                changed = trio.Event()
-    except trio.TooSlowError:
-        raise AssertionError(f"timed out waiting for {pattern!r}; screen:\n{screen(system)}") from None
-    finally:
-        remove()
-    return screen(system)
 
 
 async def login(system: FullSystem, name: str) -> None:
