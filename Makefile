@@ -17,7 +17,7 @@ setup: $(STAMP)
 # Byte-compile the OS. pip does this for installed packages, but ours is an editable checkout, and
 # where PYTHONDONTWRITEBYTECODE is set every boot would compile it from source again (~0.1 s).
 bytecode: $(STAMP)
-	@$(BIN)/python -m compileall -q machine merriwig euralios drivers net vfs programs >/dev/null
+	@$(BIN)/python -m compileall -q proto machine merriwig euralios drivers net vfs programs >/dev/null
 
 # Host packages the real-peer network tests use (iproute2, dnsmasq, ping, Debian's gophernicus as
 # an independent Gopher server, setpriv to run it unprivileged). dnsmasq-base is the daemon

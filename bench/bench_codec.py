@@ -15,7 +15,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.packet import Raw
 
 from bench.common import best_rate, record
-from net.wire.tcp import ACK, PSH, TcpSegment, build_ipv4_tcp, parse_ipv4_tcp
+from proto.wire.tcp import ACK, PSH, TcpSegment, build_ipv4_tcp, parse_ipv4_tcp
 
 SRC, DST = "10.0.2.15", "10.0.2.2"
 

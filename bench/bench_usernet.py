@@ -22,8 +22,8 @@ import trio
 
 from bench.common import record
 from machine.netdev.user import GATEWAY, GATEWAY_MAC, GUEST, UserBackend
-from net.tcp import CLOSED, ESTABLISHED, TcpConnection
-from net.wire.frame import build_tcp_frame, decode_frame
+from proto.tcp import CLOSED, ESTABLISHED, TcpConnection
+from proto.wire.frame import build_tcp_frame, decode_frame
 
 GUEST_MAC = "52:54:00:12:34:56"
 TOTAL = 8 << 20

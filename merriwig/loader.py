@@ -22,7 +22,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-ALLOWED_PREFIXES = ("euralios.std", "net", "vfs", "drivers", "programs", "scapy")
+ALLOWED_PREFIXES = ("euralios.std", "proto", "net", "vfs", "drivers", "programs", "scapy")
 FORBIDDEN_USERSPACE = ("vfs.namespace",)
 PURE_STDLIB = frozenset(
     """

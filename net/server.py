@@ -100,7 +100,7 @@ from typing import Any
 from euralios.std import STDIN, Memory, Message, SyscallError, abi
 from net.dns import is_address
 from net.stack import IfConfig, Lookup, NetStack, PingSocket, StackError, UdpSocket, parse_config
-from net.tcp import (
+from proto.tcp import (
     CLOSE_WAIT,
     CLOSED,
     ESTABLISHED,

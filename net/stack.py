@@ -51,15 +51,15 @@ from dataclasses import dataclass, field, fields
 
 from net.dhcp import DhcpClient, Lease
 from net.dns import DnsError, Resolver, is_address
-from net.tcp import CLOSED, SYN_SENT, TcpConnection, TcpCounters, TcpListener, reset_for
-from net.wire import ChecksumError, DecodeError, bytes_to_ip, mac_to_bytes
-from net.wire import arp as _arp
-from net.wire import ethernet as _eth
-from net.wire import icmp as _icmp
-from net.wire import ipv4 as _ipv4
-from net.wire import udp as _udp
-from net.wire.frame import build_arp, build_tcp_frame, decode_frame
-from net.wire.tcp import TcpSegment
+from proto.tcp import CLOSED, SYN_SENT, TcpConnection, TcpCounters, TcpListener, reset_for
+from proto.wire import ChecksumError, DecodeError, bytes_to_ip, mac_to_bytes
+from proto.wire import arp as _arp
+from proto.wire import ethernet as _eth
+from proto.wire import icmp as _icmp
+from proto.wire import ipv4 as _ipv4
+from proto.wire import udp as _udp
+from proto.wire.frame import build_arp, build_tcp_frame, decode_frame
+from proto.wire.tcp import TcpSegment
 
 __all__ = [
     "NetStack", "IfConfig", "StackError", "UdpSocket", "PingSocket", "PingReply", "Lookup", "ArpEntry",

@@ -14,7 +14,7 @@ a DNS server (10.0.2.3), and the router turns what the guest sends into ordinary
   so the guest sees exactly the names the host sees; NXDOMAIN when the host cannot resolve.
 * **ICMP** echo replies for the gateway and the DNS server (ping works without raw sockets).
 * **TCP** from the guest: 10.0.2.2 means the host's 127.0.0.1 (as in QEMU), any other address is
-  that address. The router *terminates* the guest's TCP with :class:`net.tcp.TcpConnection` and
+  that address. The router *terminates* the guest's TCP with :class:`proto.tcp.TcpConnection` and
   pipes the bytes to a trio socket, connecting on the host first so that a refused or unreachable
   host port becomes a RST or an ICMP unreachable for the guest -- the same answers the guest would
   get on a real network.
@@ -30,7 +30,7 @@ their idle deadline. An idle router does not wake up at all.
 
 Why machine/ imports net/ here: machine/ normally imports only machine/ (the hardware knows
 nothing of any OS). This router is host-side hardware emulation -- QEMU's slirp is part of QEMU,
-not of the guest -- and it reuses ``net.tcp`` and ``net.wire``, which are pure sans-IO libraries
+not of the guest -- and it reuses ``proto.tcp`` and ``proto.wire``, which are pure sans-IO libraries
 (no sockets, no tasks, no OS dependency). Writing a second TCP engine for the host side would
 only duplicate the one that is tested against RFC 9293, so this import is an allowed exception.
 
@@ -55,14 +55,14 @@ from functools import lru_cache
 import trio
 
 from machine.netdev import Backend, BackendError, Deliver
-from net.tcp import CLOSED, TcpConnection, TcpError, reset_for
-from net.wire import DecodeError, ip_to_bytes, mac_to_bytes
-from net.wire import icmp as _icmp
-from net.wire import ipv4 as _ipv4
-from net.wire.arp import REPLY, REQUEST
-from net.wire.checksum import finish, ones_sum, pseudo_header_sum
-from net.wire.frame import Frame, build_arp, decode_frame
-from net.wire.tcp import ACK, RST, SYN, TcpSegment, build_ipv4_tcp
+from proto.tcp import CLOSED, TcpConnection, TcpError, reset_for
+from proto.wire import DecodeError, ip_to_bytes, mac_to_bytes
+from proto.wire import icmp as _icmp
+from proto.wire import ipv4 as _ipv4
+from proto.wire.arp import REPLY, REQUEST
+from proto.wire.checksum import finish, ones_sum, pseudo_header_sum
+from proto.wire.frame import Frame, build_arp, decode_frame
+from proto.wire.tcp import ACK, RST, SYN, TcpSegment, build_ipv4_tcp
 
 __all__ = [
     "UserBackend",

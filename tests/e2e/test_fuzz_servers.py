@@ -42,7 +42,7 @@ from euralios.std.fs import open_handle, send_bytes, take_bytes
 from euralios.system_boot import FullSystem, boot_full
 from machine.board import Machine
 from machine.netdev.memory import MemoryBackend
-from net.wire.frame import decode_frame
+from proto.wire.frame import decode_frame
 
 GUEST, HOST = "10.0.2.15", "10.0.2.2"
 GUEST_MAC, HOST_MAC = "52:54:00:12:34:56", "02:00:00:00:00:02"

@@ -9,7 +9,7 @@ from merriwig.loader import LoaderError, allowed, load
 
 
 def test_allowlist_rules() -> None:
-    for ok in ("euralios.std", "euralios.std.fs", "json", "collections.abc", "net.tcp", "scapy.layers.inet",
+    for ok in ("euralios.std", "euralios.std.fs", "json", "collections.abc", "proto.tcp", "scapy.layers.inet",
                "vfs.server", "urllib.parse"):
         assert allowed(ok), ok
     for bad in ("merriwig", "merriwig.kernel", "machine.mmu", "trio", "os", "sys", "socket", "ctypes",

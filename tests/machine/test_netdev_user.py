@@ -31,11 +31,11 @@ from machine.netdev.user import (
 )
 from net.dhcp import DhcpClient
 from net.dns import DnsError, Resolver
-from net.tcp import CLOSED, ESTABLISHED, TcpConnection, TcpListener, reset_for
-from net.wire import icmp as _icmp
-from net.wire.arp import REPLY, REQUEST
-from net.wire.frame import Frame, build_arp, build_icmp_echo, build_tcp_frame, build_udp_frame, decode_frame
-from net.wire.tcp import RST
+from proto.tcp import CLOSED, ESTABLISHED, TcpConnection, TcpListener, reset_for
+from proto.wire import icmp as _icmp
+from proto.wire.arp import REPLY, REQUEST
+from proto.wire.frame import Frame, build_arp, build_icmp_echo, build_tcp_frame, build_udp_frame, decode_frame
+from proto.wire.tcp import RST
 
 GUEST_MAC = "52:54:00:12:34:56"
 
@@ -437,7 +437,7 @@ async def test_tcp_to_an_unreachable_host_is_icmp_unreachable(net, failure: int 
 
 async def test_stray_tcp_segment_gets_a_reset(net) -> None:  # noqa: ANN001
     router, guest = await net()
-    from net.wire.tcp import ACK, TcpSegment
+    from proto.wire.tcp import ACK, TcpSegment
 
     guest.send_tcp(TcpSegment(5555, 80, seq=1, ack=99, flags=ACK), "93.184.216.34")
     f = await guest.expect(lambda f: f.tcp is not None)

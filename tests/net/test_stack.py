@@ -22,8 +22,8 @@ from euralios.std import SyscallError, abi
 from euralios.std.fs import open_handle, take_bytes
 from machine.netdev.memory import MemoryBackend
 from net.stack import ARP_RETRY, ARP_TTL, EPHEMERAL_FIRST, NetStack, StackError, parse_config
-from net.tcp import ESTABLISHED, TcpConnection, TcpListener, reset_for
-from net.wire.frame import build_arp, build_icmp_echo, build_tcp_frame, decode_frame
+from proto.tcp import ESTABLISHED, TcpConnection, TcpListener, reset_for
+from proto.wire.frame import build_arp, build_icmp_echo, build_tcp_frame, decode_frame
 
 MAC = "52:54:00:12:34:56"
 HOST_MAC = "02:00:00:00:00:02"

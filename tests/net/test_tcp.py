@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from net.tcp import (
+from proto.tcp import (
     CLOSE_WAIT,
     CLOSED,
     CLOSING,
@@ -34,9 +34,9 @@ from net.tcp import (
     reset_for,
     seq_diff,
 )
-from net.wire import DecodeError
-from net.wire.frame import build_tcp_frame, decode_frame
-from net.wire.tcp import ACK, FIN, OPT_MSS, OPT_SACK, OPT_SACK_PERMITTED, RST, SYN, TcpSegment
+from proto.wire import DecodeError
+from proto.wire.frame import build_tcp_frame, decode_frame
+from proto.wire.tcp import ACK, FIN, OPT_MSS, OPT_SACK, OPT_SACK_PERMITTED, RST, SYN, TcpSegment
 
 A_IP, B_IP = "10.0.2.15", "10.0.2.2"
 MACS = {A_IP: "52:54:00:12:34:56", B_IP: "52:55:0a:00:02:02"}

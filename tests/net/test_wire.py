@@ -12,10 +12,10 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
-from net.wire import ChecksumError, DecodeError, arp, ethernet, icmp, ip_to_bytes, ipv4, tcp, udp
-from net.wire.checksum import internet_checksum
-from net.wire.frame import Frame, build_arp, build_icmp_echo, build_tcp_frame, build_udp_frame, decode_frame
-from net.wire.tcp import (
+from proto.wire import ChecksumError, DecodeError, arp, ethernet, icmp, ip_to_bytes, ipv4, tcp, udp
+from proto.wire.checksum import internet_checksum
+from proto.wire.frame import Frame, build_arp, build_icmp_echo, build_tcp_frame, build_udp_frame, decode_frame
+from proto.wire.tcp import (
     ACK,
     FIN,
     OPT_EOL,
@@ -313,7 +313,7 @@ def _ip_frame(ip_bytes: bytes) -> bytes:
 
 def _tcp_raw(data_offset_words: int, options: bytes, payload: bytes = b"") -> bytes:
     """An IPv4+TCP datagram with a hand-made TCP header (valid checksums)."""
-    from net.wire.checksum import finish, ones_sum, pseudo_header_sum
+    from proto.wire.checksum import finish, ones_sum, pseudo_header_sum
 
     body = bytearray(20 + len(options) + len(payload))
     body[0:4] = b"\x00\x01\x00\x02"

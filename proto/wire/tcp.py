@@ -18,9 +18,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from net.wire import ChecksumError, DecodeError, bytes_to_ip, ip_to_bytes
-from net.wire import ipv4 as _ipv4
-from net.wire.checksum import finish, ones_sum, pseudo_header_sum
+from proto.wire import ChecksumError, DecodeError, bytes_to_ip, ip_to_bytes
+from proto.wire import ipv4 as _ipv4
+from proto.wire.checksum import finish, ones_sum, pseudo_header_sum
 
 __all__ = [
     "TcpSegment",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from net.wire import ChecksumError, DecodeError
-from net.wire.checksum import internet_checksum
+from proto.wire import ChecksumError, DecodeError
+from proto.wire.checksum import internet_checksum
 
 __all__ = [
     "IcmpMessage",

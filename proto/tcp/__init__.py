@@ -69,7 +69,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from net.wire.tcp import ACK, FIN, OPT_MSS, OPT_SACK, OPT_SACK_PERMITTED, PSH, RST, SYN, TcpSegment
+from proto.wire.tcp import ACK, FIN, OPT_MSS, OPT_SACK, OPT_SACK_PERMITTED, PSH, RST, SYN, TcpSegment
 
 __all__ = [
     "TcpConnection",

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 
-from net.wire import ChecksumError, DecodeError, ip_to_bytes
-from net.wire.checksum import finish, ones_sum, pseudo_header_sum
+from proto.wire import ChecksumError, DecodeError, ip_to_bytes
+from proto.wire.checksum import finish, ones_sum, pseudo_header_sum
 
 __all__ = ["UdpDatagram", "encode", "decode", "HEADER_LEN"]
 

@@ -1,7 +1,7 @@
 """Whole Ethernet frames: ``decode_frame`` for everything received, ``build_*`` for sending.
 
 ``decode_frame`` is the stack's one entry point for received bytes: it either returns a
-:class:`Frame` or raises :class:`~net.wire.DecodeError`; nothing else escapes, whatever the
+:class:`Frame` or raises :class:`~proto.wire.DecodeError`; nothing else escapes, whatever the
 bytes (the tests fuzz it). IPv4+TCP goes through the struct fast path.
 """
 
@@ -13,19 +13,19 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from net.wire import DecodeError
-from net.wire import arp as _arp
-from net.wire import ethernet as _eth
-from net.wire import icmp as _icmp
-from net.wire import ipv4 as _ipv4
-from net.wire import tcp as _tcp
-from net.wire import udp as _udp
-from net.wire.arp import ArpPacket
-from net.wire.ethernet import BROADCAST, ETH_P_ARP, ETH_P_IPV4, EthernetHeader
-from net.wire.icmp import IcmpMessage
-from net.wire.ipv4 import FLAG_DF, Ipv4Header
-from net.wire.tcp import TcpSegment
-from net.wire.udp import UdpDatagram
+from proto.wire import DecodeError
+from proto.wire import arp as _arp
+from proto.wire import ethernet as _eth
+from proto.wire import icmp as _icmp
+from proto.wire import ipv4 as _ipv4
+from proto.wire import tcp as _tcp
+from proto.wire import udp as _udp
+from proto.wire.arp import ArpPacket
+from proto.wire.ethernet import BROADCAST, ETH_P_ARP, ETH_P_IPV4, EthernetHeader
+from proto.wire.icmp import IcmpMessage
+from proto.wire.ipv4 import FLAG_DF, Ipv4Header
+from proto.wire.tcp import TcpSegment
+from proto.wire.udp import UdpDatagram
 
 __all__ = [
     "Frame",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from net.wire import ChecksumError, DecodeError, bytes_to_ip, ip_to_bytes
-from net.wire.checksum import internet_checksum
+from proto.wire import ChecksumError, DecodeError, bytes_to_ip, ip_to_bytes
+from proto.wire.checksum import internet_checksum
 
 __all__ = [
     "Ipv4Header",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from scapy.layers.l2 import ARP
 
-from net.wire import DecodeError
+from proto.wire import DecodeError
 
 __all__ = ["ArpPacket", "encode", "decode", "PACKET_LEN", "REQUEST", "REPLY"]
 

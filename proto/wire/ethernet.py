@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from net.wire import DecodeError, bytes_to_mac, mac_to_bytes
+from proto.wire import DecodeError, bytes_to_mac, mac_to_bytes
 
 __all__ = [
     "EthernetHeader",
