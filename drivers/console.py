@@ -42,10 +42,10 @@ from __future__ import annotations
 
 import json
 
-from drivers.keymap import code_to_bytes
 from drivers.vt import COLS, ROWS, SIZE, TextConsole
 from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes
+from euralios.std.keys import code_to_bytes
 
 CRTC_INDEX = 0x3D4
 CURSOR_START = 0x0A
@@ -53,7 +53,6 @@ CURSOR_HIGH = 0x0E
 CURSOR_LOW = 0x0F
 CURSOR_START_LINE = 0x0E  # BIOS underline cursor: scan lines 14-15
 CURSOR_DISABLE = 0x20
-VGA_TEXT = 0xB8000
 SEED_VIDEO_SIZE = 0x20000  # the seed maps 0xA0000..0xC0000; text memory is 0x18000 into it
 SEED_TEXT_OFFSET = 0x18000
 MAX_WRITE = 1 << 20  # longest WRITE rendered at once (bounds the time one request can take)
@@ -297,8 +296,8 @@ async def main(proc) -> int:
         return 1
     vaddr, length = video
     base, size, phys = await proc.sys.chunk_info(vaddr)
-    if phys and phys <= VGA_TEXT < phys + size:
-        offset = VGA_TEXT - phys + (base - vaddr)
+    if phys and phys <= abi.VGA_TEXT < phys + size:
+        offset = abi.VGA_TEXT - phys + (base - vaddr)
     else:
         offset = SEED_TEXT_OFFSET if length >= SEED_VIDEO_SIZE else 0
     if offset + SIZE > size:

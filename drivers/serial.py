@@ -6,9 +6,9 @@ host arrive on the UART and are sent as Short(CHAR, code) to handle 1 (stdout), 
 input rendezvous of the programs using this console. Needs I/O privilege.
 """
 
-from drivers.keymap import bytes_to_code
 from euralios.std import STDIN, STDOUT, Memory, Message, SyscallError, abi
 from euralios.std.fs import take_bytes
+from euralios.std.keys import bytes_to_code
 
 COM1 = 0x3F8
 IRQ = 4

@@ -26,6 +26,7 @@ from typing import Any
 import trio
 
 from euralios.boot import System, boot, program_source
+from euralios.std import abi as std_abi
 from machine.board import Machine
 from machine.ui.headless import HeadlessScreen, KeyPress, parse_keys, press
 from merriwig import abi, layout
@@ -36,9 +37,6 @@ from merriwig.message import KMessage
 from merriwig.process import Process
 from merriwig.rendezvous import Rendezvous
 
-VGA_TEXT = 0xB8000
-VIDEO_MEMORY = 5  # message tag (spec §4.5)
-INITRD = 10  # message tag: Long(INITRD, n, chunk) with the programs init installs in /bin
 LIBRARIES = ("init", "lineedit", "supervisor")  # modules in programs/ that are not programs for /bin
 
 
@@ -209,9 +207,9 @@ async def boot_full(
                 on_klog(line)
             kernel.klog.listeners.append(on_klog)
         video = kernel.new_rendezvous(refs=2)  # init's handle 1, plus the host's reference
-        kernel.send_device_memory(video, VIDEO_MEMORY, VGA_TEXT, 1)
+        kernel.send_device_memory(video, std_abi.VIDEO_MEMORY, std_abi.VGA_TEXT, 1)
         image = system.kernel_text(initrd())
-        image.d1 = INITRD
+        image.d1 = std_abi.INITRD
         video.kernel_send(image)
         system.video = video
         env: dict[str, Any] = {"KEYMAP": keymap}

@@ -11,7 +11,8 @@ terminal alike; it never writes the last column of the bottom row (that would sc
 
 from __future__ import annotations
 
-from drivers.keymap import (
+from euralios.std import SyscallError
+from euralios.std.keys import (
     KEY_DELETE,
     KEY_DOWN,
     KEY_END,
@@ -22,7 +23,6 @@ from drivers.keymap import (
     KEY_RIGHT,
     KEY_UP,
 )
-from euralios.std import SyscallError
 
 CTRL_F, CTRL_Q, CTRL_S = 6, 17, 19
 ESC, ENTER, BACKSPACE, TAB = 27, 10, 8, 9

@@ -19,8 +19,8 @@ writing the bottom-right cell (that would scroll it). Connections go through the
 
 from __future__ import annotations
 
-from drivers.keymap import KEY_DOWN, KEY_END, KEY_HOME, KEY_LEFT, KEY_PGDN, KEY_PGUP, KEY_RIGHT, KEY_UP
 from euralios.std import SyscallError, abi
+from euralios.std.keys import KEY_DOWN, KEY_END, KEY_HOME, KEY_LEFT, KEY_PGDN, KEY_PGUP, KEY_RIGHT, KEY_UP
 from net.gopher import (
     BINARY_TYPES,
     ERROR,

@@ -46,9 +46,9 @@ from drivers import console as console_driver
 from drivers import keyboard as keyboard_driver
 from drivers import pci as pci_driver
 from drivers import rtl8139 as nic_driver
-from drivers.keymap import F_KEYS
 from euralios.std import STDIN, STDOUT, Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import take_bytes
+from euralios.std.keys import F_KEYS
 from programs import echo
 from programs.supervisor import Service, Supervisor
 from vfs import ramdisk
@@ -58,8 +58,6 @@ KEY_QUEUE = 256  # keys waiting for a busy console program; beyond this they are
 QUICK_EXIT = 2.0  # seconds: a console program that exits faster than this is "crashing"
 MAX_QUICK_EXITS = 3
 DEFAULT_PROGRAM = "/bin/login"
-INITRD = 10  # Long(INITRD, n, chunk): JSON {"bin/NAME": source} of the built-in programs
-VGA_TEXT = 0xB8000  # physical address of the text memory, re-mapped for a restarted console driver
 VGA_PAGES = 1
 MISSED_LINES = 64  # system-console writes kept while the console driver is down...
 MISSED_CHARS = 8192  # ...and at most this much of their text (a few screens: the latest part)
@@ -385,7 +383,7 @@ class Init:
         the password store (a second, small RAM disk that only login mounts)."""
         sys = self.sys
         msg = await sys.receive(STDOUT)
-        if msg.tag == INITRD and isinstance(msg.d3, Memory):
+        if msg.tag == abi.INITRD and isinstance(msg.d3, Memory):
             self.initrd = json.loads(await take_bytes(sys, msg))
         else:
             await discard(sys, msg)
@@ -453,7 +451,7 @@ class Init:
         self.vga = svc.handle
         self.vga_generation += 1
         generation = self.vga_generation
-        vaddr = await sys.map_phys(VGA_TEXT, VGA_PAGES)
+        vaddr = await sys.map_phys(abi.VGA_TEXT, VGA_PAGES)
         try:
             await sys.send(self.vga, Message(abi.VIDEO_MEMORY, VGA_PAGES * abi.PAGE, Memory(vaddr)))
         except SyscallError as e:

@@ -1,7 +1,7 @@
 """A line editor for console programs: cursor movement, history and Tab completion.
 
 Keys arrive as the keyboard driver's codes (characters, or packed escape sequences for arrows
-and the like, see drivers/keymap.py). Output is ANSI text to the console, so it works the same on
+and the like, see euralios/std/keys.py). Output is ANSI text to the console, so it works the same on
 the VGA consoles and on the serial console.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from drivers.keymap import KEY_DELETE, KEY_DOWN, KEY_END, KEY_HOME, KEY_LEFT, KEY_RIGHT, KEY_UP
+from euralios.std.keys import KEY_DELETE, KEY_DOWN, KEY_END, KEY_HOME, KEY_LEFT, KEY_RIGHT, KEY_UP
 
 CTRL_A, CTRL_C, CTRL_D, CTRL_E, CTRL_K, CTRL_L, CTRL_U = 1, 3, 4, 5, 11, 12, 21
 BACKSPACE = 8

@@ -86,6 +86,7 @@ COMM_HANDLE = 6
 QUERY = 7
 OK = 8
 EXIT = 9  # kernel exit notice: Short(EXIT, pid, status)
+INITRD = 10  # Long(INITRD, n, chunk): JSON {"bin/NAME": source}, the built-in programs init installs
 OPEN_TAG = 16
 O_READ = 0
 O_WRITE = 1
@@ -113,4 +114,5 @@ EXEC_FUNCTION_IMAGE = 0x80
 
 # layout
 PAGE = 4096
+VGA_TEXT = 0xB8000  # physical address of the VGA text memory (80x25 cells of char + attribute)
 KERNEL_INFO = 0x4FF_F000

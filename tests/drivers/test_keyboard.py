@@ -8,9 +8,9 @@ from typing import Any
 
 import trio
 
-from drivers.keymap import KEY_DOWN, KEY_F1, KEY_F12, KEY_HOME, KEY_PGUP, KEY_UP, meta
 from euralios.boot import boot, program_source
 from euralios.std import abi
+from euralios.std.keys import KEY_DOWN, KEY_F1, KEY_F12, KEY_HOME, KEY_PGUP, KEY_UP, meta
 from euralios.system_boot import boot_full
 from machine.ui.headless import parse_keys, press
 

@@ -6,7 +6,8 @@ import string
 
 import pytest
 
-from drivers.keymap import (
+from drivers.keymap import KeyboardDecoder
+from euralios.std.keys import (
     F_KEYS,
     KEY_DELETE,
     KEY_DOWN,
@@ -25,7 +26,6 @@ from drivers.keymap import (
     KEY_PGUP,
     KEY_RIGHT,
     KEY_UP,
-    KeyboardDecoder,
     bytes_to_code,
     code_to_bytes,
     is_special,
