@@ -108,6 +108,7 @@ from proto.tcp import (
     SYN_SENT,
     TcpConnection,
     TcpError,
+    TcpErrorKind,
     TcpListener,
 )
 from vfs import protocol as P
@@ -161,10 +162,10 @@ RCVBUF = 42 * 1460
 SNDBUF = 128 * 1024
 
 TCP_ERRORS = {
-    "connection refused": abi.REFUSED,
-    "connection reset": abi.RESET,
-    "timed out": abi.TIMEDOUT,
-    "host unreachable": abi.UNREACHABLE,
+    TcpErrorKind.REFUSED: abi.REFUSED,
+    TcpErrorKind.RESET: abi.RESET,
+    TcpErrorKind.TIMED_OUT: abi.TIMEDOUT,
+    TcpErrorKind.UNREACHABLE: abi.UNREACHABLE,
 }
 DNS_REASONS = {"nxdomain": 1, "no-address": 2, "servfail": 3, "refused": 4, "bad-reply": 5, "timeout": 6,
                "unreachable": 7, "no-server": 8, "invalid": 9}
@@ -195,8 +196,9 @@ class BadPath(FsError):
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
 
 
-def tcp_error(text: str | None) -> int:
-    return TCP_ERRORS.get(text or "", abi.RESET)
+def tcp_error(kind: TcpErrorKind | None) -> int:
+    """The file-protocol error code for why a connection failed (a reset when we cannot tell)."""
+    return TCP_ERRORS.get(kind, abi.RESET) if kind is not None else abi.RESET
 
 
 def stack_error(e: StackError) -> NetError:
@@ -457,7 +459,7 @@ class ConnSession(Session):
                 await srv.kick()  # reading may owe the peer a window update
                 return await srv.blob_reply(abi.DATA, data)
             if conn.error:
-                raise NetError(tcp_error(conn.error), detail=conn.error)
+                raise NetError(tcp_error(conn.error), detail=str(conn.error))
             raise FsError(abi.NO_DATA)
         if isinstance(req, P.Write):
             if not self.writable:
@@ -468,7 +470,7 @@ class ConnSession(Session):
                 try:
                     n = conn.send(data[sent:] if sent else data)
                 except TcpError as e:
-                    raise NetError(tcp_error(conn.error or str(e)), detail=str(e)) from None
+                    raise NetError(tcp_error(conn.error or e.kind), detail=str(e)) from None
                 sent += n
                 if n:
                     await srv.kick()
@@ -720,7 +722,7 @@ class MuxSession(Session):
                 await srv.kick()  # reading may owe the peer a window update
                 return await srv.blob_reply(abi.DATA, data)
             if conn.error:
-                raise NetError(tcp_error(conn.error), detail=conn.error)
+                raise NetError(tcp_error(conn.error), detail=str(conn.error))
             if conn.at_eof or conn.state == CLOSED:
                 raise FsError(abi.NO_DATA)
             return Message(abi.EMPTY, 0, 0)
@@ -729,7 +731,7 @@ class MuxSession(Session):
             try:
                 n = conn.send(data) if data else 0
             except TcpError as e:
-                raise NetError(tcp_error(conn.error or str(e)), detail=str(e)) from None
+                raise NetError(tcp_error(conn.error or e.kind), detail=str(e)) from None
             if n:
                 await srv.kick()
             return P.ok(n)
@@ -1209,7 +1211,7 @@ class NetServer(Server):
         await self.kick()
         done = await self.wait_until(lambda: conn.state not in (SYN_SENT, SYN_RECEIVED), CONNECT_TIMEOUT)
         if not done or conn.state == CLOSED:
-            error = conn.error if done else "timed out"
+            error = conn.error if done else TcpErrorKind.TIMED_OUT
             stack.tcp_release(conn, self.proc.now(), abort=True)
             await self.kick()
             raise NetError(tcp_error(error), detail=f"{host}:{port}: {error}")

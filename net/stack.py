@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, fields
 
 from net.dhcp import DhcpClient, Lease
 from net.dns import DnsError, Resolver, is_address
-from proto.tcp import CLOSED, SYN_SENT, TcpConnection, TcpCounters, TcpListener, reset_for
+from proto.tcp import CLOSED, SYN_SENT, TcpConnection, TcpCounters, TcpErrorKind, TcpListener, reset_for
 from proto.wire import ChecksumError, DecodeError, bytes_to_ip, mac_to_bytes
 from proto.wire import arp as _arp
 from proto.wire import ethernet as _eth
@@ -603,7 +603,7 @@ class NetStack:
         elif proto == _ipv4.PROTO_TCP:
             conn = self.connections.get((src, a, dst, b))
             if conn is not None and conn.state == SYN_SENT:
-                self._fail_connection(conn, "connection refused" if refused else "host unreachable", now)
+                self._fail_connection(conn, TcpErrorKind.REFUSED if refused else TcpErrorKind.UNREACHABLE, now)
         elif proto == _ipv4.PROTO_ICMP and inner[ihl] == _icmp.ECHO_REQUEST:
             ident = int.from_bytes(inner[ihl + 4:ihl + 6], "big")
             seq = int.from_bytes(inner[ihl + 6:ihl + 8], "big")
@@ -837,7 +837,7 @@ class NetStack:
         for q in pending.queue:
             owner = q.owner
             if isinstance(owner, TcpConnection) and owner.state == SYN_SENT:
-                self._fail_connection(owner, "host unreachable", now)
+                self._fail_connection(owner, TcpErrorKind.UNREACHABLE, now)
             elif isinstance(owner, PingSocket) and len(owner.errors) < PING_QUEUE:
                 owner.errors.append((q.tag, "unreachable"))
             elif isinstance(owner, UdpSocket):
@@ -1030,7 +1030,7 @@ class NetStack:
             conn.fin_wait_2_timeout = 60.0
         self._owned.discard(conn)
 
-    def _fail_connection(self, conn: TcpConnection, error: str, now: float) -> None:
+    def _fail_connection(self, conn: TcpConnection, error: TcpErrorKind, now: float) -> None:
         conn.abort(now)
         conn.error = error
 

@@ -69,6 +69,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from proto.tcp.states import TcpErrorKind, TcpState
 from proto.wire.tcp import ACK, FIN, OPT_MSS, OPT_SACK, OPT_SACK_PERMITTED, PSH, RST, SYN, TcpSegment
 
 __all__ = [
@@ -76,6 +77,8 @@ __all__ = [
     "TcpListener",
     "TcpCounters",
     "TcpError",
+    "TcpErrorKind",
+    "TcpState",
     "reset_for",
     "seq_diff",
     "CLOSED",
@@ -91,17 +94,17 @@ __all__ = [
     "TIME_WAIT",
 ]
 
-CLOSED = "CLOSED"
-LISTEN = "LISTEN"
-SYN_SENT = "SYN-SENT"
-SYN_RECEIVED = "SYN-RECEIVED"
-ESTABLISHED = "ESTABLISHED"
-FIN_WAIT_1 = "FIN-WAIT-1"
-FIN_WAIT_2 = "FIN-WAIT-2"
-CLOSE_WAIT = "CLOSE-WAIT"
-CLOSING = "CLOSING"
-LAST_ACK = "LAST-ACK"
-TIME_WAIT = "TIME-WAIT"
+CLOSED = TcpState.CLOSED
+LISTEN = TcpState.LISTEN
+SYN_SENT = TcpState.SYN_SENT
+SYN_RECEIVED = TcpState.SYN_RECEIVED
+ESTABLISHED = TcpState.ESTABLISHED
+FIN_WAIT_1 = TcpState.FIN_WAIT_1
+FIN_WAIT_2 = TcpState.FIN_WAIT_2
+CLOSE_WAIT = TcpState.CLOSE_WAIT
+CLOSING = TcpState.CLOSING
+LAST_ACK = TcpState.LAST_ACK
+TIME_WAIT = TcpState.TIME_WAIT
 
 # States in which we may still have data or a FIN to (re)transmit.
 _SENDING = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK})
@@ -128,8 +131,12 @@ def seq_diff(a: int, b: int) -> int:
 class TcpError(ConnectionError):
     """Raised by ``send``/``receive`` on a connection that failed or can no longer do that.
 
-    The message is the connection's ``error`` ('connection refused', 'connection reset',
-    'timed out') or the reason the call is invalid ('connection closing', 'not connected')."""
+    ``kind`` is the connection's ``error`` (refused, reset, timed out) or the reason the call is
+    invalid (closing, not connected); the message is its text."""
+
+    def __init__(self, kind: TcpErrorKind) -> None:
+        super().__init__(str(kind))
+        self.kind = kind
 
 
 @dataclass
@@ -197,7 +204,7 @@ class TcpConnection:
         self.local = local
         self.remote = remote
         self.state = CLOSED
-        self.error: str | None = None
+        self.error: TcpErrorKind | None = None
         self.counters = TcpCounters()
         self.mss = mss
         self.rcv_buf = rcv_buf
@@ -287,7 +294,7 @@ class TcpConnection:
     def connect(self, now: float) -> None:
         """Active open: queue the SYN (with our MSS option); state SYN-SENT."""
         if self.state != CLOSED or self._snd_max != self._iss:
-            raise TcpError("connection already in use")
+            raise TcpError(TcpErrorKind.IN_USE)
         self.state = SYN_SENT
         self._touch()
 
@@ -322,7 +329,7 @@ class TcpConnection:
         if self.error:
             raise TcpError(self.error)
         if self._close_requested or self.state not in (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT):
-            raise TcpError("connection closing" if self.state != CLOSED else "not connected")
+            raise TcpError(TcpErrorKind.CLOSING if self.state != CLOSED else TcpErrorKind.NOT_CONNECTED)
         n = min(len(data), self.snd_buf - len(self._sndbuf))
         if n > 0:
             self._sndbuf += data[:n] if n < len(data) else data
@@ -447,7 +454,7 @@ class TcpConnection:
             return
         deadline = self._fin_wait_2_deadline()
         if deadline is not None and now >= deadline:
-            self._teardown("timed out")
+            self._teardown(TcpErrorKind.TIMED_OUT)
             return
         if self._delack_deadline is not None and now >= self._delack_deadline:
             self._delack_deadline = None
@@ -466,7 +473,7 @@ class TcpConnection:
 
     def _on_rto(self, now: float) -> None:
         if self._retries >= self.max_retries:
-            self._teardown("timed out")
+            self._teardown(TcpErrorKind.TIMED_OUT)
             return
         self._retries += 1
         self.counters.timeouts += 1
@@ -492,7 +499,7 @@ class TcpConnection:
     def _on_persist(self, now: float) -> None:
         self._probes_unanswered += 1
         if self._probes_unanswered > self.max_retries:
-            self._teardown("timed out")
+            self._teardown(TcpErrorKind.TIMED_OUT)
             return
         self._probe_due = True
         self.counters.probes += 1
@@ -531,7 +538,7 @@ class TcpConnection:
             return
         if flags & RST:
             if flags & ACK:  # acceptable: it acknowledges our SYN
-                self._teardown("connection refused")
+                self._teardown(TcpErrorKind.REFUSED)
             else:
                 self.counters.bad_segments += 1
             return
@@ -691,9 +698,9 @@ class TcpConnection:
 
     def _on_rst(self) -> None:
         if self.state == SYN_RECEIVED:
-            self._teardown("connection reset" if self._passive else "connection refused")
+            self._teardown(TcpErrorKind.RESET if self._passive else TcpErrorKind.REFUSED)
         elif self.state in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
-            self._teardown("connection reset")
+            self._teardown(TcpErrorKind.RESET)
         else:  # CLOSING, LAST-ACK, TIME-WAIT: we were finished anyway
             self._teardown(None)
 
@@ -982,7 +989,7 @@ class TcpConnection:
         self._rto_deadline = self._persist_deadline = self._delack_deadline = None
         self._timewait_deadline = now + 2 * self.msl
 
-    def _teardown(self, error: str | None) -> None:
+    def _teardown(self, error: TcpErrorKind | None) -> None:
         """Enter CLOSED: drop every queue and timer (RFC 9293: flush on reset and timeout)."""
         if error is not None:
             self.error = error
