@@ -3,11 +3,13 @@
 ``TcpConnection`` is one object, built in layers that each add the methods of one part of the
 RFC to the state declared here::
 
-    Tcb                   this module: the variables, and the steps that reset them
-    └ Recovery            recovery.py: congestion control and loss recovery (NewReno, SACK)
-      └ Output            output.py: what to transmit (segmentization, retransmission, ACKs)
-        └ SegmentArrival  arrival.py: RFC 9293 3.10.7, a segment arrives
-          └ TcpConnection connection.py: the user calls and the timeouts (3.10.1-6, 3.10.8)
+    Tcb                     tcb.py: the variables, and the steps that reset them
+      Recovery              recovery.py: congestion control and loss recovery (NewReno, SACK)
+        Output              output.py: what to transmit (segmentization, retransmission, ACKs)
+          SegmentArrival    arrival.py: RFC 9293 3.10.7, a segment arrives
+            TcpConnection   connection.py: the user calls and the timeouts (3.10.1-6, 3.10.8)
+
+each a subclass of the one above it.
 
 Why layers of one object rather than objects that call each other: the per-segment path reads
 and writes a dozen send and receive variables at every step, and as plain attributes of one
