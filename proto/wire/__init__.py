@@ -10,9 +10,10 @@ How the work is split, and why:
   and the *only* exception they raise is :class:`DecodeError` (or its subclass
   :class:`ChecksumError`). scapy's dissector is deliberately lenient (it turns anything into
   ``Raw``/``Padding`` and never rejects a truncated header), so it cannot be that gatekeeper.
-* **Encoding** of the per-packet path -- Ethernet, IPv4 and TCP -- is ``struct`` too, because
-  scapy costs ~0.5 ms to build and ~0.13 ms to dissect a full-size segment against ~6 us here.
-  Off that path (ARP, UDP datagrams, ICMP echo) the encoders use scapy's layer definitions.
+* **Encoding** is ``struct`` too -- Ethernet, IPv4, TCP, UDP and ICMP -- because scapy costs
+  ~0.5 ms to build and ~0.13 ms to dissect a full-size segment against ~6 us here, and UDP is
+  a data path too once the user-mode router relays it. Only ARP, rare and fixed-shape, uses
+  scapy's layer definition. Each protocol has one encoder, which ``frame.py``'s builders call.
 * scapy is the reference: the tests check every struct codec byte-for-byte against scapy.
 
 Addresses are kept as text (``"10.0.2.15"``, ``"52:54:00:12:34:56"``) because that is what

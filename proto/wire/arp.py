@@ -6,16 +6,28 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from enum import IntEnum
 
 from scapy.layers.l2 import ARP
 
 from proto.wire import DecodeError
 
-__all__ = ["ArpPacket", "encode", "decode", "PACKET_LEN", "REQUEST", "REPLY"]
+__all__ = ["ArpPacket", "ArpOp", "encode", "decode", "PACKET_LEN", "REQUEST", "REPLY"]
 
 PACKET_LEN = 28
-REQUEST = 1
-REPLY = 2
+
+
+class ArpOp(IntEnum):
+    """The operation field. An IntEnum, so packets print their kind and compare to the number;
+    a decoded packet with another op (RARP's 3 and 4, ...) keeps the plain number."""
+
+    REQUEST = 1
+    REPLY = 2
+
+
+REQUEST = ArpOp.REQUEST
+REPLY = ArpOp.REPLY
+_OPS = {op.value: op for op in ArpOp}
 
 _SHAPE = struct.Struct("!HHBB")  # hardware type, protocol type, hardware len, protocol len
 
@@ -24,7 +36,7 @@ _SHAPE = struct.Struct("!HHBB")  # hardware type, protocol type, hardware len, p
 class ArpPacket:
     """An Ethernet/IPv4 ARP request or reply (``op`` is ``REQUEST`` or ``REPLY``)."""
 
-    op: int
+    op: ArpOp | int
     sender_mac: str
     sender_ip: str
     target_mac: str = "00:00:00:00:00:00"
@@ -58,6 +70,7 @@ def decode(data: bytes) -> ArpPacket:
         raise DecodeError(f"arp: not Ethernet/IPv4 (htype={hwtype} ptype={ptype:#x} hlen={hwlen} plen={plen})")
     try:
         a = ARP(bytes(data[:PACKET_LEN]))
-        return ArpPacket(int(a.op), str(a.hwsrc), str(a.psrc), str(a.hwdst), str(a.pdst))
+        op = int(a.op)
+        return ArpPacket(_OPS.get(op, op), str(a.hwsrc), str(a.psrc), str(a.hwdst), str(a.pdst))
     except Exception as exc:  # scapy should not fail on a validated 28 bytes; never leak it
         raise DecodeError(f"arp: {exc}") from exc

@@ -3,15 +3,15 @@
 ``decode_frame`` is the stack's one entry point for received bytes: it either returns a
 :class:`Frame` or raises :class:`~proto.wire.DecodeError`; nothing else escapes, whatever the
 bytes (the tests fuzz it). IPv4+TCP goes through the struct fast path.
+
+The builders only add what this layer adds -- the Ethernet header -- to what each protocol's
+module encodes (``tcp.build_ipv4_tcp``, ``udp.build_ipv4_udp``, ``icmp.encode``, ``arp.encode``),
+so every protocol has exactly one encoder.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from scapy.layers.inet import ICMP, IP, UDP
-from scapy.layers.l2 import Ether
-from scapy.packet import Raw
 
 from proto.wire import DecodeError
 from proto.wire import arp as _arp
@@ -23,7 +23,7 @@ from proto.wire import udp as _udp
 from proto.wire.arp import ArpPacket
 from proto.wire.ethernet import BROADCAST, ETH_P_ARP, ETH_P_IPV4, EthernetHeader
 from proto.wire.icmp import IcmpMessage
-from proto.wire.ipv4 import FLAG_DF, Ipv4Header
+from proto.wire.ipv4 import Ipv4Header
 from proto.wire.tcp import TcpSegment
 from proto.wire.udp import UdpDatagram
 
@@ -131,16 +131,11 @@ def build_udp_frame(
     ttl: int = 64,
     ident: int = 0,
 ) -> bytes:
-    """Ethernet + IPv4 + UDP, built by scapy (off the hot path: DHCP, DNS).
+    """Ethernet + IPv4 (DF) + UDP.
 
     ``src_ip`` may be ``0.0.0.0`` and ``dst_mac``/``dst_ip`` broadcast, as DHCP needs."""
-    pkt = (
-        Ether(dst=dst_mac, src=src_mac, type=ETH_P_IPV4)
-        / IP(src=src_ip, dst=dst_ip, ttl=ttl, id=ident, flags=FLAG_DF, proto=_ipv4.PROTO_UDP)
-        / UDP(sport=src_port, dport=dst_port)
-        / Raw(payload)
-    )
-    return bytes(pkt)
+    eth = _eth.encode(EthernetHeader(dst_mac, src_mac, ETH_P_IPV4))
+    return eth + _udp.build_ipv4_udp(src_ip, dst_ip, src_port, dst_port, payload, ident=ident, ttl=ttl)
 
 
 def build_arp(
@@ -173,11 +168,8 @@ def build_icmp_echo(
     ttl: int = 64,
     ip_ident: int = 0,
 ) -> bytes:
-    """An ICMP echo request (or reply, answering a ping), built by scapy."""
-    pkt = (
-        Ether(dst=dst_mac, src=src_mac, type=ETH_P_IPV4)
-        / IP(src=src_ip, dst=dst_ip, ttl=ttl, id=ip_ident, flags=FLAG_DF, proto=_ipv4.PROTO_ICMP)
-        / ICMP(type=_icmp.ECHO_REPLY if reply else _icmp.ECHO_REQUEST, code=0, id=ident, seq=seq)
-        / Raw(payload)
-    )
-    return bytes(pkt)
+    """An ICMP echo request (or reply, answering a ping) in IPv4 (DF) and Ethernet."""
+    kind = _icmp.ECHO_REPLY if reply else _icmp.ECHO_REQUEST
+    msg = _icmp.encode(IcmpMessage(kind, 0, ident, seq, payload))
+    ip = _ipv4.encode(Ipv4Header(src_ip, dst_ip, _ipv4.PROTO_ICMP, ttl=ttl, ident=ip_ident), msg)
+    return _eth.encode(EthernetHeader(dst_mac, src_mac, ETH_P_IPV4), ip)

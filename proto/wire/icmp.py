@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from enum import IntEnum
 
 from proto.wire import ChecksumError, DecodeError
 from proto.wire.checksum import internet_checksum
 
 __all__ = [
     "IcmpMessage",
+    "IcmpType",
     "encode",
     "decode",
     "HEADER_LEN",
@@ -25,10 +27,23 @@ __all__ = [
 ]
 
 HEADER_LEN = 8
-ECHO_REPLY = 0
-DEST_UNREACHABLE = 3
-ECHO_REQUEST = 8
-TIME_EXCEEDED = 11
+
+
+class IcmpType(IntEnum):
+    """The message types the stack and the router send or act on. An IntEnum, so messages print
+    their kind and compare to the number; a decoded message of another type keeps the number."""
+
+    ECHO_REPLY = 0
+    DEST_UNREACHABLE = 3
+    ECHO_REQUEST = 8
+    TIME_EXCEEDED = 11
+
+
+ECHO_REPLY = IcmpType.ECHO_REPLY
+DEST_UNREACHABLE = IcmpType.DEST_UNREACHABLE
+ECHO_REQUEST = IcmpType.ECHO_REQUEST
+TIME_EXCEEDED = IcmpType.TIME_EXCEEDED
+_TYPES = {t.value: t for t in IcmpType}
 
 _HDR = struct.Struct("!BBHHH")
 
@@ -42,7 +57,7 @@ class IcmpMessage:
     fragmentation-needed message has the next-hop MTU in ``seq``), and the payload is the
     offending datagram's header and first bytes."""
 
-    type: int
+    type: IcmpType | int
     code: int = 0
     ident: int = 0
     seq: int = 0
@@ -63,4 +78,4 @@ def decode(data: bytes, *, verify: bool = True) -> IcmpMessage:
     if verify and internet_checksum(data) != 0:
         raise ChecksumError("icmp: bad checksum")
     type_, code, _csum, ident, seq = _HDR.unpack_from(data)
-    return IcmpMessage(type_, code, ident, seq, bytes(data[HEADER_LEN:]))
+    return IcmpMessage(_TYPES.get(type_, type_), code, ident, seq, bytes(data[HEADER_LEN:]))

@@ -185,6 +185,40 @@ def test_udp_round_trip_and_matches_scapy() -> None:
     assert f.udp == dg and f.ip is not None and f.ip.ident == 4 and f.ip.flags == ipv4.FLAG_DF
 
 
+@pytest.mark.parametrize(
+    ("src", "dst", "payload"),
+    [(IP_A, IP_B, b""), (IP_A, IP_B, b"odd"), ("0.0.0.0", "255.255.255.255", b"dhcp" * 75)],
+)
+def test_ipv4_udp_and_udp_frame_match_scapy(src: str, dst: str, payload: bytes) -> None:
+    """The struct UDP encoder, in IPv4 (build_ipv4_udp) and in Ethernet (build_udp_frame)."""
+    ip = IP(src=src, dst=dst, ttl=9, id=77, flags="DF") / UDP(sport=68, dport=67) / Raw(payload)
+    assert udp.build_ipv4_udp(src, dst, 68, 67, payload, ident=77, ttl=9) == bytes(ip)
+    frame = build_udp_frame(MAC_A, "ff:ff:ff:ff:ff:ff", src, dst, 68, 67, payload, ttl=9, ident=77)
+    assert frame == bytes(Ether(src=MAC_A, dst="ff:ff:ff:ff:ff:ff") / ip)
+
+
+def test_udp_checksum_computed_as_zero_is_sent_as_ffff() -> None:
+    """RFC 768: 0 on the wire means "no checksum", so a sum that comes out 0 is sent as 0xFFFF.
+    The payload is chosen to make it so: the checksum over two zero bytes, put in their place."""
+    zero = udp.encode(udp.UdpDatagram(1, 2, b"\0\0"), IP_A, IP_B)
+    raw = udp.encode(udp.UdpDatagram(1, 2, zero[6:8]), IP_A, IP_B)
+    assert raw[6:8] == b"\xff\xff"
+    assert raw == bytes(IP(src=IP_A, dst=IP_B) / UDP(sport=1, dport=2) / Raw(zero[6:8]))[20:]
+    assert udp.decode(raw, IP_A, IP_B).payload == zero[6:8]
+
+
+def test_icmp_echo_frame_matches_scapy() -> None:
+    for reply in (False, True):
+        frame = build_icmp_echo(MAC_A, MAC_B, IP_A, IP_B, 0x1234, 7, b"ping!", reply=reply, ttl=5, ip_ident=3)
+        want = (
+            Ether(src=MAC_A, dst=MAC_B)
+            / IP(src=IP_A, dst=IP_B, ttl=5, id=3, flags="DF")
+            / ICMP(type=0 if reply else 8, id=0x1234, seq=7)
+            / Raw(b"ping!")
+        )
+        assert frame == bytes(want)
+
+
 def test_udp_zero_checksum_means_none() -> None:
     raw = bytearray(udp.encode(udp.UdpDatagram(1, 2, b"abc"), IP_A, IP_B))
     raw[6:8] = b"\0\0"
