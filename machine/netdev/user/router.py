@@ -1,0 +1,330 @@
+"""The router itself: frames in and out, ARP, ICMP, and dispatch to the services.
+
+* **ARP** answers for 10.0.2.2 and 10.0.2.3 (MACs 52:55:0a:00:02:0x, slirp's scheme); the guest's
+  own MAC is learnt from its frames (and asked for with ARP when the router speaks first).
+* Everything else goes to the service it is for: :mod:`~machine.netdev.user.dhcp`,
+  :mod:`~machine.netdev.user.dns`, :mod:`~machine.netdev.user.icmp`,
+  :mod:`~machine.netdev.user.tcp`, :mod:`~machine.netdev.user.udp`.
+
+Frames from the guest are handled synchronously inside :meth:`UserBackend.send` (it must never
+block: it is called from the NIC's port writes); frames to the guest are queued and handed to
+``deliver`` by the backend's own task, so the NIC never receives while it is transmitting.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
+
+import trio
+
+from machine.netdev import Backend, Deliver
+from machine.netdev.user import dhcp
+from machine.netdev.user.dns import DnsForwarder
+from machine.netdev.user.host import Connect, Resolve, host_connect, host_resolve
+from machine.netdev.user.icmp import Unreachable, echo_reply, unreachable
+from machine.netdev.user.options import DEFAULT_DOMAIN, HostFwd, load_hosts, parse_user_options
+from machine.netdev.user.segment import (
+    BROADCAST_IP,
+    DNS_MAC,
+    DNS_SERVER,
+    GATEWAY,
+    GATEWAY_MAC,
+    GUEST,
+    MTU,
+)
+from machine.netdev.user.tcp import FlowKey, TcpFlow, TcpRelay
+from machine.netdev.user.udp import UdpFlow, UdpRelay
+from machine.netdev.user.wakeup import Wakeup
+from proto.tcp import TcpConnection
+from proto.wire import DecodeError, mac_to_bytes
+from proto.wire import icmp as _icmp
+from proto.wire.arp import REPLY, REQUEST
+from proto.wire.frame import Frame, build_arp, decode_frame
+from proto.wire.tcp import TcpSegment, build_ipv4_tcp
+from proto.wire.udp import build_ipv4_udp
+
+__all__ = ["UserBackend", "make_user_backend"]
+
+MAX_UDP_PAYLOAD = MTU - 20 - 8  # no IP fragmentation: larger datagrams to the guest are dropped
+MAX_WAITING = 256  # IP packets held while the guest's MAC is being resolved
+ARP_RETRY = 1.0
+
+
+class UserBackend(Backend):
+    """The router. See the package docstring; ``stats`` adds per-service counters.
+
+    ``events`` counts what happened by name (``dns_queries``, ``tcp_resets``, ...): the names
+    are only ever counted and shown in ``stats``, never compared, so they stay plain strings."""
+
+    def __init__(
+        self,
+        *,
+        hostfwd: Iterable[HostFwd] = (),
+        hosts: Mapping[str, Iterable[str]] | None = None,
+        domain: str = DEFAULT_DOMAIN,
+        resolve: Resolve | None = None,
+        connect: Connect | None = None,
+        udp_idle: float = 120.0,
+        connect_timeout: float = 20.0,
+        spec: str = "user",
+    ) -> None:
+        """``resolve`` and ``connect`` replace the host resolver and the host TCP connect (tests,
+        or a host that must reach the world through something else); ``connect_timeout`` bounds
+        the connect made for a guest SYN before the guest is told the host is unreachable."""
+        super().__init__()
+        self.spec = spec
+        self.domain = domain.strip(".").lower()
+        #: The names the DNS server answers first: lower-case name -> IPv4 addresses.
+        self.hosts = {k.lower().rstrip("."): list(v) for k, v in (hosts or {}).items()}
+        self.connect = connect or host_connect
+        self.udp_idle = udp_idle
+        self.connect_timeout = connect_timeout
+        self.events: Counter[str] = Counter()
+        self.guest_mac: str | None = None
+        self._eth_prefix: dict[str, bytes] = {}  # source IP -> dst MAC + src MAC + type, per guest MAC
+        self._waiting: deque[tuple[str, bytes]] = deque()
+        self._arp_asked = -math.inf
+        self._to_guest: deque[bytes] = deque()
+        self._pump = Wakeup()
+        self._early: list[bytes] = []
+        #: The nursery of :meth:`run` while it runs: flows and DNS lookups are its tasks.
+        self.nursery: trio.Nursery | None = None
+        self._ident = 0
+        #: Every host socket the flows hold, closed by :meth:`close`.
+        self.host_sockets: set[object] = set()
+        self.dns = DnsForwarder(self.hosts, self.domain, resolve or host_resolve, self.events)
+        self.tcp = TcpRelay(self, hostfwd)
+        self.udp = UdpRelay(self)
+        self._closed = False
+        try:
+            self.tcp.listen()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def tcp_flows(self) -> dict[FlowKey, TcpFlow]:
+        """Open TCP flows by (guest address, guest port, far address, far port)."""
+        return self.tcp.flows
+
+    @property
+    def udp_flows(self) -> dict[tuple[str, int], UdpFlow]:
+        """Open UDP flows by guest (address, port)."""
+        return self.udp.flows
+
+    @property
+    def hostfwd_ports(self) -> list[int]:
+        """The host port each ``hostfwd`` rule listens on (in rule order; port 0 is resolved)."""
+        return self.tcp.hostfwd_ports
+
+    @property
+    def stats(self) -> dict[str, int]:
+        out = dict(self.counters)
+        out.update(self.events)
+        out["tcp_flows_open"] = len(self.tcp.flows)
+        out["udp_flows_open"] = len(self.udp.flows)
+        return out
+
+    # ------------------------------------------------------------------ Backend interface
+
+    async def run(self, deliver: Deliver) -> None:
+        if self._closed:
+            raise RuntimeError("UserBackend.run() after close()")
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                self.tcp.start_forwarding(nursery)
+                early, self._early = self._early, []
+                for frame in early:
+                    self.send(frame)
+                counters = self.counters
+                queue = self._to_guest
+                while True:
+                    while queue:
+                        frame = queue.popleft()
+                        counters["rx_frames"] += 1
+                        counters["rx_bytes"] += len(frame)
+                        deliver(frame)
+                    await self._pump.wait()
+        finally:
+            self.nursery = None
+            if self._closed:
+                self._release_sockets()
+
+    def send(self, frame: bytes) -> None:
+        self.counters["tx_frames"] += 1
+        self.counters["tx_bytes"] += len(frame)
+        if self.nursery is None:
+            if not self._closed and len(self._early) < MAX_WAITING:
+                self._early.append(bytes(frame))  # handled when run() starts
+            return
+        try:
+            f = decode_frame(frame)
+        except DecodeError:
+            self.events["bad_frames"] += 1
+            return
+        src = f.eth.src
+        if src not in (GATEWAY_MAC, DNS_MAC) and not int(src[:2], 16) & 1 and src != self.guest_mac:
+            self._learn(src)
+        if f.ip is None:
+            if f.arp is not None:
+                self._arp(f)
+            return
+        payload = f.payload
+        if f.tcp is not None:
+            self.tcp.segment(f, frame)
+        elif f.udp is not None:
+            self._udp(f, frame)
+        elif f.icmp is not None:
+            self._icmp(f)
+        elif isinstance(payload, bytes):
+            self.events["dropped"] += 1  # another IP protocol, or a fragment
+
+    def close(self) -> None:
+        """Release every host socket. While ``run()`` is active this cancels it instead, and it
+        releases them as it ends (after its tasks stop using them)."""
+        self._closed = True
+        if self.nursery is not None:
+            self.nursery.cancel_scope.cancel()
+            return
+        self._release_sockets()
+
+    def _release_sockets(self) -> None:
+        listeners, self.tcp.listeners = self.tcp.listeners, []
+        for s in [*listeners, *self.host_sockets]:
+            if isinstance(s, socket.socket):
+                try:
+                    trio.lowlevel.notify_closing(s)
+                except RuntimeError:
+                    pass  # not inside trio: nobody can be waiting on it
+            s.close()  # type: ignore[attr-defined]
+        self.host_sockets.clear()
+
+    # ------------------------------------------------------------------ frames to the guest
+
+    def _learn(self, mac: str) -> None:
+        """The guest's MAC (the only other station on this wire): from its frames, or ARP."""
+        self.guest_mac = mac
+        guest = mac_to_bytes(mac)
+        self._eth_prefix = {ip: guest + mac_to_bytes(m) + b"\x08\x00"
+                            for ip, m in ((GATEWAY, GATEWAY_MAC), (DNS_SERVER, DNS_MAC))}
+        waiting, self._waiting = self._waiting, deque()
+        for src_ip, packet in waiting:
+            self._emit_ip(packet, src_ip)
+
+    def next_ident(self) -> int:
+        self._ident = (self._ident + 1) & 0xFFFF
+        return self._ident
+
+    def _emit_ip(self, packet: bytes, src_ip: str, dst_mac: str | None = None) -> None:
+        """Queue one IPv4 packet for the guest. Without its MAC yet, hold the packet and ask."""
+        if dst_mac is None:
+            prefix = self._eth_prefix.get(src_ip) or self._eth_prefix.get(GATEWAY)
+            if prefix is None:
+                if len(self._waiting) < MAX_WAITING:
+                    self._waiting.append((src_ip, packet))
+                now = trio.current_time()
+                if now - self._arp_asked >= ARP_RETRY:
+                    self._arp_asked = now
+                    self._emit(build_arp(REQUEST, GATEWAY_MAC, GATEWAY, GUEST))
+                return
+        else:
+            src_mac = DNS_MAC if src_ip == DNS_SERVER else GATEWAY_MAC
+            prefix = mac_to_bytes(dst_mac) + mac_to_bytes(src_mac) + b"\x08\x00"
+        self._emit(prefix + packet)
+
+    def _emit(self, frame: bytes) -> None:
+        if len(frame) < 60:
+            frame += bytes(60 - len(frame))  # Ethernet minimum, as a real NIC pads
+        self._to_guest.append(frame)
+        self._pump.set()
+
+    def emit_tcp(self, conn: TcpConnection, now: float) -> None:
+        """Send what a connection has to send, each segment in IPv4 from its local address."""
+        src, dst = conn.local[0], conn.remote[0]
+        for seg in conn.segments_to_send(now):
+            self._emit_ip(build_ipv4_tcp(seg, src, dst, ident=self.next_ident()), src)
+
+    def emit_tcp_segment(self, seg: TcpSegment, src: str, dst: str) -> None:
+        """One segment that belongs to no connection (a RST)."""
+        self._emit_ip(build_ipv4_tcp(seg, src, dst, ident=self.next_ident()), src)
+
+    def emit_udp(self, src: str, sport: int, dst: str, dport: int, payload: bytes,
+                 dst_mac: str | None = None) -> None:
+        if len(payload) > MAX_UDP_PAYLOAD:
+            self.events["udp_too_big"] += 1
+            return
+        self._emit_ip(build_ipv4_udp(src, dst, sport, dport, payload, ident=self.next_ident()), src, dst_mac)
+
+    def icmp_unreachable(self, raw_frame: bytes, code: Unreachable) -> None:
+        """Destination unreachable for the datagram in ``raw_frame``: its header + 8 bytes."""
+        packet = unreachable(raw_frame, code, self.next_ident())
+        self.events["icmp_unreachable"] += 1
+        self._emit_ip(packet, GATEWAY)
+
+    # ------------------------------------------------------------------ ARP, ICMP, UDP
+
+    def _arp(self, f: Frame) -> None:
+        arp = f.arp
+        assert arp is not None
+        if arp.op == REQUEST and arp.target_ip in (GATEWAY, DNS_SERVER) and arp.sender_ip != arp.target_ip:
+            mac = GATEWAY_MAC if arp.target_ip == GATEWAY else DNS_MAC
+            self.events["arp_replies"] += 1
+            self._emit(build_arp(REPLY, mac, arp.target_ip, arp.sender_ip, arp.sender_mac))
+
+    def _icmp(self, f: Frame) -> None:
+        msg, ip = f.icmp, f.ip
+        assert msg is not None and ip is not None
+        if msg.type == _icmp.ECHO_REQUEST and msg.code == 0 and ip.dst in (GATEWAY, DNS_SERVER):
+            packet = echo_reply(msg, ip, self.next_ident())
+            self.events["icmp_echo"] += 1
+            self._emit_ip(packet, ip.dst)
+        else:
+            self.events["dropped"] += 1  # pings beyond the router need raw sockets: not relayed
+
+    def _udp(self, f: Frame, raw: bytes) -> None:
+        """DHCP and DNS are the router's own; anything else is relayed."""
+        dgram, ip = f.udp, f.ip
+        assert dgram is not None and ip is not None
+        if dgram.dst_port == 67:
+            if ip.dst in ("255.255.255.255", GATEWAY, BROADCAST_IP):
+                self._dhcp(dgram.payload)
+            return
+        if ip.dst == DNS_SERVER:
+            if dgram.dst_port == 53 and self.nursery is not None:
+                self.events["dns_queries"] += 1
+                self.nursery.start_soon(self._dns, dgram.payload, ip.src, dgram.src_port)
+            else:
+                self.icmp_unreachable(raw, Unreachable.PORT)
+            return
+        self.udp.datagram(ip, dgram)
+
+    def _dhcp(self, payload: bytes) -> None:
+        try:
+            reply = dhcp.answer(payload, self.domain)
+        except DecodeError:
+            self.events["bad_frames"] += 1
+            return
+        if reply is not None:
+            self.events[f"dhcp_{reply.kind}"] += 1
+            self.emit_udp(GATEWAY, 67, reply.dst_ip, 68, reply.payload, reply.dst_mac)
+
+    async def _dns(self, query: bytes, client: str, port: int) -> None:
+        """Answer one DNS query (in its own task: the host resolver may take a while)."""
+        reply = await self.dns.answer(query)
+        if reply is not None:
+            self.emit_udp(DNS_SERVER, 53, client, port, reply)
+
+
+def make_user_backend(arg: str, hosts: str | None = None) -> UserBackend:
+    """``--net user[,OPTIONS]``: the words after ``user,`` (see
+    :func:`~machine.netdev.user.options.parse_user_options`); ``hosts`` is the front door's
+    ``--hosts FILE`` (a ``hosts=`` option wins)."""
+    opts = parse_user_options(arg)
+    hosts_file = opts.hosts or hosts
+    table = load_hosts(hosts_file) if hosts_file else None
+    spec = "user," + arg if arg else "user"
+    return UserBackend(hostfwd=opts.hostfwd, hosts=table, domain=opts.domain, spec=spec)
