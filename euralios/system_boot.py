@@ -2,9 +2,10 @@
 
 `async with boot_full() as system` is what the `euralios` command (terminal UI and headless)
 and end-to-end tests use. It does what the seed's kernel_thread_main does (spec §1.3): it parks
-Long(VIDEO_MEMORY, n, chunk) — the VGA text memory at 0xB8000 — on a fresh rendezvous and starts
-init with I/O privilege, that rendezvous as its handle 1 and a fresh one as its stdin (handle 0).
-Everything after that is init's doing (programs/init.py).
+Long(INITRD, n, chunk) — the initial RAM disk, initrd() — and Long(VIDEO_MEMORY, n, chunk) — the
+VGA text memory at 0xB8000 — on a fresh rendezvous and starts init with I/O privilege, that
+rendezvous as its handle 1 and a fresh one as its stdin (handle 0). Everything after that is
+init's doing (programs/init/).
 
 The returned FullSystem is euralios.boot's System (so `run()`/`spawn()` on the serial console
 still work) plus the screen and keyboard: `type()`, `screen_text()`, `wait_for_screen()`,
@@ -25,7 +26,7 @@ from typing import Any
 
 import trio
 
-from euralios.boot import System, boot, program_source
+from euralios.boot import System, boot
 from euralios.std import abi as std_abi
 from machine.board import Machine
 from machine.ui.headless import HeadlessScreen, KeyPress, parse_keys, press
@@ -36,13 +37,27 @@ from merriwig.memory.space import AddressSpace, QuotaExceeded, SpaceError
 from merriwig.message import KMessage
 from merriwig.process import Process
 from merriwig.rendezvous import Rendezvous
+from programs.init import main as init_main
 
-LIBRARIES = ("init", "lineedit", "supervisor")  # modules in programs/ that are not programs for /bin
+# Modules in programs/ that are not programs for /bin (init is a package, programs/init/, which
+# the *.py glob does not pick up: the front door starts it, and it is no program to run again).
+LIBRARIES = ("lineedit",)
+# The drivers and servers init starts, by their image names in sbin/: the module with their main.
+SBIN = {
+    "keyboard": "drivers/keyboard.py",
+    "console": "drivers/console.py",
+    "pci": "drivers/pci.py",
+    "rtl8139": "drivers/rtl8139.py",
+    "ramdisk": "vfs/ramdisk.py",
+    "tcp": "net/server.py",
+}
 
 
 def initrd() -> bytes:
-    """The initial RAM disk image: JSON {"bin/NAME": source} of the built-in programs, which
-    init writes into /ramdisk/bin so they can be listed, read, edited and run inside the OS."""
+    """The initial RAM disk image: JSON {"bin/NAME": source, "sbin/NAME": source}. init starts
+    its drivers and servers from the sbin/ images (it imports none of them), and writes all of
+    them into /ramdisk/bin and /ramdisk/sbin so they can be listed, read, edited and run inside
+    the OS."""
     import json
 
     from euralios.boot import ROOT
@@ -50,6 +65,7 @@ def initrd() -> bytes:
     files = {f"bin/{p.stem}": p.read_text() for p in sorted((ROOT / "programs").glob("*.py"))
              if p.stem not in LIBRARIES and not p.stem.startswith("_")}
     files["bin/hello"] = (ROOT / "examples" / "hello.py").read_text()
+    files.update({f"sbin/{name}": (ROOT / path).read_text() for name, path in SBIN.items()})
     return json.dumps(files).encode()
 KLOG_BACKLOG = 64  # messages parked for init at most; beyond, lines are counted as dropped
 KLOG_STYLE = ("\x1b[90m", "\x1b[0m")  # dark grey: kernel lines stand apart from init's
@@ -207,10 +223,12 @@ async def boot_full(
                 on_klog(line)
             kernel.klog.listeners.append(on_klog)
         video = kernel.new_rendezvous(refs=2)  # init's handle 1, plus the host's reference
-        kernel.send_device_memory(video, std_abi.VIDEO_MEMORY, std_abi.VGA_TEXT, 1)
+        # The initial RAM disk first: init starts the keyboard driver from it before it takes
+        # the video memory for the console driver.
         image = system.kernel_text(initrd())
         image.d1 = std_abi.INITRD
         video.kernel_send(image)
+        kernel.send_device_memory(video, std_abi.VIDEO_MEMORY, std_abi.VGA_TEXT, 1)
         system.video = video
         env: dict[str, Any] = {"KEYMAP": keymap}
         if console_program is not None:
@@ -219,6 +237,6 @@ async def boot_full(
             env["NET_ARGS"] = " ".join(net_args)
         if klog_console:
             system.nursery.start_soon(system.mirror_klog, 0)
-        system.init = kernel.spawn(program_source("programs/init.py"), name="init", args=["init"], env=env,
+        system.init = kernel.spawn(init_main, name="init", args=["init"], env=env,
                                    stdout=video, io=True, vfs=system.vfs)
         yield system

@@ -1,40 +1,25 @@
-"""init ("Hyacinth"): the first process; starts the drivers and owns the virtual consoles.
-
-The host starts init with I/O privilege and two handles (spec §1.3-1.4, adapted):
-
-* handle 0 (stdin): keys. init gives a copy to the keyboard driver as its stdout, so every key
-  typed arrives here as Short(CHAR, code, 0).
-* handle 1 (stdout): the rendezvous on which the kernel parked Long(VIDEO_MEMORY, n, chunk), the
-  VGA text memory. Afterwards the host may post kernel-log lines on it as Long(WRITE, n, chunk);
-  init shows them on the system console (F1), so a process killed for a fault is reported there.
-
-Boot order: keyboard driver; receive VIDEO_MEMORY; console driver on a private rendezvous, sent
-the video memory; console 0 (the system console, F1) with a coloured boot log; console 1 (F2)
-running the console program; then the main loop:
+"""init's virtual consoles: the system console (F1), the user consoles (F2-F5) and their programs.
 
 * F1 shows the system console (it has no input: keys typed there are dropped).
 * F2-F5 show user console 1-4; 2-4 are created, with their own program, on first use.
 * Any other key goes to the active user console's program.
 
-The console program is CONSOLE_PROGRAM (default /bin/login) read from the VFS, or the built-in
-programs/echo.py when that file does not exist (there is no login yet). When a console's program
-exits, init starts a new one there, as getty does.
+The console program is CONSOLE_PROGRAM (default /bin/login) read from the VFS, or echo (its image
+bin/echo from the initial RAM disk, programs/echo.py) when that file does not exist (there is no
+login yet). When a console's program exits, init starts a new one there, as getty does.
 
 Improvement over the seed, whose init did blocking sends and so stalled every console (F-keys
 included) when one program stopped reading (its README's "known issue"): each user console has a
-forwarder thread with a bounded key queue, so the main loop never waits for a program.
+forwarder thread with a bounded key queue, so the key loop never waits for a program.
 
-The keyboard and console drivers are supervised like the servers (programs/supervisor.py):
-
-* a crashed keyboard driver is restarted with a new copy of our stdin as its stdout (keys typed
-  meanwhile wait in the controller, and the new driver drains them first);
-* a crashed console driver is restarted, and we map the VGA text memory ourselves with
-  map_phys(0xB8000, 1) (the kernel's parked copy went with the old driver) and send it as
-  Long(VIDEO_MEMORY, 4096, chunk). Then every console is opened again on the new driver (new
-  writer handles; the old ones are dead), the console on screen is shown again, and the program
-  of each user console -- which prints to a dead writer -- is killed with whatever it started, so
-  the getty loop starts a fresh one on the new writer. Lines logged while the system console was
-  down (the crash report, the back-off) are kept and printed once it is back.
+The console driver is supervised like the servers (programs/init/supervisor.py): a crashed one
+is restarted, and we map the VGA text memory ourselves with map_phys(0xB8000, 1) (the kernel's
+parked copy went with the old driver) and send it as Long(VIDEO_MEMORY, 4096, chunk). Then every
+console is opened again on the new driver (new writer handles; the old ones are dead), the
+console on screen is shown again, and the program of each user console -- which prints to a dead
+writer -- is killed with whatever it started, so the getty loop starts a fresh one on the new
+writer. Lines logged while the system console was down (the crash report, the back-off) are
+kept and printed once it is back.
 """
 
 from __future__ import annotations
@@ -42,16 +27,9 @@ from __future__ import annotations
 import json
 from collections import deque
 
-from drivers import console as console_driver
-from drivers import keyboard as keyboard_driver
-from drivers import pci as pci_driver
-from drivers import rtl8139 as nic_driver
-from euralios.std import STDIN, STDOUT, Handle, Memory, Message, SyscallError, abi, discard
-from euralios.std.fs import take_bytes
+from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.keys import F_KEYS
-from programs import echo
-from programs.supervisor import Service, Supervisor
-from vfs import ramdisk
+from programs.init.supervisor import Service
 
 USER_CONSOLES = 4  # F2..F5
 KEY_QUEUE = 256  # keys waiting for a busy console program; beyond this they are dropped
@@ -61,7 +39,6 @@ DEFAULT_PROGRAM = "/bin/login"
 VGA_PAGES = 1
 MISSED_LINES = 64  # system-console writes kept while the console driver is down...
 MISSED_CHARS = 8192  # ...and at most this much of their text (a few screens: the latest part)
-FIND_DEVICE, ADDRESS = 256, 384
 
 # Colours readable on the consoles' white background: dark green, dark blue, brown, red.
 GREEN, BLUE, YELLOW, RED, RESET = "\x1b[32m", "\x1b[34m", "\x1b[33m", "\x1b[31m", "\x1b[0m"
@@ -76,18 +53,6 @@ async def answer(sys, handle: int, msg: Message) -> None:
         pass
 
 
-
-async def chunk_text(sys, vaddr: int, n: int) -> str:
-    """Up to n bytes of text from a chunk we hold, never reading past its end (a page fault in
-    init would take the whole system down)."""
-    try:
-        base, size, _ = await sys.chunk_info(vaddr)
-    except SyscallError:
-        return ""
-    n = max(0, min(n, base + size - vaddr, 1 << 16))
-    return sys.gate.load(vaddr, n).decode("utf-8", "replace") if n else ""
-
-
 def tail(text: str) -> str:
     """The last MISSED_CHARS of text, from a line start: what is worth replaying after an outage
     (a console given up for good must not make init hoard its log for ever)."""
@@ -96,15 +61,6 @@ def tail(text: str) -> str:
     cut = text[-MISSED_CHARS:]
     newline = cut.find("\n")
     return cut[newline + 1:] if 0 <= newline < len(cut) - 1 else cut
-
-
-async def tcp_main(proc) -> int:
-    """The TCP/IP stack (net/server.py), imported in its own process as it starts: loading it
-    (scapy) takes a fifth of a second, which an idle start (abi.EXEC_IDLE) moves past the
-    moment the login prompt appears instead of before it."""
-    from net import server as tcp_server
-
-    return await tcp_server.main(proc)
 
 
 class Console:
@@ -123,25 +79,27 @@ class Console:
         self.wake_recv = -1
         self.program = ""
         self.child = None  # the running program (euralios.std Child), if any
-        self.generation = 0  # which console driver opened it (init.vga_generation)
+        self.generation = 0  # which console driver opened it (Consoles.vga_generation)
         self.hangup = False  # its program was killed because the console driver restarted
 
 
-class Init:
-    def __init__(self, proc) -> None:
+class Consoles:
+    """The consoles on the console driver, the keys routed to them, and the driver's restarts.
+
+    `fallback` is the echo image, run when there is no CONSOLE_PROGRAM file."""
+
+    def __init__(self, proc, fallback: bytes) -> None:
         self.proc = proc
         self.sys = proc.sys
+        self.fallback = fallback
         self.vga = -1  # the console driver's main handle
         self.vga_generation = 0  # bumped each time the console driver is restarted
         self.missed: deque[str] = deque(maxlen=MISSED_LINES)  # system-console text while it was down
         self.consoles: list[Console | None] = [None] * (1 + USER_CONSOLES)
         self.current = 0
         self.secrets: Service | None = None  # the password store (mounted for login only)
-        self.console_service: Service | None = None  # the console driver
-        self.stdin_spare = -1  # a copy of STDIN we hold so that it never looks closed
-        self.console_waiters: list[int] = []  # console_back sleepers, woken when the console returns
-        self.initrd: dict[str, str] = {}  # the built-in programs, kept to refill a restarted RAM disk
-        self.supervisor = Supervisor(proc, self.log, self.system_stdout)
+        self.driver: Service | None = None  # the console driver
+        self.waiters: list[int] = []  # console_back sleepers, woken when the console returns
 
     # ------------------------------------------------------------------ output
     async def say(self, con: Console | None, text: str) -> None:
@@ -163,6 +121,11 @@ class Init:
 
     async def log(self, text: str) -> None:
         await self.say(None, f"{TAG} {text}\n")
+
+    async def system_stdout(self) -> int | None:
+        """A new handle to the system console's writer: a service's stdout."""
+        system = self.consoles[0]
+        return await self.sys.copy_rendezvous(system.writer) if system is not None else None
 
     # ------------------------------------------------------------------ consoles
     async def open_console(self, index: int) -> Console:
@@ -194,9 +157,9 @@ class Init:
         await self.proc.spawn_thread(self.supervise, con)
         return con
 
-    async def console_program(self) -> tuple[object, str]:
+    async def console_program(self) -> tuple[bytes, str]:
         """(image, name) of the program for a user console: CONSOLE_PROGRAM from the VFS if it
-        exists, else the built-in echo."""
+        exists, else echo from the initial RAM disk."""
         path = self.proc.env.get("CONSOLE_PROGRAM", DEFAULT_PROGRAM)
         if path:
             try:
@@ -206,7 +169,7 @@ class Init:
             except SyscallError as e:
                 if path != DEFAULT_PROGRAM:
                     await self.log(f"{YELLOW}CONSOLE_PROGRAM {path}: {e}; using echo{RESET}")
-        return echo.main, "echo"
+        return self.fallback, "echo"
 
     async def supervise(self, con: Console) -> None:
         """Run the console's program, and a new one each time it exits (like getty)."""
@@ -258,17 +221,17 @@ class Init:
 
     async def console_back(self, con: Console) -> bool:
         """Sleep until `con` is opened on a restarted console driver (True), or the driver is
-        given up (False). A rendezvous of our own to wait on, woken by console_restarted or
-        console_given_up: no polling while the screen is down."""
+        given up (False). A rendezvous of our own to wait on, woken by driver_restarted or
+        driver_given_up: no polling while the screen is down."""
         sys = self.sys
         generation = con.generation
         mine, theirs = await sys.new_rendezvous()
         # No await between here and receive: a restart cannot slip in unseen.
-        if con.generation != generation or self.console_service is None or self.console_service.given_up:
+        if con.generation != generation or self.driver is None or self.driver.given_up:
             for h in (mine, theirs):
                 await sys.close(h)
             return con.generation != generation
-        self.console_waiters.append(theirs)
+        self.waiters.append(theirs)
         try:
             await sys.receive(mine)
         except SyscallError:
@@ -276,17 +239,14 @@ class Init:
         await sys.close(mine)
         return con.generation != generation
 
-    async def wake_console_waiters(self) -> None:
-        waiters, self.console_waiters = self.console_waiters, []
+    async def wake_waiters(self) -> None:
+        waiters, self.waiters = self.waiters, []
         for h in waiters:
             try:
                 await self.sys.send(h, Message(abi.OK, 0, 0))
             except SyscallError:
                 pass
             await self.sys.close(h)
-
-    async def console_given_up(self, _svc: Service) -> None:
-        await self.wake_console_waiters()
 
     async def writer_alive(self, con: Console) -> bool:
         """Does the console driver still serve this console's writer? (QUERY it.)"""
@@ -297,6 +257,7 @@ class Init:
         await discard(self.sys, reply)
         return True
 
+    # ------------------------------------------------------------------ keys
     async def forwarder(self, con: Console) -> None:
         """Hand queued keys to the console's program, one blocking send at a time. Keys typed
         while no program runs (starting, restarting) wait in the queue for the next one."""
@@ -341,101 +302,27 @@ class Init:
         con.queue.append(code)
         await self.wake(con)
 
-    # ------------------------------------------------------------------ kernel log
-    async def kernel_log(self) -> None:
-        """Kernel-log lines the host posts on handle 1 -> the system console (chunk forwarded)."""
+    async def serve_keys(self) -> int:
+        """The main loop: every key the keyboard driver sends to our stdin, routed."""
         sys = self.sys
         while True:
             try:
-                msg = await sys.receive(STDOUT)
-            except SyscallError:
-                return
-            con = self.consoles[0]
-            if msg.tag == abi.WRITE and isinstance(msg.d3, Memory) and isinstance(msg.d2, int) and con is not None:
+                msg = await sys.receive(STDIN)
+            except SyscallError as e:
+                await self.log(f"{RED}no more keys: {e}{RESET}")
+                return 1
+            if msg.tag == abi.CHAR and isinstance(msg.d2, int) and not msg.is_long:
                 try:
-                    await sys.rcall(con.writer, abi.WRITE, msg.d2, msg.d3)
-                except SyscallError as e:
-                    # The console driver is down: the chunk came back; keep its text for later.
-                    back = e.message
-                    if isinstance(back, Message) and isinstance(back.d3, Memory):
-                        self.missed.append(tail(await chunk_text(sys, back.d3.vaddr, msg.d2)))
-                        await discard(sys, back)
+                    await self.key(msg.d2)
+                except SyscallError as e:  # e.g. no memory for a new console: keep serving keys
+                    await self.log(f"{RED}key {msg.d2:#x}: {e}{RESET}")
             else:
                 await discard(sys, msg)
             if msg.reply:
-                await answer(sys, STDOUT, Message(abi.OK, 0, 0))
+                await answer(sys, STDIN, Message(abi.OK, 0, 0))
 
-    # ------------------------------------------------------------------ servers
-    async def server(self, main, name: str, path: str | None, args: list[str] | None = None,
-                     io: bool = False, on_restart=None, idle: bool = False) -> Service:
-        """Start a supervised server on a new rendezvous (mounted at `path` if given): if it
-        crashes it is restarted with back-off and re-mounted (programs/supervisor.py)."""
-        if path is not None:
-            await self.log(f"starting {name} mounted at {path}" + (" (I/O)" if io else ""))
-        return await self.supervisor.start(name, main, path, args, io, on_restart, idle=idle)
-
-    async def system_stdout(self) -> int | None:
-        system = self.consoles[0]
-        return await self.sys.copy_rendezvous(system.writer) if system is not None else None
-
-    async def filesystems(self) -> None:
-        """/ramdisk with bin/, root/ and user/; the programs from the initial RAM disk in /bin;
-        the password store (a second, small RAM disk that only login mounts)."""
-        sys = self.sys
-        msg = await sys.receive(STDOUT)
-        if msg.tag == abi.INITRD and isinstance(msg.d3, Memory):
-            self.initrd = json.loads(await take_bytes(sys, msg))
-        else:
-            await discard(sys, msg)
-            await self.log(f"{YELLOW}no initial RAM disk: /bin is empty{RESET}")
-        await self.server(ramdisk.main, "ramdisk", "/ramdisk", on_restart=self.populate)
-        await self.populate(None, first=True)
-        self.secrets = await self.server(ramdisk.main, "passwords", None, ["passwords", "--capacity", "1M"])
-
-    async def populate(self, _service, first: bool = False) -> None:
-        """Fill a (new) RAM disk: directories, the built-in programs, and /bin pointing at it."""
-        proc, sys = self.proc, self.sys
-        for d in ("/ramdisk/bin", "/ramdisk/root", "/ramdisk/user"):
-            try:
-                await proc.mkdir(d)
-            except SyscallError as e:
-                await self.log(f"{RED}mkdir {d}: {e}{RESET}")
-        for name, source in self.initrd.items():
-            await proc.write_file(f"/ramdisk/{name}", source)
-        await self.log(f"installed {len(self.initrd)} programs in /ramdisk/bin")
-        if not first:
-            try:
-                await sys.umount("/bin")
-            except SyscallError:
-                pass
-        bin_dir = await proc.open("/ramdisk/bin", "r+")
-        await sys.mount("/bin", bin_dir.handle)
-
-    async def devices(self) -> None:
-        """/pci, and /dev/nic and /tcp when there is a network card."""
-        pci = await self.server(pci_driver.main, "pci", "/pci", io=True)
-        try:
-            reply = await self.sys.rcall(pci.handle, FIND_DEVICE, 0x10EC, 0x8139)
-        except SyscallError as e:
-            await self.log(f"{RED}pci: {e}{RESET}")
-            return
-        if reply.tag != ADDRESS:
-            await self.log("no network card")
-            return
-        await self.server(nic_driver.main, "rtl8139", "/dev/nic", io=True)
-        # The TCP/IP stack at /tcp: DHCP unless NET_ARGS (e.g. "--static 10.0.2.15/24,gw=10.0.2.2")
-        # says otherwise. Mounted now, started once the system is idle -- after the login prompt
-        # is drawn (see tcp_main) -- so an early open of /tcp waits for the stack, not fails.
-        await self.server(tcp_main, "tcp", "/tcp", args=["tcp", *self.proc.env.get("NET_ARGS", "").split()],
-                          idle=True)
-
-    # ------------------------------------------------------------------ the console and keyboard drivers
-    async def keyboard_stdio(self, _svc: Service) -> tuple[int, int, int]:
-        """The keyboard driver's plumbing: a stdin nobody uses, and our stdin as its stdout."""
-        mine, theirs = await self.sys.new_rendezvous()
-        return mine, theirs, await self.sys.copy_rendezvous(STDIN)
-
-    async def console_stdio(self, _svc: Service) -> tuple[int, int, int]:
+    # ------------------------------------------------------------------ the console driver
+    async def driver_stdio(self, _svc: Service) -> tuple[int, int, int]:
         """The console driver's plumbing: its main handle (ours: self.vga), and a stdout to
         nowhere (it *is* the screen; it reports through the kernel log)."""
         mine, theirs = await self.sys.new_rendezvous()
@@ -443,7 +330,14 @@ class Init:
         await self.sys.close(nothing)
         return mine, theirs, nothing_theirs
 
-    async def console_restarted(self, svc: Service) -> None:
+    async def driver_started(self, svc: Service, video: Message) -> None:
+        """The first console driver is running on svc.handle: give it the video memory the
+        kernel parked for us (Long(VIDEO_MEMORY, n, chunk))."""
+        self.driver = svc
+        self.vga = svc.handle
+        await self.sys.send(self.vga, Message(abi.VIDEO_MEMORY, video.d2, video.d3))
+
+    async def driver_restarted(self, svc: Service) -> None:
         """A new console driver is running on svc.handle: give it the screen, open every console
         again, show the one that was on screen, print what the system console missed, and hang
         up the user consoles' programs (they print to writers that died with the old driver)."""
@@ -473,11 +367,14 @@ class Init:
         if current is not None:
             await self.activate(current)
         await self.log(f"video memory re-mapped, {sum(c is not None for c in self.consoles)} consoles re-opened")
-        await self.wake_console_waiters()
+        await self.wake_waiters()
         for con in self.consoles[1:]:
             if con is not None and con.child is not None:
                 con.hangup = True
                 await self.kill_tree(con.child.pid)
+
+    async def driver_given_up(self, _svc: Service) -> None:
+        await self.wake_waiters()
 
     async def kill_tree(self, pid: int) -> None:
         """Kill a console's program and everything it started (a hang-up). Top first: its
@@ -502,61 +399,3 @@ class Init:
                     await f.write("kill")
             except SyscallError:
                 pass  # it has gone meanwhile
-
-    # ------------------------------------------------------------------ boot
-    async def boot(self) -> int:
-        proc, sys = self.proc, self.sys
-        await sys.debug_write("[init] Starting")
-        keymap = proc.env.get("KEYMAP", "us")
-        # A second reference of our own to stdin: while the keyboard driver is dead (being
-        # restarted) we would otherwise be the only holder, and the closed rule would end our
-        # receive -- and the main loop -- with CLOSED.
-        self.stdin_spare = await sys.copy_rendezvous(STDIN)
-        keyboard = await self.supervisor.start("keyboard", keyboard_driver.main, None, ["keyboard"], io=True,
-                                               stdio=self.keyboard_stdio, env={"KEYMAP": keymap})
-        msg = await sys.receive(STDOUT)
-        if msg.tag != abi.VIDEO_MEMORY or not isinstance(msg.d3, Memory):
-            await sys.debug_write(f"[init] expected VIDEO_MEMORY on handle 1, got message {msg.tag}")
-            await discard(sys, msg)
-            return 1
-        console = await self.supervisor.start("console", console_driver.main, None, ["console"], io=True,
-                                              stdio=self.console_stdio, on_restart=self.console_restarted)
-        console.on_give_up = self.console_given_up
-        self.vga = console.handle
-        self.console_service = console
-        await sys.send(self.vga, Message(abi.VIDEO_MEMORY, msg.d2, msg.d3))
-
-        system = await self.open_console(0)
-        await self.activate(system)
-        await self.say(system, f"{TAG} {BLUE}Starting EuraliOS...{RESET}\n")
-        await self.log(f"keyboard driver: pid {keyboard.child.pid}, layout {keymap}")
-        await self.log(f"console driver: pid {console.child.pid}, {msg.d2} bytes of video memory")
-        await self.log("system console: F1 (this screen); user consoles: F2-F5")
-        await self.filesystems()
-        await self.devices()
-        await proc.spawn_thread(self.kernel_log)
-
-        await self.activate(await self.user_console(1))
-        return await self.main_loop()
-
-    async def main_loop(self) -> int:
-        sys = self.sys
-        while True:
-            try:
-                msg = await sys.receive(STDIN)
-            except SyscallError as e:
-                await self.log(f"{RED}no more keys: {e}{RESET}")
-                return 1
-            if msg.tag == abi.CHAR and isinstance(msg.d2, int) and not msg.is_long:
-                try:
-                    await self.key(msg.d2)
-                except SyscallError as e:  # e.g. no memory for a new console: keep serving keys
-                    await self.log(f"{RED}key {msg.d2:#x}: {e}{RESET}")
-            else:
-                await discard(sys, msg)
-            if msg.reply:
-                await answer(sys, STDIN, Message(abi.OK, 0, 0))
-
-
-async def main(proc) -> int:
-    return await Init(proc).boot()

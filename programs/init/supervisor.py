@@ -1,7 +1,8 @@
 """Erlang-style supervision for init: restart a crashed driver or server, re-mount it, log it.
 
-A Service is a program init started on a fresh rendezvous and (usually) mounted at a path.
-When it exits, the supervisor waits a back-off delay (doubling from 0.1 s up to 5 s), starts it
+A Service is a program init started from its image (source bytes from the initial RAM disk,
+programs/init/services.py) on a fresh rendezvous and (usually) mounted at a path. When it exits,
+the supervisor waits a back-off delay (doubling from 0.1 s up to 5 s), starts the same image
 again on a *new* rendezvous and replaces the mount. Clients with requests in flight to the dead
 server get CLOSED from the kernel (it knows the rendezvous' server died), so they see a clear
 error and work again as soon as they open the path anew. A restart storm is capped: more than
@@ -30,9 +31,9 @@ WINDOW = 30.0
 
 
 class Service:
-    def __init__(self, name: str, main: Any, path: str | None, args: list[str], io: bool) -> None:
+    def __init__(self, name: str, image: bytes, path: str | None, args: list[str], io: bool) -> None:
         self.name = name
-        self.main = main
+        self.image = image  # what each launch execs: a restart runs the same program
         self.path = path
         self.args = args
         self.io = io
@@ -54,14 +55,14 @@ class Supervisor:
         self.stdout = stdout  # a fresh handle for a service's output (the system console)
         self.services: dict[str, Service] = {}
 
-    async def start(self, name: str, main: Any, path: str | None = None, args: list[str] | None = None,
+    async def start(self, name: str, image: bytes, path: str | None = None, args: list[str] | None = None,
                     io: bool = False, on_restart: Callable[[Service], Awaitable[None]] | None = None,
                     stdio: Stdio | None = None, env: dict[str, str] | None = None,
                     idle: bool = False) -> Service:
         """Launch a service and watch it. `idle`: its first launch starts once the system is
         idle (abi.EXEC_IDLE); it is mounted at once all the same, so requests made meanwhile wait
         in the rendezvous' queue. Restarts start at once (the back-off already delayed them)."""
-        svc = Service(name, main, path, args or [name], io)
+        svc = Service(name, image, path, args or [name], io)
         svc.on_restart = on_restart
         svc.stdio = stdio
         svc.env = env
@@ -77,7 +78,7 @@ class Supervisor:
         else:
             mine, theirs = await sys.new_rendezvous()
             stdout = await self.stdout()
-        svc.child = await self.proc.exec(svc.main, args=svc.args, stdin=theirs, stdout=stdout, io=svc.io,
+        svc.child = await self.proc.exec(svc.image, args=svc.args, stdin=theirs, stdout=stdout, io=svc.io,
                                          name=svc.name, env=svc.env, idle=idle)
         if svc.handle >= 0:
             try:
