@@ -1,0 +1,270 @@
+"""The confinement steps a freshly forked worker takes before any untrusted code runs.
+
+Each step applies one Mechanism and then checks its *effect* (not just a return code): a namespace
+inode that changed, a root directory whose inode is the empty deleted one, an open that Landlock
+must refuse, a call the filter must refuse. The order is forced by dependencies: the uid changes
+before the user namespace is made (so the namespace's owner is that uid, not root), /proc is read
+and written (uid_map, statm, fd list) before the root goes away, capabilities are dropped only
+after the chroot that needs them, and the filter comes last because it forbids the calls the
+other steps make (open, unshare, prctl, chroot).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import resource
+import signal
+import socket
+import struct
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from merriwig.confine import landlock, seccomp
+from merriwig.confine.libc import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWUSER,
+    PR_GET_NO_NEW_PRIVS,
+    PR_SET_DUMPABLE,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    capabilities,
+    chroot,
+    drop_capabilities,
+    prctl,
+    unshare,
+)
+from merriwig.confine.mechanism import Limits, Mechanism, MechanismMissing
+
+CHANNEL_FD = 3  # where the channel sits in a worker; the only fd it keeps
+ROOT_FD = 4  # the empty root directory until the ROOT step closes it
+UID_BASE = 0x7000_0000  # host root gives worker pid P the uid/gid UID_BASE + P: no one else's
+FILTER = seccomp.Filter.assemble()  # once, in the zygote, before any fork
+_SIOCGIFFLAGS = 0x8913
+_IFF_UP = 0x1
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a worker is given at fork: its channel, the empty root, its parent, its limits."""
+
+    channel_fd: int
+    root_fd: int
+    root_id: tuple[int, int]  # (st_dev, st_ino) of the empty root, to recognise it after chroot
+    parent_pid: int
+    limits: Limits
+
+
+def empty_root() -> tuple[int, tuple[int, int]]:
+    """An fd on an empty directory that no longer exists, and its (st_dev, st_ino).
+
+    A worker chroots into it: every path then resolves inside a deleted directory, where nothing
+    can be found or created (ENOENT), so even calls Landlock does not cover (stat, readlink,
+    access) learn nothing about the host. r-x for all so that a worker of any uid can enter it and
+    so that only Landlock, not file modes, refuses opening it (the Landlock check relies on that).
+    Nothing stays on disk, even if the zygote is killed."""
+    path = tempfile.mkdtemp(prefix="euralios-root-")
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    os.chmod(path, 0o555)
+    os.rmdir(path)
+    st = os.fstat(fd)
+    return fd, (st.st_dev, st.st_ino)
+
+
+def place_fds(setup: Setup) -> None:
+    """Move the channel to CHANNEL_FD and the root to ROOT_FD (via copies above both, so neither
+    can overwrite the other wherever the zygote had them)."""
+    chan = fcntl.fcntl(setup.channel_fd, fcntl.F_DUPFD_CLOEXEC, ROOT_FD + 1)
+    root = fcntl.fcntl(setup.root_fd, fcntl.F_DUPFD_CLOEXEC, ROOT_FD + 1)
+    os.dup2(chan, CHANNEL_FD, inheritable=False)
+    os.dup2(root, ROOT_FD, inheritable=False)
+    os.close(chan)
+    os.close(root)
+
+
+class NotInEffect(Exception):
+    """A step's calls succeeded but its effect is not there; run_steps names the mechanism."""
+
+
+def _fail(detail: str) -> NotInEffect:
+    return NotInEffect(detail)
+
+
+def close_fds(setup: Setup) -> str:
+    fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    top = max(fds) + 1
+    os.closerange(0, CHANNEL_FD)
+    os.closerange(ROOT_FD + 1, max(top, ROOT_FD + 1))
+    sys.stdin = sys.stdout = sys.stderr = None  # type: ignore[assignment]  # fds 0-2 will be reused
+    sys.__stdin__ = sys.__stdout__ = sys.__stderr__ = None  # type: ignore[misc]
+    for fd in fds:
+        if fd in (CHANNEL_FD, ROOT_FD):
+            continue
+        try:
+            os.fstat(fd)
+        except OSError as e:
+            if e.errno == errno.EBADF:
+                continue
+        raise _fail(f"fd {fd} still open")
+    return f"closed {len(fds) - 2} fds"
+
+
+def set_uid(setup: Setup) -> str:
+    if os.geteuid() != 0:
+        return f"not root: keeps uid {os.geteuid()}"
+    uid = UID_BASE + os.getpid()
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid,) * 3 or os.getresgid() != (uid,) * 3 or os.getgroups():
+        raise _fail("credentials did not change")
+    prctl(PR_SET_DUMPABLE, 1)  # a uid change made us undumpable: /proc/self/uid_map must stay ours
+    return f"uid/gid {uid}"
+
+
+def new_session(setup: Setup) -> str:
+    os.setsid()
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
+    if os.getppid() != setup.parent_pid:
+        raise _fail("parent already gone")
+    return "own session, dies with its parent"
+
+
+def _write_proc(name: str, text: str) -> None:
+    with open(f"/proc/self/{name}", "w") as f:
+        f.write(text)
+
+
+def new_userns(setup: Setup) -> str:
+    uid, gid = os.geteuid(), os.getegid()
+    before = os.readlink("/proc/self/ns/user")
+    unshare(CLONE_NEWUSER)
+    _write_proc("uid_map", f"{uid} {uid} 1")
+    _write_proc("setgroups", "deny")
+    _write_proc("gid_map", f"{gid} {gid} 1")
+    if os.readlink("/proc/self/ns/user") == before or os.getuid() != uid or os.getgid() != gid:
+        raise _fail("not in a new user namespace with its own uid")
+    return f"uid {uid} mapped to itself"
+
+
+def new_netns(setup: Setup) -> str:
+    kinds = ("net", "ipc")
+    before = [os.readlink(f"/proc/self/ns/{kind}") for kind in kinds]
+    unshare(CLONE_NEWNET | CLONE_NEWIPC)
+    after = [os.readlink(f"/proc/self/ns/{kind}") for kind in kinds]
+    if any(a == b for a, b in zip(before, after, strict=True)):
+        raise _fail(f"namespaces unchanged: {after}")
+    names = [name for _, name in socket.if_nameindex()]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack_from("16sH", fcntl.ioctl(s, _SIOCGIFFLAGS, struct.pack("16sH14x", b"lo", 0)))[1]
+    if names != ["lo"] or flags & _IFF_UP:
+        raise _fail(f"interfaces {names}, lo flags {flags:#x}")
+    return "only a down loopback; own IPC"
+
+
+def set_rlimits(setup: Setup) -> str:
+    with open("/proc/self/statm") as f:
+        mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    lim = setup.limits
+    wanted = {
+        resource.RLIMIT_AS: (mapped + lim.memory_bytes,) * 2,
+        resource.RLIMIT_NOFILE: (lim.open_files,) * 2,
+        resource.RLIMIT_CPU: (lim.cpu_seconds, lim.cpu_seconds + 1),
+        resource.RLIMIT_NPROC: (0, 0),
+        resource.RLIMIT_CORE: (0, 0),
+        resource.RLIMIT_FSIZE: (0, 0),
+        resource.RLIMIT_MEMLOCK: (0, 0),
+        resource.RLIMIT_MSGQUEUE: (0, 0),
+    }
+    for which, value in wanted.items():
+        resource.setrlimit(which, value)
+    prctl(PR_SET_DUMPABLE, 0)  # no core dump, no /proc/PID access by same-uid processes
+    for which, value in wanted.items():
+        if resource.getrlimit(which) != value:
+            raise _fail(f"limit {which} is {resource.getrlimit(which)}")
+    return f"AS {mapped >> 20}+{lim.memory_bytes >> 20} MiB, {lim.open_files} files, {lim.cpu_seconds} s CPU, 0 procs"
+
+
+def enter_root(setup: Setup) -> str:
+    os.fchdir(ROOT_FD)
+    os.close(ROOT_FD)
+    chroot(b".")
+    os.chdir("/")
+    st = os.stat("/")
+    if (st.st_dev, st.st_ino) != setup.root_id or st.st_nlink != 0:
+        raise _fail("/ is not the empty deleted directory")
+    return "/ is an empty deleted directory"
+
+
+def no_capabilities(setup: Setup) -> str:
+    drop_capabilities()
+    if capabilities() != (0, 0, 0):
+        raise _fail(f"capabilities left: {capabilities()}")
+    return "none left"
+
+
+def no_new_privs(setup: Setup) -> str:
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if prctl(PR_GET_NO_NEW_PRIVS) != 1:
+        raise _fail("flag not set")
+    return "set"
+
+
+def landlock_nothing(setup: Setup) -> str:
+    abi = landlock.abi_version()
+    landlock.restrict_self(abi)
+    try:
+        os.close(os.open("/", os.O_RDONLY | os.O_DIRECTORY))
+    except PermissionError:
+        return landlock.describe(abi)
+    raise _fail("could still open /")
+
+
+def seccomp_filter(setup: Setup) -> str:
+    seccomp.install(FILTER.for_pid(os.getpid()))
+    try:
+        unshare(0)  # a no-op that succeeds unless the filter refuses it
+    except PermissionError:
+        return f"{len(FILTER)} instructions"
+    raise _fail("unshare(0) was allowed")
+
+
+STEPS: tuple[tuple[Mechanism, Callable[[Setup], str]], ...] = (
+    (Mechanism.FDS, close_fds),
+    (Mechanism.UID, set_uid),
+    (Mechanism.SESSION, new_session),
+    (Mechanism.USERNS, new_userns),
+    (Mechanism.NETNS, new_netns),
+    (Mechanism.RLIMITS, set_rlimits),
+    (Mechanism.ROOT, enter_root),
+    (Mechanism.CAPS, no_capabilities),
+    (Mechanism.NO_NEW_PRIVS, no_new_privs),
+    (Mechanism.LANDLOCK, landlock_nothing),
+    (Mechanism.SECCOMP, seccomp_filter),
+)
+
+
+def run_steps(
+    setup: Setup, without: frozenset[Mechanism] = frozenset(), keep_going: bool = False
+) -> dict[Mechanism, tuple[bool, str]]:
+    """Apply every step not in ``without``; {mechanism: (applied, detail)} in order.
+
+    A worker stops at the first failure (MechanismMissing names it); the probe passes
+    ``keep_going`` to learn everything a host lacks in one run. ``without`` exists so a test can
+    prove one layer holds on its own; the kernel never passes it."""
+    done: dict[Mechanism, tuple[bool, str]] = {}
+    for mechanism, step in STEPS:
+        if mechanism in without:
+            continue
+        try:
+            done[mechanism] = (True, step(setup))
+        except Exception as e:  # OSError from a call, NotInEffect from a check, ValueError from bad limits
+            detail = f"{errno.errorcode.get(e.errno, '?')} {e.strerror}" if isinstance(e, OSError) and e.errno else str(e)
+            if not keep_going:
+                raise MechanismMissing(mechanism, detail) from None
+            done[mechanism] = (False, detail)
+    return done
