@@ -2,29 +2,14 @@
 
 Python cannot confine Python inside one interpreter, so a program exec'd from a file runs in a
 host process forked from a pre-imported zygote and shut in by the host kernel, every layer
-applied and verified before any of its code runs (DESIGN.md 1b; the layers are Mechanism's
-members, in order). The public surface:
+applied and verified before any of its code runs (DESIGN.md 1b). The public surface, by module
+(this file imports none of them: the zygote runs ``python -m merriwig.confine.zygote`` and must
+not pay for the kernel side's trio):
 
-- open_zygote(preload, import_path) -> Zygote: start the zygote (an async context manager, trio)
-- Zygote.spawn(entry, Limits, ...) -> Worker: a confined worker running entry(channel)
-- Zygote.probe / probe(): which layers this host offers; Probe.line() for the one-line refusal
-- Worker.channel, .kill() (SIGKILL via pidfd), .wait(), .aclose(); ConfinementRefused, ZygoteError
+- client: open_zygote(preload, import_path) -> Zygote; Zygote.spawn(entry, Limits) -> Worker;
+  Zygote.probe; Worker.channel/.kill()/.wait()/.aclose(); ConfinementRefused, ZygoteError
+- mechanism: Mechanism (the layers, in the order applied), Limits, MechanismMissing
+- probe: probe() and Probe (what a host offers; Probe.line() is the one-line refusal)
+- worker: Exit (a worker's exit statuses), READY/REFUSED (the channel's first message)
+- policy, seccomp, landlock, steps, libc, wire, zygote: how it is done
 """
-
-from merriwig.confine.client import ConfinementRefused, Worker, Zygote, ZygoteError, open_zygote
-from merriwig.confine.mechanism import Limits, Mechanism
-from merriwig.confine.probe import Probe, probe
-from merriwig.confine.worker import Exit
-
-__all__ = [
-    "ConfinementRefused",
-    "Exit",
-    "Limits",
-    "Mechanism",
-    "Probe",
-    "Worker",
-    "Zygote",
-    "ZygoteError",
-    "open_zygote",
-    "probe",
-]

@@ -21,6 +21,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 
@@ -31,6 +32,16 @@ from merriwig.confine.worker import READY, REFUSED
 
 VERDICT_MAX = 4096  # the first message on a channel: ready + details, or the refusal line
 _ENVIRONMENT = ("PATH", "LD_LIBRARY_PATH", "PYTHONHOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ")  # kept for the zygote
+
+
+async def _send(sock: trio.socket.SocketType, obj: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    await sock.sendmsg([json.dumps(obj).encode()], wire.ancillary(fds))
+
+
+async def _recv(sock: trio.socket.SocketType) -> tuple[dict[str, Any], list[int]]:
+    data, ancdata, flags, _ = await sock.recvmsg(wire.MAX_MESSAGE, socket.CMSG_SPACE(wire.MAX_FDS * 4))
+    fds = wire.fds_from(ancdata, flags)
+    return wire.decode(data), fds
 
 
 class ConfinementRefused(Exception):
@@ -102,7 +113,7 @@ class Zygote:
             with trio.CancelScope(shield=True):
                 self._waiting = ours
                 try:
-                    await wire.send_async(self._control, request, [theirs.fileno()])
+                    await _send(self._control, request, [theirs.fileno()])
                 finally:
                     theirs.close()
                 reply = await self._replies.receive()
@@ -120,7 +131,7 @@ class Zygote:
         """Dispatch the zygote's messages until it goes away."""
         try:
             while True:
-                message, fds = await wire.recv_async(self._control)
+                message, fds = await _recv(self._control)
                 if "exited" in message:
                     self._workers.pop(message["exited"])._reaped(message["status"])  # it spawned: we know it
                 elif "pid" in message:
@@ -152,7 +163,7 @@ async def open_zygote(preload: Sequence[str] = (), import_path: Sequence[str] | 
     control = trio.socket.from_stdlib_socket(ours)
     try:
         try:
-            hello, _ = await wire.recv_async(control)
+            hello, _ = await _recv(control)
         except EOFError:
             raise ZygoteError(f"the zygote exited at start (status {await process.wait()})") from None
         zygote = Zygote(control, hello["pid"], Probe.from_json(hello["probe"]))

@@ -16,9 +16,9 @@ class Mechanism(StrEnum):
 
     FDS = "fds"  # every fd but the channel closed
     UID = "uid"  # (host root only) a uid/gid of its own, no supplementary groups
-    SESSION = "session"  # its own session; SIGKILLed when the zygote dies
+    LIFETIME = "lifetime"  # its own process group; SIGKILLed when the zygote dies
     USERNS = "userns"  # a new user namespace mapping only its own uid/gid
-    NETNS = "netns"  # new network (only a down loopback) and SysV IPC namespaces
+    NETNS = "netns"  # no network (the zygote's namespace: a down loopback) and its own SysV IPC
     RLIMITS = "rlimits"  # address space, open files, CPU, no processes, no core dumps
     ROOT = "root"  # chroot into an empty directory that has been deleted
     CAPS = "caps"  # no capabilities left, even inside its namespace

@@ -1,7 +1,7 @@
 """Which confinement layers this host offers, learnt the only reliable way: by applying them.
 
-probe() forks a throw-away child that runs every step as a worker would, but goes on after a
-failure so that one run names everything missing. The kernel refuses confined programs with
+probe() forks a throw-away child that isolates its network as the zygote does and then runs every
+step as a worker would, but goes on after a failure so that one run names everything missing. The kernel refuses confined programs with
 Probe.line() when anything is (unless the user chose ``--isolation none``). The zygote probes
 at start and sends the result with its hello, since it is the process whose children are
 confined; probe() forks, so call it only from a single-threaded process like the zygote.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from merriwig.confine.mechanism import Limits, Mechanism
-from merriwig.confine.steps import CHANNEL_FD, Setup, empty_root, place_fds, run_steps
+from merriwig.confine.steps import CHANNEL_FD, Setup, empty_root, isolate_network, place_fds, run_steps
 
 _PROBE_LIMITS = Limits(memory_bytes=64 << 20)
 
@@ -58,7 +58,8 @@ def probe() -> Probe:
         pid = os.fork()
         if pid == 0:
             try:
-                setup = Setup(theirs.fileno(), root_fd, root_id, os.getppid(), _PROBE_LIMITS)
+                host_netns = isolate_network()  # as the zygote does at start
+                setup = Setup(theirs.fileno(), root_fd, root_id, os.getppid(), host_netns, _PROBE_LIMITS)
                 place_fds(setup)
                 done = run_steps(setup, keep_going=True)
                 os.write(CHANNEL_FD, json.dumps(Probe(done).to_json()).encode())

@@ -44,7 +44,7 @@ CHANNEL_FD = 3  # where the channel sits in a worker; the only fd it keeps
 ROOT_FD = 4  # the empty root directory until the ROOT step closes it
 UID_BASE = 0x7000_0000  # host root gives worker pid P the uid/gid UID_BASE + P: no one else's
 FILTER = seccomp.Filter.assemble()  # once, in the zygote, before any fork
-_SIOCGIFFLAGS = 0x8913
+_SIOCGIFFLAGS, _SIOCSIFFLAGS = 0x8913, 0x8914
 _IFF_UP = 0x1
 
 
@@ -56,6 +56,7 @@ class Setup:
     root_fd: int
     root_id: tuple[int, int]  # (st_dev, st_ino) of the empty root, to recognise it after chroot
     parent_pid: int
+    host_netns: str  # the network namespace the zygote left (see isolate_network)
     limits: Limits
 
 
@@ -126,12 +127,15 @@ def set_uid(setup: Setup) -> str:
     return f"uid/gid {uid}"
 
 
-def new_session(setup: Setup) -> str:
-    os.setsid()
+def tie_lifetime(setup: Setup) -> str:
+    # A process group of its own, not a session: the zygote's session already has no terminal,
+    # and setsid() would also make a scheduler autogroup per worker (a millisecond each), while
+    # one autogroup for all workers is what keeps them, together, from starving the kernel's UI.
+    os.setpgid(0, 0)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
     if os.getppid() != setup.parent_pid:
         raise _fail("parent already gone")
-    return "own session, dies with its parent"
+    return "own process group, dies with its parent"
 
 
 def _write_proc(name: str, text: str) -> None:
@@ -139,31 +143,67 @@ def _write_proc(name: str, text: str) -> None:
         f.write(text)
 
 
+def _map_ids(uid: int, gid: int) -> None:
+    """In a new user namespace, map our uid and gid (in the parent namespace) to themselves."""
+    _write_proc("uid_map", f"{uid} {uid} 1")
+    _write_proc("setgroups", "deny")
+    _write_proc("gid_map", f"{gid} {gid} 1")
+
+
 def new_userns(setup: Setup) -> str:
     uid, gid = os.geteuid(), os.getegid()
     before = os.readlink("/proc/self/ns/user")
     unshare(CLONE_NEWUSER)
-    _write_proc("uid_map", f"{uid} {uid} 1")
-    _write_proc("setgroups", "deny")
-    _write_proc("gid_map", f"{gid} {gid} 1")
+    _map_ids(uid, gid)
     if os.readlink("/proc/self/ns/user") == before or os.getuid() != uid or os.getgid() != gid:
         raise _fail("not in a new user namespace with its own uid")
     return f"uid {uid} mapped to itself"
 
 
-def new_netns(setup: Setup) -> str:
-    kinds = ("net", "ipc")
-    before = [os.readlink(f"/proc/self/ns/{kind}") for kind in kinds]
-    unshare(CLONE_NEWNET | CLONE_NEWIPC)
-    after = [os.readlink(f"/proc/self/ns/{kind}") for kind in kinds]
-    if any(a == b for a, b in zip(before, after, strict=True)):
-        raise _fail(f"namespaces unchanged: {after}")
+def isolate_network() -> str:
+    """Move the calling process (the zygote, once) into a network namespace of its own; return the
+    namespace it was in (the host's), which its workers check they are not in. If that fails, the
+    host's is returned all the same: every worker's NETNS check then refuses, naming it.
+
+    Per zygote, not per worker: a fresh network namespace costs about a millisecond to make and
+    several to tear down (on every worker exit), as much as everything else a worker does. Shared,
+    it holds only a loopback that is down and that no worker can bring up or add to (the namespace
+    belongs to the zygote's user namespace, where workers have no capability); what workers could
+    share through it, abstract unix sockets, needs socket(), which the filter denies, and Landlock's
+    abstract-socket scope (ABI 6) stops it too. As host root the zygote needs no user namespace for
+    it; otherwise it makes one mapping its own uid/gid, and each worker's is nested inside."""
+    host = os.readlink("/proc/self/ns/net")
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        unshare(CLONE_NEWNET if uid == 0 else CLONE_NEWUSER | CLONE_NEWNET)
+        if uid != 0:
+            _map_ids(uid, gid)
+    except OSError:
+        pass
+    return host
+
+
+def _lo_flags(s: socket.socket) -> int:
+    return struct.unpack_from("16sH", fcntl.ioctl(s, _SIOCGIFFLAGS, struct.pack("16sH14x", b"lo", 0)))[1]
+
+
+def check_netns(setup: Setup) -> str:
+    before = os.readlink("/proc/self/ns/ipc")
+    unshare(CLONE_NEWIPC)
+    if os.readlink("/proc/self/ns/ipc") == before:
+        raise _fail("SysV IPC namespace unchanged")
+    if os.readlink("/proc/self/ns/net") == setup.host_netns:
+        raise _fail("still in the host's network namespace")
     names = [name for _, name in socket.if_nameindex()]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        flags = struct.unpack_from("16sH", fcntl.ioctl(s, _SIOCGIFFLAGS, struct.pack("16sH14x", b"lo", 0)))[1]
-    if names != ["lo"] or flags & _IFF_UP:
-        raise _fail(f"interfaces {names}, lo flags {flags:#x}")
-    return "only a down loopback; own IPC"
+        flags = _lo_flags(s)
+        if names != ["lo"] or flags & _IFF_UP:
+            raise _fail(f"interfaces {names}, lo flags {flags:#x}")
+        try:
+            fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+        except PermissionError:
+            return "only a down loopback it cannot bring up; own SysV IPC"
+    raise _fail("could bring the loopback up")
 
 
 def set_rlimits(setup: Setup) -> str:
@@ -236,9 +276,9 @@ def seccomp_filter(setup: Setup) -> str:
 STEPS: tuple[tuple[Mechanism, Callable[[Setup], str]], ...] = (
     (Mechanism.FDS, close_fds),
     (Mechanism.UID, set_uid),
-    (Mechanism.SESSION, new_session),
+    (Mechanism.LIFETIME, tie_lifetime),
     (Mechanism.USERNS, new_userns),
-    (Mechanism.NETNS, new_netns),
+    (Mechanism.NETNS, check_netns),
     (Mechanism.RLIMITS, set_rlimits),
     (Mechanism.ROOT, enter_root),
     (Mechanism.CAPS, no_capabilities),

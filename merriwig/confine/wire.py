@@ -6,7 +6,9 @@ Messages:
   kernel -> zygote  {"entry": "module:function", "limits": {...}, "without": [...]}  + the worker's channel fd
   zygote -> kernel  {"pid": worker pid} + its pidfd, or {"error": text}              the reply
   zygote -> kernel  {"exited": worker pid, "status": returncode (-signal if killed)} when one is reaped
-The zygote serves one spawn at a time, so replies come in request order.
+The zygote serves one spawn at a time, so replies come in request order. This module is the
+zygote's (blocking sockets, no trio: the zygote imports only what workers need); client.py speaks
+the same messages over trio sockets with fds_from/decode/ancillary.
 """
 
 from __future__ import annotations
@@ -18,13 +20,11 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-import trio
-
 MAX_MESSAGE = 64 * 1024
 MAX_FDS = 4
 
 
-def _fds_from(ancdata: list[tuple[int, int, bytes]], flags: int) -> list[int]:
+def fds_from(ancdata: list[tuple[int, int, bytes]], flags: int) -> list[int]:
     fds = array.array("i")
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -36,7 +36,7 @@ def _fds_from(ancdata: list[tuple[int, int, bytes]], flags: int) -> list[int]:
     return list(fds)
 
 
-def _decode(data: bytes) -> dict[str, Any]:
+def decode(data: bytes) -> dict[str, Any]:
     if not data:
         raise EOFError("control socket closed")
     obj = json.loads(data)
@@ -45,25 +45,15 @@ def _decode(data: bytes) -> dict[str, Any]:
     return obj
 
 
-def _ancillary(fds: Sequence[int]) -> list[tuple[int, int, bytes]]:
+def ancillary(fds: Sequence[int]) -> list[tuple[int, int, bytes]]:
     return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())] if fds else []
 
 
 def send(sock: socket.socket, obj: dict[str, Any], fds: Sequence[int] = ()) -> None:
-    sock.sendmsg([json.dumps(obj).encode()], _ancillary(fds))
+    sock.sendmsg([json.dumps(obj).encode()], ancillary(fds))
 
 
 def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
     data, ancdata, flags, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * 4))
-    fds = _fds_from(ancdata, flags)
-    return _decode(data), fds
-
-
-async def send_async(sock: trio.socket.SocketType, obj: dict[str, Any], fds: Sequence[int] = ()) -> None:
-    await sock.sendmsg([json.dumps(obj).encode()], _ancillary(fds))
-
-
-async def recv_async(sock: trio.socket.SocketType) -> tuple[dict[str, Any], list[int]]:
-    data, ancdata, flags, _ = await sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * 4))
-    fds = _fds_from(ancdata, flags)
-    return _decode(data), fds
+    fds = fds_from(ancdata, flags)
+    return decode(data), fds

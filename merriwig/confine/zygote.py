@@ -11,6 +11,9 @@ with every module already imported and shares those pages with the zygote until 
 gc.freeze() before each fork keeps the collector from touching (and so copying) the zygote's
 objects in every worker.
 
+The zygote also leaves the host's network namespace for one of its own, where its workers find
+only a loopback that is down (steps.isolate_network says why there, not per worker).
+
 The zygote reaps its workers (through pidfds in its poll loop) and reports each exit; it leaves
 when the kernel closes the control socket, and its workers die with it (PR_SET_PDEATHSIG).
 """
@@ -30,7 +33,7 @@ from typing import Any
 from merriwig.confine import wire, worker
 from merriwig.confine.mechanism import Limits, Mechanism
 from merriwig.confine.probe import probe
-from merriwig.confine.steps import Setup, empty_root
+from merriwig.confine.steps import Setup, empty_root, isolate_network
 
 
 def resolve(entry: str) -> worker.Entry:
@@ -43,8 +46,9 @@ def resolve(entry: str) -> worker.Entry:
 
 
 class Zygote:
-    def __init__(self, control: socket.socket):
+    def __init__(self, control: socket.socket, host_netns: str):
         self.control = control
+        self.host_netns = host_netns
         self.root_fd, self.root_id = empty_root()
         self.pidfds: dict[int, int] = {}  # worker pid -> pidfd
         self.selector = selectors.DefaultSelector()
@@ -84,7 +88,8 @@ class Zygote:
             return
         if pid == 0:
             try:
-                worker.run(Setup(channel_fd, self.root_fd, self.root_id, os.getppid(), limits), entry, without)
+                setup = Setup(channel_fd, self.root_fd, self.root_id, os.getppid(), self.host_netns, limits)
+                worker.run(setup, entry, without)
             finally:
                 os._exit(worker.Exit.RAISED)
         os.close(channel_fd)
@@ -114,7 +119,7 @@ def main() -> None:
     for name in config["preload"]:
         importlib.import_module(name)
     found = probe()
-    zygote = Zygote(control)
+    zygote = Zygote(control, isolate_network())
     wire.send(control, {"pid": os.getpid(), "probe": found.to_json()})
     try:
         zygote.serve()

@@ -26,7 +26,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from merriwig.confine import ConfinementRefused, Exit, Limits, Mechanism, Worker, Zygote, open_zygote
+from merriwig.confine.client import ConfinementRefused, Worker, Zygote, open_zygote
+from merriwig.confine.mechanism import Limits, Mechanism
+from merriwig.confine.worker import Exit
 
 HERE = Path(__file__).parent
 QUOTA = 64 << 20
