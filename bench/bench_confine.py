@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PRELOAD = ["euralios.std", "proto", "vfs.protocol", "vfs.server", "json", "re", "random", "struct", "hashlib",
            "shlex", "ipaddress", "bench.bench_confine"]
 LIMITS = Limits(memory_bytes=64 << 20)
-ROUNDS = 5
-SPAWNS = 20
+ROUNDS = 7
+SPAWNS = 30
 BASELINE_RUNS = 5
 IDLE = "import sys; sys.stdin.read()"
 

@@ -114,9 +114,12 @@ class Zygote:
                 self._waiting = ours
                 try:
                     await _send(self._control, request, [theirs.fileno()])
+                    reply = await self._replies.receive()
+                except (OSError, trio.EndOfChannel, trio.ClosedResourceError):
+                    ours.close()
+                    raise ZygoteError("the zygote is gone") from None
                 finally:
                     theirs.close()
-                reply = await self._replies.receive()
         if isinstance(reply, str):
             ours.close()
             raise ZygoteError(reply)

@@ -63,7 +63,8 @@ def describe(abi: int) -> str:
         parts.append("tcp")
     if abi >= 6:
         parts.append("signal+abstract-unix scope")
-    return f"ABI {abi}: " + ", ".join(parts) + " denied"
+    newer = f" (rights newer than ABI {KNOWN_ABI} not handled)" if abi > KNOWN_ABI else ""
+    return f"ABI {abi}: " + ", ".join(parts) + " denied" + newer
 
 
 def restrict_self(abi: int) -> None:

@@ -54,7 +54,7 @@ NR: dict[str, int] = {
     "setpriority": 141, "sched_setaffinity": 203, "sched_setscheduler": 144, "sched_setparam": 142,
     "sched_setattr": 314, "ioprio_set": 251, "kill": 62, "tkill": 200, "tgkill": 234,
     "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "prlimit64": 302, "socketpair": 53, "fcntl": 72,
-    "ioctl": 16,
+    "ioctl": 16, "setsid": 112, "setpgid": 109,
 }
 
 
@@ -157,8 +157,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Deny(
         ("setpriority", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr",
-         "ioprio_set"),
-        "scheduling of itself or others (the host decides)",
+         "ioprio_set", "setsid", "setpgid"),
+        "scheduling of itself or others (the host decides); a session of its own would also be a "
+        "scheduler autogroup of its own, a CPU share as big as the kernel's, where all workers "
+        "share the zygote's one",
     ),
 )
 

@@ -91,11 +91,9 @@ class NotInEffect(Exception):
     """A step's calls succeeded but its effect is not there; run_steps names the mechanism."""
 
 
-def _fail(detail: str) -> NotInEffect:
-    return NotInEffect(detail)
-
-
 def close_fds(setup: Setup) -> str:
+    """Close everything inherited from the zygote but the channel and (until ROOT) the root fd;
+    check each fd that was open is now EBADF (a single-threaded process gains none meanwhile)."""
     fds = [int(name) for name in os.listdir("/proc/self/fd")]
     top = max(fds) + 1
     os.closerange(0, CHANNEL_FD)
@@ -110,11 +108,13 @@ def close_fds(setup: Setup) -> str:
         except OSError as e:
             if e.errno == errno.EBADF:
                 continue
-        raise _fail(f"fd {fd} still open")
-    return f"closed {len(fds) - 2} fds"
+        raise NotInEffect(f"fd {fd} still open")
+    return f"all closed but the channel (fd {CHANNEL_FD})"
 
 
 def set_uid(setup: Setup) -> str:
+    """As host root: become a uid/gid no other process has, so plain file modes and kill()'s
+    permission check already keep it from everything the host's users own."""
     if os.geteuid() != 0:
         return f"not root: keeps uid {os.geteuid()}"
     uid = UID_BASE + os.getpid()
@@ -122,19 +122,19 @@ def set_uid(setup: Setup) -> str:
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
     if os.getresuid() != (uid,) * 3 or os.getresgid() != (uid,) * 3 or os.getgroups():
-        raise _fail("credentials did not change")
+        raise NotInEffect("credentials did not change")
     prctl(PR_SET_DUMPABLE, 1)  # a uid change made us undumpable: /proc/self/uid_map must stay ours
     return f"uid/gid {uid}"
 
 
 def tie_lifetime(setup: Setup) -> str:
     # A process group of its own, not a session: the zygote's session already has no terminal,
-    # and setsid() would also make a scheduler autogroup per worker (a millisecond each), while
+    # and setsid() would also make a scheduler autogroup per worker (milliseconds each), while
     # one autogroup for all workers is what keeps them, together, from starving the kernel's UI.
     os.setpgid(0, 0)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
     if os.getppid() != setup.parent_pid:
-        raise _fail("parent already gone")
+        raise NotInEffect("parent already gone")
     return "own process group, dies with its parent"
 
 
@@ -151,12 +151,14 @@ def _map_ids(uid: int, gid: int) -> None:
 
 
 def new_userns(setup: Setup) -> str:
+    """A user namespace of its own: the capabilities the next steps need (chroot, IPC namespace)
+    exist only inside it, over nothing of the host's."""
     uid, gid = os.geteuid(), os.getegid()
     before = os.readlink("/proc/self/ns/user")
     unshare(CLONE_NEWUSER)
     _map_ids(uid, gid)
     if os.readlink("/proc/self/ns/user") == before or os.getuid() != uid or os.getgid() != gid:
-        raise _fail("not in a new user namespace with its own uid")
+        raise NotInEffect("not in a new user namespace with its own uid")
     return f"uid {uid} mapped to itself"
 
 
@@ -188,25 +190,30 @@ def _lo_flags(s: socket.socket) -> int:
 
 
 def check_netns(setup: Setup) -> str:
+    """Its own SysV IPC namespace, and proof that the zygote's network namespace is the only one
+    it has: not the host's, nothing but a down loopback, which even its own namespace's
+    capabilities cannot bring up."""
     before = os.readlink("/proc/self/ns/ipc")
     unshare(CLONE_NEWIPC)
     if os.readlink("/proc/self/ns/ipc") == before:
-        raise _fail("SysV IPC namespace unchanged")
+        raise NotInEffect("SysV IPC namespace unchanged")
     if os.readlink("/proc/self/ns/net") == setup.host_netns:
-        raise _fail("still in the host's network namespace")
+        raise NotInEffect("still in the host's network namespace")
     names = [name for _, name in socket.if_nameindex()]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         flags = _lo_flags(s)
         if names != ["lo"] or flags & _IFF_UP:
-            raise _fail(f"interfaces {names}, lo flags {flags:#x}")
+            raise NotInEffect(f"interfaces {names}, lo flags {flags:#x}")
         try:
             fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
         except PermissionError:
             return "only a down loopback it cannot bring up; own SysV IPC"
-    raise _fail("could bring the loopback up")
+    raise NotInEffect("could bring the loopback up")
 
 
 def set_rlimits(setup: Setup) -> str:
+    """Bound what it can take of the host (see Limits); no processes (the second layer under the
+    filter's fork ban), no core dumps, no files to grow."""
     with open("/proc/self/statm") as f:
         mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     lim = setup.limits
@@ -225,52 +232,56 @@ def set_rlimits(setup: Setup) -> str:
     prctl(PR_SET_DUMPABLE, 0)  # no core dump, no /proc/PID access by same-uid processes
     for which, value in wanted.items():
         if resource.getrlimit(which) != value:
-            raise _fail(f"limit {which} is {resource.getrlimit(which)}")
+            raise NotInEffect(f"limit {which} is {resource.getrlimit(which)}")
     return f"AS {mapped >> 20}+{lim.memory_bytes >> 20} MiB, {lim.open_files} files, {lim.cpu_seconds} s CPU, 0 procs"
 
 
 def enter_root(setup: Setup) -> str:
+    """chroot into the empty deleted directory (empty_root) and close the last fd but the channel."""
     os.fchdir(ROOT_FD)
     os.close(ROOT_FD)
     chroot(b".")
     os.chdir("/")
     st = os.stat("/")
     if (st.st_dev, st.st_ino) != setup.root_id or st.st_nlink != 0:
-        raise _fail("/ is not the empty deleted directory")
+        raise NotInEffect("/ is not the empty deleted directory")
     return "/ is an empty deleted directory"
 
 
 def no_capabilities(setup: Setup) -> str:
+    """Give up even the capabilities the user namespace gave (only an exec could regain any)."""
     drop_capabilities()
     if capabilities() != (0, 0, 0):
-        raise _fail(f"capabilities left: {capabilities()}")
+        raise NotInEffect(f"capabilities left: {capabilities()}")
     return "none left"
 
 
 def no_new_privs(setup: Setup) -> str:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     if prctl(PR_GET_NO_NEW_PRIVS) != 1:
-        raise _fail("flag not set")
+        raise NotInEffect("flag not set")
     return "set"
 
 
 def landlock_nothing(setup: Setup) -> str:
+    """Landlock with nothing allowed; proven by failing to open "/", which file modes allow."""
     abi = landlock.abi_version()
     landlock.restrict_self(abi)
     try:
         os.close(os.open("/", os.O_RDONLY | os.O_DIRECTORY))
     except PermissionError:
         return landlock.describe(abi)
-    raise _fail("could still open /")
+    raise NotInEffect("could still open /")
 
 
 def seccomp_filter(setup: Setup) -> str:
+    """The filter, last: it forbids the calls every step before makes."""
     seccomp.install(FILTER.for_pid(os.getpid()))
     try:
         unshare(0)  # a no-op that succeeds unless the filter refuses it
     except PermissionError:
         return f"{len(FILTER)} instructions"
-    raise _fail("unshare(0) was allowed")
+    raise NotInEffect("unshare(0) was allowed")
 
 
 STEPS: tuple[tuple[Mechanism, Callable[[Setup], str]], ...] = (

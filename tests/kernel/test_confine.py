@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from merriwig.confine.client import ConfinementRefused, Worker, Zygote, open_zygote
+from merriwig.confine.client import ConfinementRefused, Worker, Zygote, ZygoteError, open_zygote
 from merriwig.confine.mechanism import Limits, Mechanism
 from merriwig.confine.worker import Exit
 
@@ -248,6 +248,8 @@ async def test_fork_bomb_and_threads(confined):
     assert err(await confined.attempt(src, (S,)), errno.EAGAIN)  # RLIMIT_NPROC = 0
     reply = await confined.attempt("import threading\nthreading.Thread(target=print).start()")
     assert reply["error"] == "RuntimeError"
+    # nor a session of its own (a scheduler autogroup: a CPU share as big as the kernel's)
+    assert err(await confined.attempt("import os\nos.setsid()"), errno.EPERM)
 
 
 async def test_only_the_channel_fd_is_open(confined):
@@ -319,3 +321,5 @@ async def test_workers_die_with_the_zygote():
         with trio.fail_after(10):
             assert await worker.channel.recv(16) == b""
             assert await worker.wait() == -signal.SIGKILL
+        with pytest.raises(ZygoteError):
+            await zygote.spawn("test_confine:run_source", LIMITS)
