@@ -28,6 +28,7 @@ import trio
 
 from merriwig.confine.client import ConfinementRefused, Worker, Zygote, ZygoteError, open_zygote
 from merriwig.confine.mechanism import Limits, Mechanism
+from merriwig.confine.probe import Probe
 from merriwig.confine.worker import Exit
 
 HERE = Path(__file__).parent
@@ -323,3 +324,15 @@ async def test_workers_die_with_the_zygote():
             assert await worker.wait() == -signal.SIGKILL
         with pytest.raises(ZygoteError):
             await zygote.spawn("test_confine:run_source", LIMITS)
+
+
+def test_probe_line_names_what_is_missing():
+    # what the kernel prints when it refuses confined programs on a host lacking layers
+    outcomes = {m: (True, "ok") for m in Mechanism}
+    assert Probe(outcomes).ok and "all 11 layers" in Probe(outcomes).line()
+    outcomes[Mechanism.LANDLOCK] = (False, "ENOSYS Function not implemented")
+    del outcomes[Mechanism.SECCOMP]
+    line = Probe(outcomes).line()
+    assert not Probe(outcomes).ok and "\n" not in line
+    assert "landlock (ENOSYS Function not implemented)" in line and "seccomp (not reached)" in line
+    assert Probe.from_json(Probe(outcomes).to_json()) == Probe(outcomes)
