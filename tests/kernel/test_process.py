@@ -137,7 +137,7 @@ async def test_exit_with_handles_and_chunks_held_releases_everything() -> None:
         for _ in range(5):
             c = await proc.malloc(10000)
             c.write(0, b"x" * 10000)
-        await proc.spawn_thread(proc.sleep, 0.01)
+        await proc.spawn_thread(proc.sleep, 0.01)  # outlives main: the process ends with it
         return 7
 
     async with boot() as system:
