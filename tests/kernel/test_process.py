@@ -203,7 +203,7 @@ async def test_threads_share_the_process_and_process_ends_with_last_thread() -> 
 
     async def main(proc):
         async def worker(n):
-            await proc.sleep(0.02)
+            await proc.sleep(0.02)  # the behaviour under test: the workers outlive main
             seen.append(n)
 
         for n in range(3):
