@@ -13,10 +13,12 @@ A test that sleeps "to let things settle" is slow when the sleep is long and fla
 machine is busy. Wait for the thing itself:
 
 * in-process work (guest threads, the emulated devices, a backend's tasks):
-  `await trio.testing.wait_all_tasks_blocked()` returns once every task is waiting. The PIT
-  ticks every 55 ms, so a `cushion` (seconds every task must stay blocked) must be shorter
-  than that; give a cushion above the kernel's 5 ms when a program started with EXEC_IDLE
-  (init's TCP/IP stack) must get its turn first.
+  `await trio.testing.wait_all_tasks_blocked()`, from the test or from a test's guest program,
+  returns once every other task is waiting. A task asleep on a timer counts as waiting, so for
+  work a timer will do (a delayed ACK) wait for its result instead. The PIT ticks every 55 ms,
+  so a `cushion` (seconds every task must stay blocked) must be shorter than that; give one
+  above the kernel's 5 ms when a program started with EXEC_IDLE (init's TCP/IP stack) must
+  get its turn first.
 * something the system says: `await wait_screen(system, pattern)` (a FullSystem's screen,
   woken by screen changes), `system.wait_for_output(pattern)` (the serial console),
   `process.ended.wait()`, a `kernel.klog.listeners` callback that sets a `trio.Event`.
