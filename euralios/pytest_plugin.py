@@ -7,6 +7,28 @@
 
 Tests must run under pytest-trio (set `trio_mode = true` in your pytest configuration).
 
+Waiting: on conditions, never on the clock
+------------------------------------------
+A test that sleeps "to let things settle" is slow when the sleep is long and flaky when the
+machine is busy. Wait for the thing itself:
+
+* in-process work (guest threads, the emulated devices, a backend's tasks):
+  `await trio.testing.wait_all_tasks_blocked()`, from the test or from a test's guest program,
+  returns once every other task is waiting. A task asleep on a timer counts as waiting, so for
+  work a timer will do (a delayed ACK) wait for its result instead. The PIT ticks every 55 ms,
+  so a `cushion` (seconds every task must stay blocked) must be shorter than that; give one
+  above the kernel's 5 ms when a program started with EXEC_IDLE (init's TCP/IP stack) must
+  get its turn first.
+* something the system says: `await wait_screen(system, pattern)` (a FullSystem's screen,
+  woken by screen changes), `system.wait_for_output(pattern)` (the serial console),
+  `process.ended.wait()`, a `kernel.klog.listeners` callback that sets a `trio.Event`.
+* only where nothing announces the condition (a host program getting ready, a counter in
+  another process): `await wait_until(predicate, timeout=..., what="...")` looks every
+  `interval` seconds until `predicate()` is true (it may be async; inside a guest program pass
+  `sleep=proc.sleep`), and on timeout fails the test saying what it waited for (plus
+  `detail()`, e.g. a log file's text). `wait_until_blocking` is the same for synchronous tests
+  (a CLI subprocess, tmux).
+
 Packet tests: `euralios_tap`
 ----------------------------
 The `euralios_tap` fixture puts a booted guest on a real Linux network: it makes a private
@@ -42,13 +64,15 @@ the reason, so a CI run cannot go green by quietly skipping the network.
 from __future__ import annotations
 
 import ctypes
+import inspect
 import os
 import shutil
 import socket
 import subprocess
 import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -342,3 +366,42 @@ async def wait_screen(system: Any, pattern: str, timeout: float = 10) -> str:
     finally:
         remove()
     return trimmed_screen(system)
+
+
+def _timed_out(what: str, timeout: float, detail: Callable[[], str] | None) -> AssertionError:
+    text = f"timed out after {timeout:g} s waiting for {what}"
+    return AssertionError(text + (f"\n{detail()}" if detail is not None else ""))
+
+
+async def wait_until(predicate: Callable[[], T | Awaitable[T]], *, timeout: float, what: str,
+                     interval: float = 0.01, sleep: Callable[[float], Awaitable[Any]] = trio.sleep,
+                     detail: Callable[[], str] | None = None) -> T:
+    """Look at `predicate()` every `interval` seconds until it is truthy; that value.
+
+    For conditions nothing announces (see the module docstring: prefer an event). `predicate`
+    may return an awaitable (a guest program reading /tcp/stats); it should answer at once, as
+    the deadline is checked between looks, never by cancelling one. `sleep` is how to wait
+    between looks: trio.sleep on the host, `proc.sleep` inside a guest program. On timeout an
+    AssertionError names `what` (and adds `detail()`), so the test fails saying why."""
+    deadline = trio.current_time() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result  # type: ignore[return-value]
+        if trio.current_time() >= deadline:
+            raise _timed_out(what, timeout, detail)
+        await sleep(interval)
+
+
+def wait_until_blocking(predicate: Callable[[], T], *, timeout: float, what: str, interval: float = 0.02,
+                        detail: Callable[[], str] | None = None) -> T:
+    """`wait_until` for synchronous tests driving host programs (blocks the calling thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if result := predicate():
+            return result
+        if time.monotonic() >= deadline:
+            raise _timed_out(what, timeout, detail)
+        time.sleep(interval)

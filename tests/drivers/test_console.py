@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import trio.testing
 
 from euralios.std import Handle, Message, SyscallError, abi
 from euralios.std.fs import send_bytes, take_bytes
@@ -22,7 +23,7 @@ BLACK_ON_WHITE = 0xF0
 async def system() -> AsyncIterator[FullSystem]:
     async with boot_full(console_program="/bin/echo") as s:
         await s.wait_for_screen(PROMPT, 10)
-        await s.settle(0.05)  # the cursor registers are programmed just after the text
+        await trio.testing.wait_all_tasks_blocked()  # the cursor registers are programmed just after the text
         yield s
 
 
@@ -79,11 +80,11 @@ async def test_cursor_follows_typing_and_backspace(system: FullSystem) -> None:
     prompt = prompt_row(system)
     await system.type("abc")
     await system.wait_for_screen(r"^> abc", 5)
-    await system.settle(0.05)
+    await trio.testing.wait_all_tasks_blocked()  # the driver has also moved the cursor
     assert system.cursor() == (prompt, 5)
     await system.type("{Backspace}")
     await system.wait_for_screen(r"^> ab +\n", 5)
-    await system.settle(0.05)
+    await trio.testing.wait_all_tasks_blocked()  # the driver has also moved the cursor
     assert system.cursor() == (prompt, 4)
     assert system.cell(prompt, 4) == (" ", BLACK_ON_WHITE)  # erased with a space in the text colour
 
@@ -91,7 +92,7 @@ async def test_cursor_follows_typing_and_backspace(system: FullSystem) -> None:
 async def test_output_scrolls_and_the_new_bottom_line_is_blank(system: FullSystem) -> None:
     await system.type("".join(f"line {i:02}\n" for i in range(20)))
     await system.wait_for_screen(r"^line 19 *\n> ", 10)
-    await system.settle(0.05)
+    await trio.testing.wait_all_tasks_blocked()  # the driver has also moved the cursor
     lines = system.screen_lines()
     assert "Welcome to EuraliOS!" not in system.screen_text()  # scrolled off the top
     assert lines[24] == ">" and system.cursor() == (24, 2)
@@ -103,7 +104,7 @@ async def test_output_scrolls_and_the_new_bottom_line_is_blank(system: FullSyste
 async def test_each_console_keeps_its_screen_when_switching(system: FullSystem) -> None:
     await system.type("first\n")
     await system.wait_for_screen(r"^first *\n> ", 5)
-    await system.settle(0.05)
+    await trio.testing.wait_all_tasks_blocked()  # the driver has also moved the cursor
     f2 = system.screen_text()
     await system.type("{F3}")  # a new console with its own echo
     await system.wait_for_screen(r"This console runs echo.*\n> *\n *\n", 5)  # nothing typed yet
@@ -113,7 +114,7 @@ async def test_each_console_keeps_its_screen_when_switching(system: FullSystem) 
     await system.wait_for_screen(r"^third *\n> ", 5)
     await system.type("{F2}")
     await system.wait_for_screen(r"^first *\n> ", 5)
-    await system.settle(0.05)
+    await trio.testing.wait_all_tasks_blocked()  # the driver has also moved the cursor
     assert system.screen_text() == f2
     await system.type("{F3}")
     await system.wait_for_screen(r"^third *\n> ", 5)

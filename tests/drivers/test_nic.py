@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from euralios.boot import System, boot, program_source
+from euralios.pytest_plugin import wait_until
 from euralios.std import Memory, Message, abi
 from euralios.std.fs import send_bytes, take_bytes
 from machine.netdev.memory import MemoryBackend
@@ -243,15 +245,15 @@ async def test_a_burst_larger_than_the_ring_loses_frames_not_order(system: Syste
         for f in incoming:
             backend.inject(f)
         got: list[bytes] = []
-        for _ in range(500):  # until every frame is either read or counted as missed by the card
-            f = await read_frame(proc, h, blocking=False)
-            if f is not None:
+        info: dict[str, Any] = {}
+
+        async def accounted() -> bool:  # every frame either read or counted as missed by the card
+            while (f := await read_frame(proc, h, blocking=False)) is not None:
                 got.append(f)
-                continue
-            info = json.loads(await take_bytes(proc.sys, await proc.sys.rcall(h, abi.QUERY)))
-            if len(got) + info["missed"] == len(incoming):
-                break
-            await proc.sleep(0.01)
+            info.update(json.loads(await take_bytes(proc.sys, await proc.sys.rcall(h, abi.QUERY))))
+            return len(got) + info["missed"] == len(incoming)
+
+        await wait_until(accounted, timeout=5, what="every frame read or missed", sleep=proc.sleep)
         assert got == incoming[:fit]
         assert info["missed"] == burst - fit and info["overflows"] >= 1
         backend.inject(incoming[0])  # the driver and the card carry on
@@ -270,16 +272,13 @@ async def test_blocking_read_does_not_hold_up_writes(nic_system: System, backend
         h, _ = await proc.sys.open("/dev/nic")
         h2 = await proc.sys.copy_rendezvous(h)
         await proc.spawn_thread(reader, proc, h2)
-        await proc.sleep(0.05)  # the reader is now blocked in READ(1) inside the driver
+        await trio.testing.wait_all_tasks_blocked()  # the reader is now blocked in READ(1) inside the driver
         for i in range(3):
             r = await write_frame(proc, h, frame(BROADCAST, MAC, i))
             assert r.tag == abi.OK
         assert got == []
         backend.inject(frame(MAC, PEER, 7))
-        for _ in range(100):
-            if got:
-                break
-            await proc.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()  # the reader has had its frame
         assert got == [frame(MAC, PEER, 7)]
 
     await run(nic_system, program)
@@ -417,7 +416,7 @@ async def test_read_frames_returns_every_queued_frame_in_the_callers_chunk(nic_s
         await sys.free(chunk.vaddr)
         for f in incoming:
             backend.inject(f)
-        await proc.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()  # the card and driver have taken them all
         r = await sys.rcall(h, READ_FRAMES, 0, 0)  # no chunk: the driver's own, all of them
         assert r.tag == abi.DATA and unbatch(await take_bytes(sys, r)) == incoming
 
@@ -434,17 +433,14 @@ async def test_blocking_read_frames_waits_for_a_frame(nic_system: System, backen
     async def program(proc: Any) -> None:
         h, _ = await proc.sys.open("/dev/nic")
         await proc.spawn_thread(reader, proc, await proc.sys.copy_rendezvous(h))
-        await proc.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()  # the reader is now blocked inside the driver
         data = batch([frame(BROADCAST, MAC, 1)])
         r = await proc.sys.rcall(h, WRITE_FRAMES, len(data), await send_bytes(proc.sys, data))  # not held up
         assert r.tag == abi.OK
         await proc.sys.free(r.d3.vaddr)
         assert got == []
         backend.inject(frame(MAC, PEER, 7))
-        for _ in range(100):
-            if got:
-                break
-            await proc.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()  # the reader has had its frame
         assert got == [[frame(MAC, PEER, 7)]]
 
     await run(nic_system, program)

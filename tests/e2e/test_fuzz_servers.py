@@ -30,13 +30,14 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
-from euralios.pytest_plugin import build_message
+from euralios.pytest_plugin import build_message, wait_until
 from euralios.std import STDIN, Message, SyscallError, abi, discard
 from euralios.std.fs import open_handle, send_bytes, take_bytes
 from euralios.system_boot import FullSystem, boot_full
@@ -103,16 +104,18 @@ async def system_with_network() -> AsyncIterator[tuple[FullSystem, Wire]]:
         await system.wait_for_screen(r"^> ", 10)
 
         async def ready(proc: Any) -> int:
-            for _ in range(500):
+            async def answers() -> bool:  # (a guest program cannot watch init mount /tcp: it tries)
                 try:
                     await proc.read_file("/tcp/stats")
-                    return 0
+                    return True
                 except SyscallError:
-                    await proc.sleep(0.01)
-            return 1
+                    return False
+
+            await wait_until(answers, timeout=5, what="/tcp/stats to answer", sleep=proc.sleep)
+            return 0
 
         with trio.fail_after(10):
-            assert await system.run(ready) == 0
+            assert await system.run(ready) == 0, system.kernel.klog.text()[-2000:]
         yield system, wire
 
 
@@ -302,7 +305,7 @@ async def test_fuzzed_messages_leave_every_server_alive_and_serving(target: str,
                             await peer.write(b"z" * 64)
                         except SyscallError:
                             pass
-                        await proc.sleep(0.01)
+                        await proc.sleep(0.01)  # a traffic source pacing itself, not a wait
 
                 await proc.spawn_thread(chatter)
 
@@ -383,7 +386,7 @@ async def test_a_close_that_waits_is_answered_and_the_driver_stays_idle(path: st
         p = system.process(server)
         assert p is not None
         before = sum(t.syscalls for t in p.threads.values())
-        await trio.sleep(0.3)
+        await trio.sleep(0.3)  # the behaviour under test: idle time passes, and the driver must not spin
         spent = sum(t.syscalls for t in p.threads.values()) - before
         assert answered == [abi.OK]
         assert spent < 100, f"{server} made {spent} syscalls in 0.3 s of idleness"
@@ -519,14 +522,12 @@ async def ping_and_handshake(system: FullSystem, wire: Wire, ident: int) -> None
 
 async def listening(system: FullSystem, ports: list[int]) -> Callable[[], None]:
     """A guest program listening on `ports` (and accepting on none); returns a stopper."""
-    ready = trio.Event()
-    done: list[bool] = []
+    ready, done = trio.Event(), trio.Event()
 
     async def listener(proc: Any) -> int:
         held = [await proc.listen(p) for p in ports]
         ready.set()
-        while not done:
-            await proc.sleep(0.02)
+        await done.wait()
         for h in held:
             await h.close()
         return 0
@@ -534,7 +535,7 @@ async def listening(system: FullSystem, ports: list[int]) -> Callable[[], None]:
     system.spawn(listener, name="listener")
     with trio.fail_after(5):
         await ready.wait()
-    return lambda: done.append(True)
+    return done.set
 
 
 @FUZZ
@@ -546,7 +547,7 @@ async def test_random_and_mutated_frames_never_hurt_the_stack(frames: list[bytes
         for frame in frames:
             wire.inject(frame)
             await trio.sleep(0)
-        await trio.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()  # the card, driver and stack have taken them all
         await ping_and_handshake(system, wire, ident)
         stats: dict[str, Any] = {}
 
@@ -623,7 +624,7 @@ async def test_overlapping_out_of_order_segments_reassemble_byte_exact(pieces: l
             await trio.sleep(0)
         for start in range(0, len(PAYLOAD), 1000):  # then the whole stream, in order
             wire.inject(piece(start, 1000, "good"))
-            await trio.sleep(0.005)
+            await trio.testing.wait_all_tasks_blocked()  # the stack has taken this piece
         with trio.fail_after(10):
             await p.ended.wait()
         assert p.status == 0, system.kernel.klog.text()[-2000:]
@@ -652,7 +653,7 @@ async def test_syn_flood_stays_within_the_backlog_and_the_stack_answers() -> Non
                                     seq=rng.randrange(2**32))))
             if i % 20 == 0:
                 await trio.sleep(0)
-        await trio.sleep(0.2)
+        await trio.testing.wait_all_tasks_blocked()  # the stack has answered (or dropped) every SYN
         info: dict[str, Any] = {}
 
         async def program(proc: Any) -> None:

@@ -14,12 +14,13 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from euralios.pytest_plugin import wait_until_blocking
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = r"^login:$"  # capture-pane drops trailing blanks: "login: " reads "login:"
@@ -50,16 +51,16 @@ class Tmux:
         return int(y), int(x)
 
     def wait(self, pattern: str, timeout: float = 10.0) -> str:
-        """Poll the pane until `pattern` (multiline regex) matches; bounded by `timeout`."""
+        """Poll the pane until `pattern` (multiline regex) matches; bounded by `timeout`. (tmux
+        is a host program: nothing tells us when its pane changes.)"""
         rx = re.compile(pattern, re.MULTILINE)
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def matched() -> str | None:
             text = self.screen()
-            if rx.search(text):
-                return text
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {pattern!r}; screen:\n{text}")
-            time.sleep(0.05)
+            return text if rx.search(text) else None
+
+        return wait_until_blocking(matched, timeout=timeout, interval=0.05, what=f"{pattern!r} in the tmux pane",
+                                   detail=lambda: f"screen:\n{self.screen()}")
 
 
 @pytest.fixture

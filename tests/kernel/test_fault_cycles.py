@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
+import trio.testing
 
 from euralios.boot import System, boot
 from euralios.std import STDIN, STDOUT, Handle, Memory, Message, SyscallError
@@ -60,7 +61,7 @@ async def settle(system: System) -> dict[str, int]:
         return 0
 
     await system.run(nothing)
-    await trio.sleep(0.02)
+    await trio.testing.wait_all_tasks_blocked()  # the console driver has finished with the print
     gc.collect()
     return resources(system)
 
@@ -151,14 +152,13 @@ class Cycles:
         """The caller is killed (by its own second thread) while its send_receive waits for the
         reply; the server's reply must then fail with CLOSED, and the chunk it was sent is its own."""
         got: dict[str, Any] = {}
-        received = trio.Event()
+        received, dead = trio.Event(), trio.Event()
 
         async def server(proc: Any) -> int:
             msg = await proc.sys.receive(STDIN)
             await proc.sys.free(msg.d3.vaddr)
             received.set()
-            while "dead" not in got:
-                await proc.sleep(0.0005)
+            await dead.wait()  # answer only once the caller is gone
             try:
                 await proc.sys.send(STDIN, Message(A.OK, 0, 0))
             except SyscallError as e:
@@ -167,8 +167,7 @@ class Cycles:
 
         async def caller(proc: Any) -> int:
             async def doom() -> None:
-                while not received.is_set():
-                    await proc.sys.yield_()
+                await received.wait()
                 raise RuntimeError("caller dies mid-call")
 
             await proc.spawn_thread(doom)
@@ -182,7 +181,7 @@ class Cycles:
         c = self.system.spawn(caller, ["caller"], name="caller", stdout=r)
         self.expected[c.pid] = "RuntimeError: caller dies mid-call"
         await c.ended.wait()
-        got["dead"] = True
+        dead.set()
         await s.ended.wait()
         assert (c.status, s.status, got.get("reply")) == (1, 0, A.CLOSED)
         self.count("caller-dies")
@@ -253,7 +252,7 @@ async def test_thousand_mixed_fault_cycles_each_killed_alone_and_everything_back
         cycles = Cycles(system)
         with trio.fail_after(25):
             await cycles.run(CYCLES)
-        await trio.sleep(0.02)
+        await trio.testing.wait_all_tasks_blocked()  # every killed thread has unwound
         gc.collect()
         after = resources(system)
 

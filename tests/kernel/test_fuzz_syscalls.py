@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 
 import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,17 +87,21 @@ async def test_random_syscalls_never_crash_the_kernel(programs) -> None:
             return 0
 
         await system.run(settle)
-        await trio.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()  # the console driver has finished with the print
         base = (system.kernel.frames.free_count, len(system.kernel.processes))
         procs = [system.spawn(make_program(calls), name=f"fuzz{i}") for i, calls in enumerate(programs)]
         with trio.fail_after(20):
             for p in procs:
                 await p.ended.wait()
         # Children the fuzzers exec'd may still run (or block): kill what is left of them.
-        for p in list(system.kernel.processes.values()):
-            if p.parent in {q.pid for q in procs} or p.name.startswith("fuzz"):
-                system.kernel.kill(p, "fuzz cleanup")
-        await trio.sleep(0.05)
+        left = [p for p in system.kernel.processes.values()
+                if p.parent in {q.pid for q in procs} or p.name.startswith("fuzz")]
+        for p in left:
+            system.kernel.kill(p, "fuzz cleanup")
+        with trio.fail_after(5):
+            for p in left:
+                await p.ended.wait()
+        await trio.testing.wait_all_tasks_blocked()
         check_invariants(system)
         assert system.kernel.processes  # the system is alive
         assert await system.run(settle) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 
 import trio
+import trio.testing
 
 from euralios.boot import boot
 from euralios.std import Memory, Message, SyscallError
@@ -20,7 +21,7 @@ async def settle(system) -> tuple[int, int, int, int]:
         return 0
 
     await system.run(nothing)
-    await trio.sleep(0.01)
+    await trio.testing.wait_all_tasks_blocked()  # the console driver has finished with the print
     return resources(system)
 
 
@@ -136,13 +137,13 @@ async def test_exit_with_handles_and_chunks_held_releases_everything() -> None:
         for _ in range(5):
             c = await proc.malloc(10000)
             c.write(0, b"x" * 10000)
-        await proc.spawn_thread(proc.sleep, 0.01)
+        await proc.spawn_thread(proc.sleep, 0.01)  # outlives main: the process ends with it
         return 7
 
     async with boot() as system:
         before = await settle(system)
-        assert await system.run(hoarder) == 7
-        await trio.sleep(0.05)
+        assert await system.run(hoarder) == 7  # returns when the last thread has ended
+        await trio.testing.wait_all_tasks_blocked()
         assert resources(system) == before
 
 
@@ -190,7 +191,7 @@ async def test_thousand_spawn_exit_cycles_leave_frames_handles_and_tasks_at_base
         tasks_before = len(system.nursery.child_tasks)
         kernel_tasks_before = len(system.kernel.nursery.child_tasks)
         assert await system.run(main) == 0
-        await trio.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()  # the last child's tasks have unwound
         assert resources(system) == before
         assert len(system.nursery.child_tasks) == tasks_before
         assert len(system.kernel.nursery.child_tasks) == kernel_tasks_before
@@ -202,7 +203,7 @@ async def test_threads_share_the_process_and_process_ends_with_last_thread() -> 
 
     async def main(proc):
         async def worker(n):
-            await proc.sleep(0.02)
+            await proc.sleep(0.02)  # the behaviour under test: the workers outlive main
             seen.append(n)
 
         for n in range(3):

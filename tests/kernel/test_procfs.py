@@ -47,7 +47,7 @@ async def test_kill_through_proc_needs_root_or_the_owner() -> None:
     out: dict[str, object] = {}
 
     async def sleeper(proc):
-        await proc.sleep(30)
+        await proc.sleep(30)  # a victim that lives until killed, not a wait
         return 0
 
     async def user_prog(proc):

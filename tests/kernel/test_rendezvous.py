@@ -1,12 +1,23 @@
-"""Rendezvous IPC at the register level: every state, FIFO queues, reply routing, CLOSED."""
+"""Rendezvous IPC at the register level: every state, FIFO queues, reply routing, CLOSED.
+
+Where the order of threads matters (a receiver parked before the send, senders queued one by
+one), a thread waits with `idle()`: trio's wait_all_tasks_blocked, which returns once every
+other thread has run until it blocks -- the state each test sets up, reached without a guess
+at how long that takes."""
 
 from __future__ import annotations
 
 import trio
+import trio.testing
 
 from euralios.boot import boot
 from euralios.std import Handle, Memory, Message, SyscallError
 from euralios.std import abi as A
+
+
+async def idle() -> None:
+    """Return once every other thread has run until it blocks."""
+    await trio.testing.wait_all_tasks_blocked()
 
 
 async def run(main, **kw) -> tuple[int, str]:
@@ -25,9 +36,9 @@ async def test_send_to_waiting_receiver_delivers_and_sender_continues() -> None:
             log.append(await proc.gate.syscall(A.RECEIVE, h2))
 
         await proc.spawn_thread(receiver)
-        await proc.sleep(0.01)  # the receiver is now parked
+        await idle()  # the receiver is now parked
         log.append(await proc.gate.syscall(A.SEND | (h1 << 32), 1, 2, 3))
-        await proc.sleep(0.01)
+        await idle()
         return 0
 
     status, _ = await run(main)
@@ -46,7 +57,7 @@ async def test_second_sender_queues_in_fifo_order_instead_of_send_blocking() -> 
 
         for n in (1, 2, 3):
             await proc.spawn_thread(sender, n)
-            await proc.sleep(0.005)  # each parks before the next arrives
+            await idle()  # each parks before the next arrives
         # All three are parked in the queue; none got SEND_BLOCKING.
         for _ in range(3):
             got.append((await proc.sys.receive(h2)).tag)
@@ -66,7 +77,7 @@ async def test_send_receive_replies_are_routed_to_the_calling_thread() -> None:
             for _ in range(2):
                 req = await proc.sys.receive(server)
                 assert req.reply
-                await proc.sleep(0.005)
+                await idle()  # the other caller is waiting too when this one is answered
                 await proc.sys.send(server, Message(req.tag * 10))
 
         async def call(n):
@@ -75,7 +86,7 @@ async def test_send_receive_replies_are_routed_to_the_calling_thread() -> None:
         await proc.spawn_thread(call, 1)
         await proc.spawn_thread(call, 2)
         await proc.spawn_thread(serve)
-        await proc.sleep(0.05)
+        await idle()
         return 0
 
     assert (await run(main))[0] == 0
@@ -98,7 +109,7 @@ async def test_receive_while_owing_a_reply_is_recv_blocking() -> None:
         codes.append(rax)
         # The server framework's rescue: an ERROR reply reaches the waiting caller.
         await proc.sys.send(server, Message(A.ERROR, 0, 0))
-        await proc.sleep(0.01)
+        await idle()
         return 0
 
     assert (await run(main))[0] == 0
@@ -134,9 +145,9 @@ async def test_close_wakes_a_waiting_receiver_with_closed() -> None:
                 results.append(e.code)
 
         await proc.spawn_thread(waiter)
-        await proc.sleep(0.01)
+        await idle()
         await proc.sys.close(h2)
-        await proc.sleep(0.01)
+        await idle()
         return 0
 
     assert (await run(main))[0] == 0
@@ -157,9 +168,9 @@ async def test_waiting_sender_gets_its_message_and_handle_back_on_close() -> Non
                 results.append((e.code, e.message))
 
         await proc.spawn_thread(sender)
-        await proc.sleep(0.01)
+        await idle()
         await proc.sys.close(h2)
-        await proc.sleep(0.01)
+        await idle()
         returned = results[0][1]
         # The handle came back (at the lowest free slot) and still works.
         await proc.sys.close(returned.d2.number)
@@ -187,10 +198,10 @@ async def test_handles_and_chunks_move_with_the_message() -> None:
             await proc.sys.free(msg.d3.vaddr)
 
         await proc.spawn_thread(other)
-        await proc.sleep(0.01)
+        await idle()
         await proc.sys.send(h1, Message(6, Handle(extra2), Memory(chunk.vaddr)))
         seen["handles_after_send"] = proc.sys.gate.process.handles.count()
-        await proc.sleep(0.01)
+        await idle()
         seen["before"] = before
         return 0
 
@@ -264,7 +275,7 @@ async def test_long_message_of_values_reads_as_short_and_error_kind_cannot_be_fo
         await proc.spawn_thread(rx)
         await proc.gate.syscall(A.SEND | A.MSG_LONG | (h1 << 32), 2, 5, 7)
         await proc.gate.syscall(A.SEND | A.MSG_LONG | (A.KIND_ERROR << A.D2_SHIFT) | (h1 << 32), 2, 11, 0)
-        await proc.sleep(0.01)
+        await idle()
         return 0
 
     assert (await run(main))[0] == 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import trio
+import trio.testing
+
 from euralios.boot import boot
 from euralios.std import SyscallError
 from euralios.std import abi as A
@@ -215,7 +218,7 @@ async def test_time_page_formula_and_clock_advances() -> None:
 
     async def main(proc):
         times.append(proc.now())
-        await proc.sleep(0.2)
+        await proc.sleep(0.2)  # the behaviour under test: the clock across a real sleep
         times.append(proc.now())
         return 0
 
@@ -239,22 +242,24 @@ async def test_fork_thread_limit_is_64_live_threads_and_slots_are_reused() -> No
     async def main(proc):
         gate = proc.gate
         done = []
+        release = trio.Event()
 
         async def short():
             done.append(1)
 
         async def parked():
-            await proc.sleep(0.5)
+            await release.wait()
 
         tids = []
         for _ in range(63):
             tids.append((await gate.syscall(A.FORK_THREAD, parked, ()))[1])
         out.append((await gate.syscall(A.FORK_THREAD, parked, ()))[0])
         out.append(len(set(tids)))
-        await proc.sleep(0.7)
+        release.set()
+        await trio.testing.wait_all_tasks_blocked()  # the 63 have ended
         for _ in range(100):  # more than 64 over the lifetime: slots are reused
             await gate.syscall(A.FORK_THREAD, short, ())
-            await proc.sleep(0.001)
+            await trio.testing.wait_all_tasks_blocked()  # that one has ended
         out.append(len(done))
         return 0
 

@@ -249,7 +249,7 @@ NEED_ROOT = pytest.mark.skipif(
 CHILD = textwrap.dedent(
     """
     import json, socket, sys
-    import trio
+    import trio, trio.testing
     from machine.netdev import make_backend
 
     MARK = b"EURALIOS-NETDEV-TEST"
@@ -265,10 +265,18 @@ CHILD = textwrap.dedent(
         host.bind((host_if, 3))
         host = trio.socket.from_stdlib_socket(host)
         got = []
+        heard = {}  # frame -> an Event set when the guest side receives it
         result = {}
+
+        def deliver(f):
+            if MARK in f:
+                got.append(f)
+                if f in heard:
+                    heard[f].set()
+
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(backend.run, lambda f: got.append(f) if MARK in f else None)
-            await trio.sleep(0.05)
+            nursery.start_soon(backend.run, deliver)
+            await trio.testing.wait_all_tasks_blocked()  # the backend is reading
             out = frame(b"\\xff" * 6, GUEST, spec + " guest->host")
             backend.send(out)
             with trio.fail_after(5):
@@ -278,10 +286,10 @@ CHILD = textwrap.dedent(
                         result["guest_to_host"] = True
                         break
             back = frame(GUEST, PEER, spec + " host->guest")
+            heard[back] = trio.Event()
             await host.send(back)
             with trio.fail_after(5):
-                while back not in got:
-                    await trio.sleep(0.01)
+                await heard[back].wait()
             result["host_to_guest"] = True
             result["own_frame_heard"] = out in got
             nursery.cancel_scope.cancel()

@@ -54,10 +54,10 @@ class Port:
 
 
 async def settle() -> None:
-    """Let every port's run loop take in what is waiting on its socket."""
-    for _ in range(3):
-        await trio.sleep(0.01)
-        await trio.testing.wait_all_tasks_blocked()
+    """Let every port's run loop take in what is waiting on its socket. A datagram is in its
+    receiver's queue when the send returns, and the hub forwards from its own run loop, so once
+    every task is blocked again nothing is left in flight."""
+    await trio.testing.wait_all_tasks_blocked()
 
 
 async def test_two_join_a_third_joins_one_leaves_the_hub_leaves(nursery: trio.Nursery) -> None:

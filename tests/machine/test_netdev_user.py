@@ -17,6 +17,7 @@ import pytest
 import trio
 import trio.testing
 
+from euralios.pytest_plugin import wait_until
 from machine.netdev import BackendError, make_backend
 from machine.netdev.user import (
     DNS_MAC,
@@ -48,13 +49,6 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-async def eventually(cond, timeout: float = 5.0) -> None:  # noqa: ANN001
-    """Wait for a condition on the router's side (tests may poll; the router may not)."""
-    with trio.fail_after(timeout):
-        while not cond():
-            await trio.sleep(0.01)
 
 
 class Guest:
@@ -400,7 +394,7 @@ async def test_tcp_to_host_both_ways_one_mib(net, nursery: trio.Nursery) -> None
         await done.wait()
     assert bytes(got_up) == up
     assert received == down and conn.error is None
-    await eventually(lambda: not router.tcp_flows)
+    await wait_until(lambda: not router.tcp_flows, timeout=5, what="the router to drop its TCP flows")
     listener.close()
 
 
@@ -431,7 +425,7 @@ async def test_tcp_to_an_unreachable_host_is_icmp_unreachable(net, failure: int 
     assert (f.ip.src, f.ip.dst, f.icmp.type, f.icmp.code) == (GATEWAY, GUEST, _icmp.DEST_UNREACHABLE, code)
     quoted = f.icmp.payload  # the SYN's IP header and the first 8 bytes of its TCP header
     assert quoted[12:20] == bytes([10, 0, 2, 15, 192, 0, 2, 1]) and quoted[20:24] == bytes.fromhex("a0280050")
-    await eventually(lambda: not router.tcp_flows)
+    await wait_until(lambda: not router.tcp_flows, timeout=5, what="the router to drop its TCP flows")
     conn.abort(trio.current_time())
 
 
@@ -462,7 +456,7 @@ async def test_host_reset_reaches_the_guest(net, nursery: trio.Nursery) -> None:
     await guest.sendall(conn, b"hello")
     await guest.wait_for(lambda: conn.state == CLOSED)
     assert conn.error == "connection reset"
-    await eventually(lambda: not router.tcp_flows)
+    await wait_until(lambda: not router.tcp_flows, timeout=5, what="the router to drop its TCP flows")
     listener.close()
 
 
@@ -491,7 +485,8 @@ async def test_udp_relay_echo_and_idle_timeout(net) -> None:  # noqa: ANN001
                     GATEWAY, port, GUEST, 5000, b"ECHO %d" % i)
             assert len(router.udp_flows) == 1  # one host socket per guest port
             nursery.cancel_scope.cancel()
-    await eventually(lambda: not router.udp_flows, timeout=3)  # idle: the host socket goes away
+    await wait_until(lambda: not router.udp_flows, timeout=3,  # idle: the host socket goes away
+                     what="the router to drop its idle UDP flow")
     assert open_fds() == fds
 
 
@@ -519,7 +514,7 @@ async def test_hostfwd_reaches_a_guest_listener(net) -> None:  # noqa: ANN001
     assert bytes(got) == payload
     await host.aclose()
     await guest.wait_for(lambda: conn.state == CLOSED or conn.state == "TIME-WAIT")
-    await eventually(lambda: not router.tcp_flows)
+    await wait_until(lambda: not router.tcp_flows, timeout=5, what="the router to drop its TCP flows")
 
 
 async def test_hostfwd_to_a_closed_guest_port_resets_the_host_client(net) -> None:  # noqa: ANN001
@@ -531,7 +526,7 @@ async def test_hostfwd_to_a_closed_guest_port_resets_the_host_client(net) -> Non
         except trio.BrokenResourceError:
             pass  # ECONNRESET: the guest refused
     await host.aclose()
-    await eventually(lambda: not router.tcp_flows)
+    await wait_until(lambda: not router.tcp_flows, timeout=5, what="the router to drop its TCP flows")
 
 
 # ------------------------------------------------------------------------------------ quiet
@@ -563,11 +558,17 @@ async def test_an_idle_router_does_not_wake_up(net, nursery: trio.Nursery) -> No
     conn = guest.connect(GATEWAY, listener.getsockname()[1])
     await guest.wait_for(lambda: conn.state == ESTABLISHED and accepted)
     router.send(udp_from_guest(guest, GATEWAY, 5001, free_port(socket.SOCK_DGRAM), b"x"))
-    await trio.sleep(0.1)  # let delayed ACKs and the like settle
+
+    def no_timer_armed() -> bool:  # delayed ACKs and the like: both engines have sent them
+        engines = [*guest.conns.values(), *(f.conn for f in router.tcp_flows.values() if f.conn)]
+        return all(c.next_deadline() is None for c in engines)
+
+    await wait_until(no_timer_armed, timeout=5, what="every TCP timer (guest and router) to be disarmed")
+    await trio.testing.wait_all_tasks_blocked()  # and the router has taken in what they sent
     counter = StepCounter()
     trio.lowlevel.add_instrument(counter)
     try:
-        await trio.sleep(0.5)
+        await trio.sleep(0.5)  # the behaviour under test: time passes and no router task runs
     finally:
         trio.lowlevel.remove_instrument(counter)
     assert counter.steps == []
@@ -589,8 +590,9 @@ async def test_close_releases_every_host_socket() -> None:
         quiet.listen()
         guest.connect(GATEWAY, quiet.getsockname()[1])
         host = await trio.open_tcp_stream("127.0.0.1", router.hostfwd_ports[0])
-        await eventually(lambda: len(router.tcp_flows) == 2 and guest.listeners[70].pending == 1)
-        await trio.sleep(0.05)
+        await wait_until(lambda: len(router.tcp_flows) == 2 and guest.listeners[70].pending == 1, timeout=5,
+                         what="both TCP flows open and the forwarded connection pending")
+        await trio.testing.wait_all_tasks_blocked()
         assert len(router.tcp_flows) == 2 and router.udp_flows
         nursery.cancel_scope.cancel()
     router.close()

@@ -36,6 +36,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from euralios.boot import System, boot, program_source
 from euralios.pytest_plugin import Netns, netns_unavailable
@@ -173,7 +174,7 @@ async def warmed_up(system: System, ns: Netns, port: int) -> tuple[int, int]:
 
     await run_in(system, warm_up)
     await warm.finished()
-    await trio.sleep(0.1)
+    await trio.testing.wait_all_tasks_blocked()  # the stack has taken the CLOSE and is idle again
     return tcp_resources(system)
 
 
@@ -194,6 +195,7 @@ async def test_one_mib_each_way_byte_exact_under_impairment(ns: Netns, seed: int
     data = random.Random(seed).randbytes(MIB)
     got: dict[str, Any] = {}
     async with guest(ns, impair=IMPAIRMENT.format(seed=seed), args=STATIC + CAPPED_TCP) as system:
+        downloaded = trio.Event()
         source = await trio.to_thread.run_sync(lambda: Peer(ns, "source", str(MIB), str(seed), port=7001))
         sink = await trio.to_thread.run_sync(lambda: Peer(ns, "sink", port=7002))
 
@@ -204,6 +206,7 @@ async def test_one_mib_each_way_byte_exact_under_impairment(ns: Netns, seed: int
             got["down"] = await down.read_all()
             await down.close()
             got["down_s"] = proc.now() - t0
+            downloaded.set()
 
         async def program(proc: Any) -> None:
             # Both directions at once (two connections): each is mostly waiting out retransmission
@@ -217,8 +220,8 @@ async def test_one_mib_each_way_byte_exact_under_impairment(ns: Netns, seed: int
             got["sink"] = (await up.read_all()).decode()
             await up.close()
             got["up_s"] = proc.now() - t0
-            while "down_s" not in got and proc.now() - start < 80:
-                await proc.sleep(0.05)
+            with trio.move_on_after(80 - (proc.now() - start)):  # (still missing then: the asserts fail)
+                await downloaded.wait()
             got["stats"] = await stats(proc)
 
         await run_in(system, program, timeout=150)
@@ -239,7 +242,7 @@ async def test_peer_killed_mid_download_resets_the_read_and_frees_the_session(ns
     async with guest(ns) as system:
         before = await warmed_up(system, ns, 7003)
         peer = await trio.to_thread.run_sync(lambda: Peer(ns, "stream", port=7004))
-        received = [0]
+        received, enough = [0], trio.Event()
 
         async def program(proc: Any) -> None:
             s = await proc.connect(HOST, 7004)
@@ -251,16 +254,17 @@ async def test_peer_killed_mid_download_resets_the_read_and_frees_the_session(ns
                         out["eof"] = received[0]
                         break
                     received[0] += len(chunk)
+                    if received[0] >= 200_000:
+                        enough.set()
             except SyscallError as e:
                 out["error"] = e.code
                 out["when"] = trio.current_time()  # the host clock, as `vanished`
             await s.close()
-            await proc.sleep(0.1)
+            await trio.testing.wait_all_tasks_blocked()  # the stack has taken the CLOSE
             out["stats"] = await stats(proc)
 
         async def killer() -> None:
-            while received[0] < 200_000:
-                await trio.sleep(0.01)
+            await enough.wait()
             out["killed"] = trio.current_time()
             await peer.kill()
 
@@ -279,7 +283,7 @@ async def test_peer_address_gone_mid_upload_times_the_write_out_and_frees_the_se
     async with guest(ns, args=STATIC + SHORT_TCP) as system:
         before = await warmed_up(system, ns, 7005)
         peer = await trio.to_thread.run_sync(lambda: Peer(ns, "sink", port=7006))
-        sent = [0]
+        sent, enough = [0], trio.Event()
 
         async def program(proc: Any) -> None:
             s = await proc.connect(HOST, 7006)
@@ -289,16 +293,17 @@ async def test_peer_address_gone_mid_upload_times_the_write_out_and_frees_the_se
                 while True:
                     await s.write_all(block)
                     sent[0] += len(block)
+                    if sent[0] >= 200_000:
+                        enough.set()
             except SyscallError as e:
                 out["error"] = e.code
                 out["when"] = trio.current_time()  # the host clock, as `vanished`
             await s.close()
-            await proc.sleep(0.1)
+            await trio.testing.wait_all_tasks_blocked()  # the stack has taken the CLOSE
             out["stats"] = await stats(proc)
 
         async def vanish() -> None:
-            while sent[0] < 200_000:
-                await trio.sleep(0.01)
+            await enough.wait()
             await trio.to_thread.run_sync(lambda: ns.exec(["ip", "addr", "del", f"{HOST}/{ns.prefix}", "dev", ns.tap],
                                                           check=True))
             out["vanished"] = trio.current_time()

@@ -11,7 +11,6 @@ gophernicus insists. Root only; skipped only where /dev/net/tun or `ip netns` is
 from __future__ import annotations
 
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from euralios.pytest_plugin import Netns, netns_unavailable
+from euralios.pytest_plugin import Netns, netns_unavailable, wait_screen, wait_until
 from euralios.system_boot import FullSystem, boot_full
 from machine.board import Machine
 
@@ -49,14 +48,14 @@ def tool(name: str) -> str:
     return path
 
 
-def wait_line(path: Path, text: str, timeout: float = 10.0) -> None:
-    import time
+async def wait_line(path: Path, text: str, timeout: float = 10.0) -> None:
+    """Wait until a host daemon has written `text` to its log: its word that it is ready."""
 
-    deadline = time.monotonic() + timeout
-    while text not in (path.read_text(errors="replace") if path.exists() else ""):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path.name}: no {text!r}")
-        time.sleep(0.02)
+    def log() -> str:
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    await wait_until(lambda: text in log(), timeout=timeout, interval=0.02, what=f"{text!r} in {path.name}",
+                     detail=log)
 
 
 @pytest.fixture
@@ -75,12 +74,12 @@ async def desktop(tmp_path: Path) -> AsyncIterator[tuple[FullSystem, Netns]]:
                   f"--dhcp-range={GUEST},{GUEST},255.255.255.0,1h", f"--dhcp-option=option:router,{HOST}",
                   f"--dhcp-option=option:dns-server,{HOST}", f"--dhcp-leasefile={tmp_path / 'leases'}",
                   "--no-ping"], stdout=log.open("w"), stderr=subprocess.STDOUT)
-        wait_line(log, "started")
+        await wait_line(log, "started")
         glog = tmp_path / "inetd.log"
         ns.popen([sys.executable, "-c", INETD, HOST, tool("setpriv"), "--reuid=65534", "--regid=65534",
                   "--clear-groups", tool("gophernicus"), "-h", HOST, "-p", "70", "-r", str(root)],
                  stdout=glog.open("w"), stderr=subprocess.STDOUT)
-        wait_line(glog, "serving")
+        await wait_line(glog, "serving")
         machine = Machine("64M", nic=ns.backend())
         try:
             async with boot_full(machine=machine) as system:
@@ -89,37 +88,24 @@ async def desktop(tmp_path: Path) -> AsyncIterator[tuple[FullSystem, Netns]]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def screen(system: FullSystem) -> str:
-    return "\n".join(system.screen_lines()).rstrip("\n")
-
-
-async def wait(system: FullSystem, pattern: str, timeout: float = 15) -> str:
-    rx = re.compile(pattern, re.MULTILINE)
-    with trio.move_on_after(timeout):
-        while not rx.search(screen(system)):
-            await system.settle(0.05, 0.5)
-        return screen(system)
-    raise AssertionError(f"timed out waiting for {pattern!r}; screen:\n{screen(system)}")
-
-
 async def test_user_browses_gophernicus_through_a_tap_and_host_pings_guest(desktop) -> None:
     system, ns = desktop
-    await wait(system, r"login: ?$")
+    await wait_screen(system, r"login: ?$", 15)
     # The network came up by DHCP (the stack reports it on the system console).
     await system.type("user\n")
-    await wait(system, r"\$ ?$")
+    await wait_screen(system, r"\$ ?$", 15)
     await system.type("gopher 10.0.2.2\n")
-    menu = await wait(system, r"hello\.txt")
+    menu = await wait_screen(system, r"hello\.txt", 15)
     assert "big.bin" in menu and "Gophernicus" in menu
     # The menu's links are big.bin then hello.txt (info lines are not selectable): the first
     # link starts selected, so one Down selects hello.txt.
     await system.type("{Down}{Enter}")
-    text = await wait(system, r"hello from gophernicus")
+    text = await wait_screen(system, r"hello from gophernicus", 15)
     assert "second line" in text
     await system.type("{Left}")
-    await wait(system, r"big\.bin")
+    await wait_screen(system, r"big\.bin", 15)
     await system.type("q")
-    await wait(system, r"\[gopher\] Bye!")
+    await wait_screen(system, r"\[gopher\] Bye!", 15)
     # The host pings the guest through the tap (run_process: the guest must keep running).
     with trio.fail_after(20):
         r = await trio.run_process(["ip", "netns", "exec", ns.name, tool("ping"), "-c", "2", "-W", "2", GUEST],
@@ -131,7 +117,7 @@ async def test_user_browses_gophernicus_through_a_tap_and_host_pings_guest(deskt
 
 async def test_100k_binary_from_gophernicus_byte_exact(desktop) -> None:
     system, _ = desktop
-    await wait(system, r"login: ?$")
+    await wait_screen(system, r"login: ?$", 15)
     got: list[bytes] = []
 
     async def fetch(proc):

@@ -22,7 +22,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import pytest
 import trio
 
 from euralios.boot import System, boot, program_source
-from euralios.pytest_plugin import Netns, netns_unavailable
+from euralios.pytest_plugin import Netns, netns_unavailable, wait_until
 from euralios.std import SyscallError, abi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,12 +50,15 @@ def need(tool: str) -> str:
     return path
 
 
-def wait_file(path: Path, text: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in (path.read_text(errors="replace") if path.exists() else ""):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path.name}: no {text!r} after {timeout} s:\n{path.read_text(errors='replace')}")
-        time.sleep(0.02)
+async def wait_file(path: Path, text: str, timeout: float = 10.0) -> None:
+    """Wait until a host daemon has written `text` to its log: its word that it is ready (it
+    runs outside this process, so its log is all there is to watch)."""
+
+    def log() -> str:
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    await wait_until(lambda: text in log(), timeout=timeout, interval=0.02, what=f"{text!r} in {path.name}",
+                     detail=log)
 
 
 class Peers:
@@ -67,7 +69,7 @@ class Peers:
         self.tmp = tmp
         self.leases = tmp / "dnsmasq.leases"
 
-    def dnsmasq(self) -> None:
+    async def dnsmasq(self) -> None:
         log = self.tmp / "dnsmasq.log"
         self.ns.popen([
             need("dnsmasq"), "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
@@ -77,16 +79,16 @@ class Peers:
             f"--host-record=files.test,{HOST}", "--cname=www.test,files.test", "--local=/test/",
             "--local-ttl=60", "--log-dhcp", "--no-ping",  # no ping check: it costs 3 s per lease
         ], stdout=log.open("w"), stderr=subprocess.STDOUT)
-        wait_file(log, "started")
+        await wait_file(log, "started")
 
-    def gopher(self) -> None:
+    async def gopher(self) -> None:
         root = self.tmp / "gopher"
         root.mkdir()
         (root / "big.bin").write_bytes(BIG)
         log = self.tmp / "gopher.log"
         self.ns.popen([sys.executable, str(ROOT / "examples" / "gopher_server.py"), "--port", "70", "--host", HOST,
                        str(root)], stdout=log.open("w"), stderr=subprocess.STDOUT)
-        wait_file(log, "serving")
+        await wait_file(log, "serving")
 
 
 @pytest.fixture
@@ -98,8 +100,8 @@ def peers(tmp_path: Path) -> Iterator[Peers]:
 @pytest.fixture
 async def guest(peers: Peers) -> AsyncIterator[System]:
     """dnsmasq and the Gopher server up, then a guest on the tap taking its address by DHCP."""
-    peers.dnsmasq()
-    peers.gopher()
+    await peers.dnsmasq()
+    await peers.gopher()
     async with boot(nic=peers.ns.backend(), mac=GUEST_MAC) as system:
         system.start_network()
         await system.wait_for_output(r"\[tcp\] DHCP: ", 15)
@@ -200,7 +202,7 @@ async def test_refused_port_and_100k_download_byte_exact(guest: System) -> None:
 
 
 async def test_100k_download_under_impairment(peers: Peers) -> None:
-    peers.gopher()
+    await peers.gopher()
     backend = peers.ns.backend(impair=IMPAIRMENT)
     got: dict[str, Any] = {}
 
@@ -237,8 +239,8 @@ async def main(proc):
 async def test_euralios_run_with_net_tap(peers: Peers, tmp_path: Path) -> None:
     """The command line: `euralios run --net tap:NAME --pcap FILE -v PROGRAM` inside the namespace
     attaches to the tap, starts pci, rtl8139 and the stack, and the program reaches the server."""
-    peers.dnsmasq()
-    peers.gopher()
+    await peers.dnsmasq()
+    await peers.gopher()
     prog = tmp_path / "fetch.py"
     prog.write_text(PROGRAM)
     pcap = tmp_path / "guest.pcap"
@@ -283,17 +285,12 @@ async def test_gopherd_inside_the_os_is_reachable_through_the_tap(guest: System,
     guest.spawn(b"from programs import gopherd\n\nasync def main(proc):\n    return await gopherd.main(proc)\n",
                 ["gopherd"], name="gopherd")
     data = b""
+    await guest.wait_for_output(r"\[gopherd\] serving", 20)  # printed once it listens
+    sock = peers.ns.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    client = trio.socket.from_stdlib_socket(sock)
     with trio.fail_after(20):
-        while True:
-            sock = peers.ns.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            client = trio.socket.from_stdlib_socket(sock)
-            try:
-                await client.connect((GUEST, 70))
-                break
-            except OSError:
-                client.close()
-                await trio.sleep(0.2)  # gopherd still starting
+        await client.connect((GUEST, 70))
         await client.send(b"\r\n")
         while chunk := await client.recv(65536):
             data += chunk

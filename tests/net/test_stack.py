@@ -18,6 +18,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 from euralios.boot import System, boot, program_source
+from euralios.pytest_plugin import wait_until
 from euralios.std import SyscallError, abi
 from euralios.std.fs import open_handle, take_bytes
 from machine.netdev.memory import MemoryBackend
@@ -678,9 +679,12 @@ async def test_an_idle_stack_parks_its_timer(net_system: tuple[System, Peer]) ->
     seen: list[dict[str, Any]] = []
 
     async def program(proc: Any) -> None:
-        await proc.sleep(0.2)
-        seen.append(json.loads(await proc.read_file("/tcp/stats"))["server"])
-        await proc.sleep(0.5)
+        async def parked() -> dict[str, Any] | None:  # boot's last timers run out, then it parks
+            server = json.loads(await proc.read_file("/tcp/stats"))["server"]
+            return server if server["timer_parked"] else None
+
+        seen.append(await wait_until(parked, timeout=5, what="the stack's timer to park", sleep=proc.sleep))
+        await proc.sleep(0.5)  # the behaviour under test: idle time passes and the timer stays parked
         seen.append(json.loads(await proc.read_file("/tcp/stats"))["server"])
 
     await run_in(system, program)
@@ -778,11 +782,10 @@ async def test_mux_keeps_more_connections_than_a_process_has_threads(net_system:
         assert await mux.poll(0.1) == []
         assert proc.now() - t0 >= 0.09
         await mux.close()  # CLOSE is sent without waiting for an answer: the stack follows soon
-        for _ in range(100):
-            stats = json.loads(await proc.read_file("/tcp/stats"))
-            if 8100 not in stats["listeners"]:
-                break
-            await proc.sleep(0.01)
-        assert 8100 not in stats["listeners"]
+
+        async def listener_gone() -> bool:
+            return 8100 not in json.loads(await proc.read_file("/tcp/stats"))["listeners"]
+
+        await wait_until(listener_gone, timeout=1, what="the stack to drop listener 8100", sleep=proc.sleep)
 
     await run_in(system, program, timeout=60)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,12 +91,10 @@ def threads(system: System, pid: int) -> int:
     return len(system.kernel.processes[pid].threads)
 
 
-async def settle(proc: Any, system: System, pid: int, want: int) -> None:
-    """Wait until the ramdisk runs `want` threads (session threads end asynchronously)."""
-    for _ in range(200):
-        if threads(system, pid) == want:
-            return
-        await proc.sleep(0.001)
+async def settle(system: System, pid: int, want: int) -> None:
+    """Let ended sessions' threads finish (they end asynchronously), then check the ramdisk
+    runs `want` threads."""
+    await trio.testing.wait_all_tasks_blocked()
     assert threads(system, pid) == want
 
 
@@ -446,7 +445,7 @@ async def test_sessions_close_and_threads_return_to_baseline() -> None:
     async def body(proc: Any, system: System, pid: int) -> None:
         await proc.write_file("/ramdisk/f", "data")
         await proc.mkdir("/ramdisk/d")
-        await settle(proc, system, pid, 1)
+        await settle(system, pid, 1)
         base = threads(system, pid)
         handles_base = system.kernel.processes[pid].handles.count()
 
@@ -455,7 +454,7 @@ async def test_sessions_close_and_threads_return_to_baseline() -> None:
         await proc.sys.send(h, Message(abi.CLOSE_TAG))
         assert await code_of(proc.sys.send(h, Message(abi.READ, 0, 1))) == abi.CLOSED
         await proc.sys.close(h)
-        await settle(proc, system, pid, base)
+        await settle(system, pid, base)
 
         # Ten sessions at once; closed by dropping the handle only (no CLOSE message).
         hs = [await proc.connect_handle("/ramdisk/f", 0) for _ in range(10)]
@@ -463,7 +462,7 @@ async def test_sessions_close_and_threads_return_to_baseline() -> None:
         assert threads(system, pid) == base + 11
         for h in hs:
             await proc.sys.close(h)
-        await settle(proc, system, pid, base)
+        await settle(system, pid, base)
 
         # A client that dies holding sessions.
         async def leaker(p: Any) -> int:
@@ -472,7 +471,7 @@ async def test_sessions_close_and_threads_return_to_baseline() -> None:
             return 0
 
         assert await proc.run(leaker) == 0
-        await settle(proc, system, pid, base)
+        await settle(system, pid, base)
         assert system.kernel.processes[pid].handles.count() == handles_base
 
         # Far more sessions over its lifetime than it has thread stacks (the seed's 64-thread
@@ -480,7 +479,7 @@ async def test_sessions_close_and_threads_return_to_baseline() -> None:
         for _ in range(150):
             async with await proc.open("/ramdisk/f") as f:
                 assert await f.read() == b"data"
-        await settle(proc, system, pid, base)
+        await settle(system, pid, base)
 
     await with_ramdisk(body, timeout=30)
 
@@ -504,7 +503,7 @@ async def test_concurrent_session_limit_is_an_error() -> None:
             assert await f.read() == b"x"
         for f in open_:
             await f.close()
-        await settle(proc, system, pid, 1)
+        await settle(system, pid, 1)
 
     await with_ramdisk(body)
 
@@ -693,7 +692,7 @@ async def test_fuzz_raw_messages_never_kill_the_server(script: list) -> None:
         assert system.kernel.processes[pid].killed is None
         await proc.write_file("/ramdisk/after", "ok")
         assert await proc.read_file("/ramdisk/after") == b"ok"
-        await settle(proc, system, pid, 1)
+        await settle(system, pid, 1)
         server = system.kernel.processes[pid]
         assert server.handles.count() == 2  # stdin and stdout: no session handle left behind
         assert sum(1 for c in server.space.chunks if c is not None) == 1  # the one arena
