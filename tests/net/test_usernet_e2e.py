@@ -56,13 +56,13 @@ def test_newcomer_boots_with_defaults_logs_in_and_browses_a_host_gopher_server()
         r = subprocess.run(
             [sys.executable, "-m", "euralios.cli", "--headless", "--timeout", "30",
              "--expect", "login: ", "--type", r"user\n", "--expect", r"\$ ",
-             "--type", rf"gopher 10.0.2.2 {port}\n", "--expect", "Welcome"],
+             "--type", rf"gopher 10.0.2.2 {port}\n", "--expect", "demo gopher server"],
             cwd=ROOT, capture_output=True, text=True, timeout=120)
     finally:
         server.terminate()
         server.wait(10)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "Welcome" in r.stdout and f"gopher://10.0.2.2:{port}" in r.stdout
+    assert "Welcome to the EuraliOS-py demo gopher server" in r.stdout and f"gopher://10.0.2.2:{port}" in r.stdout
 
 
 def test_hostfwd_reaches_gopherd_inside_the_os(tmp_path: Path) -> None:
