@@ -49,6 +49,7 @@ from drivers import rtl8139 as nic_driver
 from euralios.std import STDIN, STDOUT, Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import take_bytes
 from euralios.std.keys import F_KEYS
+from euralios.std.protocols.pci import ADDRESS, FIND_DEVICE
 from programs import echo
 from programs.supervisor import Service, Supervisor
 from vfs import ramdisk
@@ -61,7 +62,6 @@ DEFAULT_PROGRAM = "/bin/login"
 VGA_PAGES = 1
 MISSED_LINES = 64  # system-console writes kept while the console driver is down...
 MISSED_CHARS = 8192  # ...and at most this much of their text (a few screens: the latest part)
-FIND_DEVICE, ADDRESS = 256, 384
 
 # Colours readable on the consoles' white background: dark green, dark blue, brown, red.
 GREEN, BLUE, YELLOW, RED, RESET = "\x1b[32m", "\x1b[34m", "\x1b[33m", "\x1b[31m", "\x1b[0m"
