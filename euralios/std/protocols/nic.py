@@ -24,21 +24,23 @@ MAC_ADDRESS = 300
 BLOCKING = 1  # READ / READ_FRAMES flag: wait for a frame
 BATCH_BYTES = 64 * 1024  # the largest batch chunk (16 pages), either way
 
-LENGTH_BYTES = 2  # each frame's length prefix
-MAX_FRAME = 0xFFFF  # the most a length prefix can say
+MAX_FRAME = 0xFFFF  # the most a u16 length prefix can say (the 2 in the loops below is its size)
 
 
 def take_batch(queue: deque[bytes], room: int) -> tuple[bytes, int]:
     """Frames from the front of ``queue`` as one batch of at most ``room`` bytes, and how many
     it holds: as many as fit, and always the first (a caller's room holds any one frame, so a
     batch always makes progress). Empty when the queue is."""
-    parts: list[bytes] = []
-    used = 0
-    while queue and (not parts or used + LENGTH_BYTES + len(queue[0]) <= room):
+    if not queue:
+        return b"", 0
+    frame = queue.popleft()
+    parts = [len(frame).to_bytes(2, "little"), frame]
+    used = 2 + len(frame)
+    while queue and used + 2 + len(queue[0]) <= room:
         frame = queue.popleft()
-        parts.append(len(frame).to_bytes(LENGTH_BYTES, "little"))
+        parts.append(len(frame).to_bytes(2, "little"))
         parts.append(frame)
-        used += LENGTH_BYTES + len(frame)
+        used += 2 + len(frame)
     return b"".join(parts), len(parts) // 2
 
 
@@ -57,9 +59,9 @@ def split_frames(data: bytes, max_length: int = MAX_FRAME) -> list[bytes]:
     is dropped). ``packed_size(frames) == len(data)`` says the whole batch was well formed."""
     frames = []
     pos, n = 0, len(data)
-    while pos + LENGTH_BYTES <= n:
+    while pos + 2 <= n:
         length = data[pos] | data[pos + 1] << 8
-        pos += LENGTH_BYTES
+        pos += 2
         if not 0 < length <= max_length or pos + length > n:
             break
         frames.append(data[pos:pos + length])
@@ -69,4 +71,4 @@ def split_frames(data: bytes, max_length: int = MAX_FRAME) -> list[bytes]:
 
 def packed_size(frames: list[bytes]) -> int:
     """The bytes ``frames`` take in a batch."""
-    return LENGTH_BYTES * len(frames) + sum(map(len, frames))
+    return 2 * len(frames) + sum(map(len, frames))
