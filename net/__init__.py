@@ -4,6 +4,7 @@ The sans-IO stack, driven by frames and a clock passed in (tests drive it direct
 
     stack.py        NetStack: Ethernet/IPv4 input and output, routing, ICMP, the socket calls
     config.py       IfConfig: the interface's address, gateway, DNS servers, MTU
+    autoconf.py     DHCP for the interface (the client wired to the stack)
     neighbours.py   the ARP cache and the packets waiting for it
     connections.py  the TCP connections' bookkeeping (changes, timer heap, totals)
     sockets.py      UdpSocket, PingSocket, and the StackError a socket call raises

@@ -4,6 +4,7 @@ Set statically (`parse_config("10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3")`, from th
 or by the DHCP client (net/dhcp.py) through the stack, with an optional static fallback. Kept
 apart from the stack because the command line (net/options.py) parses it before any stack
 exists, and because what it derives (network, broadcast, on-link) is asked on every packet.
+What happens to the configuration is told as StackEvents.
 """
 
 from __future__ import annotations
@@ -15,6 +16,18 @@ from enum import StrEnum
 from net.dns import is_address
 
 MTU = 1500
+LIMITED_BROADCAST = "255.255.255.255"  # every host on the link, whatever its configuration
+
+
+class StackEvent(StrEnum):
+    """News of the interface's configuration, queued in `NetStack.events` with the IfConfig
+    it concerns (None for the last three); the server prints it."""
+
+    CONFIGURED = "configured"  # an address (static, DHCP, a new DHCP lease)
+    FALLBACK = "fallback"  # no DHCP answer: the static fallback is in use
+    DHCP_WAITING = "dhcp-waiting"  # no DHCP answer yet, and no fallback: still asking
+    UNCONFIGURED = "unconfigured"  # the lease expired (or the configuration was cleared)
+    DHCP_NAK = "dhcp-nak"  # the server refused our lease
 
 
 class ConfigSource(StrEnum):

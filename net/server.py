@@ -31,7 +31,7 @@ import json
 from typing import Any
 
 from euralios.std import STDIN, Message, SyscallError, abi
-from net.config import ConfigSource, IfConfig
+from net.config import ConfigSource, IfConfig, StackEvent
 from net.dns import DnsErrorKind, is_address
 from net.errors import DNS_REASONS, BadPath, NetError, dns_error, stack_error, tcp_error
 from net.lookups import Lookup
@@ -44,7 +44,7 @@ from net.sessions.ping import PingSession
 from net.sessions.tcp import READ_MAX, ConnSession, ListenSession
 from net.sessions.udp import UdpSession
 from net.sockets import StackError
-from net.stack import NetStack, StackEvent
+from net.stack import NetStack
 from net.timers import Timer
 from net.waiters import WaitQueue
 from proto.tcp import CLOSED, SYN_RECEIVED, SYN_SENT, TcpErrorKind

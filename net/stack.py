@@ -12,8 +12,8 @@ scapy-built frames and a virtual clock. The I/O layer's loop:
 What it does, and the choices made:
 
 * One Ethernet interface (MAC, IPv4 address/prefix, gateway, DNS servers, MTU 1500), set
-  statically (net/config.py's IfConfig) or by the DHCP client (net/dhcp.py) on UDP 68/67, with
-  an optional static fallback. What happens to the configuration is told in `events`
+  statically (net/config.py's IfConfig) or by DHCP (net/autoconf.py) on UDP 68/67, with an
+  optional static fallback. What happens to the configuration is told in `events`
   (StackEvent, IfConfig | None) for the I/O layer to print.
 * ARP through the neighbour cache (net/neighbours.py): packets for an unresolved next hop wait
   there; when nobody answers they are dropped and their owners told (a connecting TCP socket
@@ -44,11 +44,10 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable
-from enum import StrEnum
 
-from net.config import MTU, ConfigSource, IfConfig
+from net.autoconf import DHCP_PORT_CLIENT, AutoConfig
+from net.config import LIMITED_BROADCAST, MTU, IfConfig, StackEvent
 from net.connections import ConnectionTable
-from net.dhcp import DhcpClient, DhcpEvent, Lease
 from net.lookups import Lookup, Lookups
 from net.neighbours import Neighbours, Queued
 from net.sockets import PingReply, PingSocket, SocketError, StackError, StackErrorKind, UdpSocket
@@ -63,25 +62,12 @@ from proto.wire.frame import build_arp, build_tcp_frame, decode_frame
 from proto.wire.tcp import TcpSegment
 
 BROADCAST_MAC = _eth.BROADCAST
-LIMITED_BROADCAST = "255.255.255.255"
 EPHEMERAL_FIRST, EPHEMERAL_LAST = 49152, 65535
 TTL = 64
 UDP_QUEUE = 256  # datagrams held per UDP socket (newest dropped beyond)
 PING_QUEUE = 64
 ICMP_ERRORS_PER_SECOND = 20  # port-unreachable rate limit (as Linux limits ICMP errors)
 LOOPBACK_ROUNDS = 256  # frames looped back per flush, at most (a loop of our own making)
-DHCP_PORT_CLIENT, DHCP_PORT_SERVER = 68, 67
-
-
-class StackEvent(StrEnum):
-    """News of the interface's configuration, queued in `NetStack.events` with the IfConfig
-    it concerns (None for the last three)."""
-
-    CONFIGURED = "configured"  # an address (static, DHCP, a new DHCP lease)
-    FALLBACK = "fallback"  # no DHCP answer: the static fallback is in use
-    DHCP_WAITING = "dhcp-waiting"  # no DHCP answer yet, and no fallback: still asking
-    UNCONFIGURED = "unconfigured"  # the lease expired (or the configuration was cleared)
-    DHCP_NAK = "dhcp-nak"  # the server refused our lease
 
 
 def is_loopback(ip: str) -> bool:
@@ -137,18 +123,10 @@ class NetStack:
         self._tcp_options: dict[str, float] = dict(tcp_options or {})
         self._icmp_window = (0.0, 0)  # (second it counts, errors sent in it)
         self.dns = Lookups(self, seed=None if seed is None else seed + 1)
-        self.dhcp: DhcpClient | None = None
-        self.dhcp_timeout = dhcp_timeout
-        self._dhcp_started: float | None = None
-        self._dhcp_waiting_said = False
+        self.dhcp: AutoConfig | None = None
         if dhcp:
-            fb = None
-            if fallback is not None:
-                fb = Lease(address=fallback.address, netmask=str(fallback.network.netmask), router=fallback.gateway,
-                           dns=list(fallback.dns), static=True, lease_time=float("inf"))
-            self.dhcp = DhcpClient(self._mac_bytes, hostname=hostname, seed=None if seed is None else seed + 2,
-                                   fallback=fb, give_up_after=dhcp_timeout)
-            self._fallback_mtu = fallback.mtu if fallback is not None else MTU
+            self.dhcp = AutoConfig(self, self._mac_bytes, fallback=fallback, timeout=dhcp_timeout, hostname=hostname,
+                                   seed=None if seed is None else seed + 2)
         elif config is not None:
             self.events.append((StackEvent.CONFIGURED, config))
 
@@ -205,8 +183,6 @@ class NetStack:
             consider(self.now)
         if self.dhcp is not None:
             consider(self.dhcp.next_deadline())
-            if self._dhcp_started is not None and not self._dhcp_waiting_said and self.config is None:
-                consider(self._dhcp_started + self.dhcp_timeout)
         consider(self.arp.next_deadline())
         consider(self.dns.next_deadline())
         consider(self.tcp.next_deadline())
@@ -216,16 +192,7 @@ class NetStack:
         """Run every timer due by `now` (early or repeated calls are harmless)."""
         self.now = now
         if self.dhcp is not None:
-            d = self.dhcp.next_deadline()
-            if d is not None and now >= d:
-                if self._dhcp_started is None:
-                    self._dhcp_started = now
-                self.dhcp.poll(now)
-            self._dhcp_io(now)
-            if (self._dhcp_started is not None and self.config is None and not self._dhcp_waiting_said
-                    and now >= self._dhcp_started + self.dhcp_timeout):
-                self._dhcp_waiting_said = True
-                self.events.append((StackEvent.DHCP_WAITING, None))
+            self.dhcp.poll(now)
         self.arp.poll(now)
         self.dns.poll(now)
         self.tcp.poll(now)
@@ -317,7 +284,6 @@ class NetStack:
                    broadcast: bool) -> None:
         if dgram.dst_port == DHCP_PORT_CLIENT and self.dhcp is not None:
             self.dhcp.datagram_received(dgram.payload, now)
-            self._dhcp_io(now)
             return
         sock = self.udp.get(dgram.dst_port)
         if sock is not None and (sock.remote is None or sock.remote == (ip.src, dgram.src_port)):
@@ -499,36 +465,6 @@ class NetStack:
         """The cache for people: resolved entries with seconds left, then unresolved ones."""
         return self.arp.table(self.now if now is None else now)
 
-    # ------------------------------------------------------------------ DHCP
-    def _dhcp_io(self, now: float) -> None:
-        dhcp = self.dhcp
-        assert dhcp is not None
-        for o in dhcp.datagrams_to_send():
-            if o.unicast_to and self.config is not None:
-                self._udp_output(self.config.address, DHCP_PORT_CLIENT, o.unicast_to, DHCP_PORT_SERVER, o.payload)
-            else:
-                src = self.config.address if self.config is not None else "0.0.0.0"
-                self._udp_output(src, DHCP_PORT_CLIENT, LIMITED_BROADCAST, DHCP_PORT_SERVER, o.payload)
-        while dhcp.events:
-            event = dhcp.events.pop(0)
-            lease = dhcp.lease
-            if event in (DhcpEvent.BOUND, DhcpEvent.RENEWED, DhcpEvent.FALLBACK) and lease is not None:
-                source = ConfigSource.FALLBACK if event == DhcpEvent.FALLBACK else ConfigSource.DHCP
-                cfg = IfConfig(lease.address, lease.prefix_len, lease.router, list(lease.dns),
-                               self._fallback_mtu if source == ConfigSource.FALLBACK else MTU, source)
-                changed = self.config is None or (self.config.address, self.config.prefix, self.config.gateway,
-                                                  self.config.dns) != (cfg.address, cfg.prefix, cfg.gateway, cfg.dns)
-                self.config = cfg
-                if event == DhcpEvent.FALLBACK:
-                    self.events.append((StackEvent.FALLBACK, cfg))
-                elif changed:
-                    self.events.append((StackEvent.CONFIGURED, cfg))
-            elif event == DhcpEvent.EXPIRED:
-                self.config = None
-                self.events.append((StackEvent.UNCONFIGURED, None))
-            elif event == DhcpEvent.NAK:
-                self.events.append((StackEvent.DHCP_NAK, None))
-
     # ------------------------------------------------------------------ UDP
     def _ephemeral(self) -> int:
         """The next free port in 49152-65535, in order (wrapping); StackError when all are busy."""
@@ -564,7 +500,7 @@ class NetStack:
             raise StackError(StackErrorKind.INVALID,
                              f"datagram of {len(data)} bytes exceeds the MTU (no fragmentation)")
         src = self._source_for(target[0])
-        if not self._udp_output(src, sock.port, target[0], target[1], data, owner=sock):
+        if not self.udp_output(src, sock.port, target[0], target[1], data, owner=sock):
             raise StackError(StackErrorKind.UNREACHABLE, f"no route to {target[0]}")
 
     def udp_close(self, sock: UdpSocket) -> None:
@@ -572,7 +508,8 @@ class NetStack:
         if self.udp.get(sock.port) is sock:
             del self.udp[sock.port]
 
-    def _udp_output(self, src: str, sport: int, dst: str, dport: int, payload: bytes, owner: object = None) -> bool:
+    def udp_output(self, src: str, sport: int, dst: str, dport: int, payload: bytes, owner: object = None) -> bool:
+        """One datagram from any source address (DHCP's come from 0.0.0.0); False: no route."""
         return self._output(src, dst, _ipv4.PROTO_UDP, _udp.encode(_udp.UdpDatagram(sport, dport, payload), src, dst),
                             owner=owner)
 
@@ -698,7 +635,7 @@ class NetStack:
         return {
             "mac": self.mac,
             "config": self.config.as_dict() if self.config is not None else None,
-            "dhcp": None if self.dhcp is None else {"state": self.dhcp.state},
+            "dhcp": None if self.dhcp is None else {"state": self.dhcp.client.state},
             "counters": dict(self.counters),
             "tcp": self.tcp_counters(),
             "connections": [
