@@ -29,17 +29,18 @@ import json
 
 from euralios.std import STDIN, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes
+from euralios.std.protocols.pci import (
+    ADDRESS,
+    BAR,
+    ENABLE_BUS_MASTERING,
+    FIND_DEVICE,
+    NOT_FOUND_VALUE,
+    NOTFOUND,
+    READ_BAR,
+)
 
 CONFIG_ADDRESS = 0xCF8
 CONFIG_DATA = 0xCFC
-
-FIND_DEVICE = 256
-READ_BAR = 257
-ENABLE_BUS_MASTERING = 258
-ADDRESS = 384
-NOTFOUND = 385
-BAR = 386
-NOT_FOUND_VALUE = 0xFFFF_FFFF_FFFF_FFFF
 
 COMMAND = 0x04
 CMD_IO = 0x1

@@ -49,22 +49,20 @@ from collections import deque
 
 from euralios.std import STDIN, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes, take_bytes
+from euralios.std.protocols.nic import (
+    BATCH_BYTES,
+    BLOCKING,
+    GET_MAC_ADDRESS,
+    MAC_ADDRESS,
+    READ_FRAMES,
+    WRITE_FRAMES,
+    packed_size,
+    split_frames,
+    take_batch,
+)
+from euralios.std.protocols.pci import ADDRESS, BAR, ENABLE_BUS_MASTERING, FIND_DEVICE, READ_BAR
 
-# /pci protocol
-FIND_DEVICE = 256
-READ_BAR = 257
-ENABLE_BUS_MASTERING = 258
-ADDRESS = 384
-BAR = 386
-
-# /dev/nic protocol
 EMPTY = abi.EMPTY
-GET_MAC_ADDRESS = 260
-WRITE_FRAMES = 261
-READ_FRAMES = 262
-MAC_ADDRESS = 300
-BLOCKING = 1
-BATCH_BYTES = 64 * 1024  # a READ_FRAMES reply chunk the driver allocates itself
 
 VENDOR, DEVICE = 0x10EC, 0x8139
 DEFAULT_IRQ = 11
@@ -391,37 +389,12 @@ async def read_frames(nic: Nic, msg: Message) -> Message:
             return Message(abi.ERROR_INVALID_VALUE, 0, 0)
     if not await wait_frames(nic, bool(flags & BLOCKING)):
         return Message(EMPTY, 0, mem) if isinstance(mem, Memory) else Message(EMPTY, 0, 0)
-    frames = nic.frames
-    parts: list[bytes] = []
-    used = 0
-    while frames and used + 2 + len(frames[0]) <= room:
-        frame = frames.popleft()
-        parts.append(len(frame).to_bytes(2, "little"))
-        parts.append(frame)
-        used += 2 + len(frame)
-    data = b"".join(parts)
+    data, _ = take_batch(nic.frames, room)  # room holds any one frame (checked above)
     if isinstance(mem, Memory):
         sys.gate.store(mem.vaddr, data)
     else:
         mem = await send_bytes(sys, data)
     return Message(abi.DATA, len(data), mem)
-
-
-def split_frames(data: bytes) -> list[bytes] | None:
-    """The frames of a WRITE_FRAMES batch; None if it is malformed."""
-    frames = []
-    pos = 0
-    n = len(data)
-    while pos < n:
-        if pos + 2 > n:
-            return None
-        length = data[pos] | data[pos + 1] << 8
-        pos += 2
-        if not 0 < length <= TX_MAX or pos + length > n:
-            return None
-        frames.append(data[pos:pos + length])
-        pos += length
-    return frames
 
 
 async def write_frames(nic: Nic, msg: Message) -> Message:
@@ -430,8 +403,8 @@ async def write_frames(nic: Nic, msg: Message) -> Message:
     if not isinstance(mem, Memory) or not isinstance(n, int) or not 0 < n <= await chunk_room(sys, mem):
         await discard(sys, msg)
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
-    frames = split_frames(sys.gate.load(mem.vaddr, n))
-    if frames is None:
+    frames = split_frames(sys.gate.load(mem.vaddr, n), TX_MAX)
+    if packed_size(frames) != n:  # malformed: a length of 0, past TX_MAX or past n
         await discard(sys, msg)
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
     nic.stats["tx_batches"] += 1

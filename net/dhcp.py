@@ -11,11 +11,35 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from scapy.layers.dhcp import BOOTP, DHCP
 
 MESSAGE_TYPES = {1: "discover", 2: "offer", 3: "request", 5: "ack", 6: "nak", 7: "release"}
 RETRY = (4.0, 8.0, 16.0, 32.0)  # back-off between DISCOVERs/REQUESTs (RFC 2131 §4.1)
+
+
+class DhcpState(StrEnum):
+    """RFC 2131's client states (figure 5), plus FALLBACK: no server answered, the static
+    fallback lease is in use. The values are the RFC's names, as /tcp/stats shows them."""
+
+    INIT = "INIT"
+    SELECTING = "SELECTING"
+    REQUESTING = "REQUESTING"
+    BOUND = "BOUND"
+    RENEWING = "RENEWING"
+    REBINDING = "REBINDING"
+    FALLBACK = "FALLBACK"
+
+
+class DhcpEvent(StrEnum):
+    """What the client tells its owner (`events`): a lease obtained, renewed or lost."""
+
+    BOUND = "bound"
+    RENEWED = "renewed"
+    EXPIRED = "expired"
+    FALLBACK = "fallback"
+    NAK = "nak"
 
 
 @dataclass
@@ -53,7 +77,7 @@ def _options(pkt: BOOTP) -> dict[str, object]:
 
 
 class DhcpClient:
-    """States: INIT, SELECTING, REQUESTING, BOUND, RENEWING, REBINDING, FALLBACK."""
+    """The client's state machine (`state`, a DhcpState)."""
 
     def __init__(self, mac: bytes, *, hostname: str = "euralios", seed: int | None = None,
                  fallback: Lease | None = None, give_up_after: float = 30.0) -> None:
@@ -62,7 +86,7 @@ class DhcpClient:
         self.rng = random.Random(seed)
         self.fallback = fallback
         self.give_up_after = give_up_after
-        self.state = "INIT"
+        self.state = DhcpState.INIT
         self.xid = 0
         self.lease: Lease | None = None
         self.offer: Lease | None = None
@@ -70,7 +94,7 @@ class DhcpClient:
         self.deadline: float | None = 0.0
         self.attempt = 0
         self.out: list[Outgoing] = []
-        self.events: list[str] = []  # "bound", "renewed", "expired", "fallback", "nak"
+        self.events: list[DhcpEvent] = []
 
     # ------------------------------------------------------------------ building
     def _bootp(self, ciaddr: str = "0.0.0.0") -> BOOTP:
@@ -94,7 +118,7 @@ class DhcpClient:
     # ------------------------------------------------------------------ driving
     def start(self, now: float) -> None:
         self.started = now
-        self.state = "SELECTING"
+        self.state = DhcpState.SELECTING
         self.xid = self.rng.getrandbits(32)
         self.attempt = 0
         self.out.append(Outgoing(self._discover()))
@@ -110,39 +134,39 @@ class DhcpClient:
     def poll(self, now: float) -> None:
         if self.deadline is None or now < self.deadline:
             return
-        if self.state == "INIT":
+        if self.state == DhcpState.INIT:
             self.start(now)
-        elif self.state in ("SELECTING", "REQUESTING"):
+        elif self.state in (DhcpState.SELECTING, DhcpState.REQUESTING):
             if self.fallback is not None and now - self.started >= self.give_up_after:
                 self.lease = Lease(**{**self.fallback.__dict__, "static": True, "obtained": now})
-                self.state = "FALLBACK"
+                self.state = DhcpState.FALLBACK
                 self.deadline = None
-                self.events.append("fallback")
+                self.events.append(DhcpEvent.FALLBACK)
                 return
             self.attempt += 1
-            if self.state == "REQUESTING" and self.attempt >= 3:
+            if self.state == DhcpState.REQUESTING and self.attempt >= 3:
                 self.start(now)  # the server went quiet: start over
                 return
             delay = RETRY[min(self.attempt, len(RETRY) - 1)] + self.rng.uniform(-1, 1)
-            payload = self._discover() if self.state == "SELECTING" else self._request(self.offer, False)  # type: ignore[arg-type]
+            payload = self._discover() if self.state == DhcpState.SELECTING else self._request(self.offer, False)  # type: ignore[arg-type]
             self.out.append(Outgoing(payload))
             self.deadline = now + max(1.0, delay)
-        elif self.state in ("BOUND", "RENEWING", "REBINDING"):
+        elif self.state in (DhcpState.BOUND, DhcpState.RENEWING, DhcpState.REBINDING):
             lease = self.lease
             assert lease is not None
             if now >= lease.obtained + lease.lease_time:
-                self.events.append("expired")
+                self.events.append(DhcpEvent.EXPIRED)
                 self.lease = None
-                self.state = "INIT"
+                self.state = DhcpState.INIT
                 self.start(now)
                 return
             if now >= lease.obtained + lease.t2:
-                self.state = "REBINDING"
+                self.state = DhcpState.REBINDING
                 self.out.append(Outgoing(self._request(lease, True)))
             elif now >= lease.obtained + lease.t1:
-                self.state = "RENEWING"
+                self.state = DhcpState.RENEWING
                 self.out.append(Outgoing(self._request(lease, True), unicast_to=lease.server))
-            end = lease.obtained + (lease.t2 if self.state == "RENEWING" else lease.lease_time)
+            end = lease.obtained + (lease.t2 if self.state == DhcpState.RENEWING else lease.lease_time)
             self.deadline = min(end, now + max(1.0, (end - now) / 2))
 
     def datagram_received(self, payload: bytes, now: float) -> None:
@@ -166,23 +190,23 @@ class DhcpClient:
         )
         lease.t1 = float(opts.get("renewal_time", lease.lease_time / 2))
         lease.t2 = float(opts.get("rebinding_time", lease.lease_time * 7 / 8))
-        if mtype == "offer" and self.state == "SELECTING":
+        if mtype == "offer" and self.state == DhcpState.SELECTING:
             self.offer = lease
-            self.state = "REQUESTING"
+            self.state = DhcpState.REQUESTING
             self.attempt = 0
             self.out.append(Outgoing(self._request(lease, False)))
             self.deadline = now + RETRY[0]
-        elif mtype == "ack" and self.state in ("REQUESTING", "RENEWING", "REBINDING"):
-            renewed = self.state != "REQUESTING"
+        elif mtype == "ack" and self.state in (DhcpState.REQUESTING, DhcpState.RENEWING, DhcpState.REBINDING):
+            renewed = self.state != DhcpState.REQUESTING
             lease.obtained = now
             if renewed and self.lease is not None:
                 lease.server = lease.server or self.lease.server
             self.lease = lease
-            self.state = "BOUND"
+            self.state = DhcpState.BOUND
             self.deadline = now + lease.t1
-            self.events.append("renewed" if renewed else "bound")
-        elif mtype == "nak" and self.state in ("REQUESTING", "RENEWING", "REBINDING"):
-            self.events.append("nak")
+            self.events.append(DhcpEvent.RENEWED if renewed else DhcpEvent.BOUND)
+        elif mtype == "nak" and self.state in (DhcpState.REQUESTING, DhcpState.RENEWING, DhcpState.REBINDING):
+            self.events.append(DhcpEvent.NAK)
             self.lease = None
             self.start(now)
 

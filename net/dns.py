@@ -9,17 +9,34 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from enum import StrEnum
 
 from scapy.layers.dns import DNS, DNSQR
 
 MAX_CNAME_CHAIN = 8
 
 
-class DnsError(Exception):
-    """A lookup failed: `kind` is "nxdomain", "servfail", "refused", "no-address" or "bad-reply"."""
+class DnsErrorKind(StrEnum):
+    """Why a lookup failed. The first five are the answer's (DnsError.kind); the rest are the
+    lookup's own (net/lookups.py). The values are what /tcp/dns answers in JSON ("error")."""
 
-    def __init__(self, name: str, kind: str) -> None:
-        super().__init__(f"{name}: {'not found' if kind == 'nxdomain' else kind}")
+    NXDOMAIN = "nxdomain"  # no such name (RCODE 3)
+    SERVFAIL = "servfail"  # RCODE 2
+    REFUSED = "refused"  # RCODE 5, or the server's port unreachable
+    NO_ADDRESS = "no-address"  # the name exists but has no A record
+    BAD_REPLY = "bad-reply"  # another RCODE
+    TIMEOUT = "timeout"  # no answer after every try
+    UNREACHABLE = "unreachable"  # no route to the server
+    NO_SERVER = "no-server"  # no DNS server configured
+    INVALID = "invalid"  # not a host name
+
+
+class DnsError(Exception):
+    """A reply says the lookup failed: `kind` is NXDOMAIN, SERVFAIL, REFUSED, NO_ADDRESS or
+    BAD_REPLY."""
+
+    def __init__(self, name: str, kind: DnsErrorKind) -> None:
+        super().__init__(f"{name}: {'not found' if kind == DnsErrorKind.NXDOMAIN else kind}")
         self.name = name
         self.kind = kind
 
@@ -78,13 +95,13 @@ class Resolver:
         name = self.pending.pop(pkt.id)
         rcode = pkt.rcode
         if rcode == 3:
-            raise DnsError(name, "nxdomain")
+            raise DnsError(name, DnsErrorKind.NXDOMAIN)
         if rcode == 2:
-            raise DnsError(name, "servfail")
+            raise DnsError(name, DnsErrorKind.SERVFAIL)
         if rcode == 5:
-            raise DnsError(name, "refused")
+            raise DnsError(name, DnsErrorKind.REFUSED)
         if rcode != 0:
-            raise DnsError(name, "bad-reply")
+            raise DnsError(name, DnsErrorKind.BAD_REPLY)
         records: dict[str, list[tuple[str, str, int]]] = {}
         for rr in list(pkt.an or []):
             owner = rr.rrname.decode("ascii", "replace").lower().rstrip(".") if isinstance(rr.rrname, bytes) else str(rr.rrname).lower().rstrip(".")
@@ -102,7 +119,7 @@ class Resolver:
         # do not cache" (RFC 1035 3.2.1): the cache then knows nothing, the answer itself does.
         addrs = self.cached(name, now) or _chase(name, records)
         if not addrs:
-            raise DnsError(name, "no-address")
+            raise DnsError(name, DnsErrorKind.NO_ADDRESS)
         return name, addrs
 
 

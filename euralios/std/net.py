@@ -15,13 +15,17 @@ which waits for events on any of them.
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING
 
 from euralios.std import abi
 from euralios.std.errors import SyscallError
 from euralios.std.fs import File, send_bytes, take_bytes
 from euralios.std.message import Handle, Memory, Message
+from euralios.std.protocols import mux as M
+from euralios.std.protocols.mux import ACCEPTABLE, ERROR, READABLE, WRITABLE
+
+# The event bits Mux.poll reports and Mux.watch takes are the protocol's, part of this API.
+__all__ = ["Stream", "Listener", "Mux", "connect", "listen", "mux", "READABLE", "WRITABLE", "ACCEPTABLE", "ERROR"]
 
 if TYPE_CHECKING:
     from euralios.std.proc import Proc
@@ -86,16 +90,6 @@ async def listen(proc: Proc, port: int) -> Listener:
     return Listener(proc.sys, f.handle, f.path, f.session)
 
 
-# /tcp/mux (net/server.py MuxSession)
-MUX_CONNECT = 80
-MUX_LISTEN = 81
-MUX_POLL = 82
-MUX_WATCH = 83
-ID_SHIFT = 16
-READABLE, WRITABLE, ACCEPTABLE, ERROR = 1, 2, 4, 8
-_EVENT = struct.Struct("<II")
-
-
 class Mux(File):
     """Many sockets on one /tcp session. Sockets are small integers; nothing blocks but `poll`.
 
@@ -105,7 +99,7 @@ class Mux(File):
     connection raises its SyscallError (RESET, REFUSED, TIMEDOUT ...)."""
 
     async def _call(self, op: int, sid: int, d2: object = 0, d3: object = 0) -> Message:
-        return await self.sys.rcall(self.handle, op | sid << ID_SHIFT, d2, d3)
+        return await self.sys.rcall(self.handle, op | sid << M.ID_SHIFT, d2, d3)
 
     async def _call_with(self, op: int, sid: int, data: bytes) -> Message:
         """A request carrying ``data`` in a chunk; a chunk handed back with an error is freed."""
@@ -121,11 +115,11 @@ class Mux(File):
             raise
 
     async def connect(self, host: str, port: int) -> int:
-        reply = await self._call_with(MUX_CONNECT, 0, f"{host}:{port}".encode())
+        reply = await self._call_with(M.CONNECT, 0, f"{host}:{port}".encode())
         return int(reply.d2)
 
     async def listen(self, port: int, backlog: int = 16) -> int:
-        return int((await self._call(MUX_LISTEN, 0, port, backlog)).d2)
+        return int((await self._call(M.LISTEN, 0, port, backlog)).d2)
 
     async def accept(self, sid: int) -> int | None:
         reply = await self._call(abi.ACCEPT, sid)
@@ -150,7 +144,7 @@ class Mux(File):
 
     async def watch(self, sid: int, events: int) -> None:
         """Which of READABLE, WRITABLE, ACCEPTABLE, ERROR `poll` reports for the socket."""
-        await self._call(MUX_WATCH, sid, events)
+        await self._call(M.WATCH, sid, events)
 
     async def shut(self, sid: int, abort: bool = False) -> None:
         """Close one socket: FIN after its queued data (abort: RST at once)."""
@@ -160,11 +154,11 @@ class Mux(File):
         """[(socket, events)] of every watched socket with an event (level-triggered), waiting
         up to `timeout` seconds (None: as long as it takes) for one; [] at the timeout."""
         ms = -1 if timeout is None else max(0, int(timeout * 1000))
-        reply = await self._call(MUX_POLL, 0, ms)
+        reply = await self._call(M.POLL, 0, ms)
         if reply.tag == abi.EMPTY:
             return []
         raw = await take_bytes(self.sys, reply)
-        return [_EVENT.unpack_from(raw, i) for i in range(0, len(raw) - 7, 8)]
+        return [M.EVENT.unpack_from(raw, i) for i in range(0, len(raw) - M.EVENT.size + 1, M.EVENT.size)]
 
 
 async def mux(proc: Proc) -> Mux:

@@ -26,10 +26,9 @@ from enum import StrEnum
 
 from euralios.std import STDIN, STDOUT, Memory, SyscallError, abi, discard
 from euralios.std.fs import take_bytes
+from euralios.std.protocols.pci import ADDRESS, FIND_DEVICE
 from programs.init.consoles import RED, RESET, Consoles
 from programs.init.supervisor import Service, Stdio, Supervisor
-
-FIND_DEVICE, ADDRESS = 256, 384
 
 
 class Image(StrEnum):

@@ -1,11 +1,11 @@
-"""The TCP/IP server's command line (net/server.py parse_args): what a user types after `tcp`
+"""The TCP/IP server's command line (net/options.py parse_args): what a user types after `tcp`
 in init's NET_ARGS, and the one-line errors for what it cannot take."""
 
 from __future__ import annotations
 
 import pytest
 
-from net.server import parse_args
+from net.options import parse_args
 
 
 def test_defaults_are_the_tcp_modules_limits() -> None:

@@ -22,7 +22,10 @@ from euralios.pytest_plugin import wait_until
 from euralios.std import SyscallError, abi
 from euralios.std.fs import open_handle, take_bytes
 from machine.netdev.memory import MemoryBackend
-from net.stack import ARP_RETRY, ARP_TTL, EPHEMERAL_FIRST, NetStack, StackError, parse_config
+from net.config import parse_config
+from net.neighbours import ARP_RETRY, ARP_TTL
+from net.sockets import StackError
+from net.stack import EPHEMERAL_FIRST, NetStack
 from proto.tcp import ESTABLISHED, TcpConnection, TcpListener, reset_for
 from proto.wire.frame import build_arp, build_icmp_echo, build_tcp_frame, decode_frame
 
@@ -370,7 +373,7 @@ def test_interface_config_cache_follows_changes() -> None:
 
 
 def test_frame_batches_for_the_nic_round_trip() -> None:
-    from net.server import pack_frames, split_frames
+    from euralios.std.protocols.nic import pack_frames, split_frames
 
     frames = [bytes([i]) * (60 + 37 * i) for i in range(40)]
     batches = pack_frames(frames, 4096)

@@ -1,0 +1,142 @@
+"""The /dev/nic client: frames to and from the card's driver, in batches, in reused chunks.
+
+A blocking READ_FRAMES answers every frame the driver had queued (as many as fit) in a chunk
+of ours, which comes back with the reply and is kept for the next request (no allocation per
+batch); frames go out the same way, WRITE_FRAMES batches in a chunk the driver hands back with
+its answer. A one-page chunk while frames come a few at a time (ACKs), a 64 KiB one while they
+come in bulk: moving a chunk costs a TLB shootdown per page. The protocol and the batch format
+are euralios.std.protocols.nic's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from euralios.std import Memory, Message, SyscallError, abi, discard
+from euralios.std.protocols.nic import (
+    BATCH_BYTES,
+    BLOCKING,
+    GET_MAC_ADDRESS,
+    MAC_ADDRESS,
+    READ_FRAMES,
+    WRITE_FRAMES,
+    pack_frames,
+    split_frames,
+)
+
+
+async def mac_address(sys: Any, handle: int) -> bytes:
+    """The card's MAC (GET_MAC_ADDRESS); six zero bytes if the answer carries none."""
+    reply = await sys.rcall(handle, GET_MAC_ADDRESS, 0, 0, expect=MAC_ADDRESS)
+    return int(reply.d2).to_bytes(6, "little") if isinstance(reply.d2, int) else bytes(6)
+
+
+class BatchChunks:
+    """Spare chunks for /dev/nic batches, by size: one page (a few frames: ACKs) or BATCH_BYTES
+    bytes. Chunks come back from the driver with its replies; at most two of each are kept."""
+
+    SIZES = (abi.PAGE, BATCH_BYTES)
+
+    def __init__(self, sys: Any) -> None:
+        self.sys = sys
+        self.spare: dict[int, list[Memory]] = {size: [] for size in self.SIZES}
+
+    async def get(self, nbytes: int) -> Memory | None:
+        """A chunk of at least ``nbytes`` (at most BATCH_BYTES); None when memory is short."""
+        size = abi.PAGE if nbytes <= abi.PAGE else BATCH_BYTES
+        spare = self.spare[size]
+        if spare:
+            return spare.pop()
+        try:
+            return Memory((await self.sys.malloc(size // abi.PAGE))[0])
+        except SyscallError:
+            return None
+
+    async def room(self, mem: Memory) -> int:
+        """Bytes from ``mem.vaddr`` to the end of its chunk (0: not a chunk we hold)."""
+        try:
+            base, size, _ = await self.sys.chunk_info(mem.vaddr)
+        except SyscallError:
+            return 0
+        return base + size - mem.vaddr
+
+    async def put(self, mem: Memory, room: int | None = None) -> None:
+        """A chunk back from the driver: kept if it is one of our sizes, else freed."""
+        if room is None:
+            room = await self.room(mem)
+        spare = self.spare.get(room)
+        if spare is not None and len(spare) < 2:
+            spare.append(mem)
+            return
+        try:
+            await self.sys.free(mem.vaddr)
+        except SyscallError:
+            pass
+
+
+class NicClient:
+    """/dev/nic open on `handle`. `counters` (the server's) gets frames_in, frames_out,
+    nic_batches_in, nic_batches_out and nic_errors."""
+
+    def __init__(self, proc: Any, handle: int, counters: dict[str, int]) -> None:
+        self.proc = proc
+        self.sys = proc.sys
+        self.handle = handle
+        self.counters = counters
+        self.chunks = BatchChunks(self.sys)
+        self.big = False  # the last batch in was large: offer a large chunk for the next
+
+    async def receive(self) -> list[bytes]:
+        """The next batch of frames in (waiting for one; a failed request is retried after a
+        pause). Raises SyscallError (CLOSED, INVALID_HANDLE) once /dev/nic is gone."""
+        sys = self.sys
+        while True:
+            mem = await self.chunks.get(BATCH_BYTES if self.big else abi.PAGE)
+            try:
+                reply = await sys.rcall(self.handle, READ_FRAMES, BLOCKING, mem if mem is not None else 0)
+            except SyscallError as e:
+                self.counters["nic_errors"] += 1
+                if isinstance(e.message, Message):
+                    await discard(sys, e.message)  # our chunk came back with the error
+                if e.code in (abi.CLOSED, abi.INVALID_HANDLE):
+                    raise
+                await self.proc.sleep(0.1)
+                continue
+            mem = reply.d3
+            if reply.tag != abi.DATA or not isinstance(mem, Memory):
+                if isinstance(mem, Memory):
+                    await self.chunks.put(mem)
+                else:
+                    await discard(sys, reply)
+                await self.proc.sleep(0.01)  # EMPTY: the driver had no thread to wait with
+                continue
+            n = reply.d2 if isinstance(reply.d2, int) else 0
+            room = await self.chunks.room(mem)
+            data = sys.gate.load(mem.vaddr, n) if 0 < n <= room else b""
+            await self.chunks.put(mem, room)
+            self.big = n > abi.PAGE // 2
+            frames = split_frames(data)
+            self.counters["nic_batches_in"] += 1
+            self.counters["frames_in"] += len(frames)
+            return frames
+
+    async def send(self, frames: list[bytes]) -> None:
+        """Put `frames` on the wire, in order, in WRITE_FRAMES batches. A batch that cannot go
+        (no memory, the driver failed) is lost, as on a wire: TCP will resend."""
+        sys = self.sys
+        for batch, count in pack_frames(frames, BATCH_BYTES):
+            mem = await self.chunks.get(len(batch))
+            if mem is None:
+                self.counters["nic_errors"] += count  # no memory for it: lost, as on a wire
+                continue
+            sys.gate.store(mem.vaddr, batch)
+            try:
+                reply = await sys.rcall(self.handle, WRITE_FRAMES, len(batch), mem)
+                self.counters["frames_out"] += count
+                self.counters["nic_batches_out"] += 1
+                if isinstance(reply.d3, Memory):
+                    await self.chunks.put(reply.d3)
+            except SyscallError as e:
+                self.counters["nic_errors"] += count  # lost, as on a wire; TCP will resend
+                if isinstance(e.message, Message):
+                    await discard(sys, e.message)  # the chunk came back to us
