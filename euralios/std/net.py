@@ -19,9 +19,10 @@ import struct
 from typing import TYPE_CHECKING
 
 from euralios.std import abi
+from euralios.std.carried import discard
 from euralios.std.errors import SyscallError
 from euralios.std.fs import File, send_bytes, take_bytes
-from euralios.std.message import Handle, Memory, Message
+from euralios.std.message import Handle, Message
 
 if TYPE_CHECKING:
     from euralios.std.proc import Proc
@@ -38,8 +39,6 @@ class Stream(File):
             if e.code == abi.NO_DATA:
                 return b""
             raise
-        from euralios.std.fs import take_bytes
-
         return await take_bytes(self.sys, reply)
 
     async def read_all(self) -> bytes:
@@ -96,6 +95,13 @@ READABLE, WRITABLE, ACCEPTABLE, ERROR = 1, 2, 4, 8
 _EVENT = struct.Struct("<II")
 
 
+def _socket(reply: Message) -> int:
+    """The socket id a /tcp/mux reply names in its first word."""
+    if not isinstance(reply.d2, int):
+        raise SyscallError(abi.PARAM, reply, detail="bad reply from /tcp/mux")
+    return reply.d2
+
+
 class Mux(File):
     """Many sockets on one /tcp session. Sockets are small integers; nothing blocks but `poll`.
 
@@ -112,24 +118,18 @@ class Mux(File):
         try:
             return await self._call(op, sid, len(data), await send_bytes(self.sys, data))
         except SyscallError as e:
-            returned = e.message
-            if isinstance(returned, Message) and isinstance(returned.d3, Memory):
-                try:
-                    await self.sys.free(returned.d3.vaddr)
-                except SyscallError:
-                    pass
+            await discard(self.sys, e.message)
             raise
 
     async def connect(self, host: str, port: int) -> int:
-        reply = await self._call_with(MUX_CONNECT, 0, f"{host}:{port}".encode())
-        return int(reply.d2)
+        return _socket(await self._call_with(MUX_CONNECT, 0, f"{host}:{port}".encode()))
 
     async def listen(self, port: int, backlog: int = 16) -> int:
-        return int((await self._call(MUX_LISTEN, 0, port, backlog)).d2)
+        return _socket(await self._call(MUX_LISTEN, 0, port, backlog))
 
     async def accept(self, sid: int) -> int | None:
         reply = await self._call(abi.ACCEPT, sid)
-        return None if reply.tag == abi.EMPTY else int(reply.d2)
+        return None if reply.tag == abi.EMPTY else _socket(reply)
 
     async def send(self, sid: int, data: bytes) -> int:
         if not data:
