@@ -11,7 +11,7 @@ import json
 import shlex
 
 from euralios.std import STDIN, Message, SyscallError, abi
-from programs.lineedit import CTRL_C, Interrupted, LineEditor
+from euralios.std.lineedit import CTRL_C, Interrupted, LineEditor
 
 HELP = """EuraliOS shell help
   F1 system console (kernel log)    F2..F5 user consoles
