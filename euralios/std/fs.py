@@ -120,7 +120,8 @@ class File:
         reply = await self.sys.rcall(self.handle, abi.QUERY)
         if reply.tag != abi.JSON:
             raise SyscallError(abi.PARAM, reply, detail="bad reply to query")
-        return json.loads(await take_bytes(self.sys, reply))
+        info: dict[str, Any] = json.loads(await take_bytes(self.sys, reply))
+        return info
 
     async def request(self, tag: int, name: str) -> Message:
         """A directory request carrying a name (MKDIR, DELETE, RENAME)."""

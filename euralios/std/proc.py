@@ -7,7 +7,7 @@ stdout/stdin handles, files are messages to file servers, time comes from the ke
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from euralios.std import abi
 from euralios.std.carried import discard
@@ -15,8 +15,11 @@ from euralios.std.chunk import Chunk
 from euralios.std.errors import SyscallError
 from euralios.std.fs import MODES, File, open_handle, send_bytes, split_parent, take_bytes
 from euralios.std.message import Handle, Memory, Message
-from euralios.std.syscalls import Sys
+from euralios.std.syscalls import Gate, Sys
 from euralios.std.time import microseconds
+
+if TYPE_CHECKING:
+    from euralios.std.net import Listener, Mux, Stream
 
 STDIN = 0
 STDOUT = 1
@@ -52,7 +55,7 @@ class Child:
 
 
 class Proc:
-    def __init__(self, gate: Any, info: dict[str, Any]) -> None:
+    def __init__(self, gate: Gate, info: dict[str, Any]) -> None:
         self.sys = Sys(gate)
         self.gate = gate
         self.pid: int = info["pid"]
@@ -289,19 +292,19 @@ class Proc:
         child = await self.exec(program, args, **kw)
         return await child.wait()
 
-    async def connect(self, host: str, port: int):
+    async def connect(self, host: str, port: int) -> Stream:
         """A TCP connection through the stack at /tcp (euralios.std.net.Stream)."""
         from euralios.std.net import connect
 
         return await connect(self, host, port)
 
-    async def listen(self, port: int):
+    async def listen(self, port: int) -> Listener:
         """A listening TCP port (euralios.std.net.Listener: `await listener.accept()`)."""
         from euralios.std.net import listen
 
         return await listen(self, port)
 
-    async def mux(self):
+    async def mux(self) -> Mux:
         """Many TCP sockets on one session, select/poll style (euralios.std.net.Mux)."""
         from euralios.std.net import mux
 

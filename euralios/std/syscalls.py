@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from euralios.std import abi
 from euralios.std.chunk import Chunk
@@ -22,10 +22,27 @@ RCALL_RETRIES = 100
 _VIO = struct.Struct("<HBBI")  # a PORT_VIO entry: port, size, op (0 in, 1 out), value
 
 
+Regs = tuple[int, int, int, int]
+
+
+class Gate(Protocol):
+    """What the kernel hands a program's first code: the CPU, as the program sees it."""
+
+    async def syscall(self, rax: int, rdi: Any = 0, rsi: Any = 0, rdx: Any = 0) -> Regs: ...
+
+    def load(self, vaddr: int, n: int) -> bytes: ...
+
+    def store(self, vaddr: int, data: bytes | bytearray | memoryview) -> None: ...
+
+    def stack(self) -> tuple[int, int]: ...
+
+    def rdtsc(self) -> int: ...
+
+
 class Sys:
     __slots__ = ("gate", "_call")
 
-    def __init__(self, gate: Any) -> None:
+    def __init__(self, gate: Gate) -> None:
         self.gate = gate
         self._call = gate.syscall
 
@@ -141,7 +158,8 @@ class Sys:
         rax, vaddr, length, _ = await self._call(abi.LIST_MOUNTS)
         self._check(rax)
         try:
-            return json.loads((await Chunk.received(self, Memory(vaddr))).read(0, length))
+            mounts: list[str] = json.loads((await Chunk.received(self, Memory(vaddr))).read(0, length))
+            return mounts
         finally:
             await self.free(vaddr)
 
@@ -169,7 +187,7 @@ class Sys:
         self._check(rax)
 
     # ------------------------------------------------------------------ threads and processes
-    async def fork_thread(self, fn: Callable[..., Awaitable[Any]], args: tuple = ()) -> int:
+    async def fork_thread(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...] = ()) -> int:
         rax, tid, _, _ = await self._call(abi.FORK_THREAD, fn, args)
         self._check(rax)
         return tid
