@@ -13,6 +13,8 @@ it decides to sleep -- which is what these classes do.
   (readers waiting for frames: one wake per frame).
 * `Condition`: each waiter sleeps until its own predicate holds, or its deadline passes, on a
   rendezvous of its own, so `notify()` wakes exactly the threads that can go on.
+* `Channel`: words handed from one thread to another, one at a time (an input thread routing
+  keys to the main loop), with an end marker.
 """
 
 from __future__ import annotations
@@ -68,6 +70,33 @@ class Wakeup:
         self.sleeping -= 1
         await self.sys.send(self._send, WAKE)
         return True
+
+
+class Channel:
+    """Integers handed from one thread of the process to another over a private rendezvous.
+
+    put() waits until a get() takes the value (a rendezvous, as the name says): a reader that
+    stops reading holds the writer up, as a full pipe does, and nothing piles up unread.
+    put(None) says the input has ended; get() then answers None."""
+
+    __slots__ = ("sys", "_send", "_recv")
+
+    def __init__(self, sys: Sys, send: int, recv: int) -> None:
+        self.sys = sys
+        self._send = send
+        self._recv = recv
+
+    @classmethod
+    async def new(cls, sys: Sys) -> Channel:
+        send, recv = await sys.new_rendezvous()
+        return cls(sys, send, recv)
+
+    async def put(self, value: int | None) -> None:
+        await self.sys.send(self._send, Message(abi.EMPTY) if value is None else Message(abi.CHAR, value))
+
+    async def get(self) -> int | None:
+        msg = await self.sys.receive(self._recv)
+        return msg.d2 if msg.tag == abi.CHAR and isinstance(msg.d2, int) else None
 
 
 class _Waiter:

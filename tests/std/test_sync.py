@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from euralios.std.sync import Condition, Wakeup
+from euralios.std.sync import Channel, Condition, Wakeup
 
 
 async def until(proc: Any, cond: Any) -> None:
@@ -66,3 +66,18 @@ async def test_condition_wakes_only_waiters_whose_predicate_holds(guest: Any) ->
         assert len(cond) == 0 and cond.earliest_deadline() is None
 
     await guest(body)
+
+
+async def test_channel_hands_values_over_in_order_and_ends_with_none(guest: Any) -> None:
+    async def body(proc: Any) -> list[int | None]:
+        ch = await Channel.new(proc.sys)
+
+        async def producer() -> None:
+            for code in (0x1B9B41, 104, 0):
+                await ch.put(code)
+            await ch.put(None)
+
+        await proc.spawn_thread(producer)
+        return [await ch.get() for _ in range(4)]
+
+    assert await guest(body) == [0x1B9B41, 104, 0, None]
