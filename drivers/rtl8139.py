@@ -354,6 +354,7 @@ async def wait_frames(nic: Nic, blocking: bool) -> bool:
             nic.servers += 1
             nic.idle += 1
             await nic.proc.spawn_thread(server, nic)
+            continue  # a frame may have come while we waited for the thread: look again
         await nic.readers.sleep()
     return True
 
@@ -448,10 +449,10 @@ async def write(nic: Nic, msg: Message) -> Message:
         await discard(sys, msg)
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
     chunk = await received(sys, mem)
-    ok = chunk is not None and 0 < n <= TX_MAX and n <= chunk.size  # never read past the chunk (a fault)
-    data = chunk.read(0, n) if chunk is not None and ok else b""
+    # never read past the chunk (a fault)
+    data = chunk.read(0, n) if chunk is not None and 0 < n <= min(TX_MAX, chunk.size) else b""
     await discard(sys, msg)
-    if not ok:
+    if not data:
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
     if not await transmit(nic, [data]):
         return Message(abi.ERROR, abi.THREAD, 0)
