@@ -149,6 +149,7 @@ class Driver:
 
     # ------------------------------------------------------------------ messages
     async def json_reply(self, value: object) -> Message:
+        """The JSON answer to a QUERY; ERROR(MEMORY) when no chunk can be had for it."""
         data = json.dumps(value).encode()
         try:
             mem = await send_bytes(self.sys, data)

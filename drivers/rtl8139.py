@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections import deque
+from functools import partial
 
 from euralios.std import STDIN, Chunk, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes, take_bytes
@@ -477,41 +478,39 @@ async def query(nic: Nic) -> Message:
 
 
 async def handle(nic: Nic, msg: Message) -> Message | None:
-    tag = msg.tag
-    if tag == WRITE_FRAMES and msg.is_long:
-        return await write_frames(nic, msg)
-    if tag == READ_FRAMES:
-        return await read_frames(nic, msg)
-    if tag == abi.WRITE and msg.is_long:
-        return await write(nic, msg)
-    if msg.is_long:
-        await discard(nic.sys, msg)
+    """The reply to one request. Meanwhile this server thread is busy (maybe blocked in
+    READ(1)), not idle: see wait_frames."""
+    nic.idle -= 1
+    try:
+        tag = msg.tag
+        if tag == WRITE_FRAMES and msg.is_long:
+            return await write_frames(nic, msg)
+        if tag == READ_FRAMES:
+            return await read_frames(nic, msg)
+        if tag == abi.WRITE and msg.is_long:
+            return await write(nic, msg)
+        if msg.is_long:
+            await discard(nic.sys, msg)
+            return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+        if tag == abi.READ:
+            return await read(nic, msg.d2 == BLOCKING)
+        if tag == GET_MAC_ADDRESS:
+            return Message(MAC_ADDRESS, int.from_bytes(nic.mac, "little"), 0)
+        if tag == abi.QUERY:
+            return await query(nic)
+        if tag == abi.CLOSE_TAG:
+            # A client closing politely: nothing to end. Answered OK when it waits (unanswered,
+            # it would wait for ever and our next receive would fail with RECV_BLOCKING).
+            return Message(abi.OK, 0, 0)
         return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
-    if tag == abi.READ:
-        return await read(nic, msg.d2 == BLOCKING)
-    if tag == GET_MAC_ADDRESS:
-        return Message(MAC_ADDRESS, int.from_bytes(nic.mac, "little"), 0)
-    if tag == abi.QUERY:
-        return await query(nic)
-    if tag == abi.CLOSE_TAG:
-        # A client closing politely: nothing to end. Answered OK when it waits (unanswered, it
-        # would wait for ever and our next receive would fail with RECV_BLOCKING).
-        return Message(abi.OK, 0, 0)
-    return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+    finally:
+        nic.idle += 1
 
 
 async def server(nic: Nic) -> None:
     """One of the threads serving handle 0 (see the module doc for why there are several),
     until unmounted and nobody holds a handle. A READ sent without waiting drops its frame."""
-
-    async def busy(msg: Message) -> Message | None:
-        nic.idle -= 1  # a server busy with a request (maybe blocked in READ(1)) is not idle
-        try:
-            return await handle(nic, msg)
-        finally:
-            nic.idle += 1
-
-    await serve(nic.sys, STDIN, busy)
+    await serve(nic.sys, STDIN, partial(handle, nic))
 
 
 async def say(proc, text: str) -> None:

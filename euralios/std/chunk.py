@@ -52,7 +52,7 @@ class Chunk:
         """The chunk a message brought, from `mem.vaddr` to the end of the chunk that holds it,
         as the kernel says (one chunk_info). SyscallError if no chunk of ours is there."""
         vaddr = mem.vaddr
-        base, size, phys = await sys.chunk_info(vaddr)
+        base, size, phys = await sys.chunk_info(vaddr)  # vaddr may lie past the chunk's pages
         return cls(sys, vaddr, max(0, base + size - vaddr), phys + (vaddr - base) if phys else 0)
 
     @property

@@ -132,6 +132,6 @@ async def serve(sys: Sys, handle: int, handler: Handler, owed: Message = OWED,
         except SyscallError as e:
             response = Message(abi.ERROR, e.code, 0)
         if isinstance(response, Last):
-            await requests.reply(msg, response.reply)
+            await reply(sys, handle, msg, response.reply)
             return
-        await requests.reply(msg, response)
+        await reply(sys, handle, msg, response)
