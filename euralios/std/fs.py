@@ -37,7 +37,7 @@ async def send_bytes(sys: Sys, data: bytes) -> Memory:
     chunk = await Chunk.allocate(sys, len(data))
     if data:
         chunk.write(0, data)
-    return chunk.memory
+    return Memory(chunk.vaddr)
 
 
 async def take_bytes(sys: Sys, msg: Message) -> bytes:

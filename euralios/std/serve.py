@@ -103,17 +103,22 @@ class Requests:
             try:
                 return await self.sys.receive(self.handle)
             except SyscallError as e:
-                if e.code == abi.CLOSED:
-                    raise StopAsyncIteration from None  # unmounted, and nobody holds a handle
-                if e.code == abi.RECV_BLOCKING:
-                    try:
-                        await self.sys.send(self.handle, self.owed)
-                    except SyscallError:
-                        pass
-                    continue
-                if self.on_error is OnError.RAISE:
-                    raise
-                raise StopAsyncIteration from None
+                if not await self.failed(e):
+                    raise StopAsyncIteration from None
+
+    async def failed(self, e: SyscallError) -> bool:
+        """After receive raised `e`: True to receive again, False when serving is over."""
+        if e.code == abi.CLOSED:
+            return False  # unmounted, and nobody holds a handle
+        if e.code == abi.RECV_BLOCKING:
+            try:
+                await self.sys.send(self.handle, self.owed)
+            except SyscallError:
+                pass
+            return True
+        if self.on_error is OnError.RAISE:
+            raise e
+        return False
 
     async def reply(self, request: Message, response: Message | None) -> None:
         """`reply` on this loop's handle."""
@@ -124,9 +129,16 @@ async def serve(sys: Sys, handle: int, handler: Handler, owed: Message = OWED,
                 on_error: OnError = OnError.END) -> None:
     """Serve `handle` until CLOSED or a Last answer: each request's reply is what `handler`
     returns (None: no reply); a SyscallError it raises is answered ERROR(code) and serving goes
-    on."""
+    on. (The loop of `Requests`, written out: servers' hot path, one coroutine less a request.)"""
     requests = Requests(sys, handle, owed, on_error)
-    async for msg in requests:
+    receive = sys.receive
+    while True:
+        try:
+            msg = await receive(handle)
+        except SyscallError as e:
+            if await requests.failed(e):
+                continue
+            return
         try:
             response = await handler(msg)
         except SyscallError as e:
