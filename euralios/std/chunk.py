@@ -43,7 +43,7 @@ class Chunk:
     @classmethod
     async def allocate(cls, sys: Sys, nbytes: int, max_physaddr: int = 0) -> Chunk:
         """A fresh chunk of at least nbytes (whole pages; at least one)."""
-        pages = max(1, -(-nbytes // abi.PAGE))
+        pages = -(-nbytes // abi.PAGE) or 1
         vaddr, phys = await sys.malloc(pages, max_physaddr)
         return cls(sys, vaddr, pages * abi.PAGE, phys)
 
@@ -52,8 +52,9 @@ class Chunk:
         """The chunk a message brought, from `mem.vaddr` to the end of the chunk that holds it,
         as the kernel says (one chunk_info). SyscallError if no chunk of ours is there."""
         vaddr = mem.vaddr
-        base, size, phys = await sys.chunk_info(vaddr)  # vaddr may lie past the chunk's pages
-        return cls(sys, vaddr, max(0, base + size - vaddr), phys + (vaddr - base) if phys else 0)
+        base, size, phys = await sys.chunk_info(vaddr)
+        room = base + size - vaddr  # below 0 when vaddr lies in the slot but past the pages
+        return cls(sys, vaddr, room if room > 0 else 0, phys + (vaddr - base) if phys else 0)
 
     @property
     def memory(self) -> Memory:
