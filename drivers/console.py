@@ -43,9 +43,10 @@ from __future__ import annotations
 import json
 
 from drivers.vt import COLS, ROWS, SIZE, TextConsole
-from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi, discard
+from euralios.std import STDIN, Chunk, Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes
 from euralios.std.keys import code_to_bytes
+from euralios.std.serve import Last, OnError, Requests, serve
 
 CRTC_INDEX = 0x3D4
 CURSOR_START = 0x0A
@@ -62,10 +63,10 @@ ROW_BYTES = COLS * 2
 class Screen:
     """The video hardware as the driver owns it: text memory (through the chunk) and cursor."""
 
-    def __init__(self, proc, chunk_vaddr: int, offset: int) -> None:
+    def __init__(self, proc, chunk: Chunk, offset: int) -> None:
         self.proc = proc
         self.sys = proc.sys
-        self.chunk = proc.chunk(chunk_vaddr, offset + SIZE)
+        self.chunk = chunk
         self.offset = offset
         self.shadow: bytearray | None = None  # what video memory holds now (None: unknown)
         self.cursor: tuple[int, bool] | None = None  # (offset, visible) last programmed
@@ -147,163 +148,129 @@ class Driver:
         await self.screen.show(self.consoles[cid])
 
     # ------------------------------------------------------------------ messages
-    async def discard(self, msg: Message) -> None:
-        await discard(self.sys, msg)
-
-    async def reply_json(self, handle: int, value: object) -> None:
+    async def json_reply(self, value: object) -> Message:
+        """The JSON answer to a QUERY; ERROR(MEMORY) when no chunk can be had for it."""
         data = json.dumps(value).encode()
         try:
             mem = await send_bytes(self.sys, data)
         except SyscallError:
-            await answer(self.sys, handle, Message(abi.ERROR, abi.MEMORY, 0))
-            return
-        await answer(self.sys, handle, Message(abi.JSON, len(data), mem))
+            return Message(abi.ERROR, abi.MEMORY, 0)
+        return Message(abi.JSON, len(data), mem)
 
     async def serve_main(self) -> int:
+        await serve(self.sys, STDIN, self.main_request, on_error=OnError.RAISE)
+        return 0  # init is gone: the writers keep serving their programs
+
+    async def main_request(self, msg: Message) -> Message | None:
+        """The reply to a request on handle 0 (None: nothing to say)."""
         sys = self.sys
-        while True:
+        tag = msg.tag
+        if tag == abi.OPEN_READWRITE:
+            await discard(sys, msg)
+            if not msg.reply:
+                return None  # nobody to hand the console to
+            cid = len(self.consoles)
+            self.consoles.append(TextConsole())
             try:
-                msg = await sys.receive(STDIN)
+                mine, theirs = await sys.new_rendezvous()
             except SyscallError as e:
-                if e.code == abi.CLOSED:
-                    return 0  # init is gone: the writers keep serving their programs
-                raise
-            tag = msg.tag
-            if tag == abi.OPEN_READWRITE:
-                await self.discard(msg)
-                if not msg.reply:
-                    continue  # nobody to hand the console to
-                cid = len(self.consoles)
-                self.consoles.append(TextConsole())
-                try:
-                    mine, theirs = await sys.new_rendezvous()
-                except SyscallError as e:
-                    self.consoles.pop()
-                    await answer(sys, STDIN, Message(abi.ERROR, e.code, 0))
-                    continue
-                try:
-                    await self.proc.spawn_thread(self.serve_writer, cid, mine)
-                except SyscallError as e:
-                    # Out of threads (64 per process): one client asking for too many consoles
-                    # gets an error; it does not get to kill the driver of every screen.
-                    self.consoles.pop()
-                    for h in (mine, theirs):
-                        await sys.close(h)
-                    await answer(sys, STDIN, Message(abi.ERROR, e.code, 0))
-                    continue
-                await answer(sys, STDIN, Message(abi.COMM_HANDLE, Handle(theirs), cid))
-            elif tag == abi.WRITE and not msg.is_long:
-                cid = msg.d2
-                ok = isinstance(cid, int) and 0 <= cid < len(self.consoles)
-                if ok:
-                    await self.activate(cid)
-                if msg.reply:
-                    await answer(sys, STDIN, Message(abi.OK if ok else abi.ERROR, 0 if ok else abi.PARAM, 0))
-            elif tag == abi.QUERY and msg.reply:
-                await self.discard(msg)
-                await self.reply_json(STDIN, {"consoles": len(self.consoles), "active": self.active})
-            else:
-                await self.discard(msg)
-                if msg.reply:
-                    await answer(sys, STDIN, Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0))
+                self.consoles.pop()
+                return Message(abi.ERROR, e.code, 0)
+            try:
+                await self.proc.spawn_thread(self.serve_writer, cid, mine)
+            except SyscallError as e:
+                # Out of threads (64 per process): one client asking for too many consoles
+                # gets an error; it does not get to kill the driver of every screen.
+                self.consoles.pop()
+                for h in (mine, theirs):
+                    await sys.close(h)
+                return Message(abi.ERROR, e.code, 0)
+            return Message(abi.COMM_HANDLE, Handle(theirs), cid)
+        if tag == abi.WRITE and not msg.is_long:
+            cid = msg.d2
+            ok = isinstance(cid, int) and 0 <= cid < len(self.consoles)
+            if ok:
+                await self.activate(cid)
+            return Message(abi.OK if ok else abi.ERROR, 0 if ok else abi.PARAM, 0)
+        await discard(sys, msg)
+        if tag == abi.QUERY and msg.reply:
+            return await self.json_reply({"consoles": len(self.consoles), "active": self.active})
+        return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
 
     async def serve_writer(self, cid: int, handle: int) -> None:
-        """One console's writer: render what its programs send."""
+        """One console's writer: render what its programs send, until every program holding
+        this console has gone (or one sends CLOSE)."""
+
+        async def request(msg: Message) -> Message | Last | None:
+            return await self.writer_request(cid, msg)
+
+        await serve(self.sys, handle, request, on_error=OnError.RAISE)
+        await self.sys.close(handle)
+
+    async def writer_request(self, cid: int, msg: Message) -> Message | Last | None:
+        """The reply to a request on console `cid`'s writer handle."""
         sys = self.sys
         con = self.consoles[cid]
-        while True:
+        tag = msg.tag
+        if tag == abi.WRITE and isinstance(msg.d3, Memory) and isinstance(msg.d2, int):
             try:
-                msg = await sys.receive(handle)
-            except SyscallError as e:
-                if e.code == abi.CLOSED:
-                    break  # every program holding this console has gone
-                raise
-            tag = msg.tag
-            if tag == abi.WRITE and isinstance(msg.d3, Memory) and isinstance(msg.d2, int):
-                vaddr = msg.d3.vaddr
-                n = msg.d2
-                try:
-                    # Never trust the length: reading past the chunk would kill the driver.
-                    base, size, _ = await sys.chunk_info(vaddr)
-                    n = max(0, min(n, base + size - vaddr, MAX_WRITE))
-                    data = sys.gate.load(vaddr, n) if n else b""
-                finally:
-                    await sys.free(vaddr)
-                con.write(data)
-                await self.refresh(cid)
-                if msg.reply:
-                    await answer(sys, handle, Message(abi.OK, n, 0))
-            elif tag == abi.CHAR and not msg.is_long:
-                try:
-                    con.write(code_to_bytes(msg.d2))
-                except ValueError:
-                    pass  # not a key code: nothing to show
-                await self.refresh(cid)
-                if msg.reply:
-                    await answer(sys, handle, Message(abi.OK, 0, 0))
-            elif tag == abi.QUERY and msg.reply:
-                await self.discard(msg)
-                await self.reply_json(handle, {
-                    "id": cid, "active": cid == self.active, "rows": ROWS, "cols": COLS,
-                    "cursor": [con.cursor_row, con.cursor_col], "cursor_visible": con.cursor_visible,
-                })
-            elif tag == abi.CLOSE_TAG:
-                await self.discard(msg)
-                if msg.reply:
-                    await answer(sys, handle, Message(abi.OK, 0, 0))
-                break
-            else:
-                await self.discard(msg)
-                if msg.reply:
-                    await answer(sys, handle, Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0))
-        await sys.close(handle)
+                # Never trust the length: reading past the chunk would kill the driver.
+                chunk = await Chunk.received(sys, msg.d3)
+                n = max(0, min(msg.d2, chunk.size, MAX_WRITE))
+                data = chunk.read(0, n) if n else b""
+            finally:
+                await sys.free(msg.d3.vaddr)
+            con.write(data)
+            await self.refresh(cid)
+            return Message(abi.OK, n, 0)
+        if tag == abi.CHAR and not msg.is_long:
+            try:
+                con.write(code_to_bytes(msg.d2))
+            except ValueError:
+                pass  # not a key code: nothing to show
+            await self.refresh(cid)
+            return Message(abi.OK, 0, 0)
+        await discard(sys, msg)
+        if tag == abi.QUERY and msg.reply:
+            return await self.json_reply({
+                "id": cid, "active": cid == self.active, "rows": ROWS, "cols": COLS,
+                "cursor": [con.cursor_row, con.cursor_col], "cursor_visible": con.cursor_visible,
+            })
+        if tag == abi.CLOSE_TAG:
+            return Last(Message(abi.OK, 0, 0))
+        return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
 
 
-async def receive_video_memory(proc) -> tuple[int, int] | None:
-    """Wait for VIDEO_MEMORY on handle 0: (chunk address, length). Anything else that arrives
-    first is refused (ERROR to a waiting sender) rather than taken for a screen."""
+async def receive_video_memory(proc) -> tuple[Chunk, int] | None:
+    """Wait for VIDEO_MEMORY on handle 0: (the chunk, the length it claims). Anything else that
+    arrives first is refused (ERROR to a waiting sender) rather than taken for a screen."""
     sys = proc.sys
-    while True:
-        try:
-            msg = await sys.receive(STDIN)
-        except SyscallError as e:
-            if e.code == abi.CLOSED:
-                return None
-            raise
+    requests = Requests(sys, STDIN, on_error=OnError.RAISE)
+    async for msg in requests:
         if msg.tag == abi.VIDEO_MEMORY and isinstance(msg.d3, Memory) and isinstance(msg.d2, int):
             if msg.d2 >= SIZE:
-                if msg.reply:
-                    await answer(sys, STDIN, Message(abi.OK, 0, 0))
-                return msg.d3.vaddr, msg.d2
+                await requests.reply(msg, Message(abi.OK, 0, 0))
+                return await Chunk.received(sys, msg.d3), msg.d2
             await sys.debug_write(f"[console] VIDEO_MEMORY of {msg.d2} bytes is too small for 80x25 text")
         await discard(sys, msg)
-        if msg.reply:
-            await answer(sys, STDIN, Message(abi.ERROR, abi.PARAM, 0))
-
-
-async def answer(sys, handle: int, msg: Message) -> None:
-    """Reply to a caller. A caller that died meanwhile is no reason for the driver to die."""
-    try:
-        await sys.send(handle, msg)
-    except SyscallError:
-        pass
-
+        await requests.reply(msg, Message(abi.ERROR, abi.PARAM, 0))
+    return None
 
 
 async def main(proc) -> int:
     video = await receive_video_memory(proc)
     if video is None:
         return 1
-    vaddr, length = video
-    base, size, phys = await proc.sys.chunk_info(vaddr)
-    if phys and phys <= abi.VGA_TEXT < phys + size:
-        offset = abi.VGA_TEXT - phys + (base - vaddr)
+    chunk, length = video
+    phys = chunk.phys
+    if phys and phys <= abi.VGA_TEXT < phys + chunk.size:
+        offset = abi.VGA_TEXT - phys
     else:
         offset = SEED_TEXT_OFFSET if length >= SEED_VIDEO_SIZE else 0
-    if offset + SIZE > size:
-        await proc.sys.debug_write(f"[console] video memory chunk of {size} bytes does not hold text memory")
+    if offset + SIZE > chunk.size:
+        await proc.sys.debug_write(f"[console] video memory chunk of {chunk.size} bytes does not hold text memory")
         return 1
-    screen = Screen(proc, vaddr, offset)
+    screen = Screen(proc, chunk, offset)
     await screen.set_cursor(0, False)  # no console yet: no cursor
     await proc.sys.debug_write(f"[console] VGA text memory mapped ({length} bytes); serving consoles")
     return await Driver(proc, screen).serve_main()

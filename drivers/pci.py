@@ -38,6 +38,7 @@ from euralios.std.protocols.pci import (
     NOTFOUND,
     READ_BAR,
 )
+from euralios.std.serve import serve
 
 CONFIG_ADDRESS = 0xCF8
 CONFIG_DATA = 0xCFC
@@ -217,33 +218,12 @@ async def report(proc, devices: list[dict]) -> None:
 
 
 async def main(proc) -> int:
-    sys = proc.sys
-    pci = Pci(sys)
+    pci = Pci(proc.sys)
     devices = await pci.enumerate(0)
     await report(proc, devices)
-    while True:
-        try:
-            msg = await sys.receive(STDIN)
-        except SyscallError as e:
-            if e.code == abi.CLOSED:
-                return 0  # unmounted and nobody holds a handle: nothing left to serve
-            if e.code == abi.RECV_BLOCKING:
-                # We owe a caller a reply (a bug of ours): answer it, or we would spin here.
-                try:
-                    await sys.send(STDIN, Message(abi.ERROR, abi.PARAM, 0))
-                except SyscallError:
-                    pass
-            continue
-        try:
-            reply = await handle(pci, devices, msg)
-        except SyscallError as e:
-            reply = Message(abi.ERROR, e.code, 0)  # e.g. no memory for the listing: keep serving
-        if reply is None or not msg.reply:
-            if reply is not None and reply.is_long:
-                await discard(sys, reply)  # a QUERY sent without waiting: drop the listing
-            continue
-        try:
-            await sys.send(STDIN, reply)
-        except SyscallError as e:
-            # the caller went away; free what came back to us and keep serving the others
-            await discard(sys, e.message if isinstance(e.message, Message) else reply)
+
+    async def request(msg: Message) -> Message | None:
+        return await handle(pci, devices, msg)
+
+    await serve(proc.sys, STDIN, request)  # until unmounted and nobody holds a handle
+    return 0

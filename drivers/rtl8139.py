@@ -46,8 +46,9 @@ from __future__ import annotations
 import json
 import zlib
 from collections import deque
+from functools import partial
 
-from euralios.std import STDIN, Memory, Message, SyscallError, abi, discard
+from euralios.std import STDIN, Chunk, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes, take_bytes
 from euralios.std.protocols.nic import (
     BATCH_BYTES,
@@ -61,6 +62,8 @@ from euralios.std.protocols.nic import (
     take_batch,
 )
 from euralios.std.protocols.pci import ADDRESS, BAR, ENABLE_BUS_MASTERING, FIND_DEVICE, READ_BAR
+from euralios.std.serve import serve
+from euralios.std.sync import Wakeup
 
 EMPTY = abi.EMPTY
 
@@ -109,13 +112,13 @@ TX_POLLS = 1000
 class Nic:
     """The driver's state, shared by its threads (they run one at a time, between syscalls)."""
 
-    def __init__(self, proc, io: int, irq: int, rx, tx, ring: int = RING) -> None:
+    def __init__(self, proc, io: int, irq: int, rx: Chunk, tx: Chunk, readers: Wakeup, ring: int = RING) -> None:
         self.proc = proc
         self.sys = proc.sys
         self.io = io
         self.irq = irq
-        self.rx = rx  # Chunk: the receive ring (physically contiguous)
-        self.tx = tx  # Chunk: four transmit buffers
+        self.rx = rx  # the receive ring (physically contiguous)
+        self.tx = tx  # four transmit buffers
         self.ring = ring
         self.mac = b""
         self.rx_offset = 0  # where the next frame's header is (CAPR + 16)
@@ -123,9 +126,7 @@ class Nic:
         self.tx_next = 0
         self.tx_status = 0  # the TSAD register as last read (bits 0-3: buffer n is ours again)
         self.tx_busy = False
-        self.waiting = 0  # readers blocked in READ(1)
-        self.wake_recv = -1
-        self.wake_send = -1
+        self.readers = readers  # server threads blocked in READ(1) until a frame is queued
         self.servers = 0
         self.idle = 0
         self.stats = dict.fromkeys(("rx", "tx", "drops", "rx_bytes", "tx_bytes", "crc_errors", "ring_errors",
@@ -254,9 +255,8 @@ async def drain(nic: Nic) -> None:
 
 async def wake_readers(nic: Nic) -> None:
     """One wake-up per queued frame to readers blocked in READ(1)."""
-    while nic.waiting and nic.frames:
-        nic.waiting -= 1
-        await nic.sys.send(nic.wake_send, Message(abi.READ, 0, 0))
+    while nic.readers.sleeping and nic.frames:
+        await nic.readers.wake()
 
 
 async def interrupt_thread(nic: Nic) -> None:
@@ -344,7 +344,6 @@ async def frame_reply(nic: Nic) -> Message:
 async def wait_frames(nic: Nic, blocking: bool) -> bool:
     """Until the FIFO has a frame (True), or at once False when not blocking (or when blocking
     would leave no server thread free for writes)."""
-    sys = nic.sys
     while not nic.frames:
         if not blocking:
             return False
@@ -354,8 +353,8 @@ async def wait_frames(nic: Nic, blocking: bool) -> bool:
             nic.servers += 1
             nic.idle += 1
             await nic.proc.spawn_thread(server, nic)
-        nic.waiting += 1
-        await sys.receive(nic.wake_recv)
+            continue  # a frame may have come while we waited for the thread: look again
+        await nic.readers.sleep()
     return True
 
 
@@ -365,13 +364,13 @@ async def read(nic: Nic, blocking: bool) -> Message:
     return await frame_reply(nic)
 
 
-async def chunk_room(sys, mem: Memory) -> int:
-    """Bytes of the chunk from ``mem.vaddr`` to its end (0 when it is not a chunk we hold)."""
+async def received(sys, mem: Memory) -> Chunk | None:
+    """The chunk a request brought, sized by the kernel (None when it is not a chunk we hold):
+    a length the client claims is checked against it, never trusted."""
     try:
-        base, size, _ = await sys.chunk_info(mem.vaddr)
+        return await Chunk.received(sys, mem)
     except SyscallError:
-        return 0
-    return max(0, base + size - mem.vaddr)
+        return None
 
 
 async def read_frames(nic: Nic, msg: Message) -> Message:
@@ -382,28 +381,30 @@ async def read_frames(nic: Nic, msg: Message) -> Message:
         await discard(sys, msg)
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
     room = BATCH_BYTES
+    chunk = None
     if isinstance(mem, Memory):
-        room = await chunk_room(sys, mem)
-        if room < 2 + FRAME_MAX:
+        chunk = await received(sys, mem)
+        if chunk is None or chunk.size < 2 + FRAME_MAX:
             await discard(sys, msg)
             return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+        room = chunk.size
     if not await wait_frames(nic, bool(flags & BLOCKING)):
         return Message(EMPTY, 0, mem) if isinstance(mem, Memory) else Message(EMPTY, 0, 0)
     data, _ = take_batch(nic.frames, room)  # room holds any one frame (checked above)
-    if isinstance(mem, Memory):
-        sys.gate.store(mem.vaddr, data)
-    else:
-        mem = await send_bytes(sys, data)
-    return Message(abi.DATA, len(data), mem)
+    if chunk is not None:
+        chunk.write(0, data)
+        return Message(abi.DATA, len(data), chunk.memory)
+    return Message(abi.DATA, len(data), await send_bytes(sys, data))
 
 
 async def write_frames(nic: Nic, msg: Message) -> Message:
     sys = nic.sys
     n, mem = msg.d2, msg.d3
-    if not isinstance(mem, Memory) or not isinstance(n, int) or not 0 < n <= await chunk_room(sys, mem):
+    chunk = await received(sys, mem) if isinstance(mem, Memory) else None
+    if chunk is None or not isinstance(n, int) or not 0 < n <= chunk.size:
         await discard(sys, msg)
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
-    frames = split_frames(sys.gate.load(mem.vaddr, n), TX_MAX)
+    frames = split_frames(chunk.read(0, n), TX_MAX)
     if packed_size(frames) != n:  # malformed: a length of 0, past TX_MAX or past n
         await discard(sys, msg)
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
@@ -421,10 +422,11 @@ async def write(nic: Nic, msg: Message) -> Message:
     if not isinstance(mem, Memory) or not isinstance(n, int):
         await discard(sys, msg)
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
-    ok = 0 < n <= TX_MAX and n <= await chunk_room(sys, mem)  # never read past the chunk (a fault)
-    data = sys.gate.load(mem.vaddr, n) if ok else b""
+    chunk = await received(sys, mem)
+    # never read past the chunk (a fault)
+    data = chunk.read(0, n) if chunk is not None and 0 < n <= min(TX_MAX, chunk.size) else b""
     await discard(sys, msg)
-    if not ok:
+    if not data:
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
     if not await transmit(nic, [data]):
         return Message(abi.ERROR, abi.THREAD, 0)
@@ -449,62 +451,39 @@ async def query(nic: Nic) -> Message:
 
 
 async def handle(nic: Nic, msg: Message) -> Message | None:
-    tag = msg.tag
-    if tag == WRITE_FRAMES and msg.is_long:
-        return await write_frames(nic, msg)
-    if tag == READ_FRAMES:
-        return await read_frames(nic, msg)
-    if tag == abi.WRITE and msg.is_long:
-        return await write(nic, msg)
-    if msg.is_long:
-        await discard(nic.sys, msg)
+    """The reply to one request. Meanwhile this server thread is busy (maybe blocked in
+    READ(1)), not idle: see wait_frames."""
+    nic.idle -= 1
+    try:
+        tag = msg.tag
+        if tag == WRITE_FRAMES and msg.is_long:
+            return await write_frames(nic, msg)
+        if tag == READ_FRAMES:
+            return await read_frames(nic, msg)
+        if tag == abi.WRITE and msg.is_long:
+            return await write(nic, msg)
+        if msg.is_long:
+            await discard(nic.sys, msg)
+            return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+        if tag == abi.READ:
+            return await read(nic, msg.d2 == BLOCKING)
+        if tag == GET_MAC_ADDRESS:
+            return Message(MAC_ADDRESS, int.from_bytes(nic.mac, "little"), 0)
+        if tag == abi.QUERY:
+            return await query(nic)
+        if tag == abi.CLOSE_TAG:
+            # A client closing politely: nothing to end. Answered OK when it waits (unanswered,
+            # it would wait for ever and our next receive would fail with RECV_BLOCKING).
+            return Message(abi.OK, 0, 0)
         return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
-    if tag == abi.READ:
-        return await read(nic, msg.d2 == BLOCKING)
-    if tag == GET_MAC_ADDRESS:
-        return Message(MAC_ADDRESS, int.from_bytes(nic.mac, "little"), 0)
-    if tag == abi.QUERY:
-        return await query(nic)
-    if tag == abi.CLOSE_TAG:
-        # A client closing politely: nothing to end. Answered OK when it waits (unanswered, it
-        # would wait for ever and our next receive would fail with RECV_BLOCKING).
-        return Message(abi.OK, 0, 0)
-    return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+    finally:
+        nic.idle += 1
 
 
 async def server(nic: Nic) -> None:
-    """One of the threads serving handle 0 (see the module doc for why there are several)."""
-    sys = nic.sys
-    while True:
-        try:
-            msg = await sys.receive(STDIN)
-        except SyscallError as e:
-            if e.code == abi.CLOSED:
-                return  # unmounted and nobody holds a handle
-            if e.code == abi.RECV_BLOCKING:
-                # We owe a caller a reply (a bug of ours): answer it rather than spin here.
-                try:
-                    await sys.send(STDIN, Message(abi.ERROR, abi.PARAM, 0))
-                except SyscallError:
-                    pass
-            continue
-        nic.idle -= 1
-        try:
-            reply = await handle(nic, msg)
-        except SyscallError as e:
-            reply = Message(abi.ERROR, e.code, 0)  # e.g. no memory for a reply chunk: keep serving
-        finally:
-            nic.idle += 1
-        if reply is None:
-            continue
-        if not msg.reply:
-            if reply.is_long:
-                await discard(sys, reply)  # e.g. READ sent without waiting: the frame is dropped
-            continue
-        try:
-            await sys.send(STDIN, reply)
-        except SyscallError as e:
-            await discard(sys, e.message if isinstance(e.message, Message) else reply)
+    """One of the threads serving handle 0 (see the module doc for why there are several),
+    until unmounted and nobody holds a handle. A READ sent without waiting drops its frame."""
+    await serve(nic.sys, STDIN, partial(handle, nic))
 
 
 async def say(proc, text: str) -> None:
@@ -530,12 +509,11 @@ async def main(proc) -> int:
         return 2
     rx = await proc.malloc(ring + 16, 0xFFFF_FFFF)
     tx = await proc.malloc(4 * TX_SLOT, 0xFFFF_FFFF)
-    nic = Nic(proc, io, irq, rx, tx, ring)
+    nic = Nic(proc, io, irq, rx, tx, await Wakeup.new(sys), ring)
     if not await reset(nic):
         await say(proc, "[rtl8139] Device failed to reset: Timeout")
         return 1
     await say(proc, f"[rtl8139] Device reset OK\n[rtl8139] MAC address {':'.join(f'{b:02X}' for b in nic.mac)}")
-    nic.wake_recv, nic.wake_send = await sys.new_rendezvous()
     await proc.spawn_thread(interrupt_thread, nic)
     nic.servers = 2
     nic.idle = 2

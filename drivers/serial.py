@@ -6,9 +6,10 @@ host arrive on the UART and are sent as Short(CHAR, code) to handle 1 (stdout), 
 input rendezvous of the programs using this console. Needs I/O privilege.
 """
 
-from euralios.std import STDIN, STDOUT, Memory, Message, SyscallError, abi
+from euralios.std import STDIN, STDOUT, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import take_bytes
 from euralios.std.keys import bytes_to_code
+from euralios.std.serve import serve
 
 COM1 = 0x3F8
 IRQ = 4
@@ -62,28 +63,29 @@ async def output(sys, data):
         await sys.port_out(COM1, b)
 
 
+async def request(sys, msg: Message) -> Message | None:
+    """The reply to one console request (None: nothing to say)."""
+    if msg.tag == abi.WRITE and isinstance(msg.d3, Memory):
+        data = await take_bytes(sys, msg)
+        await output(sys, data)
+        return Message(abi.OK, len(data), 0)
+    if msg.tag == abi.CHAR and isinstance(msg.d2, int):
+        code = msg.d2
+        # Any number may arrive here: only real characters are printed.
+        await output(sys, chr(code).encode("utf-8", "replace") if 0 <= code <= 0x10FFFF else b"")
+        return None
+    if msg.tag == abi.CLOSE_TAG:
+        return None
+    await discard(sys, msg)
+    return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+
+
 async def main(proc):
     sys = proc.sys
     await proc.spawn_thread(input_thread, proc)
-    while True:
-        try:
-            msg = await sys.receive(STDIN)
-        except SyscallError as e:
-            if e.code == abi.CLOSED:
-                return 0
-            if e.code == abi.RECV_BLOCKING:
-                await sys.send(STDIN, Message(abi.ERROR, 0, 0))
-            continue
-        if msg.tag == abi.WRITE and isinstance(msg.d3, Memory):
-            data = await take_bytes(sys, msg)
-            await output(sys, data)
-            if msg.reply:
-                await sys.send(STDIN, Message(abi.OK, len(data), 0))
-        elif msg.tag == abi.CHAR and isinstance(msg.d2, int):
-            code = msg.d2
-            # Any number may arrive here: only real characters are printed.
-            await output(sys, chr(code).encode("utf-8", "replace") if 0 <= code <= 0x10FFFF else b"")
-        elif msg.tag == abi.CLOSE_TAG:
-            continue
-        elif msg.reply:
-            await sys.send(STDIN, Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0))
+
+    async def handle(msg: Message) -> Message | None:
+        return await request(sys, msg)
+
+    await serve(sys, STDIN, handle, owed=Message(abi.ERROR, 0, 0))
+    return 0

@@ -166,7 +166,7 @@ class System:
 
 async def _klog_sink(proc: Any) -> int:
     """A stdout that writes into the kernel log: what start_network(log="klog") gives drivers."""
-    from euralios.std import STDIN, Memory, Message, SyscallError, abi
+    from euralios.std import STDIN, Chunk, Memory, Message, SyscallError, abi
 
     sys = proc.sys
     while True:
@@ -178,9 +178,9 @@ async def _klog_sink(proc: Any) -> int:
             n = msg.d2 if isinstance(msg.d2, int) else 0
             text = ""
             try:
-                base, size, _ = await sys.chunk_info(msg.d3.vaddr)
-                if 0 < n and msg.d3.vaddr - base + n <= size:  # never read past the chunk
-                    text = sys.gate.load(msg.d3.vaddr, n).decode("utf-8", "replace")
+                chunk = await Chunk.received(sys, msg.d3)
+                if 0 < n <= chunk.size:  # never read past the chunk
+                    text = chunk.read(0, n).decode("utf-8", "replace")
                 await sys.free(msg.d3.vaddr)
             except SyscallError:
                 pass

@@ -79,7 +79,7 @@ import pytest
 import trio
 
 from euralios.boot import System, boot
-from euralios.std import Handle, Memory, Message, abi
+from euralios.std import Chunk, Handle, Message, abi
 
 T = TypeVar("T")
 
@@ -327,10 +327,10 @@ async def build_message(proc: Any, tag: int, specs: tuple) -> tuple[Message, lis
         elif w[0] == "len":
             words.append(min(max(0, data_len + w[1]), 2**64 - 1))
         elif w[0] == "mem":
-            vaddr, _ = await sys.malloc(max(w[2], -(-len(w[1]) // abi.PAGE)))
+            chunk = await Chunk.allocate(sys, max(w[2] * abi.PAGE, len(w[1])))
             if w[1]:
-                sys.gate.store(vaddr, w[1])
-            words.append(Memory(vaddr))
+                chunk.write(0, w[1])
+            words.append(chunk.memory)
         else:
             a, b = await sys.new_rendezvous()
             keep.append(a)

@@ -41,7 +41,7 @@ from programs.init import main as init_main
 
 # Modules in programs/ that are not programs for /bin (init is a package, programs/init/, which
 # the *.py glob does not pick up: the front door starts it, and it is no program to run again).
-LIBRARIES = ("lineedit",)
+LIBRARIES: tuple[str, ...] = ()
 # The drivers and servers init starts, by their image names in sbin/: the module with their main.
 SBIN = {
     "keyboard": "drivers/keyboard.py",

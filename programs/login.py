@@ -16,8 +16,10 @@ import hmac
 import json
 import secrets
 
-from euralios.std import Memory, Message, SyscallError, abi
+from euralios.std import Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import take_bytes
+from euralios.std.serve import serve
+from euralios.std.sync import Channel
 
 WELCOME = """\x1b[1mWelcome to EuraliOS!\x1b[0m
 
@@ -38,7 +40,7 @@ class Login:
     def __init__(self, proc) -> None:
         self.proc = proc
         self.session = None  # the running shell (a Child)
-        self.keys_in = self.keys_out = 0
+        self.keys: Channel | None = None  # keys for login's own prompt, from the input thread
         self.user = ""
 
     # ------------------------------------------------------------------ password store
@@ -69,7 +71,6 @@ class Login:
     # ------------------------------------------------------------------ keys
     async def input_thread(self) -> None:
         """Keys go to the shell while one runs; otherwise to login's own prompt."""
-        sys = self.proc.sys
         while (code := await self.proc.read_key()) is not None:
             if self.session is not None:
                 try:
@@ -77,15 +78,14 @@ class Login:
                     continue
                 except SyscallError:
                     pass  # the shell has just exited: the key is login's
-            await sys.send(self.keys_out, Message(abi.CHAR, code, 0))
-        await sys.send(self.keys_out, Message(abi.CHAR, -1, 0))
+            await self.keys.put(code)
+        await self.keys.put(None)
 
     async def read_line(self, echo: bool = True) -> str | None:
         buf: list[str] = []
         while True:
-            msg = await self.proc.sys.receive(self.keys_in)
-            code = msg.d2 if isinstance(msg.d2, int) else -1
-            if code < 0:
+            code = await self.keys.get()
+            if code is None:
                 return None
             if code in (10, 13):
                 await self.proc.write("\n")
@@ -105,26 +105,20 @@ class Login:
     # ------------------------------------------------------------------ /dev/login
     async def passwd_service(self, handle: int) -> None:
         """Serve `passwd` for the shell of this session (and its children); ends with it."""
+        await serve(self.proc.sys, handle, self.passwd_request)
+
+    async def passwd_request(self, msg: Message) -> Message:
         sys = self.proc.sys
-        while True:
-            try:
-                msg = await sys.receive(handle)
-            except SyscallError:
-                return
-            if msg.tag == PASSWD and isinstance(msg.d3, Memory):
-                raw = (await take_bytes(sys, msg)).decode("utf-8", "replace")
-                old, _, new = raw.partition("\0")
-                ok = bool(new) and await self.check(self.user, old if await self.has_password(self.user) else None)
-                if ok:
-                    await self.set_password(self.user, new)
-                    reply = Message(abi.OK, 0, 0)
-                else:
-                    await self.proc.sleep(1.0)
-                    reply = Message(abi.ERROR_DENIED, 0, 0)
-                if msg.reply:
-                    await sys.send(handle, reply)
-            elif msg.reply:
-                await sys.send(handle, Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0))
+        if msg.tag != PASSWD or not isinstance(msg.d3, Memory):
+            await discard(sys, msg)
+            return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+        raw = (await take_bytes(sys, msg)).decode("utf-8", "replace")
+        old, _, new = raw.partition("\0")
+        if new and await self.check(self.user, old if await self.has_password(self.user) else None):
+            await self.set_password(self.user, new)
+            return Message(abi.OK, 0, 0)
+        await self.proc.sleep(1.0)
+        return Message(abi.ERROR_DENIED, 0, 0)
 
     # ------------------------------------------------------------------ sessions
     async def start_shell(self, name: str):
@@ -165,7 +159,7 @@ class Login:
 
     async def run(self) -> int:
         proc = self.proc
-        self.keys_in, self.keys_out = await proc.sys.new_rendezvous()
+        self.keys = await Channel.new(proc.sys)
         await proc.spawn_thread(self.input_thread)
         await proc.write(WELCOME + "\n")
         while True:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import shlex
 
-from euralios.std import STDIN, Message, SyscallError, abi
-from programs.lineedit import CTRL_C, Interrupted, LineEditor
+from euralios.std import STDIN, SyscallError, abi
+from euralios.std.lineedit import CTRL_C, Interrupted, LineEditor
+from euralios.std.sync import Channel
 
 HELP = """EuraliOS shell help
   F1 system console (kernel log)    F2..F5 user consoles
@@ -62,8 +63,7 @@ class Shell:
         self.editor = LineEditor()
         self.fg = None  # the foreground Child
         self.early: list[int] | None = None  # keys typed while a program is starting
-        self.keys_in = 0  # our end of the internal key queue
-        self.keys_out = 0  # the input thread's end
+        self.keys: Channel | None = None  # the shell's own keys, from the input thread
         self.running = True
         self.capture: list[str] | None = None  # output of a built-in redirected to a file
 
@@ -102,12 +102,10 @@ class Shell:
         await self._queue(code)
 
     async def _queue(self, code: int | None) -> None:
-        await self.proc.sys.send(self.keys_out, Message(abi.CHAR, -1 if code is None else code, 0))
+        await self.keys.put(code)
 
     async def read_key(self) -> int | None:
-        msg = await self.proc.sys.receive(self.keys_in)
-        code = msg.d2 if isinstance(msg.d2, int) else -1
-        return None if code < 0 else code
+        return await self.keys.get()
 
     # ------------------------------------------------------------------ completion
     async def complete(self, head: str) -> list[str]:
@@ -135,7 +133,7 @@ class Shell:
     # ------------------------------------------------------------------ main loop
     async def run(self) -> int:
         sys = self.proc.sys
-        self.keys_in, self.keys_out = await sys.new_rendezvous()
+        self.keys = await Channel.new(sys)
         await self.proc.spawn_thread(self.input_thread)
         await self.say("Type help [Enter] to see the shell help page.")
         while self.running:

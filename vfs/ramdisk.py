@@ -41,7 +41,7 @@ import bisect
 from collections.abc import Iterable
 from typing import Any
 
-from euralios.std import STDIN, abi
+from euralios.std import STDIN, Chunk, abi
 from euralios.std.errors import SyscallError
 from vfs.protocol import FsError
 from vfs.server import DirNode, FileNode, Node, serve
@@ -66,6 +66,7 @@ class Arenas:
         self.capacity = capacity
         self.arena_bytes = arena_bytes
         self.arenas: list[int] = []  # base addresses, sorted
+        self.chunks: dict[int, Chunk] = {}  # base address -> its chunk (every byte moves through one)
         self.starts: list[int] = []  # free holes, sorted by address ...
         self.lengths: list[int] = []  # ... and their lengths
         self.used = 0  # bytes handed out
@@ -93,6 +94,7 @@ class Arenas:
             except SyscallError:
                 raise FsError(abi.MEMALLOC, "no memory for another arena") from None
             bisect.insort(self.arenas, chunk.vaddr)
+            self.chunks[chunk.vaddr] = chunk
             self._insert(chunk.vaddr, self.arena_bytes)
 
     def free(self, addr: int, n: int) -> None:
@@ -120,9 +122,15 @@ class Arenas:
             if self.lengths[i] == self.arena_bytes and base in self.arenas:
                 del self.starts[i], self.lengths[i]  # out of reach before we wait
                 self.arenas.remove(base)
+                del self.chunks[base]
                 await self.sys.free(base)
             else:
                 i += 1
+
+    def locate(self, addr: int) -> tuple[Chunk, int]:
+        """(the arena's Chunk, offset in it) of an address inside an extent."""
+        base = self.arenas[bisect.bisect_right(self.arenas, addr) - 1]
+        return self.chunks[base], addr - base
 
     @property
     def holes(self) -> int:
@@ -158,15 +166,20 @@ class RamFile(FileNode):
             pos += length
 
     def _store(self, offset: int, data: bytes | memoryview) -> None:
-        store = self.disk.gate.store
+        locate = self.disk.arenas.locate
         view = memoryview(data)
         for addr, count, at in self._spans(offset, len(view)):
-            store(addr, view[at : at + count])
+            chunk, where = locate(addr)
+            chunk.write(where, view[at : at + count])
 
     async def read(self, offset: int, n: int) -> bytes:
         n = max(0, min(n, self.length - offset))
-        load = self.disk.gate.load
-        return b"".join(load(addr, count) for addr, count, _ in self._spans(offset, n))
+        locate = self.disk.arenas.locate
+        parts = []
+        for addr, count, _ in self._spans(offset, n):
+            chunk, where = locate(addr)
+            parts.append(chunk.read(where, count))
+        return b"".join(parts)
 
     async def _reserve(self, end: int) -> None:
         """Grow the extents to hold `end` bytes. Returns without waiting after its last check, so
@@ -301,7 +314,6 @@ class Ramdisk:
     """The whole disk: its root directory and its allocator."""
 
     def __init__(self, proc: Any, capacity: int = DEFAULT_CAPACITY, arena_bytes: int = ARENA_BYTES) -> None:
-        self.gate = proc.sys.gate
         self.arenas = Arenas(proc, capacity, arena_bytes)
         self.root = RamDir(self, "/")
 

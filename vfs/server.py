@@ -46,8 +46,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from euralios.std import abi
+from euralios.std.carried import discard
+from euralios.std.chunk import Chunk
 from euralios.std.errors import SyscallError
 from euralios.std.message import Memory, Message
+from euralios.std.serve import Last
+from euralios.std.serve import serve as serve_requests
 from vfs import protocol as P
 from vfs.protocol import FsError
 
@@ -279,45 +283,26 @@ class Server:
         if n == 0:
             return b""
         try:
-            base, size, _ = await self.sys.chunk_info(mem.vaddr)
+            chunk = await Chunk.received(self.sys, mem)
         except SyscallError:
             raise FsError(abi.PARAM, "no chunk at that address") from None
-        if mem.vaddr - base + n > size:
+        if n > chunk.size:
             raise FsError(abi.PARAM, f"length {n} longer than its chunk")
-        return self.sys.gate.load(mem.vaddr, n)
+        return chunk.read(0, n)
 
     async def blob_reply(self, tag: int, payload: bytes) -> Message:
         """Long(tag, V(len), M(chunk)) with payload copied into a fresh chunk."""
-        pages = max(1, -(-len(payload) // abi.PAGE))
         try:
-            vaddr, _ = await self.sys.malloc(pages)
+            chunk = await Chunk.allocate(self.sys, len(payload))
         except SyscallError:
             raise FsError(abi.MEMALLOC, "no memory for the reply") from None
         if payload:
-            self.sys.gate.store(vaddr, payload)
-        return Message(tag, len(payload), Memory(vaddr))
+            chunk.write(0, payload)
+        return Message(tag, len(payload), chunk.memory)
 
     async def release(self, msg: Message) -> None:
         """Free the chunks and close the handles a message holds in this process."""
-        mems, hands = P.carried(msg)
-        for m in mems:
-            try:
-                await self.sys.free(m.vaddr)
-            except SyscallError:
-                pass
-        for h in hands:
-            try:
-                await self.sys.close(h.number)
-            except SyscallError:
-                pass
-
-    async def answer(self, handle: int, reply: Message) -> None:
-        """Send a reply. If it cannot be delivered (the caller died or dropped its handle) its
-        chunk/handle comes back to us, or never left: release it either way."""
-        try:
-            await self.sys.send(handle, reply)
-        except SyscallError as e:
-            await self.release(e.message if isinstance(e.message, Message) else reply)
+        await discard(self.sys, msg)
 
     # -------------------------------------------------------------- sessions
     async def start_session(self, session: Session) -> Message:
@@ -354,45 +339,36 @@ class Server:
 
     # -------------------------------------------------------------- the loop
     async def dispatch(self, handle: int, session: Session) -> None:
-        """Receive and answer requests on `handle` until the session ends."""
-        sys = self.sys
-        while True:
+        """Receive and answer requests on `handle` until the session ends: CLOSE (but not on
+        the mount), CLOSED (every client is gone), or any other receive error (the handle is
+        unusable). A request left unanswered (a bug) frees its caller with ERROR(0)."""
+
+        async def request(msg: Message) -> Message | Last:
+            return await self.request(session, msg)
+
+        await serve_requests(self.sys, handle, request, owed=P.error(0))
+
+    async def request(self, session: Session, msg: Message) -> Message | Last:
+        """The answer to one request; everything it carried is given back once it is done."""
+        try:
+            req = P.parse(msg)
+            if isinstance(req, P.Close):
+                return P.ok() if session.mount else Last(P.ok())
+            reply = await session.handle(req)
+            return reply if reply is not None else P.unknown()
+        except FsError as e:
+            return e.reply
+        except SyscallError as e:
+            return P.error(e.code)
+        except Exception as e:  # noqa: BLE001 - a server bug must not kill every session
+            self.bugs += 1
             try:
-                msg = await sys.receive(handle)
-            except SyscallError as e:
-                if e.code == abi.RECV_BLOCKING:
-                    # A request went unanswered (a bug): free its caller, then carry on.
-                    await self.answer(handle, P.error(0))
-                    continue
-                return  # CLOSED: every client is gone; anything else: the handle is unusable
-            end = False
-            reply: Message | None = None
-            try:
-                req = P.parse(msg)
-                if isinstance(req, P.Close):
-                    end = not session.mount
-                    reply = P.ok()
-                else:
-                    reply = await session.handle(req)
-            except FsError as e:
-                reply = e.reply
-            except SyscallError as e:
-                reply = P.error(e.code)
-            except Exception as e:  # noqa: BLE001 - a server bug must not kill every session
-                self.bugs += 1
-                reply = P.error(abi.PARAM)
-                try:
-                    await sys.debug_write(f"[vfs.server] pid {self.proc.pid}: {type(e).__name__}: {e}")
-                except SyscallError:
-                    pass
-            finally:
-                await self.release(msg)
-            if msg.reply:
-                await self.answer(handle, reply if reply is not None else P.unknown())
-            elif reply is not None:
-                await self.release(reply)  # nobody waits for it
-            if end:
-                return
+                await self.sys.debug_write(f"[vfs.server] pid {self.proc.pid}: {type(e).__name__}: {e}")
+            except SyscallError:
+                pass
+            return P.error(abi.PARAM)
+        finally:
+            await self.release(msg)
 
 
 async def serve(proc: Any, handle: int, root: DirNode, writable: bool = True,

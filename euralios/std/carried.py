@@ -14,10 +14,11 @@ from euralios.std.errors import SyscallError
 from euralios.std.message import Handle, Memory, Message
 
 
-async def discard(sys: Any, msg: Message | None) -> None:
+async def discard(sys: Any, msg: object) -> None:
     """Free the chunks and close the handles `msg` holds in this process (errors ignored: a
-    word that is no longer ours has nothing left to give back). None -- what a failed send
-    returns when nothing came back -- is nothing to give back."""
+    word that is no longer ours has nothing left to give back). Anything but a Message -- e.g.
+    None, a failed send's SyscallError.message when nothing came back -- is nothing to give back,
+    so `discard(sys, e.message)` frees what a refused request bounced back to us."""
     if not isinstance(msg, Message):
         return
     for word in (msg.d2, msg.d3):

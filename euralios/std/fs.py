@@ -12,6 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from euralios.std import abi
+from euralios.std.chunk import Chunk
 from euralios.std.errors import SyscallError
 from euralios.std.message import Handle, Memory, Message
 
@@ -33,19 +34,20 @@ MODES = {
 
 async def send_bytes(sys: Sys, data: bytes) -> Memory:
     """Copy bytes into a fresh chunk, ready to travel in a message."""
-    vaddr, _ = await sys.malloc(max(1, -(-len(data) // abi.PAGE)))
+    chunk = await Chunk.allocate(sys, len(data))
     if data:
-        sys.gate.store(vaddr, data)
-    return Memory(vaddr)
+        chunk.write(0, data)
+    return Memory(chunk.vaddr)
 
 
 async def take_bytes(sys: Sys, msg: Message) -> bytes:
-    """The bytes of a Long(tag, len, Memory) reply; the chunk is freed."""
+    """The bytes of a Long(tag, len, Memory) message; the chunk is freed. A length longer than
+    the chunk is SyscallError(PARAM) (reading on would be a fatal page fault)."""
     if not isinstance(msg.d3, Memory):
         return b""
     n = msg.d2 if isinstance(msg.d2, int) else 0
     try:
-        return sys.gate.load(msg.d3.vaddr, n) if n else b""
+        return (await Chunk.received(sys, msg.d3)).read(0, n) if n else b""
     finally:
         await sys.free(msg.d3.vaddr)
 
@@ -118,7 +120,8 @@ class File:
         reply = await self.sys.rcall(self.handle, abi.QUERY)
         if reply.tag != abi.JSON:
             raise SyscallError(abi.PARAM, reply, detail="bad reply to query")
-        return json.loads(await take_bytes(self.sys, reply))
+        info: dict[str, Any] = json.loads(await take_bytes(self.sys, reply))
+        return info
 
     async def request(self, tag: int, name: str) -> Message:
         """A directory request carrying a name (MKDIR, DELETE, RENAME)."""

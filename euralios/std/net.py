@@ -18,9 +18,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from euralios.std import abi
+from euralios.std.carried import discard
 from euralios.std.errors import SyscallError
 from euralios.std.fs import File, send_bytes, take_bytes
-from euralios.std.message import Handle, Memory, Message
+from euralios.std.message import Handle, Message
 from euralios.std.protocols import mux as M
 from euralios.std.protocols.mux import ACCEPTABLE, ERROR, READABLE, WRITABLE
 
@@ -42,8 +43,6 @@ class Stream(File):
             if e.code == abi.NO_DATA:
                 return b""
             raise
-        from euralios.std.fs import take_bytes
-
         return await take_bytes(self.sys, reply)
 
     async def read_all(self) -> bytes:
@@ -90,6 +89,13 @@ async def listen(proc: Proc, port: int) -> Listener:
     return Listener(proc.sys, f.handle, f.path, f.session)
 
 
+def _socket(reply: Message) -> int:
+    """The socket id a /tcp/mux reply names in its first word."""
+    if not isinstance(reply.d2, int):
+        raise SyscallError(abi.PARAM, reply, detail="bad reply from /tcp/mux")
+    return reply.d2
+
+
 class Mux(File):
     """Many sockets on one /tcp session. Sockets are small integers; nothing blocks but `poll`.
 
@@ -106,24 +112,18 @@ class Mux(File):
         try:
             return await self._call(op, sid, len(data), await send_bytes(self.sys, data))
         except SyscallError as e:
-            returned = e.message
-            if isinstance(returned, Message) and isinstance(returned.d3, Memory):
-                try:
-                    await self.sys.free(returned.d3.vaddr)
-                except SyscallError:
-                    pass
+            await discard(self.sys, e.message)
             raise
 
     async def connect(self, host: str, port: int) -> int:
-        reply = await self._call_with(M.CONNECT, 0, f"{host}:{port}".encode())
-        return int(reply.d2)
+        return _socket(await self._call_with(M.CONNECT, 0, f"{host}:{port}".encode()))
 
     async def listen(self, port: int, backlog: int = 16) -> int:
-        return int((await self._call(M.LISTEN, 0, port, backlog)).d2)
+        return _socket(await self._call(M.LISTEN, 0, port, backlog))
 
     async def accept(self, sid: int) -> int | None:
         reply = await self._call(abi.ACCEPT, sid)
-        return None if reply.tag == abi.EMPTY else int(reply.d2)
+        return None if reply.tag == abi.EMPTY else _socket(reply)
 
     async def send(self, sid: int, data: bytes) -> int:
         if not data:

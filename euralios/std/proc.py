@@ -7,15 +7,19 @@ stdout/stdin handles, files are messages to file servers, time comes from the ke
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from euralios.std import abi
+from euralios.std.carried import discard
 from euralios.std.chunk import Chunk
 from euralios.std.errors import SyscallError
 from euralios.std.fs import MODES, File, open_handle, send_bytes, split_parent, take_bytes
 from euralios.std.message import Handle, Memory, Message
-from euralios.std.syscalls import Sys
+from euralios.std.syscalls import Gate, Sys
 from euralios.std.time import microseconds
+
+if TYPE_CHECKING:
+    from euralios.std.net import Listener, Mux, Stream
 
 STDIN = 0
 STDOUT = 1
@@ -51,7 +55,7 @@ class Child:
 
 
 class Proc:
-    def __init__(self, gate: Any, info: dict[str, Any]) -> None:
+    def __init__(self, gate: Gate, info: dict[str, Any]) -> None:
         self.sys = Sys(gate)
         self.gate = gate
         self.pid: int = info["pid"]
@@ -74,12 +78,7 @@ class Proc:
         except SyscallError as e:
             # A console whose driver died hands the chunk back: free it, or every failed print
             # (init logging to a console being restarted) would cost a frame for ever.
-            returned = e.message
-            if isinstance(returned, Message) and isinstance(returned.d3, Memory):
-                try:
-                    await self.sys.free(returned.d3.vaddr)
-                except SyscallError:
-                    pass
+            await discard(self.sys, e.message)
             raise
 
     async def print(self, *values: object, sep: str = " ", end: str = "\n", handle: int = STDOUT) -> None:
@@ -197,12 +196,16 @@ class Proc:
     async def malloc(self, nbytes: int, max_physaddr: int = 0) -> Chunk:
         if nbytes <= 0:
             raise SyscallError(abi.PARAM, detail="malloc of 0 bytes")
-        pages = -(-nbytes // abi.PAGE)
-        vaddr, phys = await self.sys.malloc(pages, max_physaddr)
-        return Chunk(self.sys, vaddr, pages * abi.PAGE, phys)
+        return await Chunk.allocate(self.sys, nbytes, max_physaddr)
+
+    async def received(self, mem: Memory) -> Chunk:
+        """The chunk a message brought, sized by the kernel (never by the length the sender
+        claims): reading past its end is refused instead of killing this process."""
+        return await Chunk.received(self.sys, mem)
 
     def chunk(self, vaddr: int, size: int) -> Chunk:
-        """A Chunk object for memory that arrived in a message."""
+        """A Chunk object for memory that arrived in a message, taking `size` on trust; a
+        length a sender claims belongs in `received`, which asks the kernel."""
         return Chunk(self.sys, vaddr, size)
 
     async def spawn_thread(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> int:
@@ -244,9 +247,11 @@ class Proc:
             raise SyscallError(abi.NO_DATA, detail="empty program")
         ours: int | None = None
         if stdin is None:
-            stdin = await sys.copy_rendezvous(STDIN)
+            child_in = await sys.copy_rendezvous(STDIN)
         elif stdin == "pipe":
-            ours, stdin = await sys.new_rendezvous()
+            ours, child_in = await sys.new_rendezvous()
+        else:
+            child_in = int(stdin)
         if stdout is None:
             stdout = await sys.copy_rendezvous(STDOUT)
         notify_keep, notify_give = await sys.new_rendezvous()
@@ -269,13 +274,13 @@ class Proc:
         if user:
             params += b"U" + user.encode() + b"\0"
         try:
-            pid = await sys.exec(image, int(stdin), stdout, bytes(params), (abi.EXEC_PERM_IO if io else 0) | (abi.EXEC_IDLE if idle else 0))
+            pid = await sys.exec(image, child_in, stdout, bytes(params), (abi.EXEC_PERM_IO if io else 0) | (abi.EXEC_IDLE if idle else 0))
         except SyscallError:
             await sys.close(notify_keep)
-            for h in (notify_give, stdin, stdout, ours):
-                if h is not None:
+            for handle in (notify_give, child_in, stdout, ours):
+                if handle is not None:
                     try:
-                        await sys.close(int(h))
+                        await sys.close(handle)
                     except SyscallError:
                         pass
             raise
@@ -287,19 +292,19 @@ class Proc:
         child = await self.exec(program, args, **kw)
         return await child.wait()
 
-    async def connect(self, host: str, port: int):
+    async def connect(self, host: str, port: int) -> Stream:
         """A TCP connection through the stack at /tcp (euralios.std.net.Stream)."""
         from euralios.std.net import connect
 
         return await connect(self, host, port)
 
-    async def listen(self, port: int):
+    async def listen(self, port: int) -> Listener:
         """A listening TCP port (euralios.std.net.Listener: `await listener.accept()`)."""
         from euralios.std.net import listen
 
         return await listen(self, port)
 
-    async def mux(self):
+    async def mux(self) -> Mux:
         """Many TCP sockets on one session, select/poll style (euralios.std.net.Mux)."""
         from euralios.std.net import mux
 

@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from euralios.std.proc import Proc
+from euralios.std.syscalls import Gate
 
 
-async def entry(gate: Any, main: Callable[[Proc], Awaitable[Any]], info: dict[str, Any]) -> int:
+async def entry(gate: Gate, main: Callable[[Proc], Awaitable[Any]], info: dict[str, Any]) -> int:
     proc = Proc(gate, info)
     result = await main(proc)
     if isinstance(result, bool):

@@ -1,8 +1,9 @@
 """Raw system calls by their seed names (`proc.sys`), on top of the register-level gate.
 
 The gate is the CPU as a program sees it: `syscall(rax, rdi, rsi, rdx)`, `load`/`store` of its
-own virtual memory, `stack()` and `rdtsc()`. Strings passed to the kernel are written on the
-calling thread's stack first and passed by pointer and length, as a C program would.
+own virtual memory (used only through euralios.std.chunk), `stack()` and `rdtsc()`. Strings
+passed to the kernel are written on the calling thread's stack first and passed by pointer and
+length, as a C program would.
 """
 
 from __future__ import annotations
@@ -10,32 +11,55 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from euralios.std import abi
+from euralios.std.chunk import Chunk
 from euralios.std.errors import SyscallError
-from euralios.std.message import Message
+from euralios.std.message import Memory, Message
 
 RCALL_RETRIES = 100
 _VIO = struct.Struct("<HBBI")  # a PORT_VIO entry: port, size, op (0 in, 1 out), value
 
 
+Regs = tuple[int, int, int, int]
+
+
+class Gate(Protocol):
+    """What the kernel hands a program's first code: the CPU, as the program sees it."""
+
+    async def syscall(self, rax: int, rdi: Any = 0, rsi: Any = 0, rdx: Any = 0) -> Regs: ...
+
+    def load(self, vaddr: int, n: int) -> bytes: ...
+
+    def store(self, vaddr: int, data: bytes | bytearray | memoryview) -> None: ...
+
+    def stack(self) -> tuple[int, int]: ...
+
+    def rdtsc(self) -> int: ...
+
+
 class Sys:
     __slots__ = ("gate", "_call")
 
-    def __init__(self, gate: Any) -> None:
+    def __init__(self, gate: Gate) -> None:
         self.gate = gate
         self._call = gate.syscall
 
     # ------------------------------------------------------------------ helpers
+    def _stack(self) -> Chunk:
+        """The current thread's stack, as memory we may write below its top."""
+        lo, top = self.gate.stack()
+        return Chunk(self, lo, top - lo)
+
     def _push(self, data: bytes) -> int:
         """Place bytes at the top of the current thread's stack; returns their address."""
-        lo, top = self.gate.stack()
-        if len(data) > top - lo - 256:
+        stack = self._stack()
+        if len(data) > stack.size - 256:
             raise SyscallError(abi.PARAM, detail="string too long for the stack")
-        addr = top - len(data)
-        self.gate.store(addr, data)
-        return addr
+        offset = stack.size - len(data)
+        stack.write(offset, data)
+        return stack.vaddr + offset
 
     @staticmethod
     def _check(rax: int) -> None:
@@ -134,7 +158,8 @@ class Sys:
         rax, vaddr, length, _ = await self._call(abi.LIST_MOUNTS)
         self._check(rax)
         try:
-            return json.loads(self.gate.load(vaddr, length))
+            mounts: list[str] = json.loads((await Chunk.received(self, Memory(vaddr))).read(0, length))
+            return mounts
         finally:
             await self.free(vaddr)
 
@@ -162,7 +187,7 @@ class Sys:
         self._check(rax)
 
     # ------------------------------------------------------------------ threads and processes
-    async def fork_thread(self, fn: Callable[..., Awaitable[Any]], args: tuple = ()) -> int:
+    async def fork_thread(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...] = ()) -> int:
         rax, tid, _, _ = await self._call(abi.FORK_THREAD, fn, args)
         self._check(rax)
         return tid
@@ -187,10 +212,10 @@ class Sys:
             return pid
         if not image:
             raise SyscallError(abi.PARAM)
-        pages = -(-len(image) // abi.PAGE)
-        vaddr, _ = await self.malloc(pages)
+        chunk = await Chunk.allocate(self, len(image))
+        vaddr = chunk.vaddr
         try:
-            self.gate.store(vaddr, image)
+            chunk.write(0, image)
             pptr = self._push(params) if params else 0
             rax, pid, _, _ = await self._call(
                 abi.EXEC | (flags << 8) | (len(params) << 16) | (len(image) << 32),
@@ -236,7 +261,8 @@ class Sys:
         self._check(rax)
         if not reads:
             return []
-        back = self.gate.load(addr, 8 * n)
+        stack = self._stack()
+        back = stack.read(addr - stack.vaddr, 8 * n)
         unpack = _VIO.unpack_from
         return [unpack(back, 8 * i)[3] for i in reads]
 
