@@ -20,7 +20,7 @@ from machine.board import Machine
 from machine.netdev import Backend
 from merriwig.kernel import Kernel
 from merriwig.process import Process
-from vfs.namespace import Namespace
+from merriwig.namespace import Namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,7 +28,7 @@ from merriwig.scheduler import Watchdog, WatchdogKill
 from merriwig.syscalls import Gate, ThreadExit
 from merriwig.timepage import TimePage
 from merriwig.trace import Tracer
-from vfs.namespace import Namespace
+from merriwig.namespace import Namespace
 
 IDLE_CUSHION = 0.005  # seconds every other task must have been blocked for an EXEC_IDLE start
 

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 ALLOWED_PREFIXES = ("euralios.std", "proto", "net", "vfs", "drivers", "programs", "scapy")
-FORBIDDEN_USERSPACE = ("vfs.namespace",)
 PURE_STDLIB = frozenset(
     """
     __future__ abc argparse array ast base64 binascii bisect calendar cmath codecs collections
@@ -42,8 +41,6 @@ class LoaderError(Exception):
 
 
 def allowed(name: str) -> bool:
-    if any(name == p or name.startswith(p + ".") for p in FORBIDDEN_USERSPACE):
-        return False
     if any(name == p or name.startswith(p + ".") for p in ALLOWED_PREFIXES):
         return True
     return name in PURE_STDLIB or name.split(".")[0] in PURE_STDLIB and name.split(".")[0] != "urllib"

@@ -15,7 +15,7 @@ import trio
 
 from merriwig import abi
 from merriwig.message import SyscallFail
-from vfs.namespace import Namespace
+from merriwig.namespace import Namespace
 
 if TYPE_CHECKING:
     from merriwig.memory.space import AddressSpace

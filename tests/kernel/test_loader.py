@@ -13,7 +13,7 @@ def test_allowlist_rules() -> None:
                "vfs.server", "urllib.parse"):
         assert allowed(ok), ok
     for bad in ("merriwig", "merriwig.kernel", "machine.mmu", "trio", "os", "sys", "socket", "ctypes",
-                "subprocess", "threading", "euralios.boot", "euralios", "vfs.namespace", "importlib", "urllib.request"):
+                "subprocess", "threading", "euralios.boot", "euralios", "merriwig.namespace", "importlib", "urllib.request"):
         assert not allowed(bad), bad
 
 

@@ -9,7 +9,7 @@ from euralios.std import SyscallError
 from euralios.std import abi as A
 from merriwig import abi as K
 from merriwig.timepage import microseconds
-from vfs.namespace import Namespace
+from merriwig.namespace import Namespace
 
 
 async def run(main, **kw) -> int:
