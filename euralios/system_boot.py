@@ -30,9 +30,9 @@ from euralios.std import abi as std_abi
 from machine.board import Machine
 from machine.ui.headless import HeadlessScreen, KeyPress, parse_keys, press
 from merriwig import abi, layout
+from merriwig.errors import OutOfFrames, QuotaExceeded, SpaceError
 from merriwig.kernel import Kernel
-from merriwig.memory.frames import OutOfFrames
-from merriwig.memory.space import AddressSpace, QuotaExceeded, SpaceError
+from merriwig.memory.space import AddressSpace
 from merriwig.message import KMessage
 from merriwig.process import Process
 from merriwig.rendezvous import Rendezvous

@@ -16,19 +16,31 @@ import trio
 
 from machine.mmu import GeneralProtection, PageFault
 from merriwig import abi, layout
+from merriwig.errors import (
+    KillCause,
+    KillReason,
+    LoaderError,
+    OutOfFrames,
+    ProcessKilled,
+    QuotaExceeded,
+    SpaceError,
+    SyscallFail,
+    ThreadExit,
+    WatchdogKill,
+)
 from merriwig.interrupts import InterruptRouter
 from merriwig.klog import KernelLog
-from merriwig.loader import LoaderError, load
-from merriwig.memory.frames import FrameAllocator, OutOfFrames
-from merriwig.memory.space import AddressSpace, MemoryContext, QuotaExceeded, SpaceError, device_chunk
-from merriwig.message import KMessage, SyscallFail
-from merriwig.process import Process, ProcessKilled, Thread
+from merriwig.loader import load
+from merriwig.memory.frames import FrameAllocator
+from merriwig.memory.space import AddressSpace, MemoryContext, device_chunk
+from merriwig.message import KMessage
+from merriwig.namespace import Namespace
+from merriwig.process import Process, Thread
 from merriwig.rendezvous import Rendezvous
-from merriwig.scheduler import Watchdog, WatchdogKill
-from merriwig.syscalls import Gate, ThreadExit
+from merriwig.scheduler import Watchdog
+from merriwig.syscalls import Gate
 from merriwig.timepage import TimePage
 from merriwig.trace import Tracer
-from merriwig.namespace import Namespace
 
 IDLE_CUSHION = 0.005  # seconds every other task must have been blocked for an EXEC_IDLE start
 
@@ -211,15 +223,18 @@ class Kernel:
                 except (ThreadExit, ProcessKilled):
                     pass
                 except WatchdogKill:
-                    self.kill(proc, f"watchdog: ran {self.watchdog.limit if self.watchdog else 0:g} s without a syscall")
+                    limit = self.watchdog.limit if self.watchdog else 0
+                    self.kill(proc, f"watchdog: ran {limit:g} s without a syscall", KillCause.WATCHDOG)
                 except (trio.Cancelled, KeyboardInterrupt):
                     raise
                 except SystemExit as e:
                     result = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-                except (PageFault, GeneralProtection, LoaderError) as e:
-                    self.kill(proc, str(e))
+                except (PageFault, GeneralProtection) as e:
+                    self.kill(proc, str(e), KillCause.FAULT)
+                except LoaderError as e:
+                    self.kill(proc, str(e), KillCause.BAD_IMAGE)
                 except BaseException as e:  # noqa: BLE001 - a program's failure must not escape
-                    self.kill(proc, f"{type(e).__name__}: {e}")
+                    self.kill(proc, f"{type(e).__name__}: {e}", KillCause.CRASH)
         finally:
             thread.cpu += max(0.0, time.perf_counter() - thread.resumed) if thread.state == "running" else 0.0
             self._thread_done(thread, result)
@@ -244,22 +259,22 @@ class Kernel:
     def fault(self, proc: Process, exc: BaseException) -> ProcessKilled:
         """A user-mode access failed: kill the process; returns the exception to raise."""
         if isinstance(exc, QuotaExceeded):
-            reason = f"out of memory: {exc}"
+            reason, cause = f"out of memory: {exc}", KillCause.OUT_OF_MEMORY
         elif isinstance(exc, OutOfFrames):
-            reason = "out of memory: no free frames"
+            reason, cause = "out of memory: no free frames", KillCause.OUT_OF_MEMORY
         else:
-            reason = str(exc)
-        self.kill(proc, reason)
+            reason, cause = str(exc), KillCause.FAULT
+        self.kill(proc, reason, cause)
         return ProcessKilled(reason)
 
-    def kill(self, proc: Process, reason: str) -> None:
+    def kill(self, proc: Process, reason: str, cause: KillCause = KillCause.REQUEST) -> None:
         """Kill every thread of a process; the last one to unwind releases its resources."""
         if proc.killed is not None or proc.space.destroyed:
             return
         if getattr(proc, "kernel_process", False):
             self.log(f"[kernel] kernel thread failure in pid {proc.pid}: {reason}")
             return
-        proc.killed = reason
+        proc.killed = KillReason(cause, reason)
         self.killed_count += 1
         self.log(f"[kernel] pid {proc.pid} ({proc.name}) killed: {reason}")
         for t in list(proc.threads.values()):
@@ -450,7 +465,7 @@ class Kernel:
     def check_io(self, proc: Process, port: Any, size: Any) -> None:
         if not proc.io:
             reason = "general protection fault: port I/O without I/O privilege"
-            self.kill(proc, reason)
+            self.kill(proc, reason, KillCause.FAULT)
             raise ProcessKilled(reason)
         if not isinstance(port, int) or not 0 <= port <= 0xFFFF or size not in (1, 2, 4):
             raise SyscallFail(abi.PARAM)

@@ -22,6 +22,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from merriwig.errors import LoaderError
+
 ALLOWED_PREFIXES = ("euralios.std", "proto", "net", "vfs", "drivers", "programs", "scapy")
 PURE_STDLIB = frozenset(
     """
@@ -34,10 +36,6 @@ PURE_STDLIB = frozenset(
     """.split()
 )
 REMOVED_BUILTINS = ("open", "eval", "exec", "compile", "input", "breakpoint", "exit", "quit", "help")
-
-
-class LoaderError(Exception):
-    """The image is not a runnable program (syntax error, no main, bad encoding)."""
 
 
 def allowed(name: str) -> bool:

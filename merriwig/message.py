@@ -12,18 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from merriwig import abi
-from merriwig.memory.space import Chunk, MemoryContext, SpaceError, free_chunk
+from merriwig.errors import SpaceError, SyscallFail
+from merriwig.memory.space import Chunk, MemoryContext, free_chunk
 
 if TYPE_CHECKING:
     from merriwig.process import Process
-
-
-class SyscallFail(Exception):
-    """Raised inside the kernel to return an error code from a syscall."""
-
-    def __init__(self, code: int, message: str = "") -> None:
-        super().__init__(message or f"error {code}")
-        self.code = code
 
 
 class KMessage:

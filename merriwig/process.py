@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from merriwig import abi
-from merriwig.message import SyscallFail
+from merriwig.errors import KillReason, SyscallFail
 from merriwig.namespace import Namespace
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class Process:
         self.handles = HandleTable()
         self.threads: dict[int, Thread] = {}
         self.status: int | None = None
-        self.killed: str | None = None
+        self.killed: KillReason | None = None
         self.exit_notify: list[Rendezvous] = []
         self.ended = trio.Event()
         self.started = time.monotonic()
@@ -152,8 +152,3 @@ class Thread:
     def __repr__(self) -> str:
         return f"<Thread {self.tid} of pid {self.process.pid}>"
 
-
-class ProcessKilled(BaseException):
-    """Unwinds a thread whose process the kernel has killed (fault, watchdog, kill request).
-
-    A BaseException so that a program's `except Exception` cannot swallow its own death."""

@@ -28,9 +28,7 @@ from typing import Any
 
 import trio
 
-
-class WatchdogKill(BaseException):
-    """Injected into a thread that ran too long without a syscall."""
+from merriwig.errors import WatchdogKill
 
 
 class _BusyInstrument(trio.abc.Instrument):

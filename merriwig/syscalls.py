@@ -25,10 +25,10 @@ import trio
 from machine.mmu import GeneralProtection, PageFault
 from machine.tsc import rdtsc
 from merriwig import abi
-from merriwig.memory.frames import OutOfFrames
-from merriwig.memory.space import QuotaExceeded, SpaceError, device_chunk, free_chunk
-from merriwig.message import KMessage, SyscallFail, take
-from merriwig.process import ProcessKilled, Thread
+from merriwig.errors import OutOfFrames, ProcessKilled, QuotaExceeded, SpaceError, SyscallFail, ThreadExit
+from merriwig.memory.space import device_chunk, free_chunk
+from merriwig.message import KMessage, take
+from merriwig.process import Thread
 
 if TYPE_CHECKING:
     from merriwig.kernel import Kernel
@@ -39,10 +39,6 @@ _perf = time.perf_counter
 _current_task = trio.lowlevel.current_task
 _checkpoint = trio.lowlevel.checkpoint
 MAX_PATH = 4096
-
-
-class ThreadExit(BaseException):
-    """Raised by exit_thread to unwind the calling thread."""
 
 
 class Gate:
@@ -98,7 +94,7 @@ class Gate:
         t.cpu += now - t.resumed
         t.syscalls += 1
         if proc.killed is not None:
-            raise ProcessKilled(proc.killed)
+            raise ProcessKilled(proc.killed.detail)
         kernel = self.kernel
         if now - t.slice_start > kernel.slice:
             # Slice spent: let the other runnable threads go first (pre-emption point).
@@ -128,7 +124,7 @@ class Gate:
             tracer.syscall(proc.pid, t.tid, abi.SYSCALL_NAMES.get(n, f"sys{n:#x}"), t0, _perf(),
                            {"rax": rax & 0xFFFF, "d1": rdi if isinstance(rdi, int) else 0, "ret": result[0]})
         if proc.killed is not None:
-            raise ProcessKilled(proc.killed)
+            raise ProcessKilled(proc.killed.detail)
         now = _perf()
         t.resumed = now
         if now - t.slice_start > kernel.slice * 4:

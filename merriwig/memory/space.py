@@ -34,7 +34,8 @@ from machine.mmu import (
     PageFault,
 )
 from merriwig import layout
-from merriwig.memory.frames import FrameAllocator, OutOfFrames
+from merriwig.errors import OutOfFrames, QuotaExceeded, SpaceError
+from merriwig.memory.frames import FrameAllocator
 
 PAGE = layout.PAGE
 BORROWED = PTE_AVL0
@@ -43,14 +44,6 @@ USER_RW = PTE_P | PTE_RW | PTE_US | PTE_NX
 USER_RO = PTE_P | PTE_US | PTE_NX
 USER_RX = PTE_P | PTE_US
 FLUSH_CEILING = 33  # chunks up to this many pages are shot down page by page (Linux's ceiling)
-
-
-class QuotaExceeded(Exception):
-    """The space already holds as many frames as its quota allows."""
-
-
-class SpaceError(Exception):
-    """A request the layout cannot satisfy (no free slot, bad address, overlap)."""
 
 
 @dataclass(slots=True)

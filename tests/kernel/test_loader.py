@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from euralios.boot import boot
-from merriwig.loader import LoaderError, allowed, load
+from merriwig.errors import LoaderError
+from merriwig.loader import allowed, load
 
 
 def test_allowlist_rules() -> None:

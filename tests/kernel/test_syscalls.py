@@ -8,8 +8,8 @@ from euralios.boot import boot
 from euralios.std import SyscallError
 from euralios.std import abi as A
 from merriwig import abi as K
-from merriwig.timepage import microseconds
 from merriwig.namespace import Namespace
+from merriwig.timepage import microseconds
 
 
 async def run(main, **kw) -> int:
