@@ -28,6 +28,7 @@ from merriwig.errors import (
     ThreadExit,
     WatchdogKill,
 )
+from merriwig.exec import Umount, VfsBase, VfsStep, parse_exec_params
 from merriwig.interrupts import InterruptRouter
 from merriwig.klog import KernelLog
 from merriwig.loader import load
@@ -318,7 +319,7 @@ class Kernel:
 
     # ------------------------------------------------------------------ exec
     async def exec_syscall(self, proc: Process, t: Thread, rax: int, rdi: Any, rsi: int, rdx: int) -> int:
-        """exec (spec §6.2) with the seed's parameter string, plus extensions:
+        """exec (spec §6.2) with the seed's parameter string, plus extensions (merriwig/exec.py):
         `X<handle>|` exit notification, `U<user>NUL` owner (root only), `n<name>NUL` name."""
         gate: Gate = proc.gate  # type: ignore[attr-defined]
         flags = (rax >> 8) & 0xFF
@@ -332,17 +333,19 @@ class Kernel:
             if bin_len == 0:
                 raise SyscallFail(abi.PARAM)
             image = gate.copy_in(rdi, bin_len)
-        params = gate.copy_in(rdx, param_len) if param_len else b""
+        params = parse_exec_params(gate.copy_in(rdx, param_len) if param_len else b"")
         # Validate the whole request before taking anything from the caller.
         stdin_h, stdout_h = (rsi >> 32) & 0xFFFF_FFFF, rsi & 0xFFFF_FFFF
         if stdin_h == stdout_h:
             raise SyscallFail(abi.PARAM, "stdin and stdout must be different handles")
         proc.handles.get(stdin_h)
         proc.handles.get(stdout_h)
-        vfs, args, env, mounts, notify, user, name = self._parse_exec_params(proc, params)
+        if params.user and params.user != proc.user and proc.user != "root":
+            raise SyscallFail(abi.PARAM, "only root may start a process as another user")
+        vfs = self._child_vfs(proc, params.vfs)
         try:
-            for h in mounts + notify:
-                proc.handles.get(h[0] if isinstance(h, tuple) else h)
+            for h in [m.handle for m in params.mounts] + list(params.notify):
+                proc.handles.get(h)
         except SyscallFail:
             if vfs is not proc.vfs:
                 self.release_vfs(vfs)
@@ -350,102 +353,48 @@ class Kernel:
         # Commit: take the handles.
         stdin = proc.handles.take(stdin_h)
         stdout = proc.handles.take(stdout_h)
-        for h, path in mounts:
-            vfs.mount(path, proc.handles.take(h))
-        notify_r = [proc.handles.take(h) for h in notify]
+        for m in params.mounts:
+            vfs.mount(m.path, proc.handles.take(m.handle))
+        notify_r = [proc.handles.take(h) for h in params.notify]
         io = bool(flags & abi.EXEC_PERM_IO) and proc.io
+        args = params.args
+        name = params.name
         if not name:
             name = args[0].rsplit("/", 1)[-1] if args and args[0] else getattr(image, "__name__", "program")
-        child = self.spawn(image, name=name, args=args, env=env, stdin=stdin, stdout=stdout, vfs=vfs,
-                           io=io, user=user or proc.user, parent=proc.pid, exit_notify=notify_r,
+        child = self.spawn(image, name=name, args=args, env=params.env, stdin=stdin, stdout=stdout, vfs=vfs,
+                           io=io, user=params.user or proc.user, parent=proc.pid, exit_notify=notify_r,
                            idle=bool(flags & abi.EXEC_IDLE))
         return child.pid
 
-    def _parse_exec_params(self, proc: Process, params: bytes) -> tuple:
-        vfs: Namespace = proc.vfs
-        args: list[str] = []
-        env: dict[str, str] = {}
-        mounts: list[tuple[int, str]] = []
-        notify: list[int] = []
-        user = ""
-        name = ""
-        i = 0
-        n = len(params)
-
-        def until(stop: int) -> bytes:
-            nonlocal i
-            j = params.find(bytes([stop]), i)
-            if j < 0:
-                raise SyscallFail(abi.PARAM, "unterminated exec parameter")
-            out = params[i:j]
-            i = j + 1
-            return out
-
-        def text(b: bytes) -> str:
-            try:
-                return b.decode("utf-8")
-            except UnicodeDecodeError:
-                raise SyscallFail(abi.UTF8) from None
-
-        def number() -> int:
-            nonlocal i
-            j = i
-            while j < n and 0x30 <= params[j] <= 0x39:
-                j += 1
-            if j == i or j >= n:
-                raise SyscallFail(abi.PARAM, "bad handle number in exec parameters")
-            value = int(params[i:j])
-            i = j + 1  # the delimiter after the digits
-            return value
-
-        while i < n:
-            c = params[i]
-            i += 1
-            if c == ord("S"):
-                vfs = proc.vfs
-            elif c == ord("C"):
-                vfs = self.copy_vfs(proc.vfs)
-            elif c == ord("N"):
-                vfs = Namespace()
-            elif c == ord("-"):
-                path = text(until(ord(":")))
-                if vfs is proc.vfs:
-                    vfs = self.copy_vfs(proc.vfs)  # the seed modified the caller's own VFS [quirk]
-                try:
-                    vfs.umount(path).decref()
-                except KeyError:
-                    self.release_vfs(vfs)
-                    raise SyscallFail(abi.PARAM, f"exec: nothing mounted at {path}") from None
-            elif c == ord("m"):
-                h = number()
-                path = text(until(ord(":")))
+    def _child_vfs(self, proc: Process, steps: tuple[VfsStep, ...]) -> Namespace:
+        """The child's VFS: the exec clauses replayed in order. A clause that changes the table
+        (a mount or an umount) first copies the caller's, whose own table exec never touches;
+        mounts are only placed by the caller once every handle checked out."""
+        vfs = proc.vfs
+        try:
+            for step in steps:
+                if isinstance(step, VfsBase):
+                    if vfs is not proc.vfs:
+                        self.release_vfs(vfs)  # a later S, C or N replaces an earlier copy
+                    if step is VfsBase.SHARED:
+                        vfs = proc.vfs
+                    elif step is VfsBase.COPY:
+                        vfs = self.copy_vfs(proc.vfs)
+                    else:
+                        vfs = Namespace()
+                    continue
                 if vfs is proc.vfs:
                     vfs = self.copy_vfs(proc.vfs)
-                mounts.append((h, path))
-            elif c == ord("A"):
-                raw = until(0)
-                args = [a.decode("utf-8", "replace") for a in raw.split(b"\x03")]
-            elif c == ord("E"):
-                raw = until(0)
-                for rec in raw.split(b"\x03"):
-                    if b"=" in rec:
-                        k, v = rec.split(b"=", 1)
-                        env[k.decode("utf-8", "replace")] = v.decode("utf-8", "replace")
-            elif c == ord("X"):
-                notify.append(number())
-            elif c == ord("U"):
-                user = text(until(0))
-                if user != proc.user and proc.user != "root":
-                    raise SyscallFail(abi.PARAM, "only root may start a process as another user")
-            elif c == ord("n"):
-                name = text(until(0))
-            else:
-                if vfs is not proc.vfs:
-                    self.release_vfs(vfs)
-                raise SyscallFail(abi.PARAM, f"bad exec parameter byte {c:#x}")
-        # Mount clauses applied to a fresh copy must not touch the caller's table yet: they are
-        # committed by the caller after validation.
-        return vfs, args, env, mounts, notify, user, name
+                if isinstance(step, Umount):
+                    try:
+                        vfs.umount(step.path).decref()
+                    except KeyError:
+                        raise SyscallFail(abi.PARAM, f"exec: nothing mounted at {step.path}") from None
+        except SyscallFail:
+            if vfs is not proc.vfs:
+                self.release_vfs(vfs)
+            raise
+        return vfs
 
     def start_procfs(self) -> Rendezvous:
         """Start /proc (the kernel's file server); returns the rendezvous to mount."""
