@@ -38,10 +38,10 @@ from merriwig.message import KMessage
 from merriwig.namespace import Namespace
 from merriwig.process import Process, Thread
 from merriwig.rendezvous import Rendezvous
-from merriwig.scheduler import Watchdog
 from merriwig.syscalls import Gate
 from merriwig.timepage import TimePage
 from merriwig.trace import Tracer
+from merriwig.watchdog import Watchdog
 
 IDLE_CUSHION = 0.005  # seconds every other task must have been blocked for an EXEC_IDLE start
 
@@ -84,7 +84,7 @@ class Kernel:
         self.preemptions = 0
         self.killed_count = 0
         self.nursery: trio.Nursery | None = None
-        self.watchdog = Watchdog(self, watchdog) if watchdog else None
+        self.watchdog = Watchdog(self.task_threads, watchdog) if watchdog else None
         self.started = time.monotonic()
         self.log(
             f"[kernel] Merriwig starting: {mem.size // 1024} KiB RAM, "
@@ -211,6 +211,8 @@ class Kernel:
         task = trio.lowlevel.current_task()
         thread.task = task
         self.task_threads[task] = thread
+        if self.watchdog is not None:
+            self.watchdog.running = thread  # this first step began before the task was known
         proc = thread.process
         thread.resumed = thread.slice_start = time.perf_counter()
         thread.state = "running"

@@ -11,7 +11,11 @@ it), and `rdtsc` reads the time-stamp counter for the time page arithmetic.
 
 Scheduling happens here (DESIGN.md §2): every syscall charges the CPU time used since the thread
 last left the kernel, and a syscall that finds the thread's slice spent yields to the other
-runnable threads before doing its work.
+runnable threads before doing its work. Trio tasks cannot be interrupted mid-step, so pre-emption
+happens at syscall boundaries: each thread has a time slice (Kernel.slice, 10 ms by default).
+Trio runs the runnable tasks in batches, so ready threads take turns: round robin at the
+granularity of a syscall. A thread that never makes a syscall is the watchdog's
+(merriwig/watchdog.py).
 """
 
 from __future__ import annotations

@@ -109,6 +109,25 @@ async def test_watchdog_kills_a_spinning_thread_and_the_system_lives() -> None:
         assert resources(system) == before
 
 
+async def test_watchdog_knows_the_running_thread_from_its_first_step_on() -> None:
+    """The watchdog's `running` hook names the thread trio is stepping (no stack walking, so no
+    dependence on kernel method names), from a thread's very first step and after syscalls."""
+    seen: list[bool] = []
+
+    async def prog(proc):
+        k = proc.gate.kernel
+        me = k.task_threads[trio.lowlevel.current_task()]
+        seen.append(k.watchdog.running is me)
+        await proc.sys.yield_()
+        seen.append(k.watchdog.running is me)
+        return 0
+
+    async with boot(watchdog=0.5) as system:
+        assert await system.run(prog) == 0
+        assert system.kernel.watchdog.running is None  # this test's own task is no thread
+    assert seen == [True, True]
+
+
 async def test_quota_exhaustion_fails_malloc_then_kills_on_demand_paging() -> None:
     codes: list[int] = []
 
