@@ -31,10 +31,11 @@ from merriwig.errors import (
 from merriwig.exec import Umount, VfsBase, VfsStep, parse_exec_params
 from merriwig.interrupts import InterruptRouter
 from merriwig.klog import KernelLog
+from merriwig.kmsg import KlogFeed
 from merriwig.loader import load
 from merriwig.memory.frames import FrameAllocator
 from merriwig.memory.space import AddressSpace, MemoryContext, device_chunk
-from merriwig.message import KMessage
+from merriwig.message import KMessage, bytes_message
 from merriwig.namespace import Namespace
 from merriwig.process import Process, Thread
 from merriwig.rendezvous import Rendezvous
@@ -411,6 +412,20 @@ class Kernel:
         chunk = device_chunk(self.memctx, phys, pages)
         ctrl = abi.MSG_LONG | (abi.KIND_MEMORY << abi.D3_SHIFT)
         r.kernel_send(KMessage(ctrl, tag, pages * layout.PAGE, chunk))
+
+    def send_bytes(self, r: Rendezvous, tag: int, data: bytes) -> None:
+        """Give `data` to whoever receives on `r`, as the kernel parks a boot image for init:
+        Long(tag, len(data), Memory(chunk)) sent by the kernel itself. OutOfFrames if no memory."""
+        r.kernel_send(bytes_message(self.memctx, tag, data))
+
+    def klog_feed(self, r: Rendezvous, *, tag: int = abi.MSG_WRITE, first: int = 0,
+                  wrap: tuple[str, str] = ("", "")) -> KlogFeed:
+        """Feed the kernel log, from its `first`-th line on, to whoever receives on `r`, as
+        /dev/kmsg does (merriwig/kmsg.py). One reference to `r` becomes the feed's."""
+        assert self.nursery is not None, "kernel not running"
+        feed = KlogFeed(self, r, tag=tag, first=first, wrap=wrap)
+        self.nursery.start_soon(feed.run, name="klog-feed")
+        return feed
 
     # ------------------------------------------------------------------ checks
     def check_io(self, proc: Process, port: Any, size: Any) -> None:
