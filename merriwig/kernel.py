@@ -190,7 +190,7 @@ class Kernel:
                     await wait_all_tasks_blocked(IDLE_CUSHION)
             if kernel:
                 return await image()  # type: ignore[operator]
-            main = load(image, name) if isinstance(image, bytes) else image
+            main = load(image, name, io=proc.io) if isinstance(image, bytes) else image
             return await self.user_entry(proc.gate, main, info)  # type: ignore[attr-defined]
 
         self.start_thread(proc, first_thread, (), main=True)
