@@ -139,7 +139,7 @@ class Kernel:
         env: dict[str, str] | None = None,
         stdin: Rendezvous | None = None,
         stdout: Rendezvous | None = None,
-        vfs: Namespace | None = None,
+        vfs: Namespace[Rendezvous] | None = None,
         io: bool = False,
         user: str = "root",
         parent: int = 0,
@@ -171,14 +171,13 @@ class Kernel:
         vfs = vfs if vfs is not None else Namespace()
         vfs.holders += 1
         proc = Process(self, self._next_pid, name, space, vfs,
-                       user=user, io=io, parent=parent, args=args, env=env)
-        proc.gate = Gate(self, proc)  # type: ignore[attr-defined]
+                       user=user, io=io, parent=parent, args=args, env=env, kernel_process=kernel)
+        proc.gate = Gate(self, proc)
         for h, r in ((0, stdin), (1, stdout)):
             if r is None:
                 r = self.new_rendezvous(refs=1)
             proc.handles.put(h, r)
         proc.exit_notify = list(exit_notify or [])
-        proc.kernel_process = kernel  # type: ignore[attr-defined]
         self.processes[proc.pid] = proc
         info = {"pid": proc.pid, "name": name, "args": proc.args, "env": proc.env, "user": user}
 
@@ -191,12 +190,12 @@ class Kernel:
             if kernel:
                 return await image()  # type: ignore[operator]
             main = load(image, name, io=proc.io) if isinstance(image, bytes) else image
-            return await self.user_entry(proc.gate, main, info)  # type: ignore[attr-defined]
+            return await self.user_entry(proc.gate, main, info)
 
         self.start_thread(proc, first_thread, (), main=True)
         return proc
 
-    def start_thread(self, proc: Process, fn: Callable[..., Awaitable[Any]], args: tuple = (), main: bool = False) -> int:
+    def start_thread(self, proc: Process, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...] = (), main: bool = False) -> int:
         slot, top = proc.space.alloc_stack()
         self._next_tid += 1
         t = Thread(self._next_tid, proc, slot, top, main)
@@ -208,7 +207,7 @@ class Kernel:
         self.nursery.start_soon(self._run_thread, t, fn, args, name=f"{proc.name}/{t.tid}")
         return t.tid
 
-    async def _run_thread(self, thread: Thread, fn: Callable[..., Awaitable[Any]], args: tuple) -> None:
+    async def _run_thread(self, thread: Thread, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         task = trio.lowlevel.current_task()
         thread.task = task
         self.task_threads[task] = thread
@@ -275,7 +274,7 @@ class Kernel:
         """Kill every thread of a process; the last one to unwind releases its resources."""
         if proc.killed is not None or proc.space.destroyed:
             return
-        if getattr(proc, "kernel_process", False):
+        if proc.kernel_process:
             self.log(f"[kernel] kernel thread failure in pid {proc.pid}: {reason}")
             return
         proc.killed = KillReason(cause, reason)
@@ -305,7 +304,7 @@ class Kernel:
 
     # ------------------------------------------------------------------ VFS references
     @staticmethod
-    def copy_vfs(vfs: Namespace) -> Namespace:
+    def copy_vfs(vfs: Namespace[Rendezvous]) -> Namespace[Rendezvous]:
         """A snapshot: every mount in it is a new reference to the same rendezvous."""
         new = vfs.copy()
         for r in new.targets():
@@ -313,7 +312,7 @@ class Kernel:
         return new
 
     @staticmethod
-    def release_vfs(vfs: Namespace) -> None:
+    def release_vfs(vfs: Namespace[Rendezvous]) -> None:
         """A holder is gone; the last one drops the mounts' references."""
         vfs.holders -= 1
         if vfs.holders <= 0:
@@ -324,7 +323,7 @@ class Kernel:
     async def exec_syscall(self, proc: Process, t: Thread, rax: int, rdi: Any, rsi: int, rdx: int) -> int:
         """exec (spec §6.2) with the seed's parameter string, plus extensions (merriwig/exec.py):
         `X<handle>|` exit notification, `U<user>NUL` owner (root only), `n<name>NUL` name."""
-        gate: Gate = proc.gate  # type: ignore[attr-defined]
+        gate = proc.gate
         flags = (rax >> 8) & 0xFF
         param_len = (rax >> 16) & 0xFFFF
         bin_len = rax >> 32
@@ -369,7 +368,7 @@ class Kernel:
                            idle=bool(flags & abi.EXEC_IDLE))
         return child.pid
 
-    def _child_vfs(self, proc: Process, steps: tuple[VfsStep, ...]) -> Namespace:
+    def _child_vfs(self, proc: Process, steps: tuple[VfsStep, ...]) -> Namespace[Rendezvous]:
         """The child's VFS: the exec clauses replayed in order. A clause that changes the table
         (a mount or an umount) first copies the caller's, whose own table exec never touches;
         mounts are only placed by the caller once every handle checked out."""

@@ -119,7 +119,7 @@ def load(image: bytes, name: str, *, io: bool = False) -> Callable[..., Any]:
         exec(code, module.__dict__)  # noqa: S102 - this is the loader
     finally:
         sys.modules.pop(modname, None)
-    main = module.__dict__.get("main")
-    if main is None or not callable(main):
+    main: object = module.__dict__.get("main")
+    if not callable(main):
         raise LoaderError(f"{name}: program has no main(proc) function")
     return main

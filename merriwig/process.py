@@ -20,6 +20,7 @@ from merriwig.namespace import Namespace
 if TYPE_CHECKING:
     from merriwig.memory.space import AddressSpace
     from merriwig.rendezvous import Rendezvous
+    from merriwig.syscalls import Gate
 
 
 class HandleTable:
@@ -78,19 +79,22 @@ class HandleTable:
 class Process:
     """A running program."""
 
+    gate: Gate  # its syscall gate, made by the kernel right after the process (it needs it)
+
     def __init__(
         self,
         kernel: Any,
         pid: int,
         name: str,
         space: AddressSpace,
-        vfs: Namespace,
+        vfs: Namespace[Rendezvous],
         *,
         user: str = "root",
         io: bool = False,
         parent: int = 0,
         args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        kernel_process: bool = False,
     ) -> None:
         self.kernel = kernel
         self.pid = pid
@@ -99,6 +103,7 @@ class Process:
         self.vfs = vfs
         self.user = user
         self.io = io
+        self.kernel_process = kernel_process  # the kernel's own (/proc): its failures are not kills
         self.parent = parent
         self.args = list(args or [])
         self.env = dict(env or {})

@@ -16,6 +16,7 @@ entry and writes the same page-directory address into the receiver's free slot. 
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass
 
@@ -189,7 +190,7 @@ class AddressSpace:
         """Change a mapped page's permission bits (keeping its frame and ownership)."""
         eaddr = self._entry_addr(vaddr, create=False)
         entry = self.mem.read_u64(eaddr) if eaddr is not None else 0
-        if not entry & PTE_P:
+        if eaddr is None or not entry & PTE_P:
             raise SpaceError(f"page {vaddr:#x} not mapped")
         keep = entry & (PTE_ADDR_MASK | BORROWED)
         self.mem.write_u64(eaddr, keep | flags)
@@ -375,7 +376,7 @@ class AddressSpace:
     def _release_slot(self, slot: int) -> None:
         pdpt = self._pdpt_addr(create=False)
         entry = self.mem.read_u64(pdpt + slot * 8) if pdpt is not None else 0
-        if entry & PTE_P:
+        if pdpt is not None and entry & PTE_P:
             self.mem.write_u64(pdpt + slot * 8, 0)
             self.frames_owned -= self._free_tree(entry & PTE_ADDR_MASK, 2)
             info = self.chunks[slot]
@@ -407,7 +408,7 @@ class AddressSpace:
         pdpt = self._pdpt_addr(create=False)
         entry = self.mem.read_u64(pdpt + slot * 8) if pdpt is not None else 0
         directory = 0
-        if entry & PTE_P:
+        if pdpt is not None and entry & PTE_P:
             directory = entry & PTE_ADDR_MASK
             self.mem.write_u64(pdpt + slot * 8, 0)
             self._shootdown(slot, info.pages)
@@ -468,7 +469,7 @@ class AddressSpace:
 _TABLE = struct.Struct("<512Q")
 
 
-def present_entries(buf: bytearray, table: int) -> list[tuple[int, int]]:
+def present_entries(buf: mmap.mmap, table: int) -> list[tuple[int, int]]:
     """(index, entry) of the present entries of a page table, read in one go (a walk over 512
     entries one u64 at a time dominated process teardown)."""
     entries = _TABLE.unpack_from(buf, table)
