@@ -37,7 +37,7 @@ from merriwig.memory.frames import FrameAllocator
 from merriwig.memory.space import AddressSpace, MemoryContext, device_chunk
 from merriwig.message import KMessage, bytes_message
 from merriwig.namespace import Namespace
-from merriwig.process import Process, Thread
+from merriwig.process import Process, Thread, ThreadState
 from merriwig.rendezvous import Rendezvous
 from merriwig.syscalls import Gate
 from merriwig.timepage import TimePage
@@ -215,7 +215,7 @@ class Kernel:
             self.watchdog.running = thread  # this first step began before the task was known
         proc = thread.process
         thread.resumed = thread.slice_start = time.perf_counter()
-        thread.state = "running"
+        thread.state = ThreadState.RUNNING
         result: Any = None
         try:
             with thread.scope:
@@ -239,7 +239,7 @@ class Kernel:
                 except BaseException as e:  # noqa: BLE001 - a program's failure must not escape
                     self.kill(proc, f"{type(e).__name__}: {e}", KillCause.CRASH)
         finally:
-            thread.cpu += max(0.0, time.perf_counter() - thread.resumed) if thread.state == "running" else 0.0
+            thread.cpu += max(0.0, time.perf_counter() - thread.resumed) if thread.state is ThreadState.RUNNING else 0.0
             self._thread_done(thread, result)
 
     def _thread_done(self, thread: Thread, result: Any) -> None:
@@ -248,7 +248,7 @@ class Kernel:
         self.threads.pop(thread.tid, None)
         proc.threads.pop(thread.tid, None)
         proc.cpu_done += thread.cpu
-        thread.state = "dead"
+        thread.state = ThreadState.DEAD
         for r in list(thread.owes):
             r.replier_gone(thread.tid)
         thread.owes.clear()

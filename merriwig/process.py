@@ -8,6 +8,7 @@ chunk and handle, so a crashing program dies alone and gives everything back.
 
 from __future__ import annotations
 
+import enum
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +129,20 @@ class Process:
         return f"<Process {self.pid} {self.name!r} threads={len(self.threads)}>"
 
 
+class ThreadState(enum.StrEnum):
+    """Where a thread is: what /proc/ps shows, and what the watchdog and CPU accounting check
+    (only a RUNNING thread is executing user code)."""
+
+    READY = "ready"  # created, its task not started yet
+    RUNNING = "running"  # executing user code
+    SYSCALL = "syscall"  # in the kernel, in a syscall (the ones that may block say which:)
+    RECEIVE = "receive"
+    SEND = "send"
+    SEND_RECEIVE = "send_receive"
+    AWAIT_INTERRUPT = "await_interrupt"
+    DEAD = "dead"  # its task has ended
+
+
 class Thread:
     """One thread of a process: a trio task plus the kernel's bookkeeping for it."""
 
@@ -149,7 +164,7 @@ class Thread:
         self.owes: set[Rendezvous] = set()
         self.main = main
         self.task: Any = None
-        self.state = "ready"
+        self.state = ThreadState.READY
         # Who sent the message this thread received last (None: the kernel). Only kernel
         # servers such as /proc look at it, to decide what the sender may do.
         self.last_sender: Thread | None = None

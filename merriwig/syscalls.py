@@ -32,7 +32,7 @@ from merriwig import abi
 from merriwig.errors import OutOfFrames, ProcessKilled, QuotaExceeded, SpaceError, SyscallFail, ThreadExit
 from merriwig.memory.space import device_chunk, free_chunk
 from merriwig.message import KMessage, take
-from merriwig.process import Thread
+from merriwig.process import Thread, ThreadState
 
 if TYPE_CHECKING:
     from merriwig.kernel import Kernel
@@ -43,6 +43,8 @@ _perf = time.perf_counter
 _current_task = trio.lowlevel.current_task
 _checkpoint = trio.lowlevel.checkpoint
 MAX_PATH = 4096
+_SYSCALL = ThreadState.SYSCALL  # module constants: the syscall path sets one twice a call
+_RUNNING = ThreadState.RUNNING
 
 
 class Gate:
@@ -114,7 +116,7 @@ class Gate:
                 kernel.log(f"[kernel] pid {proc.pid} ({proc.name}): unknown syscall {n}")
                 result: Regs = (abi.PARAM, 0, 0, 0)
             else:
-                t.state = "syscall"
+                t.state = _SYSCALL
                 result = await handler(self, t, rax, rdi, rsi, rdx)
         except SyscallFail as e:
             result = (e.code, 0, 0, 0)
@@ -123,7 +125,7 @@ class Gate:
             # the kernel carries on.
             result = (abi.PARAM, 0, 0, 0)
         finally:
-            t.state = "running"
+            t.state = _RUNNING
         if tracer is not None:
             tracer.syscall(proc.pid, t.tid, abi.SYSCALL_NAMES.get(n, f"sys{n:#x}"), t0, _perf(),
                            {"rax": rax & 0xFFFF, "d1": rdi if isinstance(rdi, int) else 0, "ret": result[0]})
@@ -188,7 +190,7 @@ async def sys_debug_write(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx:
 
 async def sys_receive(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
     r = g.process.handles.get(rdi)
-    t.state = "receive"
+    t.state = ThreadState.RECEIVE
     return await r.receive(t)
 
 
@@ -196,7 +198,7 @@ async def _send(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any, want
     proc = g.process
     r = proc.handles.get(rax >> 32)
     msg: KMessage = take(proc, rax, rdi, rsi, rdx)
-    t.state = "send_receive" if want_reply else "send"
+    t.state = ThreadState.SEND_RECEIVE if want_reply else ThreadState.SEND
     return await r.send(t, msg, want_reply)
 
 
@@ -317,7 +319,7 @@ async def sys_close(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) 
 
 
 async def sys_await_interrupt(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
-    t.state = "await_interrupt"
+    t.state = ThreadState.AWAIT_INTERRUPT
     fired = await g.kernel.interrupts.wait(g.process, rdi, rsi)
     return 0, int(fired), 0, 0
 

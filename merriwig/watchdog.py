@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from merriwig.errors import WatchdogKill
+from merriwig.process import ThreadState
 
 if TYPE_CHECKING:
     from merriwig.process import Thread
@@ -106,7 +107,7 @@ class Watchdog:
             if last is None or last[0] is not key[0] or last[1] != key[1]:
                 last, since = key, now
                 continue
-            if now - since >= self.limit and t.state == "running":
+            if now - since >= self.limit and t.state is ThreadState.RUNNING:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(self._main_ident), ctypes.py_object(WatchdogKill)
                 )
