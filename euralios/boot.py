@@ -19,8 +19,8 @@ from euralios.std.runtime import entry
 from machine.board import Machine
 from machine.netdev import Backend
 from merriwig.kernel import Kernel
+from merriwig.namespace import Namespace
 from merriwig.process import Process
-from vfs.namespace import Namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,10 +11,10 @@ The returned FullSystem is euralios.boot's System (so `run()`/`spawn()` on the s
 still work) plus the screen and keyboard: `type()`, `screen_text()`, `wait_for_screen()`,
 `cursor()`.
 
-Kernel-log lines are mirrored to the system console (F1): a host task posts them on init's
-handle 1 as Long(WRITE, n, chunk), the way a kernel would feed /dev/kmsg, and init forwards each
-chunk to the F1 writer. This is how "a killed process prints one line on the system console"
-(DESIGN §2) reaches the screen.
+Kernel-log lines are mirrored to the system console (F1): the kernel feeds them to init's
+handle 1 as Long(WRITE, n, chunk), as /dev/kmsg would (Kernel.klog_feed, merriwig/kmsg.py), and
+init forwards each chunk to the F1 writer. This is how "a killed process prints one line on the
+system console" (DESIGN §2) reaches the screen.
 """
 
 from __future__ import annotations
@@ -30,11 +30,8 @@ from euralios.boot import System, boot
 from euralios.std import abi as std_abi
 from machine.board import Machine
 from machine.ui.headless import HeadlessScreen, KeyPress, parse_keys, press
-from merriwig import abi, layout
 from merriwig.kernel import Kernel
-from merriwig.memory.frames import OutOfFrames
-from merriwig.memory.space import AddressSpace, QuotaExceeded, SpaceError
-from merriwig.message import KMessage
+from merriwig.kmsg import KlogFeed
 from merriwig.process import Process
 from merriwig.rendezvous import Rendezvous
 from programs.init import main as init_main
@@ -67,7 +64,6 @@ def initrd() -> bytes:
     files["bin/hello"] = (ROOT / "examples" / "hello.py").read_text()
     files.update({f"sbin/{name}": (ROOT / path).read_text() for name, path in SBIN.items()})
     return json.dumps(files).encode()
-KLOG_BACKLOG = 64  # messages parked for init at most; beyond, lines are counted as dropped
 KLOG_STYLE = ("\x1b[90m", "\x1b[0m")  # dark grey: kernel lines stand apart from init's
 
 
@@ -78,9 +74,8 @@ class FullSystem(System):
         super().__init__(machine, kernel, nursery)
         self.screen = HeadlessScreen(machine.vga)
         self.init: Process | None = None
-        self.video: Rendezvous | None = None  # init's handle 1 (VIDEO_MEMORY, then klog lines)
         self.active_console = 2  # F-key number of the console on screen, as far as we know
-        self.klog_dropped = 0
+        self.klog_feed: KlogFeed | None = None  # the kernel log to init's handle 1 (F1), if fed
 
     # ------------------------------------------------------------------ keyboard
     def press(self, keys: list[KeyPress]) -> None:
@@ -144,53 +139,6 @@ class FullSystem(System):
         r.incref()
         return r
 
-    # ------------------------------------------------------------------ kernel log -> F1
-    def kernel_text(self, data: bytes) -> KMessage:
-        """Long(WRITE, n, chunk) holding `data`, built as the kernel builds a message: the text
-        goes into fresh frames through a scratch address space, and the chunk is detached from
-        it (its frames then belong to the message, and to whoever receives it)."""
-        space = AddressSpace(self.kernel.memctx)
-        try:
-            vaddr, _ = space.malloc(max(1, -(-len(data) // layout.PAGE)))
-            space.write(vaddr, data)
-            chunk = space.detach(vaddr)
-        finally:
-            space.destroy()
-        return KMessage(abi.MSG_LONG | (abi.KIND_MEMORY << abi.D3_SHIFT), abi.MSG_WRITE, len(data), chunk)
-
-    async def mirror_klog(self, first: int = 0) -> None:
-        """Post kernel-log lines (from the `first`-th line on) to init's handle 1, batched."""
-        pending: list[str] = [line for _, line in list(self.kernel.klog.lines)[first:]]
-        wake = trio.Event()
-
-        def listener(line: str) -> None:
-            pending.append(line)
-            wake.set()
-
-        self.kernel.klog.listeners.append(listener)
-        try:
-            while True:
-                if not pending:
-                    await wake.wait()
-                    wake = trio.Event()
-                lines, pending[:] = list(pending), []
-                r = self.video
-                if r is None or r.refs <= 1:
-                    return  # init has gone
-                if len(r.senders) >= KLOG_BACKLOG:
-                    self.klog_dropped += len(lines)
-                    continue
-                text = "".join(f"{KLOG_STYLE[0]}{line}{KLOG_STYLE[1]}\n" for line in lines)
-                try:
-                    msg = self.kernel_text(text.encode("utf-8", "replace"))
-                except (OutOfFrames, QuotaExceeded, SpaceError):
-                    self.klog_dropped += len(lines)  # no memory for it: the ring still has it
-                    continue
-                r.kernel_send(msg)
-                await trio.sleep(0)
-        finally:
-            self.kernel.klog.listeners.remove(listener)
-
 
 @asynccontextmanager
 async def boot_full(
@@ -222,21 +170,19 @@ async def boot_full(
             for _, line in list(kernel.klog.lines):
                 on_klog(line)
             kernel.klog.listeners.append(on_klog)
-        video = kernel.new_rendezvous(refs=2)  # init's handle 1, plus the host's reference
-        # The initial RAM disk first: init starts the keyboard driver from it before it takes
-        # the video memory for the console driver.
-        image = system.kernel_text(initrd())
-        image.d1 = std_abi.INITRD
-        video.kernel_send(image)
+        # init's handle 1, and a second reference: the klog feed's, or without one the host's
+        # (kept, so that init's is never the last one). The initial RAM disk first: init starts
+        # the keyboard driver from it before it takes the video memory for the console driver.
+        video = kernel.new_rendezvous(refs=2)
+        kernel.send_bytes(video, std_abi.INITRD, initrd())
         kernel.send_device_memory(video, std_abi.VIDEO_MEMORY, std_abi.VGA_TEXT, 1)
-        system.video = video
         env: dict[str, Any] = {"KEYMAP": keymap}
         if console_program is not None:
             env["CONSOLE_PROGRAM"] = console_program
         if net_args:
             env["NET_ARGS"] = " ".join(net_args)
         if klog_console:
-            system.nursery.start_soon(system.mirror_klog, 0)
+            system.klog_feed = kernel.klog_feed(video, wrap=KLOG_STYLE)
         system.init = kernel.spawn(init_main, name="init", args=["init"], env=env,
                                    stdout=video, io=True, vfs=system.vfs)
         yield system

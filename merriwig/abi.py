@@ -2,7 +2,7 @@
 
 These numbers are the contract between user programs and the kernel (the seed's values, spec §2,
 §4, §17). User space has its own copy in euralios/std/abi.py, as a C library has its own headers;
-tests/std/test_abi.py checks the two agree.
+tests/kernel/test_syscalls.py (test_std_abi_matches_the_kernel_abi) checks the two agree.
 """
 
 # Syscall numbers (RAX & 0xFF), spec §2.3.

@@ -19,7 +19,7 @@ import trio
 
 from machine.irq import IrqController
 from merriwig import abi
-from merriwig.message import SyscallFail
+from merriwig.errors import SyscallFail
 
 if TYPE_CHECKING:
     from merriwig.process import Process

@@ -16,19 +16,33 @@ import trio
 
 from machine.mmu import GeneralProtection, PageFault
 from merriwig import abi, layout
+from merriwig.errors import (
+    KillCause,
+    KillReason,
+    LoaderError,
+    OutOfFrames,
+    ProcessKilled,
+    QuotaExceeded,
+    SpaceError,
+    SyscallFail,
+    ThreadExit,
+    WatchdogKill,
+)
+from merriwig.exec import Umount, VfsBase, VfsStep, parse_exec_params
 from merriwig.interrupts import InterruptRouter
 from merriwig.klog import KernelLog
-from merriwig.loader import LoaderError, load
-from merriwig.memory.frames import FrameAllocator, OutOfFrames
-from merriwig.memory.space import AddressSpace, MemoryContext, QuotaExceeded, SpaceError, device_chunk
-from merriwig.message import KMessage, SyscallFail
-from merriwig.process import Process, ProcessKilled, Thread
+from merriwig.kmsg import KlogFeed
+from merriwig.loader import load
+from merriwig.memory.frames import FrameAllocator
+from merriwig.memory.space import AddressSpace, MemoryContext, device_chunk
+from merriwig.message import KMessage, bytes_message
+from merriwig.namespace import Namespace
+from merriwig.process import Process, Thread, ThreadState
 from merriwig.rendezvous import Rendezvous
-from merriwig.scheduler import Watchdog, WatchdogKill
-from merriwig.syscalls import Gate, ThreadExit
+from merriwig.syscalls import Gate
 from merriwig.timepage import TimePage
 from merriwig.trace import Tracer
-from vfs.namespace import Namespace
+from merriwig.watchdog import Watchdog
 
 IDLE_CUSHION = 0.005  # seconds every other task must have been blocked for an EXEC_IDLE start
 
@@ -71,7 +85,7 @@ class Kernel:
         self.preemptions = 0
         self.killed_count = 0
         self.nursery: trio.Nursery | None = None
-        self.watchdog = Watchdog(self, watchdog) if watchdog else None
+        self.watchdog = Watchdog(self.task_threads, watchdog) if watchdog else None
         self.started = time.monotonic()
         self.log(
             f"[kernel] Merriwig starting: {mem.size // 1024} KiB RAM, "
@@ -125,7 +139,7 @@ class Kernel:
         env: dict[str, str] | None = None,
         stdin: Rendezvous | None = None,
         stdout: Rendezvous | None = None,
-        vfs: Namespace | None = None,
+        vfs: Namespace[Rendezvous] | None = None,
         io: bool = False,
         user: str = "root",
         parent: int = 0,
@@ -157,14 +171,13 @@ class Kernel:
         vfs = vfs if vfs is not None else Namespace()
         vfs.holders += 1
         proc = Process(self, self._next_pid, name, space, vfs,
-                       user=user, io=io, parent=parent, args=args, env=env)
-        proc.gate = Gate(self, proc)  # type: ignore[attr-defined]
+                       user=user, io=io, parent=parent, args=args, env=env, kernel_process=kernel)
+        proc.gate = Gate(self, proc)
         for h, r in ((0, stdin), (1, stdout)):
             if r is None:
                 r = self.new_rendezvous(refs=1)
             proc.handles.put(h, r)
         proc.exit_notify = list(exit_notify or [])
-        proc.kernel_process = kernel  # type: ignore[attr-defined]
         self.processes[proc.pid] = proc
         info = {"pid": proc.pid, "name": name, "args": proc.args, "env": proc.env, "user": user}
 
@@ -176,13 +189,13 @@ class Kernel:
                     await wait_all_tasks_blocked(IDLE_CUSHION)
             if kernel:
                 return await image()  # type: ignore[operator]
-            main = load(image, name) if isinstance(image, bytes) else image
-            return await self.user_entry(proc.gate, main, info)  # type: ignore[attr-defined]
+            main = load(image, name, io=proc.io) if isinstance(image, bytes) else image
+            return await self.user_entry(proc.gate, main, info)
 
         self.start_thread(proc, first_thread, (), main=True)
         return proc
 
-    def start_thread(self, proc: Process, fn: Callable[..., Awaitable[Any]], args: tuple = (), main: bool = False) -> int:
+    def start_thread(self, proc: Process, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...] = (), main: bool = False) -> int:
         slot, top = proc.space.alloc_stack()
         self._next_tid += 1
         t = Thread(self._next_tid, proc, slot, top, main)
@@ -194,13 +207,15 @@ class Kernel:
         self.nursery.start_soon(self._run_thread, t, fn, args, name=f"{proc.name}/{t.tid}")
         return t.tid
 
-    async def _run_thread(self, thread: Thread, fn: Callable[..., Awaitable[Any]], args: tuple) -> None:
+    async def _run_thread(self, thread: Thread, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         task = trio.lowlevel.current_task()
         thread.task = task
         self.task_threads[task] = thread
+        if self.watchdog is not None:
+            self.watchdog.running = thread  # this first step began before the task was known
         proc = thread.process
         thread.resumed = thread.slice_start = time.perf_counter()
-        thread.state = "running"
+        thread.state = ThreadState.RUNNING
         result: Any = None
         try:
             with thread.scope:
@@ -211,17 +226,20 @@ class Kernel:
                 except (ThreadExit, ProcessKilled):
                     pass
                 except WatchdogKill:
-                    self.kill(proc, f"watchdog: ran {self.watchdog.limit if self.watchdog else 0:g} s without a syscall")
+                    limit = self.watchdog.limit if self.watchdog else 0
+                    self.kill(proc, f"watchdog: ran {limit:g} s without a syscall", KillCause.WATCHDOG)
                 except (trio.Cancelled, KeyboardInterrupt):
                     raise
                 except SystemExit as e:
                     result = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-                except (PageFault, GeneralProtection, LoaderError) as e:
-                    self.kill(proc, str(e))
+                except (PageFault, GeneralProtection) as e:
+                    self.kill(proc, str(e), KillCause.FAULT)
+                except LoaderError as e:
+                    self.kill(proc, str(e), KillCause.BAD_IMAGE)
                 except BaseException as e:  # noqa: BLE001 - a program's failure must not escape
-                    self.kill(proc, f"{type(e).__name__}: {e}")
+                    self.kill(proc, f"{type(e).__name__}: {e}", KillCause.CRASH)
         finally:
-            thread.cpu += max(0.0, time.perf_counter() - thread.resumed) if thread.state == "running" else 0.0
+            thread.cpu += max(0.0, time.perf_counter() - thread.resumed) if thread.state is ThreadState.RUNNING else 0.0
             self._thread_done(thread, result)
 
     def _thread_done(self, thread: Thread, result: Any) -> None:
@@ -230,7 +248,7 @@ class Kernel:
         self.threads.pop(thread.tid, None)
         proc.threads.pop(thread.tid, None)
         proc.cpu_done += thread.cpu
-        thread.state = "dead"
+        thread.state = ThreadState.DEAD
         for r in list(thread.owes):
             r.replier_gone(thread.tid)
         thread.owes.clear()
@@ -244,22 +262,22 @@ class Kernel:
     def fault(self, proc: Process, exc: BaseException) -> ProcessKilled:
         """A user-mode access failed: kill the process; returns the exception to raise."""
         if isinstance(exc, QuotaExceeded):
-            reason = f"out of memory: {exc}"
+            reason, cause = f"out of memory: {exc}", KillCause.OUT_OF_MEMORY
         elif isinstance(exc, OutOfFrames):
-            reason = "out of memory: no free frames"
+            reason, cause = "out of memory: no free frames", KillCause.OUT_OF_MEMORY
         else:
-            reason = str(exc)
-        self.kill(proc, reason)
+            reason, cause = str(exc), KillCause.FAULT
+        self.kill(proc, reason, cause)
         return ProcessKilled(reason)
 
-    def kill(self, proc: Process, reason: str) -> None:
+    def kill(self, proc: Process, reason: str, cause: KillCause = KillCause.REQUEST) -> None:
         """Kill every thread of a process; the last one to unwind releases its resources."""
         if proc.killed is not None or proc.space.destroyed:
             return
-        if getattr(proc, "kernel_process", False):
+        if proc.kernel_process:
             self.log(f"[kernel] kernel thread failure in pid {proc.pid}: {reason}")
             return
-        proc.killed = reason
+        proc.killed = KillReason(cause, reason)
         self.killed_count += 1
         self.log(f"[kernel] pid {proc.pid} ({proc.name}) killed: {reason}")
         for t in list(proc.threads.values()):
@@ -286,7 +304,7 @@ class Kernel:
 
     # ------------------------------------------------------------------ VFS references
     @staticmethod
-    def copy_vfs(vfs: Namespace) -> Namespace:
+    def copy_vfs(vfs: Namespace[Rendezvous]) -> Namespace[Rendezvous]:
         """A snapshot: every mount in it is a new reference to the same rendezvous."""
         new = vfs.copy()
         for r in new.targets():
@@ -294,7 +312,7 @@ class Kernel:
         return new
 
     @staticmethod
-    def release_vfs(vfs: Namespace) -> None:
+    def release_vfs(vfs: Namespace[Rendezvous]) -> None:
         """A holder is gone; the last one drops the mounts' references."""
         vfs.holders -= 1
         if vfs.holders <= 0:
@@ -303,9 +321,9 @@ class Kernel:
 
     # ------------------------------------------------------------------ exec
     async def exec_syscall(self, proc: Process, t: Thread, rax: int, rdi: Any, rsi: int, rdx: int) -> int:
-        """exec (spec §6.2) with the seed's parameter string, plus extensions:
+        """exec (spec §6.2) with the seed's parameter string, plus extensions (merriwig/exec.py):
         `X<handle>|` exit notification, `U<user>NUL` owner (root only), `n<name>NUL` name."""
-        gate: Gate = proc.gate  # type: ignore[attr-defined]
+        gate = proc.gate
         flags = (rax >> 8) & 0xFF
         param_len = (rax >> 16) & 0xFFFF
         bin_len = rax >> 32
@@ -317,17 +335,19 @@ class Kernel:
             if bin_len == 0:
                 raise SyscallFail(abi.PARAM)
             image = gate.copy_in(rdi, bin_len)
-        params = gate.copy_in(rdx, param_len) if param_len else b""
+        params = parse_exec_params(gate.copy_in(rdx, param_len) if param_len else b"")
         # Validate the whole request before taking anything from the caller.
         stdin_h, stdout_h = (rsi >> 32) & 0xFFFF_FFFF, rsi & 0xFFFF_FFFF
         if stdin_h == stdout_h:
             raise SyscallFail(abi.PARAM, "stdin and stdout must be different handles")
         proc.handles.get(stdin_h)
         proc.handles.get(stdout_h)
-        vfs, args, env, mounts, notify, user, name = self._parse_exec_params(proc, params)
+        if params.user and params.user != proc.user and proc.user != "root":
+            raise SyscallFail(abi.PARAM, "only root may start a process as another user")
+        vfs = self._child_vfs(proc, params.vfs)
         try:
-            for h in mounts + notify:
-                proc.handles.get(h[0] if isinstance(h, tuple) else h)
+            for h in [m.handle for m in params.mounts] + list(params.notify):
+                proc.handles.get(h)
         except SyscallFail:
             if vfs is not proc.vfs:
                 self.release_vfs(vfs)
@@ -335,102 +355,48 @@ class Kernel:
         # Commit: take the handles.
         stdin = proc.handles.take(stdin_h)
         stdout = proc.handles.take(stdout_h)
-        for h, path in mounts:
-            vfs.mount(path, proc.handles.take(h))
-        notify_r = [proc.handles.take(h) for h in notify]
+        for m in params.mounts:
+            vfs.mount(m.path, proc.handles.take(m.handle))
+        notify_r = [proc.handles.take(h) for h in params.notify]
         io = bool(flags & abi.EXEC_PERM_IO) and proc.io
+        args = params.args
+        name = params.name
         if not name:
             name = args[0].rsplit("/", 1)[-1] if args and args[0] else getattr(image, "__name__", "program")
-        child = self.spawn(image, name=name, args=args, env=env, stdin=stdin, stdout=stdout, vfs=vfs,
-                           io=io, user=user or proc.user, parent=proc.pid, exit_notify=notify_r,
+        child = self.spawn(image, name=name, args=args, env=params.env, stdin=stdin, stdout=stdout, vfs=vfs,
+                           io=io, user=params.user or proc.user, parent=proc.pid, exit_notify=notify_r,
                            idle=bool(flags & abi.EXEC_IDLE))
         return child.pid
 
-    def _parse_exec_params(self, proc: Process, params: bytes) -> tuple:
-        vfs: Namespace = proc.vfs
-        args: list[str] = []
-        env: dict[str, str] = {}
-        mounts: list[tuple[int, str]] = []
-        notify: list[int] = []
-        user = ""
-        name = ""
-        i = 0
-        n = len(params)
-
-        def until(stop: int) -> bytes:
-            nonlocal i
-            j = params.find(bytes([stop]), i)
-            if j < 0:
-                raise SyscallFail(abi.PARAM, "unterminated exec parameter")
-            out = params[i:j]
-            i = j + 1
-            return out
-
-        def text(b: bytes) -> str:
-            try:
-                return b.decode("utf-8")
-            except UnicodeDecodeError:
-                raise SyscallFail(abi.UTF8) from None
-
-        def number() -> int:
-            nonlocal i
-            j = i
-            while j < n and 0x30 <= params[j] <= 0x39:
-                j += 1
-            if j == i or j >= n:
-                raise SyscallFail(abi.PARAM, "bad handle number in exec parameters")
-            value = int(params[i:j])
-            i = j + 1  # the delimiter after the digits
-            return value
-
-        while i < n:
-            c = params[i]
-            i += 1
-            if c == ord("S"):
-                vfs = proc.vfs
-            elif c == ord("C"):
-                vfs = self.copy_vfs(proc.vfs)
-            elif c == ord("N"):
-                vfs = Namespace()
-            elif c == ord("-"):
-                path = text(until(ord(":")))
-                if vfs is proc.vfs:
-                    vfs = self.copy_vfs(proc.vfs)  # the seed modified the caller's own VFS [quirk]
-                try:
-                    vfs.umount(path).decref()
-                except KeyError:
-                    self.release_vfs(vfs)
-                    raise SyscallFail(abi.PARAM, f"exec: nothing mounted at {path}") from None
-            elif c == ord("m"):
-                h = number()
-                path = text(until(ord(":")))
+    def _child_vfs(self, proc: Process, steps: tuple[VfsStep, ...]) -> Namespace[Rendezvous]:
+        """The child's VFS: the exec clauses replayed in order. A clause that changes the table
+        (a mount or an umount) first copies the caller's, whose own table exec never touches;
+        mounts are only placed by the caller once every handle checked out."""
+        vfs = proc.vfs
+        try:
+            for step in steps:
+                if isinstance(step, VfsBase):
+                    if vfs is not proc.vfs:
+                        self.release_vfs(vfs)  # a later S, C or N replaces an earlier copy
+                    if step is VfsBase.SHARED:
+                        vfs = proc.vfs
+                    elif step is VfsBase.COPY:
+                        vfs = self.copy_vfs(proc.vfs)
+                    else:
+                        vfs = Namespace()
+                    continue
                 if vfs is proc.vfs:
                     vfs = self.copy_vfs(proc.vfs)
-                mounts.append((h, path))
-            elif c == ord("A"):
-                raw = until(0)
-                args = [a.decode("utf-8", "replace") for a in raw.split(b"\x03")]
-            elif c == ord("E"):
-                raw = until(0)
-                for rec in raw.split(b"\x03"):
-                    if b"=" in rec:
-                        k, v = rec.split(b"=", 1)
-                        env[k.decode("utf-8", "replace")] = v.decode("utf-8", "replace")
-            elif c == ord("X"):
-                notify.append(number())
-            elif c == ord("U"):
-                user = text(until(0))
-                if user != proc.user and proc.user != "root":
-                    raise SyscallFail(abi.PARAM, "only root may start a process as another user")
-            elif c == ord("n"):
-                name = text(until(0))
-            else:
-                if vfs is not proc.vfs:
-                    self.release_vfs(vfs)
-                raise SyscallFail(abi.PARAM, f"bad exec parameter byte {c:#x}")
-        # Mount clauses applied to a fresh copy must not touch the caller's table yet: they are
-        # committed by the caller after validation.
-        return vfs, args, env, mounts, notify, user, name
+                if isinstance(step, Umount):
+                    try:
+                        vfs.umount(step.path).decref()
+                    except KeyError:
+                        raise SyscallFail(abi.PARAM, f"exec: nothing mounted at {step.path}") from None
+        except SyscallFail:
+            if vfs is not proc.vfs:
+                self.release_vfs(vfs)
+            raise
+        return vfs
 
     def start_procfs(self) -> Rendezvous:
         """Start /proc (the kernel's file server); returns the rendezvous to mount."""
@@ -446,11 +412,25 @@ class Kernel:
         ctrl = abi.MSG_LONG | (abi.KIND_MEMORY << abi.D3_SHIFT)
         r.kernel_send(KMessage(ctrl, tag, pages * layout.PAGE, chunk))
 
+    def send_bytes(self, r: Rendezvous, tag: int, data: bytes) -> None:
+        """Give `data` to whoever receives on `r`, as the kernel parks a boot image for init:
+        Long(tag, len(data), Memory(chunk)) sent by the kernel itself. OutOfFrames if no memory."""
+        r.kernel_send(bytes_message(self.memctx, tag, data))
+
+    def klog_feed(self, r: Rendezvous, *, tag: int = abi.MSG_WRITE, first: int = 0,
+                  wrap: tuple[str, str] = ("", "")) -> KlogFeed:
+        """Feed the kernel log, from its `first`-th line on, to whoever receives on `r`, as
+        /dev/kmsg does (merriwig/kmsg.py). One reference to `r` becomes the feed's."""
+        assert self.nursery is not None, "kernel not running"
+        feed = KlogFeed(self, r, tag=tag, first=first, wrap=wrap)
+        self.nursery.start_soon(feed.run, name="klog-feed")
+        return feed
+
     # ------------------------------------------------------------------ checks
     def check_io(self, proc: Process, port: Any, size: Any) -> None:
         if not proc.io:
             reason = "general protection fault: port I/O without I/O privilege"
-            self.kill(proc, reason)
+            self.kill(proc, reason, KillCause.FAULT)
             raise ProcessKilled(reason)
         if not isinstance(port, int) or not 0 <= port <= 0xFFFF or size not in (1, 2, 4):
             raise SyscallFail(abi.PARAM)

@@ -2,11 +2,14 @@
 
 The image is first placed read-only in the process' code region (by the caller, through its
 address space), then compiled (cached by content, so running the same program twice compiles
-once) and executed as a new module whose `import` statements go through an allowlist:
-euralios.std, the user-space library packages (net, vfs, drivers, programs — which themselves
-obey the user-space rule), scapy (for net), and pure standard-library modules. Anything else —
-the kernel, the hardware, trio, os, sys, sockets, threads, ctypes — fails with an ImportError that
-names the rule. `open`, `eval`, `exec`, `compile`, `input` and `breakpoint` are not builtins here.
+once) and executed as a new module whose `import` statements go through an allowlist derived
+from the tier table (merriwig/tiers.py): the shared user-space libraries (euralios.std, proto,
+vfs.protocol, vfs.server, net), scapy (for net), and pure standard-library modules; an image
+exec'd with I/O privilege (a trusted driver that init starts) may also import drivers.*, the
+drivers' own helpers. Anything else -- the kernel, the hardware, the front door, programs.*,
+private user-space modules such as vfs.ramdisk, trio, os, sys, sockets, threads, ctypes -- fails
+with an ImportError that names the rule. `open`, `eval`, `exec`, `compile`, `input` and
+`breakpoint` are not builtins here.
 
 This keeps honest programs honest; it is not a sandbox against a determined attacker (any Python
 object graph leads back to the interpreter). SECURITY.md says so.
@@ -22,8 +25,11 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-ALLOWED_PREFIXES = ("euralios.std", "proto", "net", "vfs", "drivers", "programs", "scapy")
-FORBIDDEN_USERSPACE = ("vfs.namespace",)
+from merriwig import tiers
+from merriwig.errors import LoaderError
+
+IMAGE_PREFIXES = tiers.image_imports(io=False)
+PRIVILEGED_IMAGE_PREFIXES = tiers.image_imports(io=True)
 PURE_STDLIB = frozenset(
     """
     __future__ abc argparse array ast base64 binascii bisect calendar cmath codecs collections
@@ -35,40 +41,43 @@ PURE_STDLIB = frozenset(
     """.split()
 )
 REMOVED_BUILTINS = ("open", "eval", "exec", "compile", "input", "breakpoint", "exit", "quit", "help")
+_RULE = (f"EuraliOS programs may import {tiers.USER_LIBRARIES[0]}, the user-space libraries "
+         f"({', '.join(tiers.USER_LIBRARIES[1:])}), {', '.join(tiers.USER_THIRD_PARTY)} and pure "
+         f"standard-library modules; with I/O privilege also {', '.join(p + '.*' for p in tiers.PRIVILEGED_IMAGE_EXTRA)}")
 
 
-class LoaderError(Exception):
-    """The image is not a runnable program (syntax error, no main, bad encoding)."""
-
-
-def allowed(name: str) -> bool:
-    if any(name == p or name.startswith(p + ".") for p in FORBIDDEN_USERSPACE):
-        return False
-    if any(name == p or name.startswith(p + ".") for p in ALLOWED_PREFIXES):
+def allowed(name: str, io: bool = False) -> bool:
+    """May a program image import module `name`? io: the image runs with I/O privilege."""
+    if any(name == p or name.startswith(p + ".") for p in (PRIVILEGED_IMAGE_PREFIXES if io else IMAGE_PREFIXES)):
         return True
     return name in PURE_STDLIB or name.split(".")[0] in PURE_STDLIB and name.split(".")[0] != "urllib"
 
 
-def _restricted_import(name: str, globals_: Any = None, locals_: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-    if level != 0:
-        raise ImportError("relative imports are not allowed in EuraliOS programs")
-    if not allowed(name):
-        raise ImportError(
-            f"import of {name!r} is not allowed: EuraliOS programs may import euralios.std, "
-            "the user-space libraries (net, vfs, drivers, programs), scapy and pure standard-library modules"
-        )
-    return importlib.__import__(name, globals_, locals_, fromlist, level)
+def _importer(io: bool) -> Callable[..., Any]:
+    def restricted_import(name: str, globals_: Any = None, locals_: Any = None, fromlist: Any = (),
+                          level: int = 0) -> Any:
+        if level != 0:
+            raise ImportError("relative imports are not allowed in EuraliOS programs")
+        if not allowed(name, io):
+            # `from vfs import protocol` names the package; each module taken from it must pass.
+            denied = [f"{name}.{f}" for f in fromlist or ()] or [name]
+            denied = [m for m in denied if not allowed(m, io)]
+            if denied:
+                raise ImportError(f"import of {denied[0]!r} is not allowed: {_RULE}")
+        return importlib.__import__(name, globals_, locals_, fromlist, level)
+
+    return restricted_import
 
 
-def _make_builtins() -> dict[str, Any]:
+def _make_builtins(io: bool) -> dict[str, Any]:
     b = dict(vars(builtins))
     for name in REMOVED_BUILTINS:
         b.pop(name, None)
-    b["__import__"] = _restricted_import
+    b["__import__"] = _importer(io)
     return b
 
 
-_BUILTINS = _make_builtins()
+_BUILTINS = {False: _make_builtins(False), True: _make_builtins(True)}
 _loads = 0
 _CODE_CACHE: dict[bytes, types.CodeType] = {}
 
@@ -91,8 +100,9 @@ def compile_image(image: bytes, name: str) -> types.CodeType:
     return code
 
 
-def load(image: bytes, name: str) -> Callable[..., Any]:
+def load(image: bytes, name: str, *, io: bool = False) -> Callable[..., Any]:
     """Run the module body of a program image and return its `main` coroutine function.
+    io: the process has I/O privilege (the image may also import drivers.*).
 
     Exceptions raised by the module body (including a forbidden import) propagate: the caller
     runs this inside the new process, so they kill that process alone."""
@@ -101,7 +111,7 @@ def load(image: bytes, name: str) -> Callable[..., Any]:
     _loads += 1
     modname = f"__euralios_program_{_loads}__"
     module = types.ModuleType(modname)
-    module.__dict__["__builtins__"] = _BUILTINS
+    module.__dict__["__builtins__"] = _BUILTINS[io]
     # Registered while its body runs: decorators such as @dataclass look their module up in
     # sys.modules. Removed afterwards so finished programs leave nothing behind.
     sys.modules[modname] = module
@@ -109,7 +119,7 @@ def load(image: bytes, name: str) -> Callable[..., Any]:
         exec(code, module.__dict__)  # noqa: S102 - this is the loader
     finally:
         sys.modules.pop(modname, None)
-    main = module.__dict__.get("main")
-    if main is None or not callable(main):
+    main: object = module.__dict__.get("main")
+    if not callable(main):
         raise LoaderError(f"{name}: program has no main(proc) function")
     return main

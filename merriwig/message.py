@@ -11,19 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from merriwig import abi
-from merriwig.memory.space import Chunk, MemoryContext, SpaceError, free_chunk
+from merriwig import abi, layout
+from merriwig.errors import SpaceError, SyscallFail
+from merriwig.memory.space import AddressSpace, Chunk, MemoryContext, free_chunk
 
 if TYPE_CHECKING:
     from merriwig.process import Process
-
-
-class SyscallFail(Exception):
-    """Raised inside the kernel to return an error code from a syscall."""
-
-    def __init__(self, code: int, message: str = "") -> None:
-        super().__init__(message or f"error {code}")
-        self.code = code
 
 
 class KMessage:
@@ -134,3 +127,19 @@ def release(msg: KMessage, ctx: MemoryContext) -> None:
             w.decref()
         elif k == abi.KIND_MEMORY and isinstance(w, Chunk):
             free_chunk(ctx, w)
+
+
+def bytes_message(ctx: MemoryContext, tag: int, data: bytes) -> KMessage:
+    """Long(tag, len(data), chunk) holding `data`, built as the kernel builds a message of its own:
+    the bytes go into fresh frames through a scratch address space, and the chunk is detached
+    from it (its frames then belong to the message, and to whoever receives it).
+
+    OutOfFrames (or SpaceError) when there is no memory for it."""
+    space = AddressSpace(ctx)
+    try:
+        vaddr, _ = space.malloc(max(1, -(-len(data) // layout.PAGE)))
+        space.write(vaddr, data)
+        chunk = space.detach(vaddr)
+    finally:
+        space.destroy()
+    return KMessage(abi.MSG_LONG | (abi.KIND_MEMORY << abi.D3_SHIFT), tag, len(data), chunk)

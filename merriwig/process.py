@@ -8,18 +8,20 @@ chunk and handle, so a crashing program dies alone and gives everything back.
 
 from __future__ import annotations
 
+import enum
 import time
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from merriwig import abi
-from merriwig.message import SyscallFail
-from vfs.namespace import Namespace
+from merriwig.errors import KillReason, SyscallFail
+from merriwig.namespace import Namespace
 
 if TYPE_CHECKING:
     from merriwig.memory.space import AddressSpace
     from merriwig.rendezvous import Rendezvous
+    from merriwig.syscalls import Gate
 
 
 class HandleTable:
@@ -78,19 +80,22 @@ class HandleTable:
 class Process:
     """A running program."""
 
+    gate: Gate  # its syscall gate, made by the kernel right after the process (it needs it)
+
     def __init__(
         self,
         kernel: Any,
         pid: int,
         name: str,
         space: AddressSpace,
-        vfs: Namespace,
+        vfs: Namespace[Rendezvous],
         *,
         user: str = "root",
         io: bool = False,
         parent: int = 0,
         args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        kernel_process: bool = False,
     ) -> None:
         self.kernel = kernel
         self.pid = pid
@@ -99,13 +104,14 @@ class Process:
         self.vfs = vfs
         self.user = user
         self.io = io
+        self.kernel_process = kernel_process  # the kernel's own (/proc): its failures are not kills
         self.parent = parent
         self.args = list(args or [])
         self.env = dict(env or {})
         self.handles = HandleTable()
         self.threads: dict[int, Thread] = {}
         self.status: int | None = None
-        self.killed: str | None = None
+        self.killed: KillReason | None = None
         self.exit_notify: list[Rendezvous] = []
         self.ended = trio.Event()
         self.started = time.monotonic()
@@ -121,6 +127,20 @@ class Process:
 
     def __repr__(self) -> str:
         return f"<Process {self.pid} {self.name!r} threads={len(self.threads)}>"
+
+
+class ThreadState(enum.StrEnum):
+    """Where a thread is: what /proc/ps shows, and what the watchdog and CPU accounting check
+    (only a RUNNING thread is executing user code)."""
+
+    READY = "ready"  # created, its task not started yet
+    RUNNING = "running"  # executing user code
+    SYSCALL = "syscall"  # in the kernel, in a syscall (the ones that may block say which:)
+    RECEIVE = "receive"
+    SEND = "send"
+    SEND_RECEIVE = "send_receive"
+    AWAIT_INTERRUPT = "await_interrupt"
+    DEAD = "dead"  # its task has ended
 
 
 class Thread:
@@ -144,7 +164,7 @@ class Thread:
         self.owes: set[Rendezvous] = set()
         self.main = main
         self.task: Any = None
-        self.state = "ready"
+        self.state = ThreadState.READY
         # Who sent the message this thread received last (None: the kernel). Only kernel
         # servers such as /proc look at it, to decide what the sender may do.
         self.last_sender: Thread | None = None
@@ -152,8 +172,3 @@ class Thread:
     def __repr__(self) -> str:
         return f"<Thread {self.tid} of pid {self.process.pid}>"
 
-
-class ProcessKilled(BaseException):
-    """Unwinds a thread whose process the kernel has killed (fault, watchdog, kill request).
-
-    A BaseException so that a program's `except Exception` cannot swallow its own death."""

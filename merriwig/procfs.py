@@ -24,6 +24,7 @@ from merriwig import abi
 if TYPE_CHECKING:
     from merriwig.kernel import Kernel
     from merriwig.process import Process, Thread
+    from merriwig.rendezvous import Rendezvous
     from merriwig.syscalls import Gate
 
 FILES = ("ps", "klog", "meminfo", "stat")
@@ -100,13 +101,13 @@ class ProcFS:
         }).encode()
 
     # ------------------------------------------------------------------ serving
-    def start(self) -> Any:
+    def start(self) -> Rendezvous:
         """Create the kernel process and its /proc server; returns the rendezvous to mount."""
         k = self.kernel
         r = k.new_rendezvous(refs=1)  # the caller mounts it (their reference)
         r.incref()  # ours: handle 0 of the kernel process
         self.proc = k.spawn(self._serve, name="kernel", stdin=r, user="root", kernel=True)
-        self.gate = self.proc.gate  # type: ignore[attr-defined]
+        self.gate = self.proc.gate
         return r
 
     async def _reply(self, h: int, tag: int, d2: int = 0, d3: int = 0) -> None:

@@ -111,12 +111,12 @@ class Rendezvous:
             _reschedule(self.receivers.popleft().task, _Value(CLOSED_REGS))
         replies = self.replies
         self.replies = {}
-        for tid, w in replies.items():
+        for tid, caller in replies.items():
             owner = self.kernel.threads.get(tid)
             if owner is not None:
                 owner.owes.discard(self)
-            if w is not None:
-                _reschedule(w.task, _Value(CLOSED_REGS))
+            if caller is not None:
+                _reschedule(caller.task, _Value(CLOSED_REGS))
 
     # ------------------------------------------------------------------ blocking
     async def _block(self, w: Waiter) -> Regs:
@@ -126,7 +126,8 @@ class Rendezvous:
             self._abort(w)
             return _SUCCEEDED
 
-        return await _wait(abort)
+        regs: Regs = await _wait(abort)
+        return regs
 
     def _abort(self, w: Waiter) -> None:
         """A waiting thread is being killed: take it (and its message) out."""

@@ -11,7 +11,11 @@ it), and `rdtsc` reads the time-stamp counter for the time page arithmetic.
 
 Scheduling happens here (DESIGN.md §2): every syscall charges the CPU time used since the thread
 last left the kernel, and a syscall that finds the thread's slice spent yields to the other
-runnable threads before doing its work.
+runnable threads before doing its work. Trio tasks cannot be interrupted mid-step, so pre-emption
+happens at syscall boundaries: each thread has a time slice (Kernel.slice, 10 ms by default).
+Trio runs the runnable tasks in batches, so ready threads take turns: round robin at the
+granularity of a syscall. A thread that never makes a syscall is the watchdog's
+(merriwig/watchdog.py).
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ import trio
 from machine.mmu import GeneralProtection, PageFault
 from machine.tsc import rdtsc
 from merriwig import abi
-from merriwig.memory.frames import OutOfFrames
-from merriwig.memory.space import QuotaExceeded, SpaceError, device_chunk, free_chunk
-from merriwig.message import KMessage, SyscallFail, take
-from merriwig.process import ProcessKilled, Thread
+from merriwig.errors import OutOfFrames, ProcessKilled, QuotaExceeded, SpaceError, SyscallFail, ThreadExit
+from merriwig.memory.space import device_chunk, free_chunk
+from merriwig.message import KMessage, take
+from merriwig.process import Thread, ThreadState
 
 if TYPE_CHECKING:
     from merriwig.kernel import Kernel
@@ -39,10 +43,8 @@ _perf = time.perf_counter
 _current_task = trio.lowlevel.current_task
 _checkpoint = trio.lowlevel.checkpoint
 MAX_PATH = 4096
-
-
-class ThreadExit(BaseException):
-    """Raised by exit_thread to unwind the calling thread."""
+_SYSCALL = ThreadState.SYSCALL  # module constants: the syscall path sets one twice a call
+_RUNNING = ThreadState.RUNNING
 
 
 class Gate:
@@ -98,7 +100,7 @@ class Gate:
         t.cpu += now - t.resumed
         t.syscalls += 1
         if proc.killed is not None:
-            raise ProcessKilled(proc.killed)
+            raise ProcessKilled(proc.killed.detail)
         kernel = self.kernel
         if now - t.slice_start > kernel.slice:
             # Slice spent: let the other runnable threads go first (pre-emption point).
@@ -114,7 +116,7 @@ class Gate:
                 kernel.log(f"[kernel] pid {proc.pid} ({proc.name}): unknown syscall {n}")
                 result: Regs = (abi.PARAM, 0, 0, 0)
             else:
-                t.state = "syscall"
+                t.state = _SYSCALL
                 result = await handler(self, t, rax, rdi, rsi, rdx)
         except SyscallFail as e:
             result = (e.code, 0, 0, 0)
@@ -123,12 +125,12 @@ class Gate:
             # the kernel carries on.
             result = (abi.PARAM, 0, 0, 0)
         finally:
-            t.state = "running"
+            t.state = _RUNNING
         if tracer is not None:
             tracer.syscall(proc.pid, t.tid, abi.SYSCALL_NAMES.get(n, f"sys{n:#x}"), t0, _perf(),
                            {"rax": rax & 0xFFFF, "d1": rdi if isinstance(rdi, int) else 0, "ret": result[0]})
         if proc.killed is not None:
-            raise ProcessKilled(proc.killed)
+            raise ProcessKilled(proc.killed.detail)
         now = _perf()
         t.resumed = now
         if now - t.slice_start > kernel.slice * 4:
@@ -188,7 +190,7 @@ async def sys_debug_write(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx:
 
 async def sys_receive(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
     r = g.process.handles.get(rdi)
-    t.state = "receive"
+    t.state = ThreadState.RECEIVE
     return await r.receive(t)
 
 
@@ -196,7 +198,7 @@ async def _send(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any, want
     proc = g.process
     r = proc.handles.get(rax >> 32)
     msg: KMessage = take(proc, rax, rdi, rsi, rdx)
-    t.state = "send_receive" if want_reply else "send"
+    t.state = ThreadState.SEND_RECEIVE if want_reply else ThreadState.SEND
     return await r.send(t, msg, want_reply)
 
 
@@ -317,7 +319,7 @@ async def sys_close(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) 
 
 
 async def sys_await_interrupt(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
-    t.state = "await_interrupt"
+    t.state = ThreadState.AWAIT_INTERRUPT
     fired = await g.kernel.interrupts.wait(g.process, rdi, rsi)
     return 0, int(fired), 0, 0
 

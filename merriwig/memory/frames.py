@@ -39,20 +39,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from merriwig.errors import FrameError, OutOfFrames
+
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
 WORD_BITS = 32
 FULL_WORD = 0xFFFF_FFFF
 STACK_CAPACITY = 32
 MAX_LEVELS = 6
-
-
-class FrameError(Exception):
-    """A frame was freed that this allocator does not consider handed out (a caller bug)."""
-
-
-class OutOfFrames(Exception):
-    """No free frame (or no run of consecutive free frames) satisfies the request."""
 
 
 def levels_for(nframes: int) -> int:

@@ -16,6 +16,7 @@ entry and writes the same page-directory address into the receiver's free slot. 
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass
 
@@ -34,7 +35,8 @@ from machine.mmu import (
     PageFault,
 )
 from merriwig import layout
-from merriwig.memory.frames import FrameAllocator, OutOfFrames
+from merriwig.errors import OutOfFrames, QuotaExceeded, SpaceError
+from merriwig.memory.frames import FrameAllocator
 
 PAGE = layout.PAGE
 BORROWED = PTE_AVL0
@@ -43,14 +45,6 @@ USER_RW = PTE_P | PTE_RW | PTE_US | PTE_NX
 USER_RO = PTE_P | PTE_US | PTE_NX
 USER_RX = PTE_P | PTE_US
 FLUSH_CEILING = 33  # chunks up to this many pages are shot down page by page (Linux's ceiling)
-
-
-class QuotaExceeded(Exception):
-    """The space already holds as many frames as its quota allows."""
-
-
-class SpaceError(Exception):
-    """A request the layout cannot satisfy (no free slot, bad address, overlap)."""
 
 
 @dataclass(slots=True)
@@ -196,7 +190,7 @@ class AddressSpace:
         """Change a mapped page's permission bits (keeping its frame and ownership)."""
         eaddr = self._entry_addr(vaddr, create=False)
         entry = self.mem.read_u64(eaddr) if eaddr is not None else 0
-        if not entry & PTE_P:
+        if eaddr is None or not entry & PTE_P:
             raise SpaceError(f"page {vaddr:#x} not mapped")
         keep = entry & (PTE_ADDR_MASK | BORROWED)
         self.mem.write_u64(eaddr, keep | flags)
@@ -382,7 +376,7 @@ class AddressSpace:
     def _release_slot(self, slot: int) -> None:
         pdpt = self._pdpt_addr(create=False)
         entry = self.mem.read_u64(pdpt + slot * 8) if pdpt is not None else 0
-        if entry & PTE_P:
+        if pdpt is not None and entry & PTE_P:
             self.mem.write_u64(pdpt + slot * 8, 0)
             self.frames_owned -= self._free_tree(entry & PTE_ADDR_MASK, 2)
             info = self.chunks[slot]
@@ -414,7 +408,7 @@ class AddressSpace:
         pdpt = self._pdpt_addr(create=False)
         entry = self.mem.read_u64(pdpt + slot * 8) if pdpt is not None else 0
         directory = 0
-        if entry & PTE_P:
+        if pdpt is not None and entry & PTE_P:
             directory = entry & PTE_ADDR_MASK
             self.mem.write_u64(pdpt + slot * 8, 0)
             self._shootdown(slot, info.pages)
@@ -475,7 +469,7 @@ class AddressSpace:
 _TABLE = struct.Struct("<512Q")
 
 
-def present_entries(buf: bytearray, table: int) -> list[tuple[int, int]]:
+def present_entries(buf: mmap.mmap, table: int) -> list[tuple[int, int]]:
     """(index, entry) of the present entries of a page table, read in one go (a walk over 512
     entries one u64 at a time dominated process teardown)."""
     entries = _TABLE.unpack_from(buf, table)

@@ -14,11 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from merriwig.errors import FrameError, OutOfFrames
 from merriwig.memory.frames import (
     PAGE_SIZE,
     FrameAllocator,
-    FrameError,
-    OutOfFrames,
     levels_for,
 )
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from euralios.boot import boot
-from merriwig.loader import LoaderError, allowed, load
+from merriwig.errors import LoaderError
+from merriwig.loader import allowed, load
 
 
 def test_allowlist_rules() -> None:
@@ -13,7 +14,7 @@ def test_allowlist_rules() -> None:
                "vfs.server", "urllib.parse"):
         assert allowed(ok), ok
     for bad in ("merriwig", "merriwig.kernel", "machine.mmu", "trio", "os", "sys", "socket", "ctypes",
-                "subprocess", "threading", "euralios.boot", "euralios", "vfs.namespace", "importlib", "urllib.request"):
+                "subprocess", "threading", "euralios.boot", "euralios", "merriwig.namespace", "importlib", "urllib.request"):
         assert not allowed(bad), bad
 
 

@@ -11,6 +11,7 @@ from euralios.boot import boot
 from euralios.std import Memory, Message, SyscallError
 from euralios.std import abi as A
 from merriwig.abi import IDLE_START_MAX
+from merriwig.errors import KillCause, KillReason
 
 
 async def settle(system) -> tuple[int, int, int, int]:
@@ -109,6 +110,25 @@ async def test_watchdog_kills_a_spinning_thread_and_the_system_lives() -> None:
         assert resources(system) == before
 
 
+async def test_watchdog_knows_the_running_thread_from_its_first_step_on() -> None:
+    """The watchdog's `running` hook names the thread trio is stepping (no stack walking, so no
+    dependence on kernel method names), from a thread's very first step and after syscalls."""
+    seen: list[bool] = []
+
+    async def prog(proc):
+        k = proc.gate.kernel
+        me = k.task_threads[trio.lowlevel.current_task()]
+        seen.append(k.watchdog.running is me)
+        await proc.sys.yield_()
+        seen.append(k.watchdog.running is me)
+        return 0
+
+    async with boot(watchdog=0.5) as system:
+        assert await system.run(prog) == 0
+        assert system.kernel.watchdog.running is None  # this test's own task is no thread
+    assert seen == [True, True]
+
+
 async def test_quota_exhaustion_fails_malloc_then_kills_on_demand_paging() -> None:
     codes: list[int] = []
 
@@ -128,6 +148,45 @@ async def test_quota_exhaustion_fails_malloc_then_kills_on_demand_paging() -> No
         assert codes == [A.MEMORY]
         assert "killed: out of memory: frame quota of 32 frames reached" in system.klog()
         assert resources(system) == before
+
+
+async def test_every_kill_records_its_cause_beside_the_reported_line() -> None:
+    async def crash(proc):
+        raise ValueError("boom")
+
+    async def wild(proc):
+        proc.gate.store(0x0000_0280_0060_0000 + 0x40_0000 + 0x1000, b"x")
+
+    async def sneaky(proc):
+        await proc.sys.port_in(0x60)
+
+    async def hog(proc):
+        chunk = await proc.malloc(1 << 20)
+        for off in range(0, 1 << 20, 4096):
+            chunk.write(off, b"x")
+
+    async def spin(proc):
+        while True:
+            pass
+
+    async def idle(proc):
+        await proc.sys.receive(0)
+
+    async with boot(watchdog=0.5) as system:
+        procs = {cause: system.spawn(fn, quota=32 if fn is hog else None) for cause, fn in (
+            (KillCause.CRASH, crash), (KillCause.FAULT, wild), (KillCause.OUT_OF_MEMORY, hog),
+            (KillCause.WATCHDOG, spin), (KillCause.REQUEST, idle))}
+        procs[KillCause.BAD_IMAGE] = system.spawn(b"x = 1\n", name="nomain")
+        gp = system.spawn(sneaky)
+        await trio.sleep(0.05)
+        system.kernel.kill(procs[KillCause.REQUEST], "test kill")
+        with trio.fail_after(10):
+            for p in [*procs.values(), gp]:
+                await p.ended.wait()
+        for cause, p in procs.items():
+            assert p.killed is not None and p.killed.cause is cause, (cause, p.killed)
+            assert f"({p.name}) killed: {p.killed.detail}" in system.klog()
+        assert gp.killed == KillReason(KillCause.FAULT, "general protection fault: port I/O without I/O privilege")
 
 
 async def test_exit_with_handles_and_chunks_held_releases_everything() -> None:

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from machine.memory import PhysicalMemory
 from machine.mmu import MMU, PTE_RW, PTE_US, USER_READ, USER_WRITE, PageFault
 from merriwig import layout
+from merriwig.errors import QuotaExceeded, SpaceError
 from merriwig.memory.frames import FrameAllocator
-from merriwig.memory.space import AddressSpace, MemoryContext, QuotaExceeded, SpaceError, device_chunk
+from merriwig.memory.space import AddressSpace, MemoryContext, device_chunk
 
 MiB = 1 << 20
 

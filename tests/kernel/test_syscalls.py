@@ -11,8 +11,8 @@ from euralios.boot import boot
 from euralios.std import SyscallError
 from euralios.std import abi as A
 from merriwig import abi as K
+from merriwig.namespace import Namespace
 from merriwig.timepage import microseconds
-from vfs.namespace import Namespace
 
 
 async def run(main, **kw) -> int:

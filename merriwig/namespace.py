@@ -1,8 +1,8 @@
 """The mount table (a process' VFS): longest match on whole path components.
 
 A VFS is an ordered list of (path, target) pairs, shared between processes or copied at exec
-(spec §9). The kernel stores rendezvous objects as targets; this module does not care what they
-are, which is why the kernel may import it (DESIGN.md §1).
+(spec §9). The mount table is the kernel's (DESIGN.md §1: merriwig owns it): the kernel stores
+rendezvous objects as targets, and this module does not care what they are.
 
 Improvements over the seed: umount keeps the list order (the seed swap-removes), and a path given
 to umount is normalised the same way mount normalises it, so `umount /x/` finds `/x`.
