@@ -42,6 +42,7 @@ run: $(STAMP) bytecode
 
 test: $(STAMP) test-deps bytecode
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) bytecode

@@ -1,6 +1,6 @@
 """Guest->host TCP throughput through the ``user`` router, against plain host loopback TCP.
 
-``usernet.tcp_upload_mb_per_s``: a guest-side TCP engine (net/tcp.py, in this process, as the
+``usernet.tcp_upload_mb_per_s``: a guest-side TCP engine (proto/tcp, in this process, as the
 guest's stack would run it) connects to 10.0.2.2:PORT through :class:`UserBackend`, which
 terminates the connection with its own engine and pipes the bytes to a trio socket on the host's
 127.0.0.1:PORT, where a sink counts them. Every frame is encoded, decoded and handled by both

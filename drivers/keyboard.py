@@ -2,7 +2,7 @@
 
 init starts it with I/O privilege; its stdout is a copy of init's stdin, so every key arrives at
 init as Short(CHAR, code, 0), which forwards it to the active console. init supervises it: a
-crashed driver is restarted with a new copy (programs/init.py). The driver sleeps in
+crashed driver is restarted with a new copy (programs/init/services.py). The driver sleeps in
 await_interrupt(1) until the controller raises IRQ 1, then drains every byte waiting in the
 controller (status port 0x64 bit 0) through drivers.keymap's decoder. Draining the whole FIFO on
 each interrupt is what makes the driver robust to bursts (a pasted line, a typed script): an

@@ -173,7 +173,8 @@ local = iovec(ctypes.cast(buf, ctypes.c_void_p), 64)
 remote = iovec({addr}, 64)
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
-r = libc.syscall(310, {pid}, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+L = ctypes.c_long  # a variadic call: a bare int is 32 bits, leaving the register's top half to chance
+r = libc.syscall(L(310), L({pid}), ctypes.byref(local), L(1), ctypes.byref(remote), L(1), L(0))
 result = [r, ctypes.get_errno()]
 """
 

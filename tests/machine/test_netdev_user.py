@@ -1,6 +1,6 @@
 """The ``user`` router (QEMU slirp-like): driven frame by frame as a guest would, no OS boot.
 
-The guest here is test code: frames built with net/wire, a guest-side ``TcpConnection`` /
+The guest here is test code: frames built with proto/wire, a guest-side ``TcpConnection`` /
 ``TcpListener`` engine, net/dhcp's ``DhcpClient`` and net/dns's ``Resolver``. The far side is
 the real host: trio sockets on 127.0.0.1.
 """

@@ -11,7 +11,7 @@
 * No DHCP server: the stack says so on its console and takes the ``--fallback`` address, on
   which a ping from the namespace and a TCP connection from the guest work.
 
-The stack's retransmission limits default to net/tcp.py's (RTO up to 60 s, 8 retries: about
+The stack's retransmission limits default to proto/tcp's (RTO up to 60 s, 8 retries: about
 100 s before "timed out"), too long for a test: the timeout test starts the stack with
 ``--rto-max 1 --retries 4``. The 1 MiB test caps the RTO at 2 s the same way (``--rto-max 2``):
 at 10 % loss a backed-off RTO is seldom brought down again (Karn's rule keeps it until a sample

@@ -505,7 +505,7 @@ def test_dns_answer_with_ttl_zero_is_used_not_cached() -> None:
 # The stack as a program (net/server.py, /tcp) on an in-memory wire. Not sans-IO: a small system
 # boots with pci, rtl8139 and tcp, and `Peer` plays the host 10.0.2.2 from the test process: ARP,
 # ping, a DNS server (host.test -> 10.0.2.2, NXDOMAIN otherwise) and a TCP echo server on port 70
-# (net/tcp.py's engine; RST on other ports). Real-Linux peers are tests/net/test_realpeer.py.
+# (proto/tcp's engine; RST on other ports). Real-Linux peers are tests/net/test_realpeer.py.
 # ==================================================================================================
 
 class Peer:

@@ -1,6 +1,6 @@
-"""net/tcp.py: two (or more) endpoints joined by a simulated link, at the byte level.
+"""proto/tcp: two (or more) endpoints joined by a simulated link, at the byte level.
 
-Every segment is built into an Ethernet frame with net/wire, travels a link with seeded loss,
+Every segment is built into an Ethernet frame with proto/wire, travels a link with seeded loss,
 reordering, duplication and corruption, and is decoded again on arrival -- so a corrupted frame
 is rejected by the receiver's checksum exactly as on a real network. Time is virtual: the loop
 jumps to the next frame arrival or the earliest ``next_deadline()``, so RTOs of a minute cost

@@ -1,4 +1,4 @@
-"""net/wire: codecs round-trip, the struct paths match scapy byte for byte, corruption and
+"""proto/wire: codecs round-trip, the struct paths match scapy byte for byte, corruption and
 malformed input are rejected, and nothing but DecodeError ever escapes decode_frame."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The message protocols between EuraliOS processes, each defined once.
 
 A protocol that a server answers and its clients speak used to be spelled on both sides (the
-/pci tags in drivers/pci.py, drivers/rtl8139.py and programs/init.py; the /dev/nic tags and
+/pci tags in drivers/pci.py, drivers/rtl8139.py and programs/init/services.py; the /dev/nic tags and
 frame batches in drivers/rtl8139.py and net/; the /tcp/mux tags in net/ and euralios.std.net),
 so a change on one side could silently part them. Each module here is one protocol: its tags,
 flag bits and payload codecs, imported by both ends. Like the rest of euralios.std they import
