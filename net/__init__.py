@@ -17,7 +17,6 @@ The /tcp program around it (server.py's main), its threads and what it serves:
     options.py      the command line
     nic.py          the /dev/nic client (frame batches in reused chunks)
     timers.py       the timer thread and its alarms
-    waiters.py      the condition variable the server's threads wait on
     namespace.py    the /tcp paths and their file nodes
     sessions/       what each open handle serves
     errors.py       failure reasons -> /tcp error codes

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from euralios.std import Memory, Message, SyscallError, abi, discard
+from euralios.std import Chunk, Memory, Message, SyscallError, abi, discard
 from euralios.std.protocols.nic import (
     BATCH_BYTES,
     BLOCKING,
@@ -112,7 +112,7 @@ class NicClient:
                 continue
             n = reply.d2 if isinstance(reply.d2, int) else 0
             room = await self.chunks.room(mem)
-            data = sys.gate.load(mem.vaddr, n) if 0 < n <= room else b""
+            data = Chunk(sys, mem.vaddr, room).read(0, n) if 0 < n <= room else b""
             await self.chunks.put(mem, room)
             self.big = n > abi.PAGE // 2
             frames = split_frames(data)
@@ -129,7 +129,7 @@ class NicClient:
             if mem is None:
                 self.counters["nic_errors"] += count  # no memory for it: lost, as on a wire
                 continue
-            sys.gate.store(mem.vaddr, batch)
+            Chunk(sys, mem.vaddr, len(batch)).write(0, batch)  # ours: get() gave at least that
             try:
                 reply = await sys.rcall(self.handle, WRITE_FRAMES, len(batch), mem)
                 self.counters["frames_out"] += count

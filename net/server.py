@@ -22,7 +22,7 @@ How it runs (threads of one process; they take turns at syscalls, so the stack n
 * One thread per session (vfs.server's framework), answering one request at a time.
 * Whoever changes the stack "kicks" it: frames out to the NIC (one flusher at a time, in order),
   then every waiting thread whose condition now holds is woken through its private rendezvous
-  (net/waiters.py).
+  (euralios.std.sync.Condition).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import json
 from typing import Any
 
 from euralios.std import STDIN, Message, SyscallError, abi
+from euralios.std.sync import Condition
 from net.config import ConfigSource, IfConfig, StackEvent
 from net.dns import DnsErrorKind, is_address
 from net.errors import DNS_REASONS, BadPath, NetError, dns_error, stack_error, tcp_error
@@ -46,7 +47,6 @@ from net.sessions.udp import UdpSession
 from net.sockets import StackError
 from net.stack import NetStack
 from net.timers import Timer
-from net.waiters import WaitQueue
 from proto.tcp import CLOSED, SYN_RECEIVED, SYN_SENT, TcpErrorKind
 from vfs import protocol as P
 from vfs.protocol import FsError
@@ -72,7 +72,7 @@ class NetServer(Server):
                                    "frames_in", "frames_out", "nic_batches_in", "nic_batches_out"), 0)
         self.nic = NicClient(proc, nic, self.info)
         self.timer = Timer(proc, self.info, self.deadline, self.tick)
-        self.waiters = WaitQueue(proc, self.info, self.timer.check)
+        self.waiters = Condition(proc.sys, proc.now, self.timer.check)
 
     # -------------------------------------------------------------- running
     async def run(self) -> None:
@@ -172,7 +172,7 @@ class NetServer(Server):
         """After any change to the stack: due timers, frames out, waiters woken, news printed."""
         await self.poll()
         await self.flush()
-        await self.waiters.wake()
+        self.info["wakeups"] += await self.waiters.notify()
         if self.stack.events:
             await self.report_events()
         await self.timer.check()
@@ -181,13 +181,13 @@ class NetServer(Server):
         """The timer's round: due timers, frames out, waiters woken, news printed."""
         await self.poll()
         await self.flush()
-        await self.waiters.wake()
+        self.info["wakeups"] += await self.waiters.notify()
         await self.report_events()
 
     def deadline(self) -> float | None:
         """The earliest of the stack's deadlines and those of the waiting threads."""
         best = self.stack.next_deadline()
-        waiting = self.waiters.deadline()
+        waiting = self.waiters.earliest_deadline()
         if waiting is not None and (best is None or waiting < best):
             best = waiting
         return best
@@ -299,7 +299,7 @@ class NetServer(Server):
     def stats_json(self) -> bytes:
         data = self.stack.stats()
         data["server"] = {**self.info, "sessions": self.sessions, "mount_workers": self.mount_workers,
-                          "waiting": len(self.waiters.parked), "timer_parked": self.timer.parked,
+                          "waiting": len(self.waiters), "timer_parked": self.timer.parked,
                           "alarms": len(self.timer.alarms), "bugs": self.bugs}
         return json.dumps(data, indent=1).encode()
 

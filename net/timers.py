@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from euralios.std import SyscallError
-from net.waiters import WAKE
+from euralios.std.sync import Wakeup
 
 TIMER_CAP = 0.05  # longest sleep while a deadline is near
 NEAR = 1.0  # deadlines further than this are left to an alarm thread
@@ -32,13 +32,16 @@ class Timer:
         self.counters = counters
         self.deadline = deadline
         self.tick = tick
-        self.send = self.recv = -1
-        self.parked = False
+        self.parked_on: Wakeup | None = None  # where the timer parks (after open)
         self.alarms: list[float] = []
 
     async def open(self) -> None:
         """The rendezvous the parked timer waits on (before `run` or `check`)."""
-        self.send, self.recv = await self.sys.new_rendezvous()
+        self.parked_on = await Wakeup.new(self.sys)
+
+    @property
+    def parked(self) -> bool:
+        return self.parked_on is not None and self.parked_on.sleeping > 0
 
     async def run(self) -> None:
         while True:
@@ -52,9 +55,9 @@ class Timer:
             if d is not None and not await self._arm(d):
                 await self.proc.sleep(TIMER_CAP)  # no alarm thread to spare: keep an eye on it
                 continue
-            self.parked = True
+            assert self.parked_on is not None, "Timer.open() comes before run()"
             self.counters["timer_parks"] += 1
-            await self.sys.receive(self.recv)
+            await self.parked_on.sleep()
 
     async def check(self) -> None:
         """Wake the parked timer if a deadline now needs it (near, or not covered by an alarm)."""
@@ -66,9 +69,8 @@ class Timer:
         await self.wake()
 
     async def wake(self) -> None:
-        if self.parked:
-            self.parked = False
-            await self.sys.send(self.send, WAKE)
+        if self.parked_on is not None:
+            await self.parked_on.wake()
 
     def _covers(self, d: float) -> bool:
         return any(t <= d + 0.01 for t in self.alarms)

@@ -9,6 +9,6 @@ Each is a vfs.server Session answered by a thread of its own, one request at a t
     mount.py  MountSession: the shared mount handle, where opens arrive
 
 A session's node (namespace.NetNode) releases its socket when the session ends, however it
-ends. Sessions wait through the server's WaitQueue (net/waiters.py) and call `kick` after
+ends. Sessions wait through the server's Condition (euralios.std.sync) and call `kick` after
 changing the stack.
 """

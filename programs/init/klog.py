@@ -8,19 +8,19 @@ back, and its text is kept to be shown once the console is back.
 
 from __future__ import annotations
 
-from euralios.std import STDOUT, Memory, Message, SyscallError, abi, discard
+from euralios.std import STDOUT, Chunk, Memory, Message, SyscallError, abi, discard
 from programs.init.consoles import Consoles, answer, tail
 
 
-async def chunk_text(sys, vaddr: int, n: int) -> str:
+async def chunk_text(sys, mem: Memory, n: int) -> str:
     """Up to n bytes of text from a chunk we hold, never reading past its end (a page fault in
     init would take the whole system down)."""
     try:
-        base, size, _ = await sys.chunk_info(vaddr)
+        chunk = await Chunk.received(sys, mem)
     except SyscallError:
         return ""
-    n = max(0, min(n, base + size - vaddr, 1 << 16))
-    return sys.gate.load(vaddr, n).decode("utf-8", "replace") if n else ""
+    n = max(0, min(n, chunk.size, 1 << 16))
+    return chunk.read(0, n).decode("utf-8", "replace") if n else ""
 
 
 async def kernel_log(consoles: Consoles) -> None:
@@ -39,7 +39,7 @@ async def kernel_log(consoles: Consoles) -> None:
                 # The console driver is down: the chunk came back; keep its text for later.
                 back = e.message
                 if isinstance(back, Message) and isinstance(back.d3, Memory):
-                    consoles.missed.append(tail(await chunk_text(sys, back.d3.vaddr, msg.d2)))
+                    consoles.missed.append(tail(await chunk_text(sys, back.d3, msg.d2)))
                     await discard(sys, back)
         else:
             await discard(sys, msg)

@@ -282,8 +282,7 @@ def test_closed_socket_in_namespace_is_cleaned_up() -> None:
 
 async def test_gopherd_inside_the_os_is_reachable_through_the_tap(guest: System, peers: Peers) -> None:
     """The OS as a peer: gopherd in the guest, a Linux client in the namespace."""
-    guest.spawn(b"from programs import gopherd\n\nasync def main(proc):\n    return await gopherd.main(proc)\n",
-                ["gopherd"], name="gopherd")
+    guest.spawn((ROOT / "programs" / "gopherd.py").read_bytes(), ["gopherd"], name="gopherd")
     data = b""
     await guest.wait_for_output(r"\[gopherd\] serving", 20)  # printed once it listens
     sock = peers.ns.socket(socket.AF_INET, socket.SOCK_STREAM)

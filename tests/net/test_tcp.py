@@ -1,22 +1,16 @@
-"""proto/tcp: two (or more) endpoints joined by a simulated link, at the byte level.
+"""proto/tcp end to end over the simulated link (tests/support/tcp_sim.py): handshakes, bulk
+transfer through loss with SACK and NewReno, errors, close, flow control, retransmission timers."""
 
-Every segment is built into an Ethernet frame with proto/wire, travels a link with seeded loss,
-reordering, duplication and corruption, and is decoded again on arrival -- so a corrupted frame
-is rejected by the receiver's checksum exactly as on a real network. Time is virtual: the loop
-jumps to the next frame arrival or the earliest ``next_deadline()``, so RTOs of a minute cost
-nothing and every run is reproducible.
-"""
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tcp_sim import A_IP, B_IP, Impair, Sim, Transfer, both_closed, established_receiver, pair
 
 from proto.tcp import (
     CLOSE_WAIT,
@@ -30,238 +24,10 @@ from proto.tcp import (
     TIME_WAIT,
     TcpConnection,
     TcpError,
-    TcpListener,
     reset_for,
     seq_diff,
 )
-from proto.wire import DecodeError
-from proto.wire.frame import build_tcp_frame, decode_frame
 from proto.wire.tcp import ACK, FIN, OPT_MSS, OPT_SACK, OPT_SACK_PERMITTED, RST, SYN, TcpSegment
-
-A_IP, B_IP = "10.0.2.15", "10.0.2.2"
-MACS = {A_IP: "52:54:00:12:34:56", B_IP: "52:55:0a:00:02:02"}
-
-
-# --------------------------------------------------------------------------- simulated link
-
-
-@dataclass
-class Impair:
-    loss: float = 0.0
-    reorder: float = 0.0
-    dup: float = 0.0
-    corrupt: float = 0.0
-    delay: float = 0.01  # one way
-
-
-@dataclass
-class Sim:
-    """A virtual clock, a link and the hosts on it."""
-
-    impair: Impair = field(default_factory=Impair)
-    seed: int = 1
-    now: float = 0.0
-    hosts: dict[str, Host] = field(default_factory=dict)
-    log: list[tuple[float, str, str, TcpSegment]] = field(default_factory=list)
-    rejected: int = 0  # frames the receiver's decoder refused (corruption)
-    corrupted: int = 0
-    drop: Callable[[str, TcpSegment], bool] | None = None  # extra targeted loss for a test
-    black_holes: set[str] = field(default_factory=set)  # IPs whose frames vanish
-    _queue: list[tuple[float, int, str, bytes]] = field(default_factory=list)
-    _n: int = 0
-
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
-
-    def host(self, ip: str) -> Host:
-        self.hosts[ip] = Host(self, ip)
-        return self.hosts[ip]
-
-    def transmit(self, src: str, dst: str, seg: TcpSegment) -> None:
-        self.log.append((self.now, src, dst, seg))
-        if self.drop is not None and self.drop(src, seg):
-            return
-        if dst in self.black_holes or src in self.black_holes:
-            return
-        frame = build_tcp_frame(MACS.get(src, MACS[A_IP]), MACS.get(dst, MACS[B_IP]), src, dst, seg)
-        imp, rng = self.impair, self.rng
-        if rng.random() < imp.loss:
-            return
-        copies = 2 if rng.random() < imp.dup else 1
-        for i in range(copies):
-            data = bytearray(frame)
-            if rng.random() < imp.corrupt:
-                # Only IP/TCP bytes: on a real link the Ethernet FCS catches the rest.
-                pos = rng.randrange(14, len(data))
-                data[pos] ^= rng.randrange(1, 256)
-                self.corrupted += 1
-            t = self.now + imp.delay + i * rng.uniform(0.001, 0.02)
-            if rng.random() < imp.reorder:
-                t += rng.uniform(0.005, 0.03)
-            self._n += 1
-            heapq.heappush(self._queue, (t, self._n, dst, bytes(data)))
-
-    def run(
-        self,
-        until: Callable[[], bool],
-        *,
-        app: Callable[[float], None] | None = None,
-        stop_at: float | None = None,
-        limit: float = 3600.0,
-    ) -> None:
-        """Advance events until ``until()`` holds; fail if time runs past ``limit`` or stalls.
-
-        ``stop_at`` is an extra wake-up time, so that ``until`` can wait for a moment."""
-        while True:
-            if app is not None:
-                app(self.now)
-            for h in self.hosts.values():
-                h.flush()
-            if until():
-                return
-            times = [d for h in self.hosts.values() for d in h.deadlines()]
-            if self._queue:
-                times.append(self._queue[0][0])
-            if stop_at is not None and stop_at > self.now:
-                times.append(stop_at)
-            if not times:
-                raise AssertionError(f"simulation stalled at t={self.now}")
-            self.now = max(self.now, min(times))
-            if self.now > limit:
-                raise AssertionError(f"simulation ran past t={limit}")
-            while self._queue and self._queue[0][0] <= self.now:
-                _, _, dst, data = heapq.heappop(self._queue)
-                if dst in self.hosts:
-                    self.hosts[dst].receive(data)
-            for h in self.hosts.values():
-                h.poll(self.now)
-
-    def advance(self, seconds: float, app: Callable[[float], None] | None = None) -> None:
-        """Let ``seconds`` of virtual time pass, processing whatever happens meanwhile."""
-        end = self.now + seconds
-        self.run(lambda: self.now >= end, app=app, stop_at=end)
-
-    def segments(self, src: str, predicate: Callable[[TcpSegment], bool] = lambda s: True) -> list:
-        return [(t, s) for t, a, _, s in self.log if a == src and predicate(s)]
-
-
-class Host:
-    """An IP endpoint: demultiplexes segments to connections, listeners or a RST."""
-
-    def __init__(self, sim: Sim, ip: str) -> None:
-        self.sim = sim
-        self.ip = ip
-        self.conns: dict[tuple[int, str, int], TcpConnection] = {}
-        self.listeners: dict[int, TcpListener] = {}
-        self.history: dict[TcpConnection, list[str]] = {}
-
-    def connect(self, port: int, remote: tuple[str, int], *, iss: int = 1000, **kw) -> TcpConnection:
-        conn = TcpConnection((self.ip, port), remote, iss=iss, **kw)
-        conn.connect(self.sim.now)
-        self.conns[(port, remote[0], remote[1])] = conn
-        self.history[conn] = [conn.state]
-        return conn
-
-    def listen(self, port: int, **kw) -> TcpListener:
-        self.listeners[port] = TcpListener((self.ip, port), **kw)
-        return self.listeners[port]
-
-    def receive(self, data: bytes) -> None:
-        try:
-            frame = decode_frame(data)
-        except DecodeError:
-            self.sim.rejected += 1
-            return
-        seg, ip = frame.tcp, frame.ip
-        assert seg is not None and ip is not None
-        key = (seg.dst_port, ip.src, seg.src_port)
-        conn = self.conns.get(key)
-        if conn is not None:
-            conn.segment_received(seg, self.sim.now)
-        elif seg.dst_port in self.listeners:
-            new = self.listeners[seg.dst_port].segment_received(seg, (ip.src, seg.src_port), self.sim.now)
-            if new is not None:
-                self.conns[key] = new
-                self.history[new] = [new.state]
-        else:
-            rst = reset_for(seg)
-            if rst is not None:
-                self.sim.transmit(self.ip, ip.src, rst)
-        self._note_states()
-
-    def poll(self, now: float) -> None:
-        for conn in self.conns.values():
-            deadline = conn.next_deadline()
-            if deadline is not None and deadline <= now:
-                conn.poll_timers(now)
-        self._note_states()
-
-    def flush(self) -> None:
-        for conn in self.conns.values():
-            for seg in conn.segments_to_send(self.sim.now):
-                self.sim.transmit(self.ip, conn.remote[0], seg)
-        for listener in self.listeners.values():
-            for remote, seg in listener.segments_to_send():
-                self.sim.transmit(self.ip, remote[0], seg)
-        self._note_states()
-
-    def deadlines(self) -> list[float]:
-        return [d for c in self.conns.values() if (d := c.next_deadline()) is not None]
-
-    def _note_states(self) -> None:
-        for conn, hist in self.history.items():
-            if hist[-1] != conn.state:
-                hist.append(conn.state)
-
-
-def pair(
-    impair: Impair | None = None, *, seed: int = 1, a_kw: dict | None = None, b_kw: dict | None = None, iss_b: int = 5000
-) -> tuple[Sim, TcpConnection, TcpConnection]:
-    """A connects from port 40000 to B's listener on port 70; run the handshake."""
-    sim = Sim(impair or Impair(), seed=seed)
-    a_host, b_host = sim.host(A_IP), sim.host(B_IP)
-    listener = b_host.listen(70, isn=lambda: iss_b, **(b_kw or {}))
-    a = a_host.connect(40000, (B_IP, 70), **(a_kw or {}))
-    accepted: list[TcpConnection] = []
-
-    def done() -> bool:
-        if not accepted:
-            c = listener.accept()
-            if c is not None:
-                accepted.append(c)
-        return a.state == ESTABLISHED and bool(accepted)
-
-    sim.run(done)
-    return sim, a, accepted[0]
-
-
-class Transfer:
-    """Application on both ends: each writes its data as buffer space allows, reads all it can,
-    and closes once everything it wrote is queued."""
-
-    def __init__(self, a: TcpConnection, b: TcpConnection, data_a: bytes, data_b: bytes) -> None:
-        self.ends = [(a, data_a, bytearray(), [0]), (b, data_b, bytearray(), [0])]
-
-    def __call__(self, now: float) -> None:
-        for conn, data, got, sent in self.ends:
-            if conn.state == CLOSED:
-                continue
-            while sent[0] < len(data):
-                n = conn.send(data[sent[0] : sent[0] + 65536])
-                if n == 0:
-                    break
-                sent[0] += n
-            if sent[0] == len(data) and conn.state in (ESTABLISHED, CLOSE_WAIT):
-                conn.close(now)
-            got += conn.receive()
-
-    def received(self, i: int) -> bytes:
-        return bytes(self.ends[i][2])
-
-
-def both_closed(a: TcpConnection, b: TcpConnection) -> Callable[[], bool]:
-    return lambda: a.state == CLOSED and b.state == CLOSED
-
 
 # --------------------------------------------------------------------------- handshake
 
@@ -723,7 +489,7 @@ def test_small_reads_do_not_open_a_silly_window() -> None:
 
 def test_closed_window_still_takes_acks() -> None:
     """Data pushed into our zero window is dropped, but its ACK field is still used."""
-    b = _established_receiver(rcv_buf=100)
+    b = established_receiver(rcv_buf=100)
     b.send(b"reply")
     assert [s.payload for s in b.segments_to_send(0.1)] == [b"reply"]
     b.segment_received(TcpSegment(1234, 80, 100, 7001, ACK, 65535, bytes(100)), 0.2)  # fills it
@@ -779,117 +545,3 @@ def test_rto_minimum_is_200ms() -> None:
     a.send(bytes(50_000))
     sim.run(lambda: a.send_queued == 0)
     assert a.srtt is not None and a.srtt < 0.01 and a.rto == pytest.approx(0.2)
-
-
-# --------------------------------------------------------------------------- reassembly (direct)
-
-
-def _established_receiver(rcv_buf: int = 65535) -> TcpConnection:
-    syn = TcpSegment(1234, 80, seq=99, flags=SYN, window=65535, options=((OPT_MSS, 1000),))
-    b = TcpConnection.accept((B_IP, 80), (A_IP, 1234), syn, 0.0, iss=7000, rcv_buf=rcv_buf, ack_delay=0)
-    assert b.segments_to_send(0.0)[0].flags == SYN | ACK
-    b.segment_received(TcpSegment(1234, 80, 100, 7001, ACK, 65535), 0.0)
-    assert b.state == ESTABLISHED
-    return b
-
-
-def test_out_of_order_reassembly_trims_overlaps_and_drops_duplicates() -> None:
-    b = _established_receiver()
-    payload = bytes(range(256)) * 8  # 2048 bytes starting at seq 100
-
-    def seg(lo: int, hi: int, flags: int = ACK) -> TcpSegment:
-        return TcpSegment(1234, 80, 100 + lo, 7001, flags, 65535, payload[lo:hi])
-
-    acks: list[int] = []
-    for s in [seg(1000, 1500), seg(1200, 1800), seg(1000, 1500), seg(300, 600), seg(1800, 2048, ACK | FIN)]:
-        b.segment_received(s, 0.1)
-        acks += [x.ack for x in b.segments_to_send(0.1)]
-    assert acks == [100] * 5  # every out-of-order arrival: an immediate duplicate ACK
-    assert b.available == 0 and b.counters.out_of_order == 4 and b.counters.dup_segments == 1
-    b.segment_received(seg(0, 400), 0.2)  # overlaps the buffered 300..600
-    assert b.receive() == payload[:600]
-    b.segment_received(seg(500, 1100), 0.3)
-    assert b.receive() == payload[600:] and b.at_eof and b.state == CLOSE_WAIT
-    assert [x.ack for x in b.segments_to_send(0.3)] == [100 + 2048 + 1]
-    b.segment_received(seg(0, 100), 0.4)  # old duplicate: re-ACKed, counted
-    assert b.counters.dup_segments == 2 and b.segments_to_send(0.4)[0].ack == 2149
-
-
-def test_data_beyond_the_window_is_trimmed() -> None:
-    b = _established_receiver(rcv_buf=1000)
-    b.segment_received(TcpSegment(1234, 80, 100, 7001, ACK | FIN, 65535, bytes(1500)), 0.1)
-    assert b.available == 1000 and not b.at_eof and b.state == ESTABLISHED
-    out = b.segments_to_send(0.1)
-    assert out[-1].ack == 1100 and out[-1].window == 0
-
-
-def test_delayed_ack_every_second_segment_or_timer() -> None:
-    syn = TcpSegment(1234, 80, seq=99, flags=SYN, window=65535, options=((OPT_MSS, 1000),))
-    b = TcpConnection.accept((B_IP, 80), (A_IP, 1234), syn, 0.0, iss=1, mss=1000, ack_delay=0.2)
-    b.segments_to_send(0.0)
-    b.segment_received(TcpSegment(1234, 80, 100, 2, ACK, 65535), 0.0)
-    b.segment_received(TcpSegment(1234, 80, 100, 2, ACK, 65535, bytes(1000)), 1.0)
-    assert b.segments_to_send(1.0) == [] and b.next_deadline() == pytest.approx(1.2)
-    b.segment_received(TcpSegment(1234, 80, 1100, 2, ACK, 65535, bytes(1000)), 1.1)
-    assert [s.ack for s in b.segments_to_send(1.1)] == [2100]  # second full segment: at once
-    assert b.next_deadline() is None
-    b.segment_received(TcpSegment(1234, 80, 2100, 2, ACK, 65535, bytes(10)), 2.0)
-    assert b.segments_to_send(2.0) == []
-    b.poll_timers(2.2)
-    assert [s.ack for s in b.segments_to_send(2.2)] == [2110]
-    # Reply data carries the ACK instead of a separate segment.
-    b.segment_received(TcpSegment(1234, 80, 2110, 2, ACK, 65535, b"GET"), 3.0)
-    b.send(b"OK")
-    out = b.segments_to_send(3.0)
-    assert len(out) == 1 and out[0].payload == b"OK" and out[0].ack == 2113
-
-
-# --------------------------------------------------------------------------- listener
-
-
-def test_listener_backlog_bounds_pending_connections() -> None:
-    sim = Sim()
-    b_host = sim.host(B_IP)
-    listener = b_host.listen(70, backlog=2, isn=lambda: 1)
-    a_host = sim.host(A_IP)
-    clients = [a_host.connect(41000 + i, (B_IP, 70), iss=10 * i) for i in range(5)]
-    sim.advance(0.5)  # both handshakes that got in are complete, nobody accepted yet
-    assert sum(c.state == ESTABLISHED for c in clients) == 2
-    assert listener.pending == 2 and listener.dropped_syns == 3
-    accepted = [listener.accept(), listener.accept()]
-    assert all(c is not None and c.state == ESTABLISHED for c in accepted)
-    assert listener.accept() is None and listener.pending == 0
-    # The dropped clients retransmit their SYNs and get in as the backlog frees up.
-
-    def accept_one() -> bool:
-        conn = listener.accept()
-        if conn is not None:
-            accepted.append(conn)
-        return conn is not None
-
-    while len(accepted) < 5:
-        sim.run(accept_one)
-    assert all(c.state == ESTABLISHED for c in clients)
-    assert sorted(c.remote[1] for c in accepted if c) == [41000 + i for i in range(5)]
-
-
-def test_syn_flood_is_bounded_by_the_backlog() -> None:
-    sim = Sim()
-    listener = sim.host(B_IP).listen(70, backlog=4, isn=lambda: 1, max_retries=2)
-    sim.black_holes.add("10.9.9.9")  # spoofed source: SYN-ACKs go nowhere
-    for port in range(1000, 1100):
-        syn = TcpSegment(port, 70, seq=port, flags=SYN, window=1000)
-        conn = listener.segment_received(syn, ("10.9.9.9", port), sim.now)
-        if conn is not None:
-            sim.hosts[B_IP].conns[(70, "10.9.9.9", port)] = conn
-    assert listener.pending == 4 and listener.dropped_syns == 96
-    sim.run(lambda: listener.pending == 0)  # half-open connections time out and free the slots
-    assert sim.now == pytest.approx(1 + 2 + 4)
-
-
-def test_listener_answers_stray_ack_with_rst() -> None:
-    listener = TcpListener((B_IP, 70))
-    assert listener.segment_received(TcpSegment(5, 70, 1, 99, ACK), (A_IP, 5), 0.0) is None
-    assert listener.segments_to_send() == [((A_IP, 5), TcpSegment(70, 5, seq=99, flags=RST))]
-    assert listener.segment_received(TcpSegment(5, 70, 1, 0, RST), (A_IP, 5), 0.0) is None
-    assert listener.segments_to_send() == []

@@ -20,7 +20,8 @@ from euralios.pytest_plugin import wait_until_blocking
 from machine.netdev import make_backend
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVE_GOPHERD = "from programs import gopherd\n\nasync def main(proc):\n    return await gopherd.main(proc)\n"
+# gopherd is a program: it runs from its own image (programs/ is never imported by other user code).
+GOPHERD = ROOT / "programs" / "gopherd.py"
 
 
 def free_port() -> int:
@@ -65,12 +66,10 @@ def test_newcomer_boots_with_defaults_logs_in_and_browses_a_host_gopher_server()
     assert "Welcome to the EuraliOS-py demo gopher server" in r.stdout and f"gopher://10.0.2.2:{port}" in r.stdout
 
 
-def test_hostfwd_reaches_gopherd_inside_the_os(tmp_path: Path) -> None:
+def test_hostfwd_reaches_gopherd_inside_the_os() -> None:
     port = free_port()
-    prog = tmp_path / "serve.py"
-    prog.write_text(SERVE_GOPHERD)
     guest = subprocess.Popen([sys.executable, "-m", "euralios.cli", "run", "--net",
-                              f"user,hostfwd=tcp:127.0.0.1:{port}-:70", str(prog)],
+                              f"user,hostfwd=tcp:127.0.0.1:{port}-:70", str(GOPHERD)],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         menu = gopher_fetch(port)
@@ -101,7 +100,7 @@ async def test_two_machines_on_a_switch_one_serves_gopher_the_other_browses() ->
                 boot(nic=b_nic, mac="52:54:00:00:03:06") as b:
             a.start_network(["--static", "10.0.3.5/24"])
             b.start_network(["--static", "10.0.3.6/24"])
-            a.spawn(SERVE_GOPHERD.encode(), ["gopherd"], name="gopherd")
+            a.spawn(GOPHERD.read_bytes(), ["gopherd"], name="gopherd")
             await a.wait_for_output(r"\[gopherd\] serving", 20)  # printed once it listens
             await b.wait_for_output(r"\[tcp\] static", 20)  # b's stack is up too
             with trio.fail_after(30):
