@@ -85,7 +85,7 @@ class Kernel:
         self.preemptions = 0
         self.killed_count = 0
         self.nursery: trio.Nursery | None = None
-        self.watchdog = Watchdog(self.task_threads, watchdog) if watchdog else None
+        self.watchdog = Watchdog(watchdog) if watchdog else None
         self.started = time.monotonic()
         self.log(
             f"[kernel] Merriwig starting: {mem.size // 1024} KiB RAM, "

@@ -135,6 +135,9 @@ class Gate:
         t.resumed = now
         if now - t.slice_start > kernel.slice * 4:
             t.slice_start = now  # it blocked for a while: a fresh slice
+        watchdog = kernel.watchdog
+        if watchdog is not None:
+            watchdog.running = t  # back in the thread's own code until its next syscall
         return result
 
     # ------------------------------------------------------------------ helpers
