@@ -15,8 +15,8 @@ import json
 
 from euralios.std import SyscallError, abi
 from euralios.std.fs import take_bytes
+from euralios.std.protocols.ping import ECHO
 
-ECHO = 66  # /tcp/ping request: Short(ECHO, seq, timeout_ms) -> DATA(JSON) (net/server.py)
 DNS_REASONS = {
     1: "name not found (NXDOMAIN)", 2: "the name has no IPv4 address", 3: "DNS server failure",
     4: "the DNS server refused the query", 5: "bad answer from the DNS server",

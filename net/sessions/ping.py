@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING
 
 from euralios.std import Message, abi
+from euralios.std.protocols.ping import ECHO
 from net.errors import NetError, stack_error
 from net.namespace import NetNode
 from net.sockets import PingSocket, StackError
@@ -20,7 +21,6 @@ from vfs.server import Session
 if TYPE_CHECKING:
     from net.server import NetServer
 
-ECHO = 66
 PING_PAYLOAD = bytes(range(0x10, 0x10 + 56))
 
 

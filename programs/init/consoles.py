@@ -29,6 +29,7 @@ from collections import deque
 
 from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.keys import F_KEYS
+from euralios.std.sync import Wakeup
 from programs.init.supervisor import Service
 
 USER_CONSOLES = 4  # F2..F5
@@ -74,13 +75,16 @@ class Console:
         self.input: int | None = None  # our end of the running program's stdin
         self.retired: list[int] = []  # inputs of exited programs, closed by the forwarder
         self.queue: deque[int] = deque()
-        self.idle = False  # the forwarder is waiting for a wake-up
-        self.wake_send = -1
-        self.wake_recv = -1
+        self.wakeup: Wakeup | None = None  # where the forwarder sleeps while it has nothing to do
         self.program = ""
         self.child = None  # the running program (euralios.std Child), if any
         self.generation = 0  # which console driver opened it (Consoles.vga_generation)
         self.hangup = False  # its program was killed because the console driver restarted
+
+    @property
+    def idle(self) -> bool:
+        """The forwarder is asleep, waiting for keys or a program to hand them to."""
+        return self.wakeup is not None and self.wakeup.sleeping > 0
 
 
 class Consoles:
@@ -152,7 +156,7 @@ class Consoles:
         if con is not None:
             return con
         con = await self.open_console(index)
-        con.wake_send, con.wake_recv = await self.sys.new_rendezvous()
+        con.wakeup = await Wakeup.new(self.sys)
         await self.proc.spawn_thread(self.forwarder, con)
         await self.proc.spawn_thread(self.supervise, con)
         return con
@@ -275,17 +279,16 @@ class Consoles:
                 except SyscallError as e:
                     if e.code != abi.CLOSED:  # CLOSED: the program just exited
                         await self.say(con, f"{TAG} console error: {e}\n")
-            con.idle = True
+            assert con.wakeup is not None
             try:
-                await sys.receive(con.wake_recv)
+                await con.wakeup.sleep()
             except SyscallError:
                 return
 
     async def wake(self, con: Console) -> None:
         """Start the forwarder if it sleeps and has something to do."""
-        if con.idle and con.queue and con.input is not None:
-            con.idle = False
-            await self.sys.send(con.wake_send, Message(abi.CHAR, 0, 0))
+        if con.idle and con.queue and con.input is not None and con.wakeup is not None:
+            await con.wakeup.wake()
 
     async def key(self, code: int) -> None:
         if code in F_KEYS[: 1 + USER_CONSOLES]:
