@@ -36,9 +36,6 @@ from merriwig.process import Process
 from merriwig.rendezvous import Rendezvous
 from programs.init import main as init_main
 
-# Modules in programs/ that are not programs for /bin (init is a package, programs/init/, which
-# the *.py glob does not pick up: the front door starts it, and it is no program to run again).
-LIBRARIES: tuple[str, ...] = ()
 # The drivers and servers init starts, by their image names in sbin/: the module with their main.
 SBIN = {
     "keyboard": "drivers/keyboard.py",
@@ -59,11 +56,15 @@ def initrd() -> bytes:
 
     from euralios.boot import ROOT
 
+    # Every module directly in programs/ is a program (init is the package programs/init/, which
+    # the glob does not pick up: the front door starts it, and it is no program to run again).
     files = {f"bin/{p.stem}": p.read_text() for p in sorted((ROOT / "programs").glob("*.py"))
-             if p.stem not in LIBRARIES and not p.stem.startswith("_")}
+             if not p.stem.startswith("_")}
     files["bin/hello"] = (ROOT / "examples" / "hello.py").read_text()
     files.update({f"sbin/{name}": (ROOT / path).read_text() for name, path in SBIN.items()})
     return json.dumps(files).encode()
+
+
 KLOG_STYLE = ("\x1b[90m", "\x1b[0m")  # dark grey: kernel lines stand apart from init's
 
 

@@ -14,7 +14,7 @@ HANDLE = 6
 async def middle(proc):
     onward = (await proc.sys.receive(0)).d2.number  # the handle to the last stage
     msg = await proc.sys.receive(0)
-    chunk = proc.chunk(msg.d3.vaddr, 4096)
+    chunk = await proc.received(msg.d3)  # sized by the kernel, not by the sender
     text = chunk.read(0, msg.d2).decode() + f" -> middle(pid {proc.pid})"
     chunk.write(0, text.encode())
     await proc.sys.send(onward, Message(DATA, len(text), Memory(chunk.vaddr)))
@@ -24,7 +24,7 @@ async def middle(proc):
 
 async def last(proc):
     msg = await proc.sys.receive(0)
-    chunk = proc.chunk(msg.d3.vaddr, 4096)
+    chunk = await proc.received(msg.d3)  # sized by the kernel, not by the sender
     text = chunk.read(0, msg.d2).decode() + f" -> last(pid {proc.pid})"
     await proc.print(f"last stage holds the chunk at {chunk.vaddr:#x}: {text}")
     await chunk.free()

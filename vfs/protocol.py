@@ -121,7 +121,7 @@ __all__ = [
     # limits and helpers
     "MAX_NAME", "MAX_PATH", "MAX_READ", "OPEN_FLAGS", "WRITE_FLAGS",
     "ProtocolError", "FsError", "Request", "Open", "Read", "Write", "Query", "Close", "Mkdir",
-    "Delete", "Rename", "Unknown", "parse", "carried", "decode_text", "check_name", "split_path",
+    "Delete", "Rename", "Unknown", "parse", "decode_text", "check_name", "split_path",
     "split_rename", "ok", "error", "denied", "unknown", "comm_handle", "data", "json_reply",
     "error_reply", "dir_info", "file_info",
 ]
@@ -245,7 +245,7 @@ def parse(msg: Message) -> Request:
     """The request a message carries; ProtocolError if it is a known request of the wrong shape.
 
     The length a message claims is only range-checked here; the server still checks it against
-    the size of the chunk that carries it (see carried/Sys.chunk_info) before reading."""
+    the size of the chunk that carries it (Chunk.received asks the kernel: chunk_info) before reading."""
     tag = msg.tag
     if OPEN_TAG <= tag < OPEN_TAG + 16:
         n = _value(msg.d2)
@@ -276,14 +276,6 @@ def parse(msg: Message) -> Request:
         return _named(msg, Rename, MAX_PATH)
     return Unknown(msg)
 
-
-def carried(msg: Message) -> tuple[list[Memory], list[Handle]]:
-    """The chunks and handles a received message brought into this process (the receiver owns
-    them now: whatever it does not keep it must free or close). Error words (a chunk the kernel
-    could not place) carry nothing."""
-    mems = [w for w in (msg.d2, msg.d3) if isinstance(w, Memory)]
-    hands = [w for w in (msg.d2, msg.d3) if isinstance(w, Handle)]
-    return mems, hands
 
 
 # ---------------------------------------------------------------------- names and paths

@@ -300,10 +300,6 @@ class Server:
             chunk.write(0, payload)
         return Message(tag, len(payload), chunk.memory)
 
-    async def release(self, msg: Message) -> None:
-        """Free the chunks and close the handles a message holds in this process."""
-        await discard(self.sys, msg)
-
     # -------------------------------------------------------------- sessions
     async def start_session(self, session: Session) -> Message:
         """A rendezvous pair, a thread serving one end; the other end is the reply."""
@@ -368,7 +364,7 @@ class Server:
                 pass
             return P.error(abi.PARAM)
         finally:
-            await self.release(msg)
+            await discard(self.sys, msg)
 
 
 async def serve(proc: Any, handle: int, root: DirNode, writable: bool = True,

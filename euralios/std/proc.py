@@ -203,11 +203,6 @@ class Proc:
         claims): reading past its end is refused instead of killing this process."""
         return await Chunk.received(self.sys, mem)
 
-    def chunk(self, vaddr: int, size: int) -> Chunk:
-        """A Chunk object for memory that arrived in a message, taking `size` on trust; a
-        length a sender claims belongs in `received`, which asks the kernel."""
-        return Chunk(self.sys, vaddr, size)
-
     async def spawn_thread(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> int:
         """Start `await fn(*args)` as a new thread of this process; returns its tid."""
         return await self.sys.fork_thread(fn, args)

@@ -96,12 +96,6 @@ def test_parse_total(tag: int, d2: object, d3: object) -> None:
     assert req.msg is msg
 
 
-def test_carried_lists_chunks_and_handles() -> None:
-    assert P.carried(Message(2, 5, MEM)) == ([MEM], [])
-    assert P.carried(Message(6, Handle(3), Memory(1))) == ([Memory(1)], [Handle(3)])
-    assert P.carried(Message(2, Error(11), 0)) == ([], [])
-    assert P.carried(Message(1, 2, 3)) == ([], [])
-
 
 # ---------------------------------------------------------------- names and paths
 @pytest.mark.parametrize("name", ["a", "notes.txt", "ünï", "x" * 255, "with space"])
