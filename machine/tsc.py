@@ -17,3 +17,9 @@ _origin = time.perf_counter_ns()
 def rdtsc() -> int:
     """Current TSC value (ticks since the emulator started)."""
     return (time.perf_counter_ns() - _origin) * _NS_NUM // _NS_DEN
+
+
+def origin_ns() -> int:
+    """The host's perf_counter_ns() reading at which this TSC read 0: another process on the host
+    (a confined worker) computes the same TSC from it, CLOCK_MONOTONIC being one clock for all."""
+    return _origin

@@ -70,6 +70,7 @@ class KillCause(enum.Enum):
     BAD_IMAGE = "bad image"  # the program image would not load (LoaderError)
     CRASH = "crash"  # an exception escaped the program
     REQUEST = "request"  # someone asked (kill through /proc, the host, a test)
+    CONFINEMENT = "confinement"  # its confined worker could not be started (a layer is missing)
 
 
 @dataclass(frozen=True, slots=True)

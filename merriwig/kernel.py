@@ -16,6 +16,9 @@ import trio
 
 from machine.mmu import GeneralProtection, PageFault
 from merriwig import abi, layout
+from merriwig.confine.client import ConfinementRefused
+from merriwig.confine.relay import ConfinedProcess
+from merriwig.confine.service import Confinement, worker_limits
 from merriwig.errors import (
     KillCause,
     KillReason,
@@ -60,6 +63,7 @@ class Kernel:
         watchdog: float = 2.0,
         slice_ms: float = 10.0,
         trace: bool = False,
+        confinement: Confinement | None = None,
     ) -> None:
         self.machine = machine
         self.user_entry = user_entry
@@ -86,11 +90,15 @@ class Kernel:
         self.killed_count = 0
         self.nursery: trio.Nursery | None = None
         self.watchdog = Watchdog(watchdog) if watchdog else None
+        # Which programs run confined, and the zygote that starts their workers (None: all in-process).
+        self.confinement = confinement
+        if confinement is not None:
+            confinement.log = self.log
         self.started = time.monotonic()
-        self.log(
-            f"[kernel] Merriwig starting: {mem.size // 1024} KiB RAM, "
-            f"{self.frames.nframes} frames managed, {self.frames.levels} bitmap levels"
-        )
+        isolation = confinement.mode if confinement is not None else "none"
+        ram = f"{mem.size >> 20} MiB" if mem.size % (1 << 20) == 0 else f"{mem.size >> 10} KiB"
+        self.log(f"[kernel] Merriwig starting: {ram} RAM, {self.frames.nframes} frames, "
+                 f"{self.frames.levels} levels, isolation {isolation}")
 
     # ------------------------------------------------------------------ ids and logging
     def next_rendezvous_id(self) -> int:
@@ -117,6 +125,8 @@ class Kernel:
             self.nursery = nursery
             if self.watchdog is not None:
                 self.watchdog.start()
+            if self.confinement is not None:
+                nursery.start_soon(self.confinement.run, name="confinement")
             # Program the PIT like the seed: channel 0, rate generator, divisor 0 (65536).
             ports = self.machine.ports
             ports.write(0x43, 1, 0x34)
@@ -147,10 +157,13 @@ class Kernel:
         quota: int | None = None,
         kernel: bool = False,
         idle: bool = False,
+        by_root: bool = True,
     ) -> Process:
         """Create a process and start its first thread. stdin/stdout references are consumed.
         `idle`: the first thread loads and runs the program only once every other task has
-        blocked (or after abi.IDLE_START_MAX seconds) -- see abi.EXEC_IDLE."""
+        blocked (or after abi.IDLE_START_MAX seconds) -- see abi.EXEC_IDLE.
+        `by_root`: a root process (or the host) starts it: a trusted image then runs in-process
+        (merriwig/confine/service.py); any other image from a file runs confined."""
         assert self.nursery is not None, "kernel not running"
         if not name:
             name = getattr(image, "__name__", "program") if callable(image) else "program"
@@ -180,6 +193,8 @@ class Kernel:
         proc.exit_notify = list(exit_notify or [])
         self.processes[proc.pid] = proc
         info = {"pid": proc.pid, "name": name, "args": proc.args, "env": proc.env, "user": user}
+        confined = (self.confinement is not None and not kernel
+                    and self.confinement.confines(image, by_root=by_root))
 
         async def first_thread() -> Any:
             if idle:
@@ -189,11 +204,33 @@ class Kernel:
                     await wait_all_tasks_blocked(IDLE_CUSHION)
             if kernel:
                 return await image()  # type: ignore[operator]
+            if confined:
+                assert isinstance(image, bytes)
+                return await self._run_confined(proc, image, name, info)
             main = load(image, name, io=proc.io) if isinstance(image, bytes) else image
             return await self.user_entry(proc.gate, main, info)
 
         self.start_thread(proc, first_thread, (), main=True)
         return proc
+
+    async def _run_confined(self, proc: Process, image: bytes, name: str, info: dict[str, Any]) -> Any:
+        """The first thread of a confined process: start its worker, hand it the image, relay."""
+        assert self.confinement is not None
+        try:
+            worker = await self.confinement.spawn(worker_limits(proc.space.quota))
+        except ConfinementRefused as e:
+            self.kill(proc, str(e), KillCause.CONFINEMENT)
+            return None
+        confined = proc.confined = ConfinedProcess(self, proc, worker)  # reap() SIGKILLs it from now on
+        if proc.killed is not None:
+            confined.close()
+            return None
+        assert self.nursery is not None
+        self.nursery.start_soon(confined.read, name=f"{name}/channel")
+        thread = self.task_threads[trio.lowlevel.current_task()]
+        entry = f"{self.user_entry.__module__}:{self.user_entry.__qualname__}"
+        await confined.start(thread, image, {"entry": entry, "name": name, "io": proc.io, "info": info})
+        return await confined.relay()
 
     def start_thread(self, proc: Process, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...] = (), main: bool = False) -> int:
         slot, top = proc.space.alloc_stack()
@@ -292,6 +329,8 @@ class Kernel:
         for r in proc.handles.slots:
             if r is not None and r.server_pid == proc.pid and r.refs > 1:
                 r.server_died()
+        if proc.confined is not None:
+            proc.confined.close()
         proc.handles.close_all()
         self.release_vfs(proc.vfs)
         proc.space.destroy()
@@ -365,7 +404,7 @@ class Kernel:
             name = args[0].rsplit("/", 1)[-1] if args and args[0] else getattr(image, "__name__", "program")
         child = self.spawn(image, name=name, args=args, env=params.env, stdin=stdin, stdout=stdout, vfs=vfs,
                            io=io, user=params.user or proc.user, parent=proc.pid, exit_notify=notify_r,
-                           idle=bool(flags & abi.EXEC_IDLE))
+                           idle=bool(flags & abi.EXEC_IDLE), by_root=proc.user == "root")
         return child.pid
 
     def _child_vfs(self, proc: Process, steps: tuple[VfsStep, ...]) -> Namespace[Rendezvous]:

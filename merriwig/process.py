@@ -19,6 +19,7 @@ from merriwig.errors import KillReason, SyscallFail
 from merriwig.namespace import Namespace
 
 if TYPE_CHECKING:
+    from merriwig.confine.relay import ConfinedProcess
     from merriwig.memory.space import AddressSpace
     from merriwig.rendezvous import Rendezvous
     from merriwig.syscalls import Gate
@@ -116,6 +117,7 @@ class Process:
         self.ended = trio.Event()
         self.started = time.monotonic()
         self.cpu_done = 0.0  # CPU seconds of threads that have exited
+        self.confined: ConfinedProcess | None = None  # its worker, when its Python runs confined
 
     @property
     def alive(self) -> bool:

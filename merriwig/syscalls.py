@@ -91,7 +91,7 @@ class Gate:
         return top - 7 * 4096, top
 
     # ------------------------------------------------------------------ the gate
-    async def syscall(self, rax: int, rdi: int = 0, rsi: Any = 0, rdx: Any = 0) -> Regs:
+    async def syscall(self, rax: int, rdi: Any = 0, rsi: Any = 0, rdx: Any = 0) -> Regs:
         t = self._threads.get(_current_task())
         proc = self.process
         if t is None or t.process is not proc:
