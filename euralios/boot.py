@@ -18,11 +18,19 @@ import trio
 from euralios.std.runtime import entry
 from machine.board import Machine
 from machine.netdev import Backend
+from merriwig.confine.service import Confinement, Isolation
 from merriwig.kernel import Kernel
 from merriwig.namespace import Namespace
 from merriwig.process import Process
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# The host's own services, by module: the drivers and servers init (or the small system) starts,
+# and login. Their images are trusted: started by root or the host they run in-process, as the
+# trusted base (DESIGN.md 1b); every other program image runs confined, even root's.
+SERVICES = ("drivers/keyboard.py", "drivers/console.py", "drivers/serial.py", "drivers/pci.py",
+            "drivers/rtl8139.py", "vfs/ramdisk.py", "net/server.py", "programs/login.py")
 
 
 def program_source(module_path: str) -> bytes:
@@ -207,6 +215,7 @@ async def boot(
     nic: Backend | None = None,
     mac: str | None = None,
     ramdisk: bool = True,
+    isolation: Isolation | str = Isolation.HOST,
 ) -> AsyncIterator[System]:
     """Boot a small system: kernel, serial console driver. Stops everything on exit.
 
@@ -214,9 +223,14 @@ async def boot(
     system_class: a System subclass to hand back (euralios.system_boot's FullSystem);
     nic, mac: a frame backend (machine.netdev) to wire an RTL8139 to, and its MAC address, when
     no machine is given. The NIC drivers are not started here (drivers/pci, drivers/rtl8139);
-    ramdisk: mount a RAM disk at /ramdisk (the full boot's init starts its own)."""
+    ramdisk: mount a RAM disk at /ramdisk (the full boot's init starts its own);
+    isolation: "host" (programs from files run in confined host workers) or "none" (everything
+    in the kernel's interpreter, unconfined: SECURITY.md)."""
     machine = machine or Machine(mem, nic=nic, mac=mac)
-    kernel = Kernel(machine, entry, quota=quota, watchdog=watchdog, slice_ms=slice_ms, trace=trace is not None)
+    kernel = Kernel(machine, entry, quota=quota, watchdog=watchdog, slice_ms=slice_ms, trace=trace is not None,
+                    confinement=Confinement(Isolation(isolation)))
+    for service in SERVICES:
+        kernel.confinement.trust(program_source(service))  # type: ignore[union-attr]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(machine.run)
         await nursery.start(kernel.run)

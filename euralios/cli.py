@@ -2,7 +2,12 @@
 
     euralios [--mem 64M] [--net user|tap:NAME|raw:NAME|none] ...     boot with the terminal UI
     euralios --headless --type KEYS --expect REGEX ... [--timeout S]  boot with no UI
-    euralios run [--net SPEC] PROGRAM.py [ARGS...]                   run one program, exit with its status
+    euralios run [--net SPEC] [--isolated] PROGRAM.py [ARGS...]      run one program, exit with its status
+
+Isolation (both forms): --isolation host (the default) runs every program exec'd from a file in a
+confined host worker (merriwig/confine/); --isolation none runs everything in the kernel's own
+interpreter, unconfined, and the kernel's first line says so. `euralios run` runs PROGRAM itself
+in-process, as host scripting, unless --isolated.
 
 Network options (both forms): --net SPEC (the NIC's wire: user, tap:NAME, raw:NAME, none, ...),
 --mac MAC (the card's address), --pcap FILE (record every frame), --impair SPEC (loss, delay,
@@ -47,6 +52,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="kill a thread running this many seconds without a syscall (0: off)")
     p.add_argument("--trace", metavar="FILE", help="write syscalls and IPC as Perfetto/Chrome trace JSON")
     p.add_argument("--verbose", "-v", action="store_true", help="copy the kernel log to stderr")
+    p.add_argument("--isolation", choices=("host", "none"), default="host",
+                   help="host: programs from files run in confined host workers (default); "
+                        "none: everything in the kernel's interpreter, unconfined (SECURITY.md)")
 
 
 def _network(p: argparse.ArgumentParser, default: str | None) -> None:
@@ -77,6 +85,9 @@ def build_run_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="euralios run", description="boot a small system and run one program as root")
     _common(p)
     _network(p, None)
+    p.add_argument("--isolated", action="store_true",
+                   help="run PROGRAM confined, as a program from a file inside the OS (default: in-process, "
+                        "as host scripting)")
     p.add_argument("program", help="a Python file with `async def main(proc)`")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
     return p
@@ -95,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
 def run_command(opts: argparse.Namespace) -> int:
     from euralios.frontend import NetError, network
 
+    if opts.isolated and opts.isolation == "none":
+        print("euralios run: --isolated needs --isolation host", file=sys.stderr)
+        return 2
     path = Path(opts.program)
     try:
         image = path.read_bytes()
@@ -125,7 +139,9 @@ async def _run(opts: argparse.Namespace, path: Path, image: bytes, backend: obje
         out.flush()
 
     async with boot(opts.mem, quota=opts.quota, watchdog=opts.watchdog, trace=opts.trace,
-                    nic=backend, mac=mac) as system:  # type: ignore[arg-type]
+                    nic=backend, mac=mac, isolation=opts.isolation) as system:  # type: ignore[arg-type]
+        if not opts.isolated and system.kernel.confinement is not None:
+            system.kernel.confinement.trust(image)  # your own file, run as host scripting: in-process
         if backend is not None:
             # Their start-up lines go to the kernel log (-v shows them): stdout is the program's.
             system.start_network(net_args(opts), log="klog")

@@ -109,7 +109,7 @@ def _check(opts: argparse.Namespace) -> str | None:
 
 
 def _boot_options(opts: argparse.Namespace) -> dict[str, Any]:
-    return {"quota": opts.quota, "watchdog": opts.watchdog, "trace": opts.trace}
+    return {"quota": opts.quota, "watchdog": opts.watchdog, "trace": opts.trace, "isolation": opts.isolation}
 
 
 def main(opts: argparse.Namespace) -> int:

@@ -155,15 +155,17 @@ async def boot_full(
     klog_console: bool = True,
     machine: Machine | None = None,
     on_klog: Callable[[str], None] | None = None,
+    isolation: str = "host",
 ) -> AsyncIterator[FullSystem]:
     """Boot the full system and yield a FullSystem; everything stops when the block exits.
 
     keymap: KEYMAP for the keyboard driver (us, uk). console_program: CONSOLE_PROGRAM for init
     (a VFS path; default /bin/login, falling back to the built-in echo). klog_console: mirror the
     kernel log to F1. machine: a Machine built by the caller (the terminal UI needs it before the
-    boot). on_klog: called with every kernel-log line (e.g. `--verbose` copying it to stderr)."""
+    boot). on_klog: called with every kernel-log line (e.g. `--verbose` copying it to stderr).
+    isolation: "host" or "none" (see euralios.boot.boot)."""
     async with boot(mem, quota=quota, watchdog=watchdog, trace=trace, slice_ms=slice_ms, machine=machine,
-                    system_class=FullSystem, ramdisk=False) as base:
+                    system_class=FullSystem, ramdisk=False, isolation=isolation) as base:
         system = base
         assert isinstance(system, FullSystem)
         kernel = system.kernel

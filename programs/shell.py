@@ -64,6 +64,7 @@ class Shell:
         self.fg = None  # the foreground Child
         self.early: list[int] | None = None  # keys typed while a program is starting
         self.keys: Channel | None = None  # the shell's own keys, from the input thread
+        self.typeahead: list[int] = []  # keys handed back to the shell by its main thread
         self.running = True
         self.capture: list[str] | None = None  # output of a built-in redirected to a file
 
@@ -85,7 +86,9 @@ class Shell:
         if self.running:
             await self._queue(None)
 
-    async def _route(self, code: int) -> None:
+    async def _route(self, code: int, main: bool = False) -> None:
+        """Where a key goes: the program in front, the program being started, or the shell.
+        main: the main thread is routing keys it held (it cannot put to its own channel)."""
         if self.early is not None and self.fg is None:
             self.early.append(code)  # for the program being started (Ctrl+C included)
             return
@@ -99,12 +102,27 @@ class Shell:
                 return
             except SyscallError:
                 pass  # it has exited (or stopped reading): the key is the shell's
+        if main:
+            self.typeahead.append(code)
+            return
         await self._queue(code)
+        if code in (10, 13) and self.early is None:
+            # Enter: what is typed next is for whatever this line starts (Ctrl+C included),
+            # held until the shell knows whether that is a program.
+            self.early = []
 
     async def _queue(self, code: int | None) -> None:
         await self.keys.put(code)
 
+    def release_early(self) -> None:
+        """The line started no program: the keys held since Enter are the shell's again."""
+        if self.early is not None and self.fg is None:
+            early, self.early = self.early, None
+            self.typeahead.extend(early)
+
     async def read_key(self) -> int | None:
+        if self.typeahead:
+            return self.typeahead.pop(0)
         return await self.keys.get()
 
     # ------------------------------------------------------------------ completion
@@ -149,6 +167,8 @@ class Shell:
                 await self.execute(line)
             except SyscallError as e:
                 await self.say(f"shell: {error_text(e)}")
+            finally:
+                self.release_early()
         # Closing stdin wakes our own input thread (CLOSED), so the last thread ends and the
         # process with it.
         self.running = False
@@ -212,6 +232,17 @@ class Shell:
         return None
 
     async def run_program(self, cmd: str, args: list[str], redirect: tuple[str, str] | None) -> None:
+        # Keys typed from here on are for the program (Ctrl+C included), even while the shell is
+        # still looking for it: they wait in `early` until it runs, or go back to the shell if
+        # it never does.
+        if self.early is None:
+            self.early = []
+        try:
+            await self._launch(cmd, args, redirect)
+        finally:
+            self.release_early()
+
+    async def _launch(self, cmd: str, args: list[str], redirect: tuple[str, str] | None) -> None:
         proc = self.proc
         path = await self.find_program(cmd)
         if path is None:
@@ -229,19 +260,15 @@ class Shell:
         env = {"PWD": self.cwd, "PATH": proc.env.get("PATH", "/bin"), "USER": proc.user}
         if "HOME" in proc.env:
             env["HOME"] = proc.env["HOME"]
-        self.early = []
         try:
             child = await proc.exec(path, [cmd, *args], stdin="pipe", stdout=stdout, env=env)
         except SyscallError as e:
-            early, self.early = self.early, None
-            for code in early:
-                await self._queue(code)
             await self.say(f"{cmd}: {error_text(e)}")
             return
         self.fg = child
-        early, self.early = self.early, None
+        early, self.early = self.early or [], None
         for code in early:
-            await self._route(code)
+            await self._route(code, main=True)
         try:
             status = await child.wait()
         finally:
