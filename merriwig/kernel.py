@@ -225,8 +225,6 @@ class Kernel:
         if proc.killed is not None:
             confined.close()
             return None
-        assert self.nursery is not None
-        self.nursery.start_soon(confined.read, name=f"{name}/channel")
         thread = self.task_threads[trio.lowlevel.current_task()]
         entry = f"{self.user_entry.__module__}:{self.user_entry.__qualname__}"
         await confined.start(thread, image, {"entry": entry, "name": name, "io": proc.io, "info": info})

@@ -23,6 +23,7 @@ wait per thread. Any violation kills the process; the kernel carries on.
 from __future__ import annotations
 
 import math
+import os
 import signal
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from merriwig.kernel import Kernel
     from merriwig.process import Process, Thread
 
+FAIRNESS = 16  # frames the reader takes in a row before it lets other tasks run
 QUEUE = 4  # frames that may wait for one thread (a worker sends one syscall at a time per thread)
 _CAUSES = {ch.Cause.CRASH: KillCause.CRASH, ch.Cause.BAD_IMAGE: KillCause.BAD_IMAGE}
 
@@ -54,10 +56,12 @@ class ConfinedProcess:
         self.kernel = kernel
         self.proc = proc
         self.worker = worker
-        self.sock = worker.channel
+        self.fd = worker.channel.fileno()  # non-blocking (trio made it so); read and written directly
         self._send_lock = trio.Lock()
         self._queues: dict[int, tuple[trio.MemorySendChannel[ch.Event], trio.MemoryReceiveChannel[ch.Event]]] = {}
         self.closed = False
+        self._unwaited = 0  # frames read since the reader last waited
+        self.solo = True  # one thread: its relay reads the channel (see relay())
 
     # ------------------------------------------------------------------ start and end
     async def start(self, thread: Thread, image: bytes, meta: dict[str, Any]) -> None:
@@ -80,8 +84,40 @@ class ConfinedProcess:
 
     # ------------------------------------------------------------------ the channel
     async def _send(self, frame: bytes) -> None:
-        async with self._send_lock:
-            await self.sock.send(frame)
+        """One frame to the worker: a plain write when the socket has room (almost always: the
+        worker reads as it goes), a wait otherwise. Trio's socket methods would cost two
+        scheduler passes per frame. A frame for a worker that is gone is dropped: the reader
+        sees it go and kills the process with its status."""
+        try:
+            os.write(self.fd, frame)
+            return
+        except BlockingIOError:
+            pass
+        except OSError:
+            return
+        async with self._send_lock:  # one waiter on the fd at a time
+            while True:
+                await trio.lowlevel.wait_writable(self.fd)
+                try:
+                    os.write(self.fd, frame)
+                    return
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    return
+
+    async def _recv(self) -> bytes:
+        fd = self.fd
+        self._unwaited += 1
+        if self._unwaited >= FAIRNESS:
+            self._unwaited = 0
+            await trio.lowlevel.checkpoint()  # a worker sending frames non-stop must not starve the kernel
+        while True:
+            try:
+                return os.read(fd, ch.MAX_FRAME + 1)
+            except BlockingIOError:
+                self._unwaited = 0
+                await trio.lowlevel.wait_readable(fd)
 
     def _queue(self, tid: int) -> tuple[trio.MemorySendChannel[ch.Event], trio.MemoryReceiveChannel[ch.Event]]:
         q = self._queues.get(tid)
@@ -101,24 +137,39 @@ class ConfinedProcess:
             self.close()
             raise _Killed() from None
 
+    def _memory(self, event: ch.Event) -> bytes | None:
+        """Serve a frame's memory side at once: its stores, and a load's bytes (None if none).
+        A fault kills the process, as a user-mode access in-process does (_Killed)."""
+        if isinstance(event, ch.Syscall | ch.Stores | ch.Load):
+            self._apply(event.stores)
+        if isinstance(event, ch.Load):
+            try:
+                return self.proc.space.read(event.vaddr, event.n)
+            except (PageFault, GeneralProtection, QuotaExceeded, OutOfFrames) as e:
+                self.kernel.fault(self.proc, e)
+                self.close()
+                raise _Killed() from None
+        return None
+
+    async def _worker_gone(self) -> None:
+        """EOF on the channel while the process lives: a signal (the CPU rlimit) or a death."""
+        proc = self.proc
+        if proc.killed is None and not proc.space.destroyed and not self.closed:
+            status = await self.worker.wait()
+            self._kill(f"confined worker {_status(status)}", KillCause.CRASH)
+
     async def read(self) -> None:
-        """The reader task: serve memory, queue syscalls, until the worker or the process ends."""
+        """The reader task of a process with more than one thread: serve memory, queue each
+        thread's syscalls and ends for its relay, until the worker or the process ends."""
         proc = self.proc
         try:
             while proc.killed is None and not proc.space.destroyed:
-                frame = await self.sock.recv(ch.MAX_FRAME + 1)
+                frame = await self._recv()
                 if not frame:
                     break
                 event = ch.decode(frame)
-                if isinstance(event, ch.Syscall | ch.Stores | ch.Load):
-                    self._apply(event.stores)
-                if isinstance(event, ch.Load):
-                    try:
-                        data = proc.space.read(event.vaddr, event.n)
-                    except (PageFault, GeneralProtection, QuotaExceeded, OutOfFrames) as e:
-                        self.kernel.fault(proc, e)
-                        self.close()
-                        return
+                data = self._memory(event)
+                if data is not None:
                     await self._send(ch.encode_loaded(data))
                 elif isinstance(event, ch.Syscall | ch.Exited | ch.Crashed):
                     try:
@@ -134,45 +185,99 @@ class ConfinedProcess:
             return
         except (OSError, trio.ClosedResourceError, trio.BrokenResourceError):
             pass
-        if proc.killed is None and not proc.space.destroyed and not self.closed:
-            # The worker ended without its threads ending: a signal (the CPU rlimit), or it died.
-            status = await self.worker.wait()
-            self._kill(f"confined worker {_status(status)}", KillCause.CRASH)
+        await self._worker_gone()
 
     # ------------------------------------------------------------------ one thread
-    async def relay(self, main: bool = False) -> Any:
-        """The body of every thread of a confined process (its trio task)."""
+    async def relay(self) -> Any:
+        """The body of every thread of a confined process (its trio task).
+
+        While the process has one thread, that thread's relay reads the channel itself (solo):
+        with one thread nothing can arrive while it is in a syscall, and a hand-over from a
+        reader task would cost a scheduler pass per syscall. The first fork_thread starts the
+        reader task, and from then on every relay takes its frames from its queue."""
         kernel = self.kernel
         t = kernel.task_threads[trio.lowlevel.current_task()]
-        _, queue = self._queue(t.tid)
-        gate = self.proc.gate
         watchdog = kernel.watchdog
         limit = watchdog.limit if watchdog is not None else math.inf
+        try:
+            while True:
+                deadline = trio.current_time() + limit
+                event: ch.Event | None = None
+                try:
+                    event = await (self._next_solo(t, deadline) if self.solo else self._next(t, deadline))
+                except _Killed:
+                    return None
+                except ch.ProtocolError as e:
+                    self._kill(f"confined worker broke the channel protocol: {e}", KillCause.CRASH)
+                    return None
+                if event is None:
+                    if trio.current_time() >= deadline:
+                        self._kill(f"watchdog: ran {limit:g} s without a syscall", KillCause.WATCHDOG)
+                    else:
+                        await self._worker_gone()
+                    return None
+                if isinstance(event, ch.Exited):
+                    return event.status
+                if isinstance(event, ch.Crashed):
+                    self._kill(event.text, _CAUSES[event.cause])
+                    return None
+                assert isinstance(event, ch.Syscall)
+                await self._syscall(t, event)
+        finally:
+            self._queues.pop(t.tid, None)
+
+    async def _next(self, t: Thread, deadline: float) -> ch.Event | None:
+        """The thread's next syscall or end, from its queue (None: the deadline passed)."""
+        _, queue = self._queue(t.tid)
+        with trio.move_on_at(deadline):
+            return await queue.receive()
+        return None
+
+    async def _next_solo(self, t: Thread, deadline: float) -> ch.Event | None:
+        """The only thread's next syscall or end, read from the channel; memory frames on the
+        way are served here. None: the deadline passed, or the worker is gone."""
         while True:
-            event: ch.Event | None = None
-            with trio.move_on_after(limit):
-                event = await queue.receive()
-            if event is None:
-                self._kill(f"watchdog: ran {limit:g} s without a syscall", KillCause.WATCHDOG)
-                return None
-            if isinstance(event, ch.Exited):
-                return event.status
-            if isinstance(event, ch.Crashed):
-                self._kill(event.text, _CAUSES[event.cause])
-                return None
-            assert isinstance(event, ch.Syscall)
-            rax, rdi, rsi, rdx = event.regs
-            extra = 0
-            if rax & 0xFF == abi.FORK_THREAD:
-                # The new thread's kernel task is another relay; its code is the worker's.
-                regs = await gate.syscall(rax, self.relay, (), 0)
-                if not regs[0] & 0xFF:
-                    extra = kernel.threads[regs[1]].stack_top
-            else:
-                regs = await gate.syscall(rax, rdi, rsi, rdx)
-            if watchdog is not None and watchdog.running is t:
-                watchdog.running = None  # it computes in the worker now, not in this interpreter
-            await self._send(ch.encode_reply(t.tid, regs, extra))
+            with trio.move_on_at(deadline):
+                try:
+                    frame = await self._recv()
+                except (OSError, trio.ClosedResourceError):
+                    return None
+                if not frame:
+                    return None
+                event = ch.decode(frame)
+                data = self._memory(event)
+                if data is not None:
+                    await self._send(ch.encode_loaded(data))
+                    continue
+                if isinstance(event, ch.Stores):
+                    continue
+                if not isinstance(event, ch.Syscall | ch.Exited | ch.Crashed) or event.tid != t.tid:
+                    raise ch.ProtocolError(f"{type(event).__name__} for thread {getattr(event, 'tid', '?')}")
+                return event
+            return None
+
+    async def _syscall(self, t: Thread, event: ch.Syscall) -> None:
+        """Make one syscall through the process' gate and send the registers back."""
+        kernel = self.kernel
+        gate = self.proc.gate
+        rax, rdi, rsi, rdx = event.regs
+        extra = 0
+        if rax & 0xFF == abi.FORK_THREAD:
+            # The new thread's kernel task is another relay; its code is the worker's. From now
+            # on a reader task takes the frames (it starts before the worker hears of the thread).
+            regs = await gate.syscall(rax, self.relay, (), 0)
+            if not regs[0] & 0xFF:
+                extra = kernel.threads[regs[1]].stack_top
+                if self.solo:
+                    self.solo = False
+                    assert kernel.nursery is not None
+                    kernel.nursery.start_soon(self.read, name=f"{self.proc.name}/channel")
+        else:
+            regs = await gate.syscall(rax, rdi, rsi, rdx)
+        watchdog = kernel.watchdog
+        if watchdog is not None and watchdog.running is t:
+            watchdog.running = None  # it computes in the worker now, not in this interpreter
+        await self._send(ch.encode_reply(t.tid, regs, extra))
 
 
 def _status(status: int) -> str:

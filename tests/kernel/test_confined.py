@@ -11,6 +11,7 @@ import os
 import socket
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
@@ -236,9 +237,11 @@ async def main(proc):
     assert "total 1225" in euralios_system.output()
 
 
-async def test_a_worker_that_breaks_the_protocol_dies_alone(euralios_system: System) -> None:
+@pytest.mark.parametrize("solo", [True, False], ids=["one-thread", "reader-task"])
+async def test_a_worker_that_breaks_the_protocol_dies_alone(euralios_system: System, solo: bool) -> None:
     """The kernel reads the channel as hostile: a forged frame (a thread that is not the
-    process', a load too big, garbage) kills that process and nothing else."""
+    process', a load too big, garbage) kills that process and nothing else, whether the one
+    thread's relay reads the channel or a reader task does."""
     system = euralios_system
     kernel = system.kernel
     for frame in (ch.encode_syscall(9999, 3, 0, 0, 0, []),
@@ -260,8 +263,10 @@ async def test_a_worker_that_breaks_the_protocol_dies_alone(euralios_system: Sys
             t = kernel.task_threads[trio.lowlevel.current_task()]
             confined = ConfinedProcess(kernel, t.process, fake)  # type: ignore[arg-type]
             t.process.confined = confined
-            assert kernel.nursery is not None
-            kernel.nursery.start_soon(confined.read)
+            if not solo:
+                confined.solo = False
+                assert kernel.nursery is not None
+                kernel.nursery.start_soon(confined.read)
             theirs.send(frame)
             await confined.relay()
 
