@@ -6,8 +6,9 @@ applied and verified before any of its code runs (DESIGN.md 1b). The public surf
 (this file imports none of them: the zygote runs ``python -m merriwig.confine.zygote`` and must
 not pay for the kernel side's trio):
 
-- client: open_zygote(preload, import_path) -> Zygote; Zygote.spawn(entry, Limits) -> Worker;
-  Zygote.probe; Worker.channel/.kill()/.wait()/.aclose(); ConfinementRefused, ZygoteError
+- client: open_zygote(preload, import_path) -> Zygote (a session with the host process' one zygote
+  per preload, kept across trio runs); Zygote.spawn(entry, Limits) -> Worker; Zygote.probe;
+  Worker.channel/.kill()/.wait()/.aclose(); ConfinementRefused, ZygoteError
 - mechanism: Mechanism (the layers, in the order applied), Limits, MechanismMissing
 - probe: probe() and Probe (what a host offers; Probe.line() is the one-line refusal)
 - worker: Exit (a worker's exit statuses), READY/REFUSED (the channel's first message)

@@ -1,4 +1,4 @@
-"""The kernel's side: start the zygote, ask it for confined workers, kill and reap them (trio).
+"""The kernel's side: attach to the zygote, ask it for confined workers, kill and reap them (trio).
 
     async with open_zygote(preload=["euralios.std", ...]) as zygote:
         if not zygote.probe.ok:
@@ -10,15 +10,27 @@
 
 Workers are the zygote's children, so the zygote reaps them and reports each exit on the control
 socket; one reader task here turns those reports into Worker.wait() results and spawn replies.
+
+The zygote process outlives the block: starting one (a fresh interpreter importing the preload)
+costs most of a second, and a test suite boots hundreds of kernels, each in its own trio.run. So
+this module keeps one zygote per (preload, import path) for the host process' lifetime, started
+with subprocess (tied to no trio run) and held by a blocking master socket; each open_zygote
+attaches a session of its own (wire.py has the protocol). When a block ends, the zygote kills that
+session's workers and reports them (-9); other sessions go on. When the host process exits, the
+master closes and the zygote and every worker die. A zygote that died is replaced at the next open.
+The zygote's environment is the host's (filtered) at the first open with that key.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
 import socket
+import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,6 +44,7 @@ from merriwig.confine.worker import READY, REFUSED
 
 VERDICT_MAX = 4096  # the first message on a channel: ready + details, or the refusal line
 _ENVIRONMENT = ("PATH", "LD_LIBRARY_PATH", "PYTHONHOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ")  # kept for the zygote
+START_TIMEOUT = 120.0  # s for a zygote to import its preload and probe; then it is killed
 
 
 async def _send(sock: trio.socket.SocketType, obj: dict[str, Any], fds: Sequence[int] = ()) -> None:
@@ -41,7 +54,7 @@ async def _send(sock: trio.socket.SocketType, obj: dict[str, Any], fds: Sequence
 async def _recv(sock: trio.socket.SocketType) -> tuple[dict[str, Any], list[int]]:
     data, ancdata, flags, _ = await sock.recvmsg(wire.MAX_MESSAGE, socket.CMSG_SPACE(wire.MAX_FDS * 4))
     fds = wire.fds_from(ancdata, flags)
-    return wire.decode(data), fds
+    return wire.decode_owning(data, fds), fds
 
 
 class ConfinementRefused(Exception):
@@ -49,7 +62,8 @@ class ConfinementRefused(Exception):
 
 
 class ZygoteError(Exception):
-    """The zygote could not start a worker (bad entry, fork failed) or is gone."""
+    """The zygote could not start (a preload module would not import: the message names it), could
+    not start a worker (bad entry, fork failed), or is gone."""
 
 
 class Worker:
@@ -91,7 +105,7 @@ class Worker:
 
 
 class Zygote:
-    """A running zygote (make one with open_zygote)."""
+    """A session with the running zygote (make one with open_zygote)."""
 
     def __init__(self, control: trio.socket.SocketType, pid: int, probe: Probe):
         self.pid = pid
@@ -101,6 +115,7 @@ class Zygote:
         self._waiting: socket.socket | None = None  # our end of the channel being spawned
         self._replies_in, self._replies = trio.open_memory_channel[Worker | str](1)
         self._workers: dict[int, Worker] = {}
+        self._gone = trio.Event()  # the zygote closed its side: every worker of ours is reaped
 
     async def spawn(self, entry: str, limits: Limits, without: Iterable[Mechanism] = ()) -> Worker:
         """A new confined worker running ``entry`` ("module:function" taking the channel socket),
@@ -145,38 +160,162 @@ class Zygote:
                     await self._replies_in.send(worker)
                 else:
                     await self._replies_in.send(str(message.get("error")))
-        except (EOFError, OSError):
-            for worker in self._workers.values():  # they died with it (PR_SET_PDEATHSIG)
+        except (EOFError, OSError, trio.ClosedResourceError):
+            pass
+        finally:
+            # after a hang-up all were reported; otherwise they died with the zygote (PR_SET_PDEATHSIG)
+            for worker in self._workers.values():
                 worker._reaped(-signal.SIGKILL)
             self._workers.clear()
-            await self._replies_in.aclose()
+            self._replies_in.close()
+            self._gone.set()
+
+    async def _hang_up(self) -> None:
+        """End the session: the zygote kills our workers, reports them and closes its side (no
+        timeout: the zygote is trusted and quick, and a dead one closes at once)."""
+        try:
+            self._control.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        await self._gone.wait()
+
+
+Key = tuple[tuple[str, ...], tuple[str, ...]]  # (preload, import path)
+
+
+class _Process:
+    """One zygote interpreter and the master socket that keeps it alive."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], master: socket.socket):
+        self.popen = popen
+        self.master = master
+
+    def retire(self) -> None:
+        """Close the master (the zygote kills its workers and leaves) and reap it."""
+        self.master.close()
+        try:
+            self.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+_lock = threading.Lock()  # guards _zygotes; opens run in trio's worker threads
+_zygotes: dict[Key, _Process] = {}
+
+
+def _start(key: Key) -> _Process:
+    """A new zygote for ``key``, once it has imported its preload and probed (blocking)."""
+    preload, path = key
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    # a clean environment: workers inherit the zygote's, and the kernel's may hold secrets
+    env = {k: v for k, v in os.environ.items() if k in _ENVIRONMENT} | {"PYTHONPATH": os.pathsep.join(path)}
+    argv = [sys.executable, "-m", "merriwig.confine.zygote", json.dumps({"preload": list(preload)}), str(theirs.fileno())]
+    try:
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, pass_fds=[theirs.fileno()], env=env, start_new_session=True)
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    process = _Process(popen, ours)
+    ours.settimeout(START_TIMEOUT)
+    try:
+        hello, _ = wire.recv(ours)
+    except TimeoutError:
+        process.retire()
+        raise ZygoteError(f"the zygote did not start within {START_TIMEOUT:.0f} s") from None
+    except (EOFError, OSError, ValueError):
+        process.retire()
+        raise ZygoteError(f"the zygote exited at start (status {popen.returncode})") from None
+    ours.settimeout(None)
+    if "error" in hello:
+        process.retire()
+        raise ZygoteError(str(hello["error"]))
+    return process
+
+
+def _attach(key: Key, dying: _Process | None) -> tuple[socket.socket, _Process]:
+    """A new session socket with the zygote for ``key``, starting one if there is none, it has
+    died, or it is ``dying`` (it closed a session before saying hello). Blocking."""
+    with _lock:
+        process = _zygotes.get(key)
+        if process is not None and (process is dying or process.popen.poll() is not None):
+            del _zygotes[key]
+            process.retire()
+            process = None
+        for _ in range(2):
+            if process is None:
+                process = _zygotes[key] = _start(key)
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                wire.send(process.master, {"attach": True}, [theirs.fileno()])
+                return ours, process
+            except OSError:  # it died since the poll
+                ours.close()
+                del _zygotes[key]
+                process.retire()
+                process = None
+            finally:
+                theirs.close()
+        raise ZygoteError("the zygote died twice while attaching")
+
+
+async def _open_session(key: Key) -> tuple[trio.socket.SocketType, dict[str, Any]]:
+    dying = None
+    for _ in range(2):
+        sock, dying = await trio.to_thread.run_sync(_attach, key, dying)
+        control = trio.socket.from_stdlib_socket(sock)
+        try:
+            hello, _ = await _recv(control)
+            return control, hello
+        except (EOFError, OSError):  # it died after taking the session: start another
+            control.close()
+        except BaseException:
+            control.close()
+            raise
+    raise ZygoteError("the zygote died twice before saying hello")
 
 
 @asynccontextmanager
 async def open_zygote(preload: Sequence[str] = (), import_path: Sequence[str] | None = None) -> AsyncIterator[Zygote]:
-    """Start a zygote that imports ``preload`` (module names) with ``import_path`` (default: this
-    process' sys.path) and serves spawns until the block ends; then it and every worker die."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    path = [p or os.getcwd() for p in (sys.path if import_path is None else import_path)]
-    # a clean environment: workers inherit the zygote's, and the kernel's may hold secrets
-    env = {k: v for k, v in os.environ.items() if k in _ENVIRONMENT} | {"PYTHONPATH": os.pathsep.join(path)}
-    argv = [sys.executable, "-m", "merriwig.confine.zygote", json.dumps({"preload": list(preload)}), str(theirs.fileno())]
-    process = await trio.lowlevel.open_process(argv, pass_fds=[theirs.fileno()], env=env, start_new_session=True)
-    theirs.close()
-    control = trio.socket.from_stdlib_socket(ours)
+    """A session with the host process' zygote that has imported ``preload`` (module names;
+    ``package.*`` is the package and everything under it) with ``import_path`` (default: this
+    process' sys.path), started at the first open with these two. It serves spawns until the block
+    ends; then every worker of this session dies. ZygoteError names a preload that failed."""
+    path = tuple(p or os.getcwd() for p in (sys.path if import_path is None else import_path))
+    control, hello = await _open_session((tuple(preload), path))
     try:
-        try:
-            hello, _ = await _recv(control)
-        except EOFError:
-            raise ZygoteError(f"the zygote exited at start (status {await process.wait()})") from None
         zygote = Zygote(control, hello["pid"], Probe.from_json(hello["probe"]))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(zygote._read)
             try:
                 yield zygote
             finally:
+                with trio.CancelScope(shield=True):
+                    await zygote._hang_up()
                 nursery.cancel_scope.cancel()
     finally:
         control.close()
-        with trio.CancelScope(shield=True):
-            await process.wait()
+
+
+@atexit.register
+def _close_zygotes() -> None:
+    """Let each zygote see its master close and leave, rather than only when the fd dies with us."""
+    with _lock:
+        processes = list(_zygotes.values())
+        _zygotes.clear()
+    for process in processes:
+        process.retire()
+
+
+def _forget_inherited() -> None:
+    """In a forked child: the zygotes are the parent's; our copies of the masters would keep them alive."""
+    global _lock
+    _lock = threading.Lock()
+    for process in _zygotes.values():
+        process.master.close()
+    _zygotes.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited)

@@ -1,14 +1,21 @@
 """The zygote's control protocol: one JSON object per SOCK_SEQPACKET message, fds as SCM_RIGHTS.
 
-Only the kernel and the zygote speak it (both trusted); a worker never sees the control socket.
-Messages:
-  zygote -> kernel  {"pid": zygote pid, "probe": {mechanism: [applied, detail]}}     once, at start
+Only the kernel and the zygote speak it (both trusted); a worker never sees a control socket.
+One zygote serves every kernel of a host process (client.py keeps it across trio runs), so there
+are two kinds of socket. The master, one per zygote, held by the host process for its lifetime:
+  zygote -> host    {"pid": zygote pid}, or {"error": "preload NAME: ..."} and exit   once, at start
+  host -> zygote    {"attach": true} + one end of a new socketpair: a session
+A session, one per open_zygote block (one kernel, one trio run):
+  zygote -> kernel  {"pid": zygote pid, "probe": {mechanism: [applied, detail]}}     once, at attach
   kernel -> zygote  {"entry": "module:function", "limits": {...}, "without": [...]}  + the worker's channel fd
   zygote -> kernel  {"pid": worker pid} + its pidfd, or {"error": text}              the reply
   zygote -> kernel  {"exited": worker pid, "status": returncode (-signal if killed)} when one is reaped
-The zygote serves one spawn at a time, so replies come in request order. This module is the
-zygote's (blocking sockets, no trio: the zygote imports only what workers need); client.py speaks
-the same messages over trio sockets with fds_from/decode/ancillary.
+The zygote serves a session's requests in order and replies on the socket that asked, so replies
+come in request order per session. A session ends when the kernel shuts its side: the zygote kills
+that session's workers, reports each exit and then closes its side. The master closing (the host
+process exiting) ends the zygote and every worker. This module is the zygote's (blocking sockets,
+no trio: the zygote imports only what workers need); client.py speaks the session messages over
+trio sockets with fds_from/decode/ancillary.
 """
 
 from __future__ import annotations
@@ -53,7 +60,17 @@ def send(sock: socket.socket, obj: dict[str, Any], fds: Sequence[int] = ()) -> N
     sock.sendmsg([json.dumps(obj).encode()], ancillary(fds))
 
 
+def decode_owning(data: bytes, fds: list[int]) -> dict[str, Any]:
+    """decode(data), closing ``fds`` if it fails: the caller never learns of them then."""
+    try:
+        return decode(data)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
 def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
     data, ancdata, flags, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * 4))
     fds = fds_from(ancdata, flags)
-    return decode(data), fds
+    return decode_owning(data, fds), fds
