@@ -1,11 +1,11 @@
 """Confined workers (merriwig.confine): how fast one starts and ends, and what an idle one costs.
 
-``isolation.exec_exit``: spawn a fully confined worker from the zygote (fork, every layer applied
+``confine.worker_spawn``: spawn a fully confined worker from the zygote (fork, every layer applied
 and verified, the verdict read by the trio client), let its entry return at once, and see it
 reaped; against ``python -c pass`` run as a host subprocess (what a worker would cost without a
 zygote). Best mean over alternating rounds, so both see the same load. Target <= 0.25x.
 
-``isolation.process_memory_kib``: the unique memory (USS: Private_Clean + Private_Dirty from
+``confine.worker_memory_kib``: the unique memory (USS: Private_Clean + Private_Dirty from
 /proc/PID/smaps_rollup) of a confined worker idle on its channel, against the USS of an idle
 ``python -c`` interpreter started from scratch. Target <= 4096 KiB. The zygote preloads what a
 user program may import (euralios.std, proto, vfs.protocol/server and the stdlib modules programs
@@ -95,7 +95,7 @@ async def main() -> int:
             best_base = min(best_base, python_c_pass())
             best_spawn = min(best_spawn, await spawns())
         ratio = best_spawn / best_base
-        record("isolation.exec_exit", best_spawn * 1e3, "ms", "python_c_pass", best_base * 1e3, ratio,
+        record("confine.worker_spawn", best_spawn * 1e3, "ms", "python_c_pass", best_base * 1e3, ratio,
                target="<= 0.25x", met=ratio <= 0.25)
 
         workers = [await zygote.spawn("bench.bench_confine:idle", LIMITS) for _ in range(3)]
@@ -104,7 +104,7 @@ async def main() -> int:
         for w in workers:
             await w.aclose()
     base_kib = idle_interpreter_uss()
-    record("isolation.process_memory_kib", worker_kib, "KiB", "python_c_idle_uss", base_kib, worker_kib / base_kib,
+    record("confine.worker_memory_kib", worker_kib, "KiB", "python_c_idle_uss", base_kib, worker_kib / base_kib,
            target="<= 4096 KiB", met=worker_kib <= 4096)
     return 0
 

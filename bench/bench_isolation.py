@@ -4,6 +4,11 @@
   (the server answers at once), against the same program run in-process in the same boot (its
   image registered as trusted for those rounds). Per-call time is measured by the program itself
   over CALLS calls; best of ROUNDS alternating rounds. Target <= 4x.
+* isolation.exec_exit: start a trivial program from its image (confined: a worker forked from
+  the zygote, every layer applied and verified, the image loaded, main run) and see it reaped,
+  against ``python -c pass`` as a host subprocess; best mean over alternating rounds. Target <= 0.25x.
+* isolation.process_memory_kib: unique memory (USS) of the worker of an idle confined program
+  (blocked in receive), against an idle ``python -c`` interpreter. Target <= 4096 KiB.
 * isolation.typing_latency: a key press until the echoed character is in VGA memory (as
   console.keystroke_latency) with the echo program confined, against the same with
   ``--isolation none`` (everything in-process, as before confinement), booted in the same run.
@@ -17,7 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 import trio
+import trio.testing
 
+from bench.bench_confine import idle_interpreter_uss, python_c_pass, uss_kib
 from bench.bench_console import keystroke_latency
 from bench.common import record
 from euralios.boot import boot
@@ -81,6 +88,45 @@ async def syscall_roundtrip() -> tuple[float, float]:
         return best[True], best[False]
 
 
+TRIVIAL = b"async def main(proc):\n    return 0\n"
+IDLE = b"""
+async def main(proc):
+    await proc.sys.receive(0)
+    return 0
+"""
+SPAWNS = 30
+
+
+async def exec_exit() -> tuple[float, float]:
+    """(seconds per trivial confined program, seconds per python -c pass): best of ROUNDS."""
+    async with boot() as system:
+        async def programs() -> float:
+            t0 = trio.current_time()
+            for _ in range(SPAWNS):
+                proc = system.spawn(TRIVIAL, ["trivial"], name="trivial")
+                await proc.ended.wait()
+                assert proc.status == 0 and proc.confined is not None, system.klog()
+            return (trio.current_time() - t0) / SPAWNS
+
+        await programs()  # warm: the zygote starts, and its first forks copy its page tables
+        best, base = float("inf"), float("inf")
+        for _ in range(ROUNDS):
+            base = min(base, await trio.to_thread.run_sync(python_c_pass))
+            best = min(best, await programs())
+        return best, base
+
+
+async def process_memory() -> int:
+    async with boot() as system:
+        procs = [system.spawn(IDLE, ["idle"], name="idle") for _ in range(3)]
+        await trio.testing.wait_all_tasks_blocked()
+        for proc in procs:
+            while proc.confined is None or proc.threads and next(iter(proc.threads.values())).state != "receive":
+                await trio.sleep(0.01)
+        await trio.sleep(0.2)
+        return min(uss_kib(p.confined.worker.pid) for p in procs if p.confined is not None)
+
+
 async def typing_latency(isolation: str) -> float:
     async with boot_full(console_program="/bin/echo", isolation=isolation) as system:
         await system.wait_for_screen(r"^> ", 10)
@@ -88,6 +134,14 @@ async def typing_latency(isolation: str) -> float:
 
 
 async def main() -> None:
+    per_program, base = await exec_exit()
+    ratio = per_program / base
+    record("isolation.exec_exit", per_program * 1e3, "ms", "python_c_pass", base * 1e3, ratio,
+           target="<= 0.25x", met=ratio <= 0.25)
+    kib = await process_memory()
+    base_kib = await trio.to_thread.run_sync(idle_interpreter_uss)
+    record("isolation.process_memory_kib", kib, "KiB", "python_c_idle_uss", base_kib, kib / base_kib,
+           target="<= 4096 KiB", met=kib <= 4096)
     confined, inproc = await syscall_roundtrip()
     ratio = confined / inproc
     record("isolation.syscall_roundtrip", confined / 1e3, "us", "same_call_in_process", inproc / 1e3, ratio,

@@ -217,7 +217,7 @@ class Kernel:
         """The first thread of a confined process: start its worker, hand it the image, relay."""
         assert self.confinement is not None
         try:
-            worker = await self.confinement.spawn(worker_limits(proc.space.quota))
+            worker, lower = await self.confinement.spawn(worker_limits(proc.space.quota))
         except ConfinementRefused as e:
             self.kill(proc, str(e), KillCause.CONFINEMENT)
             return None
@@ -227,7 +227,8 @@ class Kernel:
             return None
         thread = self.task_threads[trio.lowlevel.current_task()]
         entry = f"{self.user_entry.__module__}:{self.user_entry.__qualname__}"
-        await confined.start(thread, image, {"entry": entry, "name": name, "io": proc.io, "info": info})
+        meta = {"entry": entry, "name": name, "io": proc.io, "info": info, "lower_memory": lower}
+        await confined.start(thread, image, meta)
         return await confined.relay()
 
     def start_thread(self, proc: Process, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...] = (), main: bool = False) -> int:

@@ -47,6 +47,8 @@ U64 = (1 << 64) - 1
 _HEAD = struct.Struct("<BI")  # op, tid
 _REGS = struct.Struct("<QQQQ")
 _REPLY = struct.Struct("<QQQQQ")
+_SYSCALL_FRAME = struct.Struct("<BIQQQQ")  # head + registers: the one frame of every syscall
+_REPLY_FRAME = struct.Struct("<BIQQQQQ")  # head + registers + extra
 _LOAD = struct.Struct("<QI")
 _STORE = struct.Struct("<QI")  # vaddr, length; the bytes follow
 _EXITED = struct.Struct("<q")
@@ -80,14 +82,14 @@ Store = tuple[int, bytes]
 
 
 # ---------------------------------------------------------------------- events
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Syscall:
     tid: int
     regs: tuple[int, int, int, int]
     stores: list[Store]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Load:
     tid: int
     vaddr: int
@@ -95,26 +97,26 @@ class Load:
     stores: list[Store]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stores:
     tid: int
     stores: list[Store]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Exited:
     tid: int
     status: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Crashed:
     tid: int
     cause: Cause
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Start:
     tid: int
     stack_top: int
@@ -124,19 +126,19 @@ class Start:
     meta: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ImagePiece:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
     tid: int
     regs: tuple[int, int, int, int]
     extra: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Loaded:
     data: bytes
 
@@ -150,7 +152,8 @@ def _stores(stores: list[Store]) -> bytes:
 
 
 def encode_syscall(tid: int, rax: int, rdi: int, rsi: int, rdx: int, stores: list[Store]) -> bytes:
-    return _HEAD.pack(Op.SYSCALL, tid) + _REGS.pack(rax & U64, rdi & U64, rsi & U64, rdx & U64) + _stores(stores)
+    frame = _SYSCALL_FRAME.pack(Op.SYSCALL, tid, rax & U64, rdi & U64, rsi & U64, rdx & U64)
+    return frame + _stores(stores) if stores else frame
 
 
 def encode_load(tid: int, vaddr: int, n: int, stores: list[Store]) -> bytes:
@@ -182,7 +185,16 @@ def encode_image(piece: bytes) -> bytes:
 
 def encode_reply(tid: int, regs: tuple[int, int, int, int], extra: int = 0) -> bytes:
     rax, rdi, rsi, rdx = regs
-    return _HEAD.pack(Op.REPLY, tid) + _REPLY.pack(rax & U64, rdi & U64, rsi & U64, rdx & U64, extra & U64)
+    return _REPLY_FRAME.pack(Op.REPLY, tid, rax & U64, rdi & U64, rsi & U64, rdx & U64, extra & U64)
+
+
+def reply_of(frame: bytes) -> tuple[int, tuple[int, int, int, int], int] | None:
+    """(tid, registers, extra) when `frame` is a REPLY, else None: the worker's fast path (a
+    syscall's answer is most of what it receives)."""
+    if len(frame) != _REPLY_FRAME.size or frame[0] != Op.REPLY:
+        return None
+    _, tid, rax, rdi, rsi, rdx, extra = _REPLY_FRAME.unpack(frame)
+    return tid, (rax, rdi, rsi, rdx), extra
 
 
 def encode_loaded(data: bytes) -> bytes:
@@ -214,6 +226,9 @@ def decode(frame: bytes) -> Event:
     off = _HEAD.size
     try:
         if op == Op.SYSCALL:
+            if len(frame) == _SYSCALL_FRAME.size:  # no stores: the common case
+                _, tid, rax, rdi, rsi, rdx = _SYSCALL_FRAME.unpack(frame)
+                return Syscall(tid, (rax, rdi, rsi, rdx), [])
             regs = _REGS.unpack_from(frame, off)
             return Syscall(tid, regs, _decode_stores(frame, off + _REGS.size))
         if op == Op.LOAD:

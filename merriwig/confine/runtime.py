@@ -24,6 +24,7 @@ CRASHED and the kernel kills the process, as an exception in an in-process threa
 from __future__ import annotations
 
 import importlib
+import resource
 import socket
 import struct
 import sys
@@ -99,12 +100,13 @@ class Runtime:
             return await self._fork_thread(rdi, rsi)
         if n is not None and n & 0xFF == abi.EXIT_THREAD:
             raise ThreadExit()
-        words = (n, _word(rdi), _word(rsi), _word(rdx))
-        if None in words:
-            # Garbage in a register (a function where a number belongs...): the kernel's PARAM,
-            # answered here because nothing but integers can cross the channel.
-            return abi.PARAM, 0, 0, 0
-        reply = await _Call(words)  # type: ignore[arg-type]
+        if type(rdi) is not int or type(rsi) is not int or type(rdx) is not int or n is None:
+            rdi, rsi, rdx = _word(rdi), _word(rsi), _word(rdx)
+            if n is None or rdi is None or rsi is None or rdx is None:
+                # Garbage in a register (a function where a number belongs...): the kernel's
+                # PARAM, answered here because nothing but integers can cross the channel.
+                return abi.PARAM, 0, 0, 0
+        reply = await _Call((n, rdi, rsi, rdx))
         return reply.regs
 
     def load(self, vaddr: int, n: int) -> bytes:
@@ -198,9 +200,20 @@ class Runtime:
                     return
             if not self.threads:
                 break
-            event = self.early.popleft() if self.early else self._recv()
-            if not isinstance(event, ch.Reply):
-                raise ch.ProtocolError(f"unexpected {type(event).__name__}")
+            if self.early:
+                event = self.early.popleft()
+            else:
+                frame = self.sock.recv(ch.MAX_FRAME + 1)
+                fast = ch.reply_of(frame)
+                if fast is not None:
+                    event = ch.Reply(*fast)
+                else:
+                    if not frame:
+                        raise SystemExit(0)  # the kernel closed the channel: the process is over
+                    got = ch.decode(frame)
+                    if not isinstance(got, ch.Reply):
+                        raise ch.ProtocolError(f"unexpected {type(got).__name__}")
+                    event = got
             waiting = self.threads.get(event.tid)
             if waiting is None:
                 raise ch.ProtocolError(f"a reply for thread {event.tid}, which is not waiting")
@@ -268,6 +281,12 @@ def main(sock: socket.socket) -> None:
     start, image = _receive_start(sock)
     runtime = Runtime(sock, start)
     meta = start.meta
+    lower = int(meta.get("lower_memory") or 0)
+    if lower > 0:
+        # A spare made with the largest limit: bring the address space down to this process' own.
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if resource.RLIM_INFINITY not in (soft, hard):
+            resource.setrlimit(resource.RLIMIT_AS, (soft - lower, hard - lower))
     module, _, name = str(meta["entry"]).partition(":")
     entry = getattr(importlib.import_module(module), name)  # preloaded by the zygote
 

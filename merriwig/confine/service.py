@@ -32,6 +32,7 @@ RUNTIME_ENTRY = "merriwig.confine.runtime:main"
 WORKER_MEMORY = 256 << 20  # host address space a confined program may add, when its process has no quota
 QUOTA_HEADROOM = 64 << 20  # ... and on top of its quota's bytes when it has one
 WORKER_CPU_SECONDS = 3600  # the rlimit backstop behind the watchdog (it catches a loop in seconds)
+SPARE_LIMITS = Limits(memory_bytes=WORKER_MEMORY, cpu_seconds=WORKER_CPU_SECONDS)  # a spare's, the most any gets
 
 
 class Isolation(enum.StrEnum):
@@ -63,7 +64,7 @@ def preload_modules(extra: Sequence[str] = ()) -> list[str]:
 
 def worker_limits(quota: int | None) -> Limits:
     """What one confined worker may take of the host: memory from the process' frame quota."""
-    memory = quota * 4096 + QUOTA_HEADROOM if quota else WORKER_MEMORY
+    memory = min(quota * 4096 + QUOTA_HEADROOM, WORKER_MEMORY) if quota else WORKER_MEMORY
     return Limits(memory_bytes=memory, cpu_seconds=WORKER_CPU_SECONDS)
 
 
@@ -82,6 +83,10 @@ class Confinement:
         self.refusal: str | None = None  # why confined programs cannot start here, once known
         self.zygote: Any = None
         self._ready = trio.Event()
+        # One worker forked and confined ahead of need: an exec takes it at once and a new one
+        # is made behind it (forking and confining is most of what starting a program costs).
+        self._spare: Worker | None = None
+        self._want_spare = trio.Event()
 
     @property
     def enabled(self) -> bool:
@@ -112,7 +117,9 @@ class Confinement:
                     self.refusal = zygote.probe.line()
                     self.log(f"[kernel] {self.refusal} (use --isolation none to run them unconfined)")
                 self._ready.set()
-                await trio.sleep_forever()
+                if self.zygote is None:
+                    await trio.sleep_forever()
+                await self._keep_a_spare(zygote)
         except (ZygoteError, OSError) as e:
             self.refusal = f"confined programs refused: the zygote failed: {e}"
             self.log(f"[kernel] {self.refusal}")
@@ -120,15 +127,37 @@ class Confinement:
             self.zygote = None
             self._ready.set()
 
-    async def spawn(self, limits: Limits) -> Worker:
-        """A new confined worker running the ring-3 runtime; ConfinementRefused with the line."""
+    async def _keep_a_spare(self, zygote: Any) -> None:
+        """Fork the next worker while nobody waits for it (never more than one spare)."""
+        while True:
+            await self._want_spare.wait()
+            self._want_spare = trio.Event()
+            if self._spare is None:
+                try:
+                    with trio.CancelScope(shield=True):
+                        self._spare = await zygote.spawn(RUNTIME_ENTRY, SPARE_LIMITS)
+                except (ZygoteError, ConfinementRefused) as e:
+                    self.log(f"[kernel] no spare confined worker: {e}")
+                    await trio.sleep_forever()
+
+    async def spawn(self, limits: Limits) -> tuple[Worker, int]:
+        """A confined worker running the ring-3 runtime, and by how many bytes it must lower its
+        address-space limit to give `limits` (a spare was made with SPARE_LIMITS); raises
+        ConfinementRefused with the line."""
         await self._ready.wait()
         zygote = self.zygote
         if zygote is None:
             raise ConfinementRefused(self.refusal or "confined programs refused: the kernel is stopping")
+        self._want_spare.set()
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            if spare.returncode is None and limits.memory_bytes <= SPARE_LIMITS.memory_bytes \
+                    and limits.cpu_seconds == SPARE_LIMITS.cpu_seconds and limits.open_files == SPARE_LIMITS.open_files:
+                return spare, SPARE_LIMITS.memory_bytes - limits.memory_bytes
+            await spare.aclose()
         try:
             with trio.CancelScope(shield=True):  # a worker spawned must be a worker handed over
                 worker: Worker = await zygote.spawn(RUNTIME_ENTRY, limits)
         except ZygoteError as e:
             raise ConfinementRefused(f"confined programs refused: {e}") from None
-        return worker
+        return worker, 0
