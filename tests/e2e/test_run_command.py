@@ -69,3 +69,18 @@ def test_run_has_a_ramdisk(tmp_path: Path) -> None:
     r = euralios("run", str(prog))
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"kept ['a.txt']\n"
+
+
+def test_isolated_runs_the_program_confined(tmp_path: Path) -> None:
+    """By default `euralios run` is host scripting (in-process, the kernel reachable, as the
+    user's own Python); --isolated runs the file as the OS runs a program from a file."""
+    prog = tmp_path / "where.py"
+    prog.write_text("async def main(proc):\n    await proc.print('kernel reachable:', hasattr(proc.gate, 'kernel'))\n")
+    r = euralios("run", str(prog))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"kernel reachable: True\n"
+    r = euralios("run", "--isolated", str(prog))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"kernel reachable: False\n"
+    r = euralios("run", "--isolated", "--isolation", "none", str(prog))
+    assert r.returncode == 2 and r.stderr.decode().count("\n") == 1 and r.stdout == b""

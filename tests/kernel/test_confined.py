@@ -277,3 +277,41 @@ async def test_a_worker_that_breaks_the_protocol_dies_alone(euralios_system: Sys
         assert "broke the channel protocol" in killed_reason(proc), (frame, killed_reason(proc))
         assert fake.killed, (frame, killed_reason(proc))
     assert await system.run(ECHO) == 7
+
+
+async def test_isolation_none_runs_everything_in_process_and_says_so() -> None:
+    async with boot(isolation="none") as system:
+        proc = await spawn_and_wait(system, ECHO)
+        assert proc.status == 7 and proc.confined is None
+        klog = system.klog()
+    assert "isolation none" in klog.splitlines()[0]
+    assert "every program runs unconfined" in klog
+
+
+async def test_a_host_that_cannot_confine_refuses_confined_programs_with_one_line() -> None:
+    """When the zygote cannot start (here: a module it must preload is missing) every confined
+    start is refused with the reason; function images, the host's own code, still run."""
+    from euralios.std.runtime import entry
+    from machine.board import Machine
+    from merriwig.confine.service import Confinement
+    from merriwig.kernel import Kernel
+
+    machine = Machine("16M")
+    kernel = Kernel(machine, entry, confinement=Confinement(preload=["euralios_no_such_module"]))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(machine.run)
+        await nursery.start(kernel.run)
+        proc = kernel.spawn(ECHO, name="prog")
+        with trio.fail_after(20):
+            await proc.ended.wait()
+        assert proc.killed is not None and proc.killed.cause is KillCause.CONFINEMENT
+        assert killed_reason(proc).startswith("confined programs refused") and "euralios_no_such_module" in killed_reason(proc)
+        assert "\n" not in killed_reason(proc)
+
+        async def host_code(p: Any) -> int:
+            return 3
+
+        fn = kernel.spawn(host_code, name="fn")
+        await fn.ended.wait()
+        assert fn.status == 3
+        nursery.cancel_scope.cancel()
