@@ -162,8 +162,9 @@ class Kernel:
         """Create a process and start its first thread. stdin/stdout references are consumed.
         `idle`: the first thread loads and runs the program only once every other task has
         blocked (or after abi.IDLE_START_MAX seconds) -- see abi.EXEC_IDLE.
-        `by_root`: a root process (or the host) starts it: a trusted image then runs in-process
-        (merriwig/confine/service.py); any other image from a file runs confined."""
+        `by_root`: the host or an in-process root process (init, login) starts it: a trusted image
+        then runs in-process (merriwig/confine/service.py); any other image runs confined, and
+        so does every image a confined process starts, root's included."""
         assert self.nursery is not None, "kernel not running"
         if not name:
             name = getattr(image, "__name__", "program") if callable(image) else "program"
@@ -403,7 +404,8 @@ class Kernel:
             name = args[0].rsplit("/", 1)[-1] if args and args[0] else getattr(image, "__name__", "program")
         child = self.spawn(image, name=name, args=args, env=params.env, stdin=stdin, stdout=stdout, vfs=vfs,
                            io=io, user=params.user or proc.user, parent=proc.pid, exit_notify=notify_r,
-                           idle=bool(flags & abi.EXEC_IDLE), by_root=proc.user == "root")
+                           idle=bool(flags & abi.EXEC_IDLE),
+                           by_root=proc.user == "root" and proc.confined is None)
         return child.pid
 
     def _child_vfs(self, proc: Process, steps: tuple[VfsStep, ...]) -> Namespace[Rendezvous]:

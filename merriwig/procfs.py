@@ -53,6 +53,8 @@ class ProcFS:
                 "threads": len(p.threads), "frames": p.space.frames_owned,
                 "cpu": round(p.cpu_time, 6), "state": ",".join(states) or "exiting",
                 "handles": p.handles.count(), "io": p.io,
+                # the host process its Python runs in when confined (0: the kernel's own)
+                "host_pid": p.confined.worker.pid if p.confined is not None else 0,
             })
         return out
 

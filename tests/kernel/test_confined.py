@@ -315,3 +315,22 @@ async def test_a_host_that_cannot_confine_refuses_confined_programs_with_one_lin
         await fn.ended.wait()
         assert fn.status == 3
         nursery.cancel_scope.cancel()
+
+
+async def test_proc_ps_says_which_processes_run_confined(euralios_system: System) -> None:
+    src = b'''
+import json
+
+async def main(proc):
+    table = {p["name"]: p["host_pid"] for p in json.loads(await proc.read_file("/proc/ps"))}
+    await proc.print("ps:", json.dumps(table))
+    return 0
+'''
+    proc = await spawn_and_wait(euralios_system, src)
+    assert proc.status == 0, euralios_system.klog()
+    line = next(x for x in euralios_system.output().splitlines() if x.startswith("ps: "))
+    import json
+
+    table = json.loads(line[4:])
+    assert table["prog"] == proc.confined.worker.pid != os.getpid()
+    assert table["serial"] == 0 and table["ramdisk"] == 0  # the trusted base, in the kernel's interpreter
