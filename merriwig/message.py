@@ -38,15 +38,34 @@ def kind(ctrl: int, shift: int) -> int:
     return (ctrl >> shift) & 3
 
 
+WORD_MIN, WORD_MAX = -(1 << 63), (1 << 64) - 1
+
+
+def word(value: Any) -> int:
+    """A message word as a register holds it: an integer (bool counts), or PARAM.
+
+    Anything else -- a str, a float, an int subclass, an object with its own __eq__ -- would be
+    handed as it is to the receiver, whose comparisons would run the sender's code in the
+    receiver's thread (a program's object once ran its __eq__ inside root's login)."""
+    t = type(value)
+    if t is int:
+        if WORD_MIN <= value <= WORD_MAX:
+            return value  # type: ignore[no-any-return]
+    elif t is bool:
+        return int(value)
+    raise SyscallFail(abi.PARAM, "a message word must be an integer")
+
+
 def take(proc: Process, ctrl: int, d1: int, d2: int, d3: int) -> KMessage:
     """Build a kernel message from the sender's registers, moving handles and chunks out.
 
     Everything is validated before anything is removed, so a bad message leaves the sender's
-    tables untouched (spec §4.3). Sending the same handle twice in one message is PARAM (the seed
+    tables untouched (spec §4.3). Every word must be an integer (`word`). Sending the same handle twice in one message is PARAM (the seed
     silently sent two references of it)."""
     ctrl &= abi.CTRL_MASK
+    d1 = word(d1)
     if not ctrl & abi.MSG_LONG:
-        return KMessage(0, d1, d2, d3)
+        return KMessage(0, d1, word(d2), word(d3))
     k2 = kind(ctrl, abi.D2_SHIFT)
     k3 = kind(ctrl, abi.D3_SHIFT)
     # A sender cannot forge error words: kind 3 is delivered as a plain value.
@@ -54,6 +73,7 @@ def take(proc: Process, ctrl: int, d1: int, d2: int, d3: int) -> KMessage:
         k2 = abi.KIND_VALUE
     if k3 == abi.KIND_ERROR:
         k3 = abi.KIND_VALUE
+    d2, d3 = word(d2), word(d3)  # handle numbers and chunk addresses are integers too
     words = [(k2, d2), (k3, d3)]
     handles = proc.handles
     space = proc.space

@@ -57,3 +57,36 @@ async def test_dataclasses_work_in_programs_loaded_from_source() -> None:
            b"async def main(proc):\n    return P(3).x + P(1).y\n")
     async with boot() as system:
         assert await system.run(src) == 5
+
+
+def test_every_program_gets_builtins_of_its_own() -> None:
+    """A program that rewrites its builtins (directly or through a function's globals) changes
+    no other program's: a trojan planted there once ran when root logged in."""
+    first = load(b"__builtins__['len'] = lambda x: 42\n"
+                 b"async def main(proc):\n    return 0\n", "trojan")
+    first.__globals__["__builtins__"]["sorted"] = lambda *a, **k: ["planted"]
+    second = load(b"async def main(proc):\n    return 0\nRESULT = (len([1, 2]), sorted([2, 1]))\n", "next")
+    assert second.__globals__["RESULT"] == (2, [1, 2])
+    assert first.__globals__["__builtins__"] is not second.__globals__["__builtins__"]
+
+
+def test_the_code_cache_is_out_of_a_programs_reach() -> None:
+    """Nothing a program holds leads to the loader's compiled-code cache: walk every object
+    reachable from its module (globals, builtins, the import function and what it refers to)."""
+    import gc
+
+    from merriwig import loader
+
+    main = load(b"import json\nasync def main(proc):\n    return json.dumps(1)\n", "walker")
+    seen: set[int] = set()
+    frontier: list[object] = [main, main.__globals__, main.__globals__["__builtins__"]]
+    for _ in range(6):
+        nxt: list[object] = []
+        for obj in frontier:
+            if id(obj) in seen or isinstance(obj, type(gc)) and obj is not loader and obj.__name__ not in ("merriwig.imports",):
+                continue  # other modules (json, importlib...) are the interpreter's, not the loader's
+            seen.add(id(obj))
+            assert obj is not loader._CODE_CACHE, "the code cache is reachable from a program"
+            assert obj is not loader, "the loader module is reachable from a program"
+            nxt.extend(gc.get_referents(obj))
+        frontier = nxt
