@@ -12,6 +12,7 @@ adds clauses for its arguments, environment, exit notification, owner and name:
     X<h><d>          send Short(MSG_EXIT, pid, status) on handle h when the child ends
     U<user>NUL       the child's owner (only root may name another user)
     n<name>NUL       the process name
+    Q<frames><d>     the child's frame quota: at most the caller's own (only root may raise it)
 
 The parser is pure: it reads the bytes and returns what they say, touching no mount table and no
 handle. The kernel (Kernel.exec_syscall) then checks the handles, builds the child's VFS by
@@ -64,6 +65,7 @@ class ExecParams:
     notify: tuple[int, ...] = ()
     user: str = ""  # "": the caller's
     name: str = ""  # "": from args[0] or the image
+    quota: int | None = None  # None: the caller's
 
     @property
     def mounts(self) -> list[Mount]:
@@ -81,6 +83,7 @@ def parse_exec_params(params: bytes) -> ExecParams:
     notify: list[int] = []
     user = ""
     name = ""
+    quota: int | None = None
     i = 0
     n = len(params)
 
@@ -133,6 +136,8 @@ def parse_exec_params(params: bytes) -> ExecParams:
             user = text(until(0))
         elif c == ord("n"):
             name = text(until(0))
+        elif c == ord("Q"):
+            quota = number()
         else:
             raise SyscallFail(abi.PARAM, f"bad exec parameter byte {c:#x}")
-    return ExecParams(tuple(vfs), args, env, tuple(notify), user, name)
+    return ExecParams(tuple(vfs), args, env, tuple(notify), user, name, quota)

@@ -64,6 +64,8 @@ class Kernel:
         slice_ms: float = 10.0,
         trace: bool = False,
         confinement: Confinement | None = None,
+        reserve: int | None = None,
+        user_processes: int = 64,
     ) -> None:
         self.machine = machine
         self.user_entry = user_entry
@@ -74,7 +76,10 @@ class Kernel:
         self.frames = FrameAllocator(LOW_MEMORY, (mem.size - LOW_MEMORY) // layout.PAGE)
         info = self.frames.allocate()
         mem.zero(info, layout.PAGE)
-        self.memctx = MemoryContext(mem, machine.mmu, self.frames, info)
+        # Frames kept for root's processes (default 1/64 of RAM, at least 64): see AddressSpace.
+        reserve = max(64, self.frames.nframes // 64) if reserve is None else reserve
+        self.memctx = MemoryContext(mem, machine.mmu, self.frames, info, reserve)
+        self.user_processes = user_processes  # live processes one user other than root may have
         self.timepage = TimePage(mem, info)
         self.interrupts = InterruptRouter(machine.irq)
         self.interrupts.add_handler(0, lambda _line: self.timepage.update())
@@ -168,7 +173,7 @@ class Kernel:
         assert self.nursery is not None, "kernel not running"
         if not name:
             name = getattr(image, "__name__", "program") if callable(image) else "program"
-        space = AddressSpace(self.memctx, quota if quota is not None else self.quota)
+        space = AddressSpace(self.memctx, quota if quota is not None else self.quota, privileged=user == "root")
         try:
             code = image if isinstance(image, bytes) else f"<function {name}>".encode()
             space.load_code(code)
@@ -383,6 +388,14 @@ class Kernel:
         proc.handles.get(stdout_h)
         if params.user and params.user != proc.user and proc.user != "root":
             raise SyscallFail(abi.PARAM, "only root may start a process as another user")
+        user = params.user or proc.user
+        if user != "root" and sum(1 for p in self.processes.values() if p.user == user) >= self.user_processes:
+            raise SyscallFail(abi.MEMALLOC, f"{user} already has {self.user_processes} processes")
+        quota = proc.space.quota
+        if params.quota is not None:
+            if proc.user != "root" and quota is not None and params.quota > quota:
+                raise SyscallFail(abi.PARAM, "a child's frame quota cannot exceed its parent's")
+            quota = params.quota
         vfs = self._child_vfs(proc, params.vfs)
         try:
             for h in [m.handle for m in params.mounts] + list(params.notify):
@@ -403,7 +416,7 @@ class Kernel:
         if not name:
             name = args[0].rsplit("/", 1)[-1] if args and args[0] else getattr(image, "__name__", "program")
         child = self.spawn(image, name=name, args=args, env=params.env, stdin=stdin, stdout=stdout, vfs=vfs,
-                           io=io, user=params.user or proc.user, parent=proc.pid, exit_notify=notify_r,
+                           io=io, user=user, parent=proc.pid, exit_notify=notify_r, quota=quota,
                            idle=bool(flags & abi.EXEC_IDLE),
                            by_root=proc.user == "root" and proc.confined is None)
         return child.pid

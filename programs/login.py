@@ -30,6 +30,11 @@ ACCOUNTS = ("root", "user")
 PASSWD_FILE = "/etc/passwd.json"
 PASSWD = 0x500  # request to /dev/login: Long(PASSWD, Value(len), Memory(b"old\0new"))
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+# Frames (4 KiB) each program of a `user` session may own: 16 MiB, a quarter of the default RAM,
+# enough for the editor, the Gopher browser and the stack's buffers; everything the session
+# starts inherits it. With the kernel's reserve for root, no user can starve init, the drivers
+# or another console.
+USER_QUOTA = 4096
 
 
 def hash_password(password: str, salt: bytes) -> str:
@@ -137,7 +142,8 @@ class Login:
             except SyscallError:
                 continue
         mounts["/dev/login"] = dev2
-        return await proc.exec("/bin/shell", ["shell"], vfs=mounts, stdin="pipe", env=env, user=name)
+        return await proc.exec("/bin/shell", ["shell"], vfs=mounts, stdin="pipe", env=env, user=name,
+                               quota=None if name == "root" else USER_QUOTA)
 
     async def _exec_root(self, dev: int, env: dict[str, str]):
         """root's shell: a copy of login's VFS without the password store, plus /dev/login."""

@@ -221,6 +221,7 @@ class Proc:
         user: str = "",
         mounts: dict[str, int] | None = None,
         idle: bool = False,
+        quota: int | None = None,
     ) -> Child:
         """Start a program: a path to a file, its source bytes, or a coroutine function.
 
@@ -228,7 +229,8 @@ class Proc:
         child.stdin), or None (a copy of ours). stdout: a handle (moved) or None (a copy of ours).
         vfs: "shared", "copy", "new", or {path: handle} for a new VFS with those mounts.
         mounts: {path: handle} added on top (a shared VFS is then copied first).
-        idle: start it once the system is idle (abi.EXEC_IDLE): for work nobody waits for."""
+        idle: start it once the system is idle (abi.EXEC_IDLE): for work nobody waits for.
+        quota: the child's frame quota (default: ours; only root may give more than it has)."""
         sys = self.sys
         if isinstance(program, str):
             image: bytes | Callable[..., Any] = await self.read_file(program)
@@ -268,6 +270,8 @@ class Proc:
             params += b"n" + name.encode() + b"\0"
         if user:
             params += b"U" + user.encode() + b"\0"
+        if quota is not None:
+            params += f"Q{int(quota)}|".encode()
         try:
             pid = await sys.exec(image, child_in, stdout, bytes(params), (abi.EXEC_PERM_IO if io else 0) | (abi.EXEC_IDLE if idle else 0))
         except SyscallError:

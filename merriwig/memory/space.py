@@ -67,21 +67,26 @@ class ChunkSlot:
 class MemoryContext:
     """What every address space needs from the machine and the kernel: RAM, MMU, allocator."""
 
-    def __init__(self, memory: PhysicalMemory, mmu: MMU, frames: FrameAllocator, info_frame: int):
+    def __init__(self, memory: PhysicalMemory, mmu: MMU, frames: FrameAllocator, info_frame: int,
+                 reserve: int = 0):
         self.memory = memory
         self.mmu = mmu
         self.frames = frames
         self.info_frame = info_frame
+        # Free frames only privileged spaces (root's processes) may take: whatever users do, init,
+        # the drivers and the other consoles' logins can still get memory.
+        self.reserve = reserve
 
 
 class AddressSpace:
     """One process' virtual memory."""
 
-    def __init__(self, ctx: MemoryContext, quota: int | None = None) -> None:
+    def __init__(self, ctx: MemoryContext, quota: int | None = None, privileged: bool = True) -> None:
         self.ctx = ctx
         self.mem = ctx.memory
         self.mmu = ctx.mmu
         self.quota = quota
+        self.privileged = privileged  # may dip into ctx.reserve
         self.frames_owned = 0
         self.chunks: list[ChunkSlot | None] = [None] * layout.CHUNK_SLOTS
         self.stacks = bytearray(layout.STACK_SLOTS)
@@ -99,9 +104,15 @@ class AddressSpace:
         slot = layout.chunk_slot(vaddr)
         return self.chunks[slot] if slot else None
 
+    def _check_reserve(self, pages: int) -> None:
+        if not self.privileged and self.ctx.frames.free_count - pages < self.ctx.reserve:
+            raise OutOfFrames(f"free frames are down to the {self.ctx.reserve} kept for root's services")
+
     def _alloc_frame(self, vaddr: int | None, zero: bool = True) -> int:
         if self.quota is not None and self.frames_owned >= self.quota:
             raise QuotaExceeded(f"frame quota of {self.quota} frames reached")
+        if not self.privileged:
+            self._check_reserve(1)
         paddr = self.ctx.frames.allocate()
         if zero:
             self.mem.buf[paddr : paddr + PAGE] = bytes(PAGE)
@@ -330,6 +341,8 @@ class AddressSpace:
             raise SpaceError(f"bad chunk size {pages} pages")
         if self.quota is not None and max_paddr is not None and self.frames_owned + pages > self.quota:
             raise QuotaExceeded(f"frame quota of {self.quota} frames reached")
+        if max_paddr is not None:
+            self._check_reserve(pages)
         slot = self._free_slot()
         base = layout.chunk_base(slot)
         info = ChunkSlot(pages, 0, 0)
