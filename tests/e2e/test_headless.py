@@ -54,7 +54,8 @@ def test_bad_options_exit_2_with_one_line() -> None:
     for args in (["--type", "{Nope}", "--headless"], ["--headless", "--expect", "(unclosed"],
                  ["--net", "tap:", "--headless"], ["--net", "bogus", "--headless"],
                  ["--mac", "52:54:00:12:34", "--headless"], ["--impair", "loss=200", "--headless"],
-                 ["--bogus"], ["--mem", "1K", "--headless"]):
+                 ["--bogus"], ["--mem", "1K", "--headless"], ["--net", "user,restrict=maybe", "--headless"],
+                 ["--isolation", "weak", "--headless"]):
         r = euralios(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert r.stdout == ""

@@ -601,3 +601,86 @@ async def test_close_releases_every_host_socket() -> None:
     quiet.close()
     assert open_fds() == fds
 
+
+
+# ------------------------------------------------------------------------------------ restrict=on
+
+
+async def test_restrict_on_keeps_the_guest_inside_the_router(net, nursery: trio.Nursery, tmp_path) -> None:  # noqa: ANN001
+    """QEMU's restrict=on: no connection reaches the host (here a listener on its loopback, which
+    the gateway address stands for) and no datagram or ping goes out; the router's own DHCP, DNS
+    (its hosts table only) and pings of its addresses still answer."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("10.1.2.3 gopher\n")
+    from machine.netdev.user import load_hosts
+
+    router, guest = await net(restrict=True, hosts=load_hosts(str(hosts)))
+    accepted: list[object] = []
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    async def server() -> None:
+        try:
+            sock, _ = await listener.accept()
+        except trio.ClosedResourceError:
+            return  # the test is over and nobody came
+        accepted.append(sock)
+
+    nursery.start_soon(server)
+    guest.connect(GATEWAY, port)
+    udp_sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp_sink.bind(("127.0.0.1", 0))
+    udp_sink.setblocking(False)
+    router.send(udp_from_guest(guest, GATEWAY, 4000, udp_sink.getsockname()[1], b"out"))
+    router.send(build_icmp_echo(guest.mac, GATEWAY_MAC, GUEST, "192.0.2.1", ident=1, seq=1, payload=b"x"))
+    await trio.testing.wait_all_tasks_blocked()
+    assert accepted == [] and not router.tcp_flows and not router.udp_flows
+    with pytest.raises(BlockingIOError):
+        udp_sink.recv(100)
+    assert router.stats["restricted_drops"] >= 3
+    # what the router itself serves
+    router.send(build_icmp_echo(guest.mac, GATEWAY_MAC, GUEST, GATEWAY, ident=2, seq=1, payload=b"y"))
+    f = await guest.expect(lambda f: f.icmp is not None)
+    assert f.icmp is not None and f.icmp.type == _icmp.ECHO_REPLY
+    resolver = Resolver(seed=5)
+    assert await dns_lookup(router, guest, resolver, "gopher") == ["10.1.2.3"]
+    with pytest.raises(DnsError) as e:
+        await dns_lookup(router, guest, resolver, "localhost")  # the host's resolver is not asked
+    assert e.value.kind == "nxdomain"
+    client = DhcpClient(bytes.fromhex(GUEST_MAC.replace(":", "")), seed=2)
+    client.start(trio.current_time())
+    (out,) = client.datagrams_to_send()
+    router.send(build_udp_frame(guest.mac, "ff:ff:ff:ff:ff:ff", "0.0.0.0", "255.255.255.255", 68, 67, out.payload))
+    f = await guest.expect(lambda f: f.udp is not None and f.udp.dst_port == 68)
+    client.datagram_received(f.udp.payload, trio.current_time())  # type: ignore[union-attr]
+    assert client.state == "REQUESTING"
+    udp_sink.close()
+    listener.close()
+
+
+async def test_restrict_on_still_forwards_hostfwd_rules(net) -> None:  # noqa: ANN001
+    router, guest = await net(restrict=True, hostfwd=[parse_hostfwd("tcp:127.0.0.1:0-:70")])
+    guest.listeners[70] = TcpListener((GUEST, 70))
+    (port,) = router.hostfwd_ports
+    host = await trio.open_tcp_stream("127.0.0.1", port)
+    conn = await guest.wait_for(lambda: guest.listeners[70].accept())
+    await host.send_all(b"selector\r\n")
+    await guest.wait_for(lambda: conn.available >= 10)
+    assert conn.receive() == b"selector\r\n"
+    await guest.sendall(conn, b"answer")
+    guest.flush(conn)
+    assert await host.receive_some(100) == b"answer"
+    await host.aclose()
+
+
+def test_restrict_option_words() -> None:
+    from machine.netdev.user.options import parse_user_options
+
+    assert parse_user_options("restrict=on").restrict is True
+    assert parse_user_options("restrict=yes,hosts=/x").restrict is True
+    assert parse_user_options("restrict=off").restrict is False
+    assert parse_user_options("").restrict is False
+    with pytest.raises(ValueError, match="restrict=maybe: expected on or off"):
+        parse_user_options("restrict=maybe")

@@ -1,4 +1,11 @@
-"""What ``--net user,...`` may say: ``hostfwd=`` rules, ``hosts=FILE``, ``domainname=NAME``.
+"""What ``--net user,...`` may say: ``hostfwd=`` rules, ``hosts=FILE``, ``domainname=NAME``,
+``restrict=on|off``.
+
+**restrict=on** is QEMU's: the guest is isolated, it cannot contact the host and none of its
+packets is relayed over the host to the outside; the router's own built-in services (DHCP, and
+its DNS server for the names in its hosts table: the host's resolver is not asked, as slirp does
+not forward DNS when restricted) and explicitly set ``hostfwd`` rules keep working. What the guest
+sends anywhere else is dropped, as slirp drops it.
 
 **Port forwarding** uses QEMU's syntax (``hostfwd=tcp:127.0.0.1:7070-:70``, repeatable); the
 ``hosts`` file has /etc/hosts' syntax (``ADDRESS NAME...`` lines) and feeds the router's DNS
@@ -43,6 +50,7 @@ class UserOptions:
     hostfwd: list[HostFwd] = field(default_factory=list)
     hosts: str | None = None
     domain: str = DEFAULT_DOMAIN
+    restrict: bool = False
 
 
 def _port(text: str, what: str, rule: str, allow_zero: bool) -> int:
@@ -91,8 +99,12 @@ def parse_hostfwd(rule: str) -> HostFwd:
     )
 
 
+_SWITCH = {"on": True, "yes": True, "y": True, "off": False, "no": False, "n": False}  # QEMU's booleans
+
+
 def parse_user_options(text: str) -> UserOptions:
-    """The words after ``user,``: ``hostfwd=RULE`` (repeatable), ``hosts=FILE``, ``domainname=D``."""
+    """The words after ``user,``: ``hostfwd=RULE`` (repeatable), ``hosts=FILE``, ``domainname=D``,
+    ``restrict=on|off``."""
     opts = UserOptions()
     for item in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = item.partition("=")
@@ -105,8 +117,13 @@ def parse_user_options(text: str) -> UserOptions:
             opts.hosts = value.strip()
         elif key in ("domainname", "domain"):
             opts.domain = value.strip().strip(".").lower()
+        elif key == "restrict":
+            word = value.strip().lower()
+            if word not in _SWITCH:
+                raise ValueError(f"--net user: restrict={value.strip()}: expected on or off")
+            opts.restrict = _SWITCH[word]
         else:
-            raise ValueError(f"--net user: unknown option {key!r} (use hostfwd=, hosts=, domainname=)")
+            raise ValueError(f"--net user: unknown option {key!r} (use hostfwd=, hosts=, domainname=, restrict=)")
     return opts
 
 

@@ -70,12 +70,15 @@ class UserBackend(Backend):
         udp_idle: float = 120.0,
         connect_timeout: float = 20.0,
         spec: str = "user",
+        restrict: bool = False,
     ) -> None:
         """``resolve`` and ``connect`` replace the host resolver and the host TCP connect (tests,
         or a host that must reach the world through something else); ``connect_timeout`` bounds
         the connect made for a guest SYN before the guest is told the host is unreachable."""
         super().__init__()
         self.spec = spec
+        #: restrict=on (QEMU's): only the router's own services and hostfwd; nothing relayed out.
+        self.restrict = restrict
         self.domain = domain.strip(".").lower()
         #: The names the DNS server answers first: lower-case name -> IPv4 addresses.
         self.hosts = {k.lower().rstrip("."): list(v) for k, v in (hosts or {}).items()}
@@ -95,7 +98,8 @@ class UserBackend(Backend):
         self._ident = 0
         #: Every host socket the flows hold, closed by :meth:`close`.
         self.host_sockets: set[object] = set()
-        self.dns = DnsForwarder(self.hosts, self.domain, resolve or host_resolve, self.events)
+        self.dns = DnsForwarder(self.hosts, self.domain, _refuse if restrict else resolve or host_resolve,
+                                self.events)
         self.tcp = TcpRelay(self, hostfwd)
         self.udp = UdpRelay(self)
         self._closed = False
@@ -174,6 +178,9 @@ class UserBackend(Backend):
                 self._arp(f)
             return
         payload = f.payload
+        if self.restrict and not self._inward(f):
+            self.events["restricted_drops"] += 1  # restrict=on: the guest reaches nothing beyond the router
+            return
         if f.tcp is not None:
             self.tcp.segment(f, frame)
         elif f.udp is not None:
@@ -182,6 +189,20 @@ class UserBackend(Backend):
             self._icmp(f)
         elif isinstance(payload, bytes):
             self.events["dropped"] += 1  # another IP protocol, or a fragment
+
+    def _inward(self, f: Frame) -> bool:
+        """restrict=on: may this packet pass? The router's own services (DHCP, DNS, ping of its
+        addresses) and segments of flows a hostfwd rule opened; nothing that would go out."""
+        ip = f.ip
+        assert ip is not None
+        if f.udp is not None:
+            return f.udp.dst_port == 67 or (ip.dst == DNS_SERVER and f.udp.dst_port == 53)
+        if f.icmp is not None:
+            return ip.dst in (GATEWAY, DNS_SERVER)
+        if f.tcp is not None:
+            flow = self.tcp.flows.get((ip.src, f.tcp.src_port, ip.dst, f.tcp.dst_port))
+            return flow is not None and flow.forwarded
+        return False
 
     def close(self) -> None:
         """Release every host socket. While ``run()`` is active this cancels it instead, and it
@@ -327,4 +348,9 @@ def make_user_backend(arg: str, hosts: str | None = None) -> UserBackend:
     hosts_file = opts.hosts or hosts
     table = load_hosts(hosts_file) if hosts_file else None
     spec = "user," + arg if arg else "user"
-    return UserBackend(hostfwd=opts.hostfwd, hosts=table, domain=opts.domain, spec=spec)
+    return UserBackend(hostfwd=opts.hostfwd, hosts=table, domain=opts.domain, spec=spec, restrict=opts.restrict)
+
+
+async def _refuse(name: str) -> list[str]:
+    """restrict=on's resolver: the host's is not asked, so a name outside the table is unknown."""
+    return []

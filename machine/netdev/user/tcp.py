@@ -158,7 +158,7 @@ class TcpRelay:
             port = self.ephemeral_port(guest)
             key = (guest[0], guest[1], GATEWAY, port)
             conn = TcpConnection((GATEWAY, port), guest, iss=secrets.randbits(32), **TCP_OPTIONS)
-            flow = TcpFlow(router, key)
+            flow = TcpFlow(router, key, forwarded=True)
             self.flows[key] = flow
             router.events["hostfwd_connections"] += 1
             assert router.nursery is not None
@@ -174,9 +174,10 @@ class TcpFlow:
     closed once both directions are done; the engine may live on a little (TIME-WAIT, the last
     ACK) and leaves the table when it reaches CLOSED."""
 
-    def __init__(self, router: UserBackend, key: FlowKey) -> None:
+    def __init__(self, router: UserBackend, key: FlowKey, forwarded: bool = False) -> None:
         self.router = router
         self.key = key
+        self.forwarded = forwarded  # opened by a hostfwd rule (host -> guest): allowed under restrict=on
         self.conn: TcpConnection | None = None
         self.sock: trio.socket.SocketType | None = None
         self._rx = Wakeup()  # guest data, EOF or failure: for the host writer
