@@ -8,6 +8,7 @@ handle. Waiters on the dead process' rendezvous are woken with CLOSED by the clo
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +18,7 @@ import trio
 from machine.mmu import GeneralProtection, PageFault
 from merriwig import abi, layout
 from merriwig.confine.client import ConfinementRefused
-from merriwig.confine.relay import ConfinedProcess
+from merriwig.confine.relay import ConfinedProcess, Deadlines, share_cpu
 from merriwig.confine.service import Confinement, worker_limits
 from merriwig.errors import (
     KillCause,
@@ -51,6 +52,19 @@ IDLE_CUSHION = 0.005  # seconds every other task must have been blocked for an E
 
 UserEntry = Callable[[Gate, Callable[..., Awaitable[Any]], dict[str, Any]], Awaitable[Any]]
 LOW_MEMORY = 1 << 20  # frames below 1 MiB: legacy area (VGA text memory, BIOS) never allocated
+
+
+def _pin_to_one_cpu() -> set[int] | None:
+    """Bind this (the kernel's trio) thread to one CPU, which new confined workers share until
+    they compute (merriwig/confine/relay.py, Deadlines). Returns the affinity to restore."""
+    try:
+        allowed = os.sched_getaffinity(0)
+        if len(allowed) > 1:
+            os.sched_setaffinity(0, {min(allowed)})
+            return allowed
+    except OSError:
+        pass
+    return None
 
 
 class Kernel:
@@ -97,6 +111,7 @@ class Kernel:
         self.watchdog = Watchdog(watchdog) if watchdog else None
         # Which programs run confined, and the zygote that starts their workers (None: all in-process).
         self.confinement = confinement
+        self.confined_deadlines = Deadlines(self, watchdog) if confinement is not None and watchdog else None
         if confinement is not None:
             confinement.log = self.log
         self.started = time.monotonic()
@@ -130,8 +145,12 @@ class Kernel:
             self.nursery = nursery
             if self.watchdog is not None:
                 self.watchdog.start()
+            pinned = None
             if self.confinement is not None:
                 nursery.start_soon(self.confinement.run, name="confinement")
+                pinned = _pin_to_one_cpu()
+            if self.confined_deadlines is not None:
+                nursery.start_soon(self.confined_deadlines.run, name="confined-watchdog")
             # Program the PIT like the seed: channel 0, rate generator, divisor 0 (65536).
             ports = self.machine.ports
             ports.write(0x43, 1, 0x34)
@@ -143,6 +162,8 @@ class Kernel:
             finally:
                 if self.watchdog is not None:
                     self.watchdog.stop()
+                if pinned is not None:
+                    os.sched_setaffinity(0, pinned)
 
     # ------------------------------------------------------------------ processes
     def spawn(
@@ -228,6 +249,7 @@ class Kernel:
             self.kill(proc, str(e), KillCause.CONFINEMENT)
             return None
         confined = proc.confined = ConfinedProcess(self, proc, worker)  # reap() SIGKILLs it from now on
+        share_cpu(worker.pid)
         if proc.killed is not None:
             confined.close()
             return None

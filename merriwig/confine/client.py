@@ -212,7 +212,10 @@ def _start(key: Key) -> _Process:
     env = {k: v for k, v in os.environ.items() if k in _ENVIRONMENT} | {"PYTHONPATH": os.pathsep.join(path)}
     argv = [sys.executable, "-m", "merriwig.confine.zygote", json.dumps({"preload": list(preload)}), str(theirs.fileno())]
     try:
-        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, pass_fds=[theirs.fileno()], env=env, start_new_session=True)
+        # No terminal for it: it says what goes wrong over the control socket (a traceback on the
+        # terminal the UI draws on would garble the screen), and workers close every fd anyway.
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 pass_fds=[theirs.fileno()], env=env, start_new_session=True)
     except BaseException:
         ours.close()
         raise

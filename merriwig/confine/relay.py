@@ -9,8 +9,8 @@ channel's frames: stores and loads it serves at once against the process' page t
 kills the process, as a user-mode access in-process does), syscalls and thread ends it queues for
 their thread's relay.
 
-The watchdog for a confined thread is a deadline, not a sampler: from the moment a syscall
-returns to the worker until the thread's next syscall arrives, a thread may compute for
+The watchdog for a confined thread is a deadline, not a sampler (Deadlines): from the moment a
+syscall returns to the worker until the thread's next frame arrives, a thread may compute for
 `Watchdog.limit` seconds; past that its process is killed and its worker SIGKILLed -- which
 stops even one long call into C, and which the program cannot catch. Until then it computes on
 another host CPU while the system goes on.
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from merriwig.kernel import Kernel
     from merriwig.process import Process, Thread
 
+SPREAD = 0.01  # seconds a confined thread computes before its worker may use every CPU
 FAIRNESS = 16  # frames the reader takes in a row before it lets other tasks run
 QUEUE = 4  # frames that may wait for one thread (a worker sends one syscall at a time per thread)
 _CAUSES = {ch.Cause.CRASH: KillCause.CRASH, ch.Cause.BAD_IMAGE: KillCause.BAD_IMAGE}
@@ -62,6 +63,7 @@ class ConfinedProcess:
         self.closed = False
         self._unwaited = 0  # frames read since the reader last waited
         self.solo = True  # one thread: its relay reads the channel (see relay())
+        self.spread = False  # may run on every CPU (Deadlines)
 
     # ------------------------------------------------------------------ start and end
     async def start(self, thread: Thread, image: bytes, meta: dict[str, Any]) -> None:
@@ -71,6 +73,14 @@ class ConfinedProcess:
         await self._send(frame)
         for off in range(0, len(image), ch.MAX_PIECE):
             await self._send(ch.encode_image(image[off:off + ch.MAX_PIECE]))
+
+    def spread_out(self) -> None:
+        """It computes: let the host run it on any CPU, beside the kernel."""
+        self.spread = True
+        try:
+            os.sched_setaffinity(self.worker.pid, range(os.cpu_count() or 1))
+        except OSError:
+            pass
 
     def close(self) -> None:
         """The process is gone: SIGKILL the worker (harmless if it already left)."""
@@ -197,24 +207,23 @@ class ConfinedProcess:
         reader task, and from then on every relay takes its frames from its queue."""
         kernel = self.kernel
         t = kernel.task_threads[trio.lowlevel.current_task()]
-        watchdog = kernel.watchdog
-        limit = watchdog.limit if watchdog is not None else math.inf
+        deadlines = kernel.confined_deadlines
         try:
             while True:
-                deadline = trio.current_time() + limit
-                event: ch.Event | None = None
+                if deadlines is not None:
+                    deadlines.computing(t, self)  # in its worker now, until its next frame
                 try:
-                    event = await (self._next_solo(t, deadline) if self.solo else self._next(t, deadline))
+                    event = await (self._next_solo(t) if self.solo else self._next(t))
                 except _Killed:
                     return None
                 except ch.ProtocolError as e:
                     self._kill(f"confined worker broke the channel protocol: {e}", KillCause.CRASH)
                     return None
+                finally:
+                    if deadlines is not None:
+                        deadlines.stopped(t)
                 if event is None:
-                    if trio.current_time() >= deadline:
-                        self._kill(f"watchdog: ran {limit:g} s without a syscall", KillCause.WATCHDOG)
-                    else:
-                        await self._worker_gone()
+                    await self._worker_gone()
                     return None
                 if isinstance(event, ch.Exited):
                     return event.status
@@ -226,35 +235,31 @@ class ConfinedProcess:
         finally:
             self._queues.pop(t.tid, None)
 
-    async def _next(self, t: Thread, deadline: float) -> ch.Event | None:
-        """The thread's next syscall or end, from its queue (None: the deadline passed)."""
+    async def _next(self, t: Thread) -> ch.Event | None:
+        """The thread's next syscall or end, from its queue."""
         _, queue = self._queue(t.tid)
-        with trio.move_on_at(deadline):
-            return await queue.receive()
-        return None
+        return await queue.receive()
 
-    async def _next_solo(self, t: Thread, deadline: float) -> ch.Event | None:
+    async def _next_solo(self, t: Thread) -> ch.Event | None:
         """The only thread's next syscall or end, read from the channel; memory frames on the
-        way are served here. None: the deadline passed, or the worker is gone."""
+        way are served here. None: the worker is gone."""
         while True:
-            with trio.move_on_at(deadline):
-                try:
-                    frame = await self._recv()
-                except (OSError, trio.ClosedResourceError):
-                    return None
-                if not frame:
-                    return None
-                event = ch.decode(frame)
-                data = self._memory(event)
-                if data is not None:
-                    await self._send(ch.encode_loaded(data))
-                    continue
-                if isinstance(event, ch.Stores):
-                    continue
-                if not isinstance(event, ch.Syscall | ch.Exited | ch.Crashed) or event.tid != t.tid:
-                    raise ch.ProtocolError(f"{type(event).__name__} for thread {getattr(event, 'tid', '?')}")
-                return event
-            return None
+            try:
+                frame = await self._recv()
+            except (OSError, trio.ClosedResourceError):
+                return None
+            if not frame:
+                return None
+            event = ch.decode(frame)
+            data = self._memory(event)
+            if data is not None:
+                await self._send(ch.encode_loaded(data))
+                continue
+            if isinstance(event, ch.Stores):
+                continue
+            if not isinstance(event, ch.Syscall | ch.Exited | ch.Crashed) or event.tid != t.tid:
+                raise ch.ProtocolError(f"{type(event).__name__} for thread {getattr(event, 'tid', '?')}")
+            return event
 
     async def _syscall(self, t: Thread, event: ch.Syscall) -> None:
         """Make one syscall through the process' gate and send the registers back."""
@@ -278,6 +283,68 @@ class ConfinedProcess:
         if watchdog is not None and watchdog.running is t:
             watchdog.running = None  # it computes in the worker now, not in this interpreter
         await self._send(ch.encode_reply(t.tid, regs, extra))
+
+
+class Deadlines:
+    """The watchdog for confined threads, and where their workers run: one task for the whole
+    kernel, asleep until the earliest moment a thread computing in its worker passes SPREAD or
+    the limit.
+
+    A relay says `computing(t)` when it hands a syscall's answer back to the worker and
+    `stopped(t)` when the thread's next frame arrives: two dictionary operations per syscall,
+    where a deadline per call would cost a cancel scope. With no confined thread computing the
+    task waits on an event, so an idle system sleeps.
+
+    A worker starts on the kernel's CPU (`share_cpu`): a program that mostly makes syscalls then
+    hands each one over without waking another CPU, which on a virtual machine costs more than
+    the syscall (half the round trip, measured). One that computes for SPREAD seconds without a
+    syscall is given every CPU, so it runs in parallel and the kernel goes on beside it."""
+
+    def __init__(self, kernel: Kernel, limit: float) -> None:
+        self.kernel = kernel
+        self.limit = limit
+        self.since: dict[Thread, tuple[float, ConfinedProcess]] = {}
+        self._someone = trio.Event()
+
+    def computing(self, t: Thread, confined: ConfinedProcess) -> None:
+        self.since[t] = (trio.current_time(), confined)
+        if not self._someone.is_set():
+            self._someone.set()
+
+    def stopped(self, t: Thread) -> None:
+        self.since.pop(t, None)
+
+    async def run(self) -> None:
+        while True:
+            if not self.since:
+                self._someone = trio.Event()
+                await self._someone.wait()
+                continue
+            now = trio.current_time()
+            wake = math.inf
+            for t, (started, confined) in list(self.since.items()):
+                ran = now - started
+                if ran >= self.limit:
+                    self.since.pop(t, None)
+                    confined._kill(f"watchdog: ran {self.limit:g} s without a syscall", KillCause.WATCHDOG)
+                    continue
+                if not confined.spread:
+                    if ran >= SPREAD:
+                        confined.spread_out()
+                    else:
+                        wake = min(wake, started + SPREAD)
+                wake = min(wake, started + self.limit)
+            if wake < math.inf:
+                await trio.sleep_until(wake)
+
+
+def share_cpu(worker_pid: int) -> bool:
+    """Put a new worker on the CPU the kernel's thread is bound to (see Deadlines)."""
+    try:
+        os.sched_setaffinity(worker_pid, os.sched_getaffinity(0))
+        return True
+    except OSError:
+        return False
 
 
 def _status(status: int) -> str:

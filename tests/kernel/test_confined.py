@@ -334,3 +334,31 @@ async def main(proc):
     table = json.loads(line[4:])
     assert table["prog"] == proc.confined.worker.pid != os.getpid()
     assert table["serial"] == 0 and table["ramdisk"] == 0  # the trusted base, in the kernel's interpreter
+
+
+async def test_a_worker_shares_the_kernels_cpu_until_it_computes(euralios_system: System) -> None:
+    """Syscall-heavy programs hand each call over on the kernel's CPU (no cross-CPU wake-up);
+    one that computes gets every CPU within SPREAD, and runs beside the kernel."""
+    cpus = set(range(os.cpu_count() or 1))
+    if len(cpus) < 2:
+        pytest.skip("one CPU: nothing to spread to")
+    src = b'''
+async def main(proc):
+    await proc.sys.receive(0)
+    n = 0
+    for i in range(3_000_000):
+        n += i
+    await proc.sys.receive(0)
+    return 0
+'''
+    proc = euralios_system.spawn(src, ["spin"], name="spin")
+    await wait_until(lambda: proc.confined is not None and any(t.state == "receive" for t in proc.threads.values()),
+                     timeout=10, what="the program to wait for a key")
+    pid = proc.confined.worker.pid
+    assert os.sched_getaffinity(pid) == os.sched_getaffinity(0) and len(os.sched_getaffinity(0)) == 1
+    euralios_system.feed_input(b"x")
+    await wait_until(lambda: os.sched_getaffinity(pid) == cpus, timeout=10, what="the worker to be spread")
+    euralios_system.feed_input(b"y")
+    with trio.fail_after(20):
+        await proc.ended.wait()
+    assert proc.status == 0
