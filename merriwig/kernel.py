@@ -18,7 +18,7 @@ import trio
 from machine.mmu import GeneralProtection, PageFault
 from merriwig import abi, layout
 from merriwig.confine.client import ConfinementRefused
-from merriwig.confine.relay import ConfinedProcess, Deadlines, share_cpu
+from merriwig.confine.relay import ConfinedProcess, Deadlines
 from merriwig.confine.service import Confinement, worker_limits
 from merriwig.errors import (
     KillCause,
@@ -249,7 +249,7 @@ class Kernel:
             self.kill(proc, str(e), KillCause.CONFINEMENT)
             return None
         confined = proc.confined = ConfinedProcess(self, proc, worker)  # reap() SIGKILLs it from now on
-        share_cpu(worker.pid)
+        confined.any_cpu()  # a worker waited on the zygote's CPUs; its program may start anywhere
         if proc.killed is not None:
             confined.close()
             return None

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from merriwig.process import Process, Thread
 
 SPREAD = 0.01  # seconds a confined thread computes before its worker may use every CPU
+SHARE_AFTER = 16  # syscalls a worker makes before it joins the kernel's CPU (a short program never does)
 FAIRNESS = 16  # frames the reader takes in a row before it lets other tasks run
 QUEUE = 4  # frames that may wait for one thread (a worker sends one syscall at a time per thread)
 _CAUSES = {ch.Cause.CRASH: KillCause.CRASH, ch.Cause.BAD_IMAGE: KillCause.BAD_IMAGE}
@@ -64,6 +65,7 @@ class ConfinedProcess:
         self._unwaited = 0  # frames read since the reader last waited
         self.solo = True  # one thread: its relay reads the channel (see relay())
         self.spread = False  # may run on every CPU (Deadlines)
+        self._until_shared = SHARE_AFTER  # syscalls before it moves to the kernel's CPU
 
     # ------------------------------------------------------------------ start and end
     async def start(self, thread: Thread, image: bytes, meta: dict[str, Any]) -> None:
@@ -74,13 +76,16 @@ class ConfinedProcess:
         for off in range(0, len(image), ch.MAX_PIECE):
             await self._send(ch.encode_image(image[off:off + ch.MAX_PIECE]))
 
-    def spread_out(self) -> None:
-        """It computes: let the host run it on any CPU, beside the kernel."""
-        self.spread = True
+    def any_cpu(self) -> None:
         try:
             os.sched_setaffinity(self.worker.pid, range(os.cpu_count() or 1))
         except OSError:
             pass
+
+    def spread_out(self) -> None:
+        """It computes: let the host run it on any CPU, beside the kernel."""
+        self.spread = True
+        self.any_cpu()
 
     def close(self) -> None:
         """The process is gone: SIGKILL the worker (harmless if it already left)."""
@@ -279,6 +284,10 @@ class ConfinedProcess:
                     kernel.nursery.start_soon(self.read, name=f"{self.proc.name}/channel")
         else:
             regs = await gate.syscall(rax, rdi, rsi, rdx)
+        if self._until_shared:
+            self._until_shared -= 1
+            if not self._until_shared and not self.spread:
+                share_cpu(self.worker.pid)
         watchdog = kernel.watchdog
         if watchdog is not None and watchdog.running is t:
             watchdog.running = None  # it computes in the worker now, not in this interpreter
@@ -295,10 +304,12 @@ class Deadlines:
     where a deadline per call would cost a cancel scope. With no confined thread computing the
     task waits on an event, so an idle system sleeps.
 
-    A worker starts on the kernel's CPU (`share_cpu`): a program that mostly makes syscalls then
-    hands each one over without waking another CPU, which on a virtual machine costs more than
-    the syscall (half the round trip, measured). One that computes for SPREAD seconds without a
-    syscall is given every CPU, so it runs in parallel and the kernel goes on beside it."""
+    A worker that has made SHARE_AFTER syscalls moves to the kernel's CPU (`share_cpu`): a
+    program that mostly makes syscalls then hands each one over without waking another CPU, which
+    on a virtual machine costs more than the syscall (half the round trip, measured); a short
+    program never moves (moving it costs more than it would gain). One that computes for SPREAD
+    seconds without a syscall is given every CPU, so it runs in parallel and the kernel goes on
+    beside it."""
 
     def __init__(self, kernel: Kernel, limit: float) -> None:
         self.kernel = kernel
@@ -339,7 +350,7 @@ class Deadlines:
 
 
 def share_cpu(worker_pid: int) -> bool:
-    """Put a new worker on the CPU the kernel's thread is bound to (see Deadlines)."""
+    """Put a worker on the CPU the kernel's thread is bound to (see Deadlines)."""
     try:
         os.sched_setaffinity(worker_pid, os.sched_getaffinity(0))
         return True

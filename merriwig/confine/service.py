@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import importlib.util
+import os
 import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -68,6 +69,19 @@ def worker_limits(quota: int | None) -> Limits:
     return Limits(memory_bytes=memory, cpu_seconds=WORKER_CPU_SECONDS)
 
 
+def _off_the_kernels_cpu(pid: int) -> None:
+    """Let the zygote (so its forks, and new workers until they join the kernel's CPU) run on
+    the CPUs the kernel's thread is not bound to: starting a program then goes on beside the
+    kernel instead of taking turns with it (merriwig/confine/relay.py, Deadlines)."""
+    try:
+        mine = os.sched_getaffinity(0)
+        others = set(range(os.cpu_count() or 1)) - mine
+        if len(mine) == 1 and others:
+            os.sched_setaffinity(pid, others)
+    except OSError:
+        pass
+
+
 def image_key(image: bytes) -> bytes:
     return hashlib.blake2b(image, digest_size=20).digest()
 
@@ -87,6 +101,7 @@ class Confinement:
         # is made behind it (forking and confining is most of what starting a program costs).
         self._spare: Worker | None = None
         self._want_spare = trio.Event()
+        self._spare_made: trio.Event | None = None  # set when the spare being made is there
 
     @property
     def enabled(self) -> bool:
@@ -111,6 +126,7 @@ class Confinement:
             return
         try:
             async with open_zygote(self.preload) as zygote:
+                _off_the_kernels_cpu(zygote.pid)
                 if zygote.probe.ok:
                     self.zygote = zygote
                 else:
@@ -133,12 +149,16 @@ class Confinement:
             await self._want_spare.wait()
             self._want_spare = trio.Event()
             if self._spare is None:
+                made = self._spare_made = trio.Event()
                 try:
                     with trio.CancelScope(shield=True):
                         self._spare = await zygote.spawn(RUNTIME_ENTRY, SPARE_LIMITS)
                 except (ZygoteError, ConfinementRefused) as e:
                     self.log(f"[kernel] no spare confined worker: {e}")
                     await trio.sleep_forever()
+                finally:
+                    self._spare_made = None
+                    made.set()
 
     async def spawn(self, limits: Limits) -> tuple[Worker, int]:
         """A confined worker running the ring-3 runtime, and by how many bytes it must lower its
@@ -148,6 +168,8 @@ class Confinement:
         zygote = self.zygote
         if zygote is None:
             raise ConfinementRefused(self.refusal or "confined programs refused: the kernel is stopping")
+        if self._spare is None and self._spare_made is not None:
+            await self._spare_made.wait()  # one is on its way: sooner than a second fork
         self._want_spare.set()
         spare, self._spare = self._spare, None
         if spare is not None:

@@ -337,13 +337,15 @@ async def main(proc):
 
 
 async def test_a_worker_shares_the_kernels_cpu_until_it_computes(euralios_system: System) -> None:
-    """Syscall-heavy programs hand each call over on the kernel's CPU (no cross-CPU wake-up);
+    """A program that makes syscalls moves to the kernel's CPU (no cross-CPU wake-up per call);
     one that computes gets every CPU within SPREAD, and runs beside the kernel."""
     cpus = set(range(os.cpu_count() or 1))
     if len(cpus) < 2:
         pytest.skip("one CPU: nothing to spread to")
     src = b'''
 async def main(proc):
+    for _ in range(20):
+        await proc.sys.yield_()
     await proc.sys.receive(0)
     n = 0
     for i in range(3_000_000):
