@@ -191,10 +191,13 @@ class _Process:
         self.master = master
 
     def retire(self) -> None:
-        """Close the master (the zygote kills its workers and leaves) and reap it."""
+        """Close the master (the zygote kills its workers and leaves) and reap it. A zygote still
+        importing its preload would only notice after its imports (half a second at exit, every
+        run of a short command): it holds nothing to save, so after a moment it is killed, and its
+        workers die with it (PR_SET_PDEATHSIG)."""
         self.master.close()
         try:
-            self.popen.wait(timeout=5)
+            self.popen.wait(timeout=0.1)
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
@@ -202,6 +205,7 @@ class _Process:
 
 _lock = threading.Lock()  # guards _zygotes; opens run in trio's worker threads
 _zygotes: dict[Key, _Process] = {}
+_starting: set[subprocess.Popen[bytes]] = set()  # zygotes still importing (killed if we exit first)
 
 
 def _start(key: Key) -> _Process:
@@ -221,8 +225,14 @@ def _start(key: Key) -> _Process:
         raise
     finally:
         theirs.close()
+    try:
+        # not bound to the CPU of the thread that started it (the kernel binds its own thread)
+        os.sched_setaffinity(popen.pid, range(os.cpu_count() or 1))
+    except OSError:
+        pass
     process = _Process(popen, ours)
     ours.settimeout(START_TIMEOUT)
+    _starting.add(popen)
     try:
         hello, _ = wire.recv(ours)
     except TimeoutError:
@@ -231,6 +241,8 @@ def _start(key: Key) -> _Process:
     except (EOFError, OSError, ValueError):
         process.retire()
         raise ZygoteError(f"the zygote exited at start (status {popen.returncode})") from None
+    finally:
+        _starting.discard(popen)
     ours.settimeout(None)
     if "error" in hello:
         process.retire()
@@ -267,7 +279,21 @@ def _attach(key: Key, dying: _Process | None) -> tuple[socket.socket, _Process]:
 async def _open_session(key: Key) -> tuple[trio.socket.SocketType, dict[str, Any]]:
     dying = None
     for _ in range(2):
-        sock, dying = await trio.to_thread.run_sync(_attach, key, dying)
+        # Abandoned if the kernel stops first (a short run ends before a new zygote has imported
+        # its preload): the thread then finishes on its own and drops the session it made.
+        abandoned: list[bool] = []
+
+        def attach(dying: _Process | None = dying, abandoned: list[bool] = abandoned) -> tuple[socket.socket, _Process]:
+            sock, process = _attach(key, dying)
+            if abandoned:
+                sock.close()
+            return sock, process
+
+        try:
+            sock, dying = await trio.to_thread.run_sync(attach, abandon_on_cancel=True)
+        except trio.Cancelled:
+            abandoned.append(True)
+            raise
         control = trio.socket.from_stdlib_socket(sock)
         try:
             hello, _ = await _recv(control)
@@ -304,10 +330,18 @@ async def open_zygote(preload: Sequence[str] = (), import_path: Sequence[str] | 
 
 @atexit.register
 def _close_zygotes() -> None:
-    """Let each zygote see its master close and leave, rather than only when the fd dies with us."""
-    with _lock:
+    """Let each zygote see its master close and leave, rather than only when the fd dies with us.
+    One still importing its preload (a short run that ended first) is killed: waiting for it
+    would add its start-up to every short command."""
+    for popen in list(_starting):
+        popen.kill()
+    if not _lock.acquire(timeout=1):
+        return  # a start is still being given up on; the zygotes' masters close with us anyway
+    try:
         processes = list(_zygotes.values())
         _zygotes.clear()
+    finally:
+        _lock.release()
     for process in processes:
         process.retire()
 
