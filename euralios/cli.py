@@ -154,7 +154,13 @@ async def _run(opts: argparse.Namespace, path: Path, image: bytes, backend: obje
 
         klog.listeners.append(on_log)
         system.nursery.start_soon(_pump_stdin, system)
-        status = await system.run(image, [str(path), *opts.args], name=path.stem)
+        proc = system.spawn(image, [str(path), *opts.args], name=path.stem)
+        proc.tell_console = False  # stdout is the program's own: why it died goes to stderr
+        await proc.ended.wait()
+        status = proc.status if proc.status is not None else 1
+        killed = proc.killed
+        if killed is not None and killed.report:
+            print(killed.report, file=sys.stderr, flush=True)
     return status if 0 <= status < 256 else 1
 
 

@@ -74,7 +74,16 @@ REPLY_EXPECTED = 0x2000  # on receive: the sender used send_receive and waits fo
 
 # Message tags the kernel itself produces.
 MSG_WRITE = 2
-MSG_EXIT = 9  # kernel -> exit-notify rendezvous: Short(MSG_EXIT, pid, status); EuraliOS-py extension
+MSG_EXIT = 9  # kernel -> exit-notify rendezvous: Short(MSG_EXIT, pid | ENDED_<how> << 32, status); EuraliOS-py extension
+# How a process ended, in bits 32-39 of MSG_EXIT's first word (its pid is the low 32 bits).
+ENDED_EXITED = 0
+ENDED_KILLED = 1  # by request (/proc kill, the host)
+ENDED_INTERRUPTED = 2  # Ctrl+C
+ENDED_CRASHED = 3  # an exception (or an image that would not load)
+ENDED_FAULT = 4  # a page fault or general protection fault
+ENDED_OUT_OF_MEMORY = 5
+ENDED_WATCHDOG = 6
+ENDED_REFUSED = 7  # it could not be started confined
 
 # exec flags (RAX bits 8-15)
 EXEC_PERM_IO = 1

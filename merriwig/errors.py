@@ -70,6 +70,7 @@ class KillCause(enum.Enum):
     BAD_IMAGE = "bad image"  # the program image would not load (LoaderError)
     CRASH = "crash"  # an exception escaped the program
     REQUEST = "request"  # someone asked (kill through /proc, the host, a test)
+    INTERRUPT = "interrupt"  # someone interrupted it (Ctrl+C at the shell: /proc/PID/ctl `interrupt`)
     CONFINEMENT = "confinement"  # its confined worker could not be started (a layer is missing)
 
 
@@ -79,6 +80,7 @@ class KillReason:
 
     cause: KillCause
     detail: str
+    report: str = ""  # what the program's own console is told (a crash: its traceback)
 
     def __str__(self) -> str:
         return self.detail

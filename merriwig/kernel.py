@@ -20,6 +20,7 @@ from merriwig import abi, layout
 from merriwig.confine.client import ConfinementRefused
 from merriwig.confine.relay import ConfinedProcess, Deadlines
 from merriwig.confine.service import Confinement, worker_limits
+from merriwig.crash import crash_report, reason
 from merriwig.errors import (
     KillCause,
     KillReason,
@@ -48,6 +49,10 @@ from merriwig.timepage import TimePage
 from merriwig.trace import Tracer
 from merriwig.watchdog import Watchdog
 
+_ENDINGS = {KillCause.REQUEST: abi.ENDED_KILLED, KillCause.INTERRUPT: abi.ENDED_INTERRUPTED,
+            KillCause.CRASH: abi.ENDED_CRASHED, KillCause.BAD_IMAGE: abi.ENDED_CRASHED,
+            KillCause.FAULT: abi.ENDED_FAULT, KillCause.OUT_OF_MEMORY: abi.ENDED_OUT_OF_MEMORY,
+            KillCause.WATCHDOG: abi.ENDED_WATCHDOG, KillCause.CONFINEMENT: abi.ENDED_REFUSED}
 IDLE_CUSHION = 0.005  # seconds every other task must have been blocked for an EXEC_IDLE start
 
 UserEntry = Callable[[Gate, Callable[..., Awaitable[Any]], dict[str, Any]], Awaitable[Any]]
@@ -213,6 +218,7 @@ class Kernel:
         proc = Process(self, self._next_pid, name, space, vfs,
                        user=user, io=io, parent=parent, args=args, env=env, kernel_process=kernel)
         proc.gate = Gate(self, proc)
+        proc.image = image if isinstance(image, bytes) else None
         for h, r in ((0, stdin), (1, stdout)):
             if r is None:
                 r = self.new_rendezvous(refs=1)
@@ -299,9 +305,9 @@ class Kernel:
                 except (PageFault, GeneralProtection) as e:
                     self.kill(proc, str(e), KillCause.FAULT)
                 except LoaderError as e:
-                    self.kill(proc, str(e), KillCause.BAD_IMAGE)
+                    self.kill(proc, str(e), KillCause.BAD_IMAGE, report=str(e))
                 except BaseException as e:  # noqa: BLE001 - a program's failure must not escape
-                    self.kill(proc, f"{type(e).__name__}: {e}", KillCause.CRASH)
+                    self.kill(proc, reason(e), KillCause.CRASH, report=crash_report(e, proc.name, proc.image))
         finally:
             thread.cpu += max(0.0, time.perf_counter() - thread.resumed) if thread.state is ThreadState.RUNNING else 0.0
             self._thread_done(thread, result)
@@ -334,14 +340,16 @@ class Kernel:
         self.kill(proc, reason, cause)
         return ProcessKilled(reason)
 
-    def kill(self, proc: Process, reason: str, cause: KillCause = KillCause.REQUEST) -> None:
-        """Kill every thread of a process; the last one to unwind releases its resources."""
+    def kill(self, proc: Process, reason: str, cause: KillCause = KillCause.REQUEST, report: str = "") -> None:
+        """Kill every thread of a process; the last one to unwind releases its resources.
+        `reason` is the one line for the kernel log; `report` what its console is told (by
+        default `Killed: reason`; nothing for a request or an interrupt: the one who asked says)."""
         if proc.killed is not None or proc.space.destroyed:
             return
         if proc.kernel_process:
             self.log(f"[kernel] kernel thread failure in pid {proc.pid}: {reason}")
             return
-        proc.killed = KillReason(cause, reason)
+        proc.killed = KillReason(cause, reason, report)
         self.killed_count += 1
         self.log(f"[kernel] pid {proc.pid} ({proc.name}) killed: {reason}")
         for t in list(proc.threads.values()):
@@ -358,15 +366,33 @@ class Kernel:
                 r.server_died()
         if proc.confined is not None:
             proc.confined.close()
+        if proc.killed is not None:
+            self._tell_its_console(proc, proc.killed)
         proc.handles.close_all()
         self.release_vfs(proc.vfs)
         proc.space.destroy()
         self.processes.pop(proc.pid, None)
+        ended = _ENDINGS.get(proc.killed.cause, abi.ENDED_KILLED) if proc.killed is not None else abi.ENDED_EXITED
         for r in proc.exit_notify:
-            r.kernel_send(KMessage(0, abi.MSG_EXIT, proc.pid, proc.status & 0xFFFF_FFFF_FFFF_FFFF))
+            r.kernel_send(KMessage(0, abi.MSG_EXIT, proc.pid | ended << 32, proc.status & 0xFFFF_FFFF_FFFF_FFFF))
             r.decref()
         proc.exit_notify = []
         proc.ended.set()
+
+    def _tell_its_console(self, proc: Process, killed: KillReason) -> None:
+        """Write why it died on its stdout, where it ran (a crash: the traceback of its own
+        source), unless someone asked for it (they say so themselves: `Killed`, `^C`)."""
+        if killed.cause in (KillCause.REQUEST, KillCause.INTERRUPT) or not proc.tell_console:
+            return
+        text = killed.report or f"Killed: {killed.detail}"
+        try:
+            stdout = proc.handles.get(1)
+        except SyscallFail:
+            return
+        try:
+            self.send_bytes(stdout, abi.MSG_WRITE, (text.rstrip("\n") + "\n").encode())
+        except (OutOfFrames, SpaceError):
+            pass  # no memory for the words: the kernel log has the line
 
     # ------------------------------------------------------------------ VFS references
     @staticmethod

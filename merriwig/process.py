@@ -118,6 +118,8 @@ class Process:
         self.started = time.monotonic()
         self.cpu_done = 0.0  # CPU seconds of threads that have exited
         self.confined: ConfinedProcess | None = None  # its worker, when its Python runs confined
+        self.image: bytes | None = None  # its program's source, for the lines of a crash report
+        self.tell_console = True  # write why it died on its stdout (`euralios run` prints it on stderr)
 
     @property
     def alive(self) -> bool:

@@ -6,7 +6,7 @@ Files (each read as text or JSON, generated when opened):
   /proc/meminfo   JSON frame counts
   /proc/stat      JSON kernel statistics (uptime, processes, threads, rendezvous, preemptions...)
   /proc/PID/vmmap JSON list of the process' present pages (vaddr, paddr, flags), coalesced
-  /proc/PID/ctl   write `kill` to kill the process (its owner or root)
+  /proc/PID/ctl   write `kill` to kill the process, `interrupt` to interrupt it (Ctrl+C; its owner or root)
 
 It runs as threads of the kernel process and speaks the ordinary file protocol through the
 ordinary syscall gate, so a client cannot tell it from a user-space server. Being kernel code it
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from machine.mmu import PTE_NX, PTE_RW, PTE_US
 from merriwig import abi
+from merriwig.errors import KillCause
 
 if TYPE_CHECKING:
     from merriwig.kernel import Kernel
@@ -229,13 +230,17 @@ class ProcFS:
         victim = k.processes.get(int(target)) if target.isdigit() else None
         if victim is None:
             return abi.NOTFOUND
-        if command != "kill":
+        if command not in ("kill", "interrupt"):
             return abi.PARAM
         if sender is None or victim is self.proc:
             return abi.PARAM
         if sender.process.user != "root" and sender.process.user != victim.user:
             return abi.PARAM
-        k.kill(victim, f"by pid {sender.process.pid} ({sender.process.name})")
+        who = f"by pid {sender.process.pid} ({sender.process.name})"
+        if command == "interrupt":
+            k.kill(victim, f"interrupted {who}", KillCause.INTERRUPT)
+        else:
+            k.kill(victim, who)
         return 0
 
 

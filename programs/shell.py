@@ -30,6 +30,7 @@ HELP = """EuraliOS shell help
   `cmd > file` and `cmd >> file` send output to a file.
   Up/Down: history.  Tab: complete commands and paths."""
 
+RESET_SCREEN = "\x1b[0m\x1b[?25h"  # SGR reset, cursor shown
 BUILTINS = ("cat", "cd", "clear", "cp", "echo", "exit", "help", "kill", "ls", "mkdir", "mount", "mounts",
             "mv", "ps", "pwd", "rm", "umount")
 BLUE, RESET = "\x1b[34m", "\x1b[0m"
@@ -95,7 +96,7 @@ class Shell:
         fg = self.fg
         if fg is not None:
             if code == CTRL_C:
-                await self.kill(fg.pid, quiet=True)
+                await self.kill(fg.pid, quiet=True, command="interrupt")
                 return
             try:
                 await fg.send_char(code)
@@ -275,13 +276,22 @@ class Shell:
             self.fg = None
             if child.stdin is not None:
                 await proc.sys.close(child.stdin)
-        if status not in (0, None):
+        # Whatever it left the screen in: normal colours, the cursor shown (a full-screen
+        # program killed by Ctrl+C had hidden it).
+        await self.write(RESET_SCREEN)
+        if child.ended == abi.ENDED_INTERRUPTED:
+            await self.say("^C")
+        elif child.ended == abi.ENDED_KILLED:
+            await self.say("Killed")
+        elif child.ended == abi.ENDED_EXITED and status not in (0, None):
             await self.say(f"[{cmd}: exit status {status}]")
+        # Any other ending (a crash, a fault, the watchdog...) was told on this console by the
+        # kernel, with the traceback of the program's own source.
 
-    async def kill(self, pid: int, quiet: bool = False) -> bool:
+    async def kill(self, pid: int, quiet: bool = False, command: str = "kill") -> bool:
         try:
             async with await self.proc.open(f"/proc/{pid}/ctl", "r+") as f:
-                await f.write("kill")
+                await f.write(command)
             return True
         except SyscallError as e:
             if not quiet:

@@ -85,7 +85,16 @@ VIDEO_MEMORY = 5
 COMM_HANDLE = 6
 QUERY = 7
 OK = 8
-EXIT = 9  # kernel exit notice: Short(EXIT, pid, status)
+EXIT = 9  # kernel exit notice: Short(EXIT, pid | ENDED_<how> << 32, status)
+# How a process ended (bits 32-39 of an EXIT notice's first word): merriwig/abi.py's ENDED_*.
+ENDED_EXITED = 0
+ENDED_KILLED = 1  # by request (kill)
+ENDED_INTERRUPTED = 2  # Ctrl+C
+ENDED_CRASHED = 3  # an exception; its console was shown the traceback
+ENDED_FAULT = 4
+ENDED_OUT_OF_MEMORY = 5
+ENDED_WATCHDOG = 6
+ENDED_REFUSED = 7  # it could not be started confined
 INITRD = 10  # Long(INITRD, n, chunk): JSON of "bin/NAME" and "sbin/NAME" sources: programs and services
 OPEN_TAG = 16
 O_READ = 0

@@ -54,7 +54,17 @@ async def take_bytes(sys: Sys, msg: Message) -> bytes:
 
 async def open_handle(sys: Sys, path: str, flags: int) -> tuple[int, bool]:
     """A handle to `path` and whether it is a private session (False: the mount itself,
-    shared with every other client, which must never be sent CLOSE)."""
+    shared with every other client, which must never be sent CLOSE). A failure names the path
+    (`7 : Not found (/ramdisk/nope)`), so a program that dies of it says what it looked for."""
+    try:
+        return await _open_handle(sys, path, flags)
+    except SyscallError as e:
+        if e.detail:
+            raise
+        raise SyscallError(e.code, e.message, detail=path) from None
+
+
+async def _open_handle(sys: Sys, path: str, flags: int) -> tuple[int, bool]:
     h, matched = await sys.open(path)
     rest = path.encode()[matched:]
     if not rest.strip(b"/"):

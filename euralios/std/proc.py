@@ -34,6 +34,7 @@ class Child:
         self.notify = notify
         self.stdin = stdin  # our end of the child's stdin, if we made one
         self.status: int | None = None
+        self.ended = abi.ENDED_EXITED  # how it ended (abi.ENDED_*), once wait() has returned
 
     async def wait(self) -> int:
         """Block until the child exits; returns its status (1 if it was killed)."""
@@ -44,6 +45,7 @@ class Child:
                     break
             status = msg.d3 if isinstance(msg.d3, int) else 1
             self.status = status - (1 << 64) if status >= 1 << 63 else status
+            self.ended = (msg.d2 >> 32) & 0xFF if isinstance(msg.d2, int) else abi.ENDED_KILLED
             await self.proc.sys.close(self.notify)
         return self.status
 

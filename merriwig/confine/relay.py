@@ -93,8 +93,8 @@ class ConfinedProcess:
             self.closed = True
             self.worker.kill()
 
-    def _kill(self, reason: str, cause: KillCause) -> None:
-        self.kernel.kill(self.proc, reason, cause)
+    def _kill(self, reason: str, cause: KillCause, report: str = "") -> None:
+        self.kernel.kill(self.proc, reason, cause, report)
         self.close()
 
     # ------------------------------------------------------------------ the channel
@@ -233,7 +233,8 @@ class ConfinedProcess:
                 if isinstance(event, ch.Exited):
                     return event.status
                 if isinstance(event, ch.Crashed):
-                    self._kill(event.text, _CAUSES[event.cause])
+                    line, _, report = event.text.partition("\n")  # the reason, then its console's report
+                    self._kill(line, _CAUSES[event.cause], report=report or line)
                     return None
                 assert isinstance(event, ch.Syscall)
                 await self._syscall(t, event)

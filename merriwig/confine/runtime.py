@@ -36,6 +36,7 @@ from typing import Any
 from machine.tsc import PIT_HZ, TSC_PER_PIT
 from merriwig import abi, layout
 from merriwig.confine import channel as ch
+from merriwig.crash import crash_report, reason
 from merriwig.errors import LoaderError
 from merriwig.loader import load
 
@@ -92,6 +93,8 @@ class Runtime:
         self.stores: list[ch.Store] = []
         self.stored = 0
         self.early: deque[ch.Reply] = deque()  # replies that came while a load waited
+        self.name = "program"  # the program's name and source, for a crash report's lines
+        self.image: bytes | None = None
 
     # ------------------------------------------------------------------ the gate: CPU user mode
     async def syscall(self, rax: Any, rdi: Any = 0, rsi: Any = 0, rdx: Any = 0) -> Regs:
@@ -234,7 +237,9 @@ class Runtime:
         except LoaderError as e:
             return self._crashed(thread, ch.Cause.BAD_IMAGE, str(e))
         except BaseException as e:  # noqa: BLE001 - a program's failure is reported, never escapes
-            return self._crashed(thread, ch.Cause.CRASH, f"{type(e).__name__}: {e}")
+            # the reason (one line, for the kernel log), then the report for its console
+            return self._crashed(thread, ch.Cause.CRASH,
+                                 reason(e).replace("\n", " ") + "\n" + crash_report(e, self.name, self.image))
         finally:
             self.current = None
         if type(yielded) is not _Call:
@@ -281,6 +286,7 @@ def main(sock: socket.socket) -> None:
     start, image = _receive_start(sock)
     runtime = Runtime(sock, start)
     meta = start.meta
+    runtime.name, runtime.image = str(meta.get("name") or "program"), image
     lower = int(meta.get("lower_memory") or 0)
     if lower > 0:
         # A spare made with the largest limit: bring the address space down to this process' own.

@@ -35,14 +35,18 @@ def test_pipeline_example_moves_the_chunk() -> None:
     assert "-> middle(pid" in out and "-> last(pid" in out
 
 
-def test_crash_exits_1_with_one_line_report_on_stderr(tmp_path: Path) -> None:
+def test_crash_exits_1_with_its_traceback_on_stderr(tmp_path: Path) -> None:
     prog = tmp_path / "crash.py"
     prog.write_text("async def main(proc):\n    await proc.print('before')\n    1 / 0\n")
-    r = euralios("run", str(prog))
-    assert r.returncode == 1
-    assert r.stdout == b"before\n"
-    lines = r.stderr.decode().splitlines()
-    assert len(lines) == 1 and lines[0].endswith("(crash) killed: ZeroDivisionError: division by zero")
+    for isolated in ((), ("--isolated",)):
+        r = euralios("run", *isolated, str(prog))
+        assert r.returncode == 1
+        assert r.stdout == b"before\n"
+        lines = r.stderr.decode().splitlines()
+        assert lines[0].endswith("(crash) killed: ZeroDivisionError: division by zero"), lines
+        assert "Traceback (most recent call last):" in lines
+        assert '  File "crash", line 3, in main' in lines or '  File "crash.py", line 3, in main' in lines, lines
+        assert "    1 / 0" in lines and lines[-1] == "ZeroDivisionError: division by zero"
 
 
 def test_status_and_stdin(tmp_path: Path) -> None:

@@ -89,8 +89,8 @@ async def test_programs_from_bin_with_args_ps_kill_and_ctrl_c(root: FullSystem) 
     await s.type("clear\n/ramdisk/spin\n")
     await wait(s, r"\A\$ /ramdisk/spin\Z", 5)
     await s.type("{Ctrl+C}")
-    await wait(s, r"\[/ramdisk/spin: exit status 1\]\n\$$", 5)
-    screen = await run(s, "dmesg", r"\(spin\) killed: by pid")
+    await wait(s, r"\A\$ /ramdisk/spin\n\^C\n\$$", 5)
+    screen = await run(s, "dmesg", r"\(spin\) killed: interrupted by pid")
     screen = await run(s, "free", r"total")
     assert "used" in screen and "free" in screen
 
@@ -203,3 +203,38 @@ async def test_help_tools_and_a_program_saved_in_bin(root: FullSystem) -> None:
     await run(s, "echo async def main(proc): > /bin/mine")
     await run(s, "echo '    await proc.print(\"mine runs\")' >> /bin/mine")
     await run(s, "mine", r"^mine runs$")
+
+
+async def test_a_program_that_dies_says_why_where_it_ran(root: FullSystem) -> None:
+    """A crash shows its traceback (the program's own lines) on its console; a program killed from
+    another console says Killed; one that hid the cursor and is interrupted leaves it shown."""
+    s = root
+
+    async def install(proc) -> int:  # noqa: ANN001
+        await proc.write_file("/ramdisk/bad.py", "def helper(x):\n    return 1 / x\n\n"
+                              "async def main(proc):\n    await proc.print('before')\n    helper(0)\n")
+        await proc.write_file("/ramdisk/hide.py", "async def main(proc):\n    await proc.write('\\x1b[?25l\\x1b[7mhidden')\n"
+                              "    await proc.sleep(60)\n")
+        await proc.write_file("/ramdisk/missing.py", "async def main(proc):\n    await proc.read_file('/ramdisk/nope.txt')\n")
+        return 0
+
+    assert await s.run(install) == 0
+    screen = await run(s, "/ramdisk/bad.py")
+    assert screen.splitlines()[1:] == [
+        "before", "Traceback (most recent call last):", '  File "bad.py", line 6, in main', "    helper(0)",
+        '  File "bad.py", line 2, in helper', "    return 1 / x", "ZeroDivisionError: division by zero", "$"]
+    await run(s, "/ramdisk/missing.py", r"SyscallError: .*Not found \(/ramdisk/nope\.txt\)")
+    await s.type("clear\n/ramdisk/hide.py\n")
+    await wait(s, r"hidden$", 5)
+    assert not s.cursor_visible()
+    await s.type("{Ctrl+C}")
+    await wait(s, r"hidden\^C\n\$$|hidden\n\^C\n\$$", 5)
+    assert s.cursor_visible()
+    await s.type("clear\n/ramdisk/hide.py\n")
+    await wait(s, r"hidden$", 5)
+    pid = next(p.pid for p in s.kernel.processes.values() if p.name == "hide.py")
+    await s.type("{F3}")
+    await login(s, "root")
+    await s.type(f"kill {pid}\n")
+    await s.type("{F2}")
+    await wait(s, r"Killed\n\$$", 5)
