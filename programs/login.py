@@ -19,7 +19,7 @@ import secrets
 from euralios.std import Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import take_bytes
 from euralios.std.serve import serve
-from euralios.std.sync import Channel
+from euralios.std.sync import Wakeup
 
 WELCOME = """\x1b[1mWelcome to EuraliOS!\x1b[0m
 
@@ -45,7 +45,11 @@ class Login:
     def __init__(self, proc) -> None:
         self.proc = proc
         self.session = None  # the running shell (a Child)
-        self.keys: Channel | None = None  # keys for login's own prompt, from the input thread
+        # Keys not yet taken, in order (None: end of input): login's own prompt reads them, and
+        # whatever is typed ahead while a shell starts goes to that shell once it runs. The input
+        # thread never waits for the main one (a wait there once lost the console for good).
+        self.pending: list[int | None] = []
+        self.arrived: Wakeup | None = None
         self.user = ""
 
     # ------------------------------------------------------------------ password store
@@ -75,21 +79,40 @@ class Login:
 
     # ------------------------------------------------------------------ keys
     async def input_thread(self) -> None:
-        """Keys go to the shell while one runs; otherwise to login's own prompt."""
-        while (code := await self.proc.read_key()) is not None:
-            if self.session is not None:
+        """Keys go to the shell while one runs; otherwise they wait in `pending`."""
+        while True:
+            code = await self.proc.read_key()
+            if code is not None and self.session is not None and not self.pending:
                 try:
                     await self.session.send_char(code)
                     continue
                 except SyscallError:
                     pass  # the shell has just exited: the key is login's
-            await self.keys.put(code)
-        await self.keys.put(None)
+            self.pending.append(code)
+            assert self.arrived is not None
+            await self.arrived.wake()
+            if code is None:
+                return
+
+    async def next_key(self) -> int | None:
+        assert self.arrived is not None
+        while not self.pending:
+            await self.arrived.sleep()
+        return self.pending.pop(0)
+
+    async def hand_over(self, session) -> None:  # noqa: ANN001
+        """The keys typed ahead go to the new shell, in order; then new ones go straight to it."""
+        while self.pending and self.pending[0] is not None:
+            try:
+                await session.send_char(self.pending.pop(0))
+            except SyscallError:
+                return
+        self.session = session
 
     async def read_line(self, echo: bool = True) -> str | None:
         buf: list[str] = []
         while True:
-            code = await self.keys.get()
+            code = await self.next_key()
             if code is None:
                 return None
             if code in (10, 13):
@@ -165,7 +188,7 @@ class Login:
 
     async def run(self) -> int:
         proc = self.proc
-        self.keys = await Channel.new(proc.sys)
+        self.arrived = await Wakeup.new(proc.sys)
         await proc.spawn_thread(self.input_thread)
         await proc.write(WELCOME + "\n")
         while True:
@@ -188,7 +211,7 @@ class Login:
                     continue
             self.user = name
             try:
-                self.session = await self.start_shell(name)
+                await self.hand_over(await self.start_shell(name))
             except SyscallError as e:
                 await proc.print(f"Error executing shell: {e}")
                 continue

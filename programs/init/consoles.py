@@ -172,7 +172,8 @@ class Consoles:
                     return image, path.rsplit("/", 1)[-1]
             except SyscallError as e:
                 if path != DEFAULT_PROGRAM:
-                    await self.log(f"{YELLOW}CONSOLE_PROGRAM {path}: {e}; using echo{RESET}")
+                    why = abi.ERROR_TEXT.get(e.code, f"error {e.code}").lower()  # e names the path too
+                    await self.log(f"{YELLOW}CONSOLE_PROGRAM {path}: {why}; using echo{RESET}")
         return self.fallback, "echo"
 
     async def supervise(self, con: Console) -> None:

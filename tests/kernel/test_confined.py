@@ -95,8 +95,6 @@ async def main(proc):
 
 async def test_a_crash_kills_the_process_alone_with_its_reason_and_returns_its_frames(euralios_system: System) -> None:
     system = euralios_system
-    await trio.testing.wait_all_tasks_blocked()
-    before = system.kernel.frames.free_count
     src = b'''
 async def main(proc):
     chunk = await proc.malloc(64 * 4096)
@@ -104,11 +102,16 @@ async def main(proc):
     h1, h2 = await proc.sys.new_rendezvous()
     1 / 0
 '''
+    await spawn_and_wait(system, src)  # the console's first crash report grows its tables once
+    await wait_until(lambda: system.output().count("ZeroDivisionError") >= 1, timeout=5, what="the report")
+    await trio.testing.wait_all_tasks_blocked()
+    before = system.kernel.frames.free_count
     proc = await spawn_and_wait(system, src)
     assert proc.killed is not None and proc.killed.cause is KillCause.CRASH
     assert killed_reason(proc) == "ZeroDivisionError: division by zero"
     assert "(prog) killed: ZeroDivisionError: division by zero" in system.klog()
     await wait_until(lambda: system.kernel.frames.free_count == before, timeout=5, what="frames back")
+    assert '  File "prog", line 6, in main\n    1 / 0\nZeroDivisionError: division by zero' in system.output()
     assert await system.run(ECHO) == 7  # the system goes on
 
 
