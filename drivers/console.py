@@ -25,7 +25,7 @@ Writer handles (one per console, shared by every program printing there):
 |---|---|
 | Long(WRITE, Value(n), Memory) | render the n bytes; reply OK (if the sender waits) |
 | Short(CHAR, code) | render the key code as a terminal would send it (no reply unless awaited) |
-| QUERY | reply Long(JSON, n, chunk): id, active, rows, cols, cursor, cursor_visible |
+| QUERY | reply Long(JSON, n, chunk): id, active, rows, cols, cursor, cursor_visible, wrap_pending (the cursor waits in column 80, see drivers.vt) |
 | CLOSE | the writer thread ends (the console keeps its last screen) |
 | anything else | reply ERROR_UNKNOWN_MESSAGE |
 
@@ -235,6 +235,7 @@ class Driver:
             return await self.json_reply({
                 "id": cid, "active": cid == self.active, "rows": ROWS, "cols": COLS,
                 "cursor": [con.cursor_row, con.cursor_col], "cursor_visible": con.cursor_visible,
+                "wrap_pending": con.wrap_pending,
             })
         if tag == abi.CLOSE_TAG:
             return Last(Message(abi.OK, 0, 0))

@@ -18,8 +18,15 @@ key code that travels in CHAR messages:
   Alt+x = 0x1B0078. :func:`code_to_bytes` turns it back into b"\\x1bx".
 * On the UK layout right Alt is AltGr (AltGr+4 = €, AltGr+` = |, as the crate); keys without an
   AltGr symbol type their plain character.
+* Keypad 5 types "5" with Num Lock off too (the crate's Numpad5 has no navigation meaning).
 * Releases, modifier and lock keys, and keys with no meaning to a terminal (Windows/menu keys,
-  Print Screen, Pause, keypad 5 without Num Lock, Scroll Lock) give None.
+  Print Screen, Pause, Scroll Lock, and on the US layout the ISO 102nd key, scan code 0x56,
+  which pc-keyboard 0.6.0's Us104Key leaves a raw key) give None. The UK layout types \\ and |
+  on that key, as a UK board is labelled (and as later crates' Uk105Key do).
+* A 0xE0 prefix followed by another 0xE0 is simply a prefix again, and the byte after it is
+  decoded as an extended key, so a byte lost between two extended codes loses no further key.
+  (pc-keyboard 0.6.0 rejects the second E0 and reads the next byte as a plain key: E0 E0 48 is
+  keypad 8 there, Up here.)
 """
 
 from __future__ import annotations
@@ -64,8 +71,9 @@ _US_CHARS: dict[int, tuple[str, str]] = {
     0x0C: ("-", "_"), 0x0D: ("=", "+"), 0x1A: ("[", "{"), 0x1B: ("]", "}"), 0x2B: ("\\", "|"),
     0x27: (";", ":"), 0x28: ("'", '"'), 0x29: ("`", "~"), 0x33: (",", "<"), 0x34: (".", ">"),
     0x35: ("/", "?"), 0x39: (" ", " "),
-    0x56: ("\\", "|"),  # the ISO key, absent on a real 104-key board; crate maps it like backslash
 }  # fmt: skip
+# No 0x56 (the ISO 102nd key, left of Z, absent on a 104-key board): pc-keyboard 0.6.0 decodes it
+# as KeyCode::Oem102, which Us104Key has no character for (a raw key, which the seed does not send).
 
 _UK_CHARS: dict[int, tuple[str, str]] = {
     **_US_CHARS,
@@ -74,7 +82,7 @@ _UK_CHARS: dict[int, tuple[str, str]] = {
     0x28: ("'", "@"),
     0x29: ("`", "¬"),
     0x2B: ("#", "~"),
-    0x56: ("\\", "|"),
+    0x56: ("\\", "|"),  # the ISO key a UK board has left of Z
 }
 
 # AltGr symbols on the UK layout (pc-keyboard's Uk105Key).
@@ -95,10 +103,11 @@ _FIXED: dict[int, int] = {
     0x57: KEY_F11, 0x58: KEY_F12,
 }  # fmt: skip
 
-# Keypad: make code -> (with Num Lock, without). None = no code (keypad 5 without Num Lock).
-_KEYPAD: dict[int, tuple[int, int | None]] = {
+# Keypad: make code -> (with Num Lock, without). Keypad 5 is "5" either way: the crate has no
+# "centre" key for it to be without Num Lock.
+_KEYPAD: dict[int, tuple[int, int]] = {
     0x47: (ord("7"), KEY_HOME), 0x48: (ord("8"), KEY_UP), 0x49: (ord("9"), KEY_PGUP),
-    0x4B: (ord("4"), KEY_LEFT), 0x4C: (ord("5"), None), 0x4D: (ord("6"), KEY_RIGHT),
+    0x4B: (ord("4"), KEY_LEFT), 0x4C: (ord("5"), ord("5")), 0x4D: (ord("6"), KEY_RIGHT),
     0x4F: (ord("1"), KEY_END), 0x50: (ord("2"), KEY_DOWN), 0x51: (ord("3"), KEY_PGDN),
     0x52: (ord("0"), KEY_INSERT), 0x53: (ord("."), KEY_DELETE),
 }  # fmt: skip
@@ -238,8 +247,7 @@ class KeyboardDecoder:
             return self._with_meta(fixed)
         keypad = _KEYPAD.get(code)
         if keypad is not None:
-            result = keypad[0] if self.num_lock else keypad[1]
-            return None if result is None else self._with_meta(result)
+            return self._with_meta(keypad[0] if self.num_lock else keypad[1])
         return None
 
     def _with_meta(self, code: int) -> int:

@@ -8,7 +8,7 @@ split across two writes still works.
 What is kept from the seed (its look): foreground black on background white (attribute 0xF0),
 "blank" = space on white-on-white (0xFF, used by clearing and scrolling), the first line left
 blank with the cursor starting at row 1, LF implying CR, backspace moving left without erasing,
-8-column tabs that wrap, wrapping as soon as column 80 is reached, ``ESC`` + a byte other than
+8-column tabs that wrap, ``ESC`` + a byte other than
 ``[`` swallowing both, ``ESC[K`` filling with the current colour while the other erases blank, and
 ``ESC[1J``/``ESC[1K`` stopping just before the cursor.
 
@@ -19,6 +19,14 @@ foreground), reverse video, bright colours 90-97/100-107, 256-colour and RGB col
 colour), cursor movement A-G/d, save/restore (``ESC[s``/``ESC[u``, ``ESC 7``/``ESC 8``), ``ESC c``
 reset, and OSC strings (``ESC ] ... BEL``, e.g. window titles) swallowed whole. Any other sequence
 is parsed to its end and ignored.
+
+Wrapping is the VT100's deferred wrap (DECAWM's "last column flag"), not the seed's wrap as soon as
+column 80 is reached: a character written into column 80 leaves the cursor there with
+``wrap_pending`` set, and only the next printable character goes to column 1 of the next row
+(scrolling on the last row). CR, LF, BS, tab, every cursor movement or restore and every erase
+clear the flag, as in xterm (so BS from the pending state goes to column 79). Why: with the seed's
+rule an exactly-80-character line followed by a newline took two rows, and a full-screen program
+could not write the last column without the screen moving under it.
 
 Colours follow the CGA hardware rather than the seed's table: ANSI colour n (black, red, green,
 yellow, blue, magenta, cyan, white) -> VGA 0, 4, 2, 6 (brown), 1, 5, 3, 7 (light grey); the bright
@@ -114,6 +122,9 @@ class TextConsole:
         self.cursor_row = INITIAL_ROW
         self.cursor_col = 0
         self.cursor_visible = True
+        #: A character was written into the last column and the cursor is still there: the next
+        #: printable character wraps first (the VT100's last column flag).
+        self.wrap_pending = False
         self.dirty = True
         self._fg = DEFAULT_FG
         self._bg = DEFAULT_BG
@@ -392,7 +403,9 @@ class TextConsole:
     # -- screen operations -----------------------------------------------------------------------------------
 
     def _move(self, row: int, col: int) -> None:
-        """Move the cursor, clamped to the screen."""
+        """Move the cursor, clamped to the screen. Any move ends a pending wrap, even one that
+        leaves the cursor where it was (``ESC[0C`` in column 80), as in xterm."""
+        self.wrap_pending = False
         row = 0 if row < 0 else ROWS - 1 if row >= ROWS else row
         col = 0 if col < 0 else COLS - 1 if col >= COLS else col
         if row != self.cursor_row or col != self.cursor_col:
@@ -410,24 +423,36 @@ class TextConsole:
         self.dirty = True
 
     def _put(self, run: bytes) -> None:
-        """Write code page 437 characters at the cursor with the current colour, wrapping at
-        column 80 and scrolling at row 25. Whole row segments are written with slice
-        assignments, which is what keeps bulk output fast."""
+        """Write code page 437 characters at the cursor with the current colour. A pending wrap
+        is done first; a row filled to column 80 wraps only if more of ``run`` follows, else the
+        cursor stays on column 80 with ``wrap_pending`` set. Whole row segments are written with
+        slice assignments, which is what keeps bulk output fast."""
+        if not run:
+            return
         cells = self.cells
         attr = self._attr
+        if self.wrap_pending:
+            self.wrap_pending = False
+            self._linefeed()
+            self.cursor_col = 0
         pos, total = 0, len(run)
         row, col = self.cursor_row, self.cursor_col
-        while pos < total:
+        while True:
             k = min(total - pos, COLS - col)
             off = (row * COLS + col) * 2
             cells[off : off + 2 * k : 2] = run[pos : pos + k]
             cells[off + 1 : off + 2 * k : 2] = bytes((attr,)) * k
             pos += k
             col += k
-            if col >= COLS:
-                self.cursor_row = row
-                self._linefeed()
-                row, col = self.cursor_row, 0
+            if col < COLS:
+                break
+            if pos == total:
+                col = COLS - 1
+                self.wrap_pending = True
+                break
+            self.cursor_row = row
+            self._linefeed()
+            row, col = self.cursor_row, 0
         self.cursor_row, self.cursor_col = row, col
         self.dirty = True
 
@@ -438,6 +463,7 @@ class TextConsole:
             self.dirty = True
 
     def _erase_display(self, mode: int) -> None:
+        self.wrap_pending = False
         here = self.cursor_row * COLS + self.cursor_col
         if mode == 0:
             self._fill(here, CELLS, BLANK_ATTR)
@@ -447,6 +473,7 @@ class TextConsole:
             self._fill(0, CELLS, BLANK_ATTR)
 
     def _erase_line(self, mode: int) -> None:
+        self.wrap_pending = False
         start = self.cursor_row * COLS
         here = start + self.cursor_col
         if mode == 0:

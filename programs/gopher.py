@@ -12,9 +12,12 @@ in /ramdisk; searches (type 7) ask for words first. Unknown item types are liste
 
 Why full-screen rather than the seed's scrolling printout with link numbers: arrows and a
 highlighted selection are what a person expects of a browser, and a redraw never loses the menu
-off the top of the screen. The screen is drawn with ANSI sequences on an 80x25 console, never
-writing the bottom-right cell (that would scroll it). Connections go through the TCP/IP stack at
-/tcp (proc.connect), one per request, as Gopher intends.
+off the top of the screen. The screen is drawn with ANSI sequences on an 80x25 console, all 80
+columns of it: the console wraps as a VT100 does, only when a character follows one written into
+column 80, so a full row (even the bottom one) is drawn without the screen moving. Each row is
+erased before it is written, since an erase after a full row would take its last cell.
+Connections go through the TCP/IP stack at /tcp (proc.connect), one per request, as Gopher
+intends.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from net.gopher import (
 
 ROWS, COLS = 25, 80
 VIEW = ROWS - 2  # content rows; then the status line and the message line
-WIDTH = COLS - 1  # never write the last column: the console wraps as soon as it is reached
+WIDTH = COLS  # all 80 columns: the console's wrap is deferred (drivers.vt)
 MAX_BODY = 8 * 1024 * 1024  # a response larger than this is cut (and said so)
 SAVE_DIR = "/ramdisk"
 ENTER, BACKSPACE, ESC, CTRL_U, DEL = 10, 8, 27, 21, 127
@@ -368,9 +371,9 @@ class Browser:
                     row = page.lines[i] if i < len(page.lines) else ""
                 elif i < len(page.items):
                     row = self.item_row(page.items[i], i == page.selected)
-            out.append(f"\x1b[{r + 1};1H{row}\x1b[K")
-        out.append(f"\x1b[{ROWS - 1};1H{REVERSE}{self.status()[:WIDTH].ljust(WIDTH)}{RESET}\x1b[K")
-        out.append(f"\x1b[{ROWS};1H{printable(self.message)[:WIDTH]}\x1b[K")
+            out.append(f"\x1b[{r + 1};1H\x1b[K{row}")
+        out.append(f"\x1b[{ROWS - 1};1H{REVERSE}{self.status()[:WIDTH].ljust(WIDTH)}{RESET}")
+        out.append(f"\x1b[{ROWS};1H\x1b[K{printable(self.message)[:WIDTH]}")
         await self.proc.write("".join(out))
 
     async def prompt(self, label: str) -> str | None:

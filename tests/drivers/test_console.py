@@ -180,9 +180,26 @@ async def test_writer_renders_colours_cursor_control_and_chars(system: FullSyste
     assert system.cell(0, 3)[1] == BLACK_ON_WHITE
     assert system.cell(9, 19) == ("X", BLACK_ON_WHITE)
     assert out["hidden"] == {"id": 2, "active": True, "rows": 25, "cols": 80, "cursor": [9, 20],
-                             "cursor_visible": False}
+                             "cursor_visible": False, "wrap_pending": False}
     assert out["shown"]["cursor_visible"] is True
     assert system.cursor() == (9, 20) and system.cursor_visible()
+
+
+async def test_a_full_row_waits_in_column_80_and_a_newline_takes_no_extra_row(system: FullSystem) -> None:
+    async def body(proc: Any, out: dict[str, Any]) -> None:
+        writer, cid = await open_console(proc)
+        assert (await proc.sys.rcall(1, abi.WRITE, cid, 0)).tag == abi.OK  # activate
+        await proc.write("\x1b[2J\x1b[H" + "a" * 80, writer)
+        out["full"] = await query(proc, writer)
+        await proc.write("\n" + "b" * 80 + "\n" + "c" * 80, writer)
+        out["after"] = await query(proc, writer)
+
+    out = await run_client(system, body)
+    assert out["full"]["cursor"] == [0, 79] and out["full"]["wrap_pending"] is True
+    assert system.screen_lines()[:4] == ["a" * 80, "b" * 80, "c" * 80, ""]
+    assert out["after"]["cursor"] == [2, 79] and out["after"]["wrap_pending"] is True
+    await trio.testing.wait_all_tasks_blocked()  # the cursor registers are programmed just after the text
+    assert system.cursor() == (2, 79)  # the hardware cursor stays on the last column too
 
 
 async def test_inactive_console_is_shown_only_when_activated(system: FullSystem) -> None:

@@ -15,9 +15,9 @@ from euralios.system_boot import boot_full
 from machine.ui.headless import parse_keys, press
 
 
-async def collect_codes(keys: str, count: int, env: dict[str, str] | None = None) -> list[int]:
-    """Run the keyboard driver with a collector as its stdout; type `keys`; the first `count`
-    codes it sends."""
+async def collect_codes(keys: str | bytes, count: int, env: dict[str, str] | None = None) -> list[int]:
+    """Run the keyboard driver with a collector as its stdout; type `keys` (a key script, or raw
+    scan code bytes for the controller to deliver); the first `count` codes it sends."""
     codes: list[int] = []
     done = trio.Event()
 
@@ -35,7 +35,10 @@ async def collect_codes(keys: str, count: int, env: dict[str, str] | None = None
         r.incref()
         k.spawn(program_source("drivers/keyboard.py"), name="keyboard", stdout=r, io=True, env=env or {})
         system.spawn(collector, stdin=r)
-        press(system.machine.keyboard, parse_keys(keys))
+        if isinstance(keys, bytes):
+            system.machine.keyboard.send_bytes(keys)
+        else:
+            press(system.machine.keyboard, parse_keys(keys))
         with trio.fail_after(5):
             await done.wait()
     return codes
@@ -55,6 +58,17 @@ async def test_uk_layout_from_keymap() -> None:
     # On a UK keyboard Shift+3 is the pound sign and Shift+' is @ (the same physical keys).
     codes = await collect_codes("{Shift+3}{Shift+'}", 2, env={"KEYMAP": "uk"})
     assert codes == [ord("£"), ord("@")]
+
+
+# Num Lock off, keypad 5, the ISO 102nd key, E0 E0 Up (make and break), then a.
+_CRATE_CASES = b"\x45\xc5\x4c\xcc\x56\xd6\xe0\xe0\x48\xe0\xe0\xc8\x1e\x9e"
+
+
+async def test_keypad_5_iso_key_and_repeated_e0_through_the_driver() -> None:
+    codes = await collect_codes(_CRATE_CASES, 3)
+    assert codes == [ord("5"), KEY_UP, ord("a")]  # US: 0x56 gives nothing; E0 E0 loses no key
+    codes = await collect_codes(_CRATE_CASES, 4, env={"KEYMAP": "uk"})
+    assert codes == [ord("5"), ord("\\"), KEY_UP, ord("a")]
 
 
 async def test_unknown_keymap_falls_back_to_us() -> None:

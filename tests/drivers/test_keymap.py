@@ -159,6 +159,7 @@ def test_num_lock_keypad() -> None:
         KEY_DOWN,
         KEY_PGDN,
         KEY_LEFT,
+        ord("5"),  # keypad 5 has no navigation meaning: "5", as pc-keyboard's Numpad5
         KEY_RIGHT,
         KEY_HOME,
         KEY_UP,
@@ -204,6 +205,41 @@ def test_unknown_and_protocol_bytes_ignored() -> None:
     assert d.feed_bytes(b"\xe1\x1d\x45\xe1\x9d\xc5") == []  # Pause
     assert not d.ctrl
     assert d.feed(0x1E) == ord("a")
+
+
+# -- where pc-keyboard 0.6.0 (the seed's crate) decides ----------------------------------------------------
+
+
+def test_iso_102nd_key_is_no_character_on_the_us_layout() -> None:
+    # Scan code 0x56 is KeyCode::Oem102 in the crate's set 1, and its Us104Key has no character
+    # for it (a raw key, which the seed's driver does not send).
+    d = KeyboardDecoder("us")
+    assert d.feed_bytes(b"\x56\xd6\x2a\x56\xd6\xaa") == []
+    assert d.feed_bytes(b"\x38\x56\xd6\xb8\x1d\x56\xd6\x9d") == []  # with Alt or Ctrl neither
+    assert d.feed_bytes(b"\x2b\x2a\x2b\xaa\x1e") == [ord("\\"), ord("|"), ord("a")]  # the 104-key one
+    assert decode(b"\x56\x2a\x56\xaa", "uk") == [ord("\\"), ord("|")]  # UK boards have it labelled
+
+
+def test_keypad_5_is_5_with_num_lock_off() -> None:
+    d = KeyboardDecoder()
+    d.feed_bytes(b"\x45\xc5")  # Num Lock off
+    assert not d.num_lock
+    assert d.feed_bytes(b"\x4c\xcc\x4b\xcb") == [ord("5"), KEY_LEFT]
+    assert d.feed_bytes(b"\x2a\x4c\xcc\xaa") == [ord("5")]  # Shift changes nothing on it
+    assert d.feed_bytes(b"\x38\x4c\xcc\xb8") == [meta(ord("5"))]  # Alt+5 as any character
+    d.feed_bytes(b"\x45\xc5")
+    assert d.feed(0x4C) == ord("5")
+
+
+def test_repeated_e0_prefix_is_a_prefix_again() -> None:
+    d = KeyboardDecoder()
+    assert d.feed(0xE0) is None
+    assert d.feed(0xE0) is None
+    assert d.feed(0x48) == KEY_UP  # extended: Up, not keypad 8, and not swallowed
+    assert d.feed(0x48) == ord("8")  # the prefix is spent: keypad 8 (Num Lock on)
+    assert d.feed_bytes(b"\xe0\xe0\xe0\x4b\xe0\xe0\xcb\x1e") == [KEY_LEFT, ord("a")]
+    assert d.feed_bytes(b"\xe0\xe0\x1d\x1f\xe0\xe0\x9d\x1f") == [19, ord("s")]  # right Ctrl held, released
+    assert not d.ctrl
 
 
 def test_unknown_layout() -> None:

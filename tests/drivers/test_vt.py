@@ -141,6 +141,96 @@ def test_wrap_on_last_row_scrolls() -> None:
     assert "first" not in con.text()
 
 
+# -- deferred wrap (the VT100's last column flag) ----------------------------------------------------------
+
+
+def test_writing_column_80_leaves_the_cursor_there_with_the_flag() -> None:
+    con = TextConsole()
+    con.write(b"a" * 80)
+    assert (con.cursor_row, con.cursor_col) == (1, 79)
+    assert con.wrap_pending
+    assert row_text(con, 1) == "a" * 80
+    assert row_text(con, 2) == " " * 80  # nothing has moved to the next row yet
+
+
+def test_exactly_80_characters_and_newline_is_one_row() -> None:
+    con = TextConsole()
+    con.write(b"a" * 80 + b"\n" + b"b" * 80 + b"\nc")
+    assert row_text(con, 1) == "a" * 80
+    assert row_text(con, 2) == "b" * 80  # no blank row between them
+    assert row_text(con, 3).rstrip() == "c"
+    assert (con.cursor_row, con.cursor_col) == (3, 1) and not con.wrap_pending
+
+
+def test_the_next_printable_character_wraps() -> None:
+    con = TextConsole()
+    con.write(b"a" * 80)
+    con.write(b"b")  # a separate write: the flag is kept between writes
+    assert row_text(con, 1) == "a" * 80
+    assert con.cell(2, 0) == ("b", 0xF0)
+    assert (con.cursor_row, con.cursor_col) == (2, 1) and not con.wrap_pending
+    con.write(b"\x1b[31m")  # SGR keeps the flag: only text, controls and moves matter
+    con.write(b"c" * 79)
+    assert con.wrap_pending
+    con.write(b"\x1b[32md")
+    assert con.cell(3, 0) == ("d", 0xF2)
+
+
+def test_cr_lf_after_80_characters_leaves_no_blank_row() -> None:
+    con = TextConsole()
+    con.write(b"a" * 80 + b"\r\n" + b"b")
+    assert row_text(con, 2).rstrip() == "b"
+    assert (con.cursor_row, con.cursor_col) == (2, 1)
+    con = TextConsole()
+    con.write(b"a" * 80 + b"\rX")  # CR alone: back to column 1 of the same row
+    assert row_text(con, 1) == "X" + "a" * 79
+    assert (con.cursor_row, con.cursor_col) == (1, 1)
+
+
+def test_last_row_scrolls_once_only_when_the_next_character_comes() -> None:
+    con = TextConsole()
+    at(con, 0, 0, b"first")
+    at(con, 1, 0, b"second")
+    at(con, 24, 0, b"z" * 80)
+    assert "first" in con.text()  # a full last row does not scroll by itself
+    assert (con.cursor_row, con.cursor_col) == (24, 79) and con.wrap_pending
+    con.write(b"!")
+    assert "first" not in con.text()
+    assert row_text(con, 0).rstrip() == "second"  # scrolled exactly one row
+    assert row_text(con, 23) == "z" * 80
+    assert row_text(con, 24).rstrip() == "!"
+    assert (con.cursor_row, con.cursor_col) == (24, 1)
+    at(con, 24, 0, b"y" * 80 + b"\n")  # the same with a newline: one scroll, too
+    assert row_text(con, 23) == "y" * 80
+    assert row_text(con, 22) == "z" * 80
+
+
+def test_backspace_after_a_full_line_goes_to_column_79() -> None:
+    con = TextConsole()
+    con.write(b"a" * 80 + b"\b")
+    assert (con.cursor_row, con.cursor_col) == (1, 78) and not con.wrap_pending
+    con.write(b"XY")  # overwrites columns 79 and 80, then waits again
+    assert row_text(con, 1) == "a" * 78 + "XY"
+    assert (con.cursor_row, con.cursor_col) == (1, 79) and con.wrap_pending
+    assert row_text(con, 2) == " " * 80
+
+
+def test_moves_and_erases_clear_the_flag() -> None:
+    for seq, where in (
+        (b"\x1b[C", (5, 79)), (b"\x1b[0C", (5, 79)), (b"\x1b[D", (5, 78)), (b"\x1b[A", (4, 79)),
+        (b"\x1b[B", (6, 79)), (b"\x1b[80G", (5, 79)), (b"\x1b[6;80H", (5, 79)), (b"\x1b[K", (5, 79)),
+        (b"\x1b[J", (5, 79)), (b"\x1b[2K", (5, 79)), (b"\x1b7\x1b8", (5, 79)), (b"\t", (6, 0)),
+    ):
+        con = TextConsole()
+        at(con, 5, 0, b"a" * 80)
+        assert con.wrap_pending
+        con.write(seq)
+        assert not con.wrap_pending, seq
+        assert (con.cursor_row, con.cursor_col) == where, seq
+        con.write(b"X")
+        assert con.cell(*where) == ("X", 0xF0), seq  # written in place: no wrap any more
+
+
 def test_long_text_scrolls_many_lines() -> None:
     con = TextConsole()
     con.write(b"".join(b"line %d\n" % i for i in range(100)))
@@ -396,5 +486,6 @@ def test_random_input_never_raises_and_cursor_stays_on_screen(chunks: list[bytes
         con.write(chunk)
         assert 0 <= con.cursor_row < 25
         assert 0 <= con.cursor_col < 80
+        assert not con.wrap_pending or con.cursor_col == 79  # the flag only ever waits in column 80
         assert len(con.cells) == 4000
     assert len(con.text()) == 25 * 81 - 1

@@ -225,6 +225,7 @@ async def test_browse_follow_back_go_search_save_unknown_and_quit(hole: FullSyst
     ]
     assert row_attr(s, 1) != row_attr(s, 2)  # the selection is in reverse video
     assert row_attr(s, 1) == row_attr(s, 23)  # ... as the status line is
+    assert row_attr(s, 1, 79) == row_attr(s, 23, 79) == row_attr(s, 23)  # all 80 columns of them
     assert "[gopherd] '' -> menu, 6 lines" in s.output()
 
     # Down, Enter: the text item, every byte shown (CRLF and LF lines, dots, a tab, spaces).
@@ -307,7 +308,7 @@ async def test_connection_errors_are_one_line(hole: FullSystem) -> None:
     await wait(s, r"^gopher: no network \(/tcp is not mounted\)$")
 
 
-LONG = ("x" * 79 + "y" * 79 + "z" * 42 + "\n" + "".join(f"line {i:02}\n" for i in range(1, 51))).encode()
+LONG = ("x" * 80 + "y" * 80 + "z" * 42 + "\n" + "".join(f"line {i:02}\n" for i in range(1, 51))).encode()
 
 
 async def write_long(proc) -> int:
@@ -326,7 +327,7 @@ async def test_gopherd_welcome_hole_and_a_long_text(hole: FullSystem) -> None:
     assert re.search(r"^> ASK  Search file names\n  TXT  about\.txt\n  TXT  long\.txt$", text, re.MULTILINE)
     await s.type("{End}{Enter}")
     text = await wait(s, r"gopher://localhost:71/0/long\.txt +lines 1-23/53")
-    assert text.split("\n")[:4] == ["x" * 79, "y" * 79, "z" * 42, "line 01"]  # a long line wraps
+    assert text.split("\n")[:4] == ["x" * 80, "y" * 80, "z" * 42, "line 01"]  # wrapped at 80
     await s.type("{PgDn}")
     text = await wait(s, r"lines 24-46/53")
     assert text.startswith("line 21\n")
