@@ -238,3 +238,27 @@ async def test_a_program_that_dies_says_why_where_it_ran(root: FullSystem) -> No
     await s.type(f"kill {pid}\n")
     await s.type("{F2}")
     await wait(s, r"Killed\n\$$", 5)
+
+
+async def test_more_pages_a_long_file_and_finds_text(root: FullSystem) -> None:
+    s = root
+
+    async def install(proc) -> int:  # noqa: ANN001
+        await proc.write_file("/ramdisk/long.txt", "".join(f"line {i}\n" for i in range(1, 101)))
+        return 0
+
+    assert await s.run(install) == 0
+    await s.type("clear\nmore /ramdisk/long.txt\n")
+    screen = await wait(s, r"long\.txt 24%", 10)
+    assert screen.splitlines()[0] == "line 1" and screen.splitlines()[23] == "line 24"
+    await s.type(" ")
+    screen = await wait(s, r"long\.txt 48%", 5)
+    assert screen.splitlines()[0] == "line 25"
+    await s.type("/line 77\n")
+    screen = await wait(s, r"\Aline 77\n", 5)
+    await s.type("G")
+    await wait(s, r"line 100\n.*\(END\)", 5)
+    await s.type("q")
+    await wait(s, PROMPT, 5)
+    assert s.cursor_visible()
+    await run(s, "more /ramdisk/nope.txt", r"more: /ramdisk/nope\.txt: .*Not found")
