@@ -58,6 +58,11 @@ MEMORY = 9
 DOUBLEFREE = 10
 NOMEMSLOTS = 11
 CLOSED = 12
+# EuraliOS-py errors the kernel itself returns (euralios/std/abi.py has the whole list, with texts).
+DENIED = 17  # permission denied (umount or mount over a mount point by a user)
+NOT_EMPTY = 22
+IS_DIR = 23  # a file request to a directory (READ on /proc)
+NOT_PERMITTED = 24  # kill of another user's process
 ERROR_CONTAINS_MESSAGE = 0x80
 ERROR_MASK = 0x7F
 

@@ -542,7 +542,7 @@ class Kernel:
         if proc.user == "root":
             return
         if path in proc.vfs:
-            raise SyscallFail(abi.PARAM, "permission denied: mount point exists")
+            raise SyscallFail(abi.DENIED, "permission denied: mount point exists")
 
     # ------------------------------------------------------------------ statistics
     def stats(self) -> dict[str, Any]:

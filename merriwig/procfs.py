@@ -1,11 +1,14 @@
 """/proc: the kernel's own file server, so tools can see (and root can steer) the system.
 
-Files (each read as text or JSON, generated when opened):
-  /proc/ps        JSON list of processes: pid, parent, user, name, threads, frames, cpu, state
+Every file is text a person reads with `cat`, as Linux's; programs read the JSON form beside it
+(NAME.json), so a change of layout for people never breaks a program (generated when opened):
+  /proc/ps        the process table: pid, parent, user, threads, frames, cpu, state, name
+  /proc/ps.json   the same as a JSON list (plus handles, io, host_pid)
   /proc/klog      the kernel log (dmesg)
-  /proc/meminfo   JSON frame counts
-  /proc/stat      JSON kernel statistics (uptime, processes, threads, rendezvous, preemptions...)
-  /proc/PID/vmmap JSON list of the process' present pages (vaddr, paddr, flags), coalesced
+  /proc/meminfo   memory as Linux shows it: `MemTotal:   65536 kB` lines (.json: frame counts)
+  /proc/stat      kernel statistics, `name value` lines: uptime, processes, threads... (.json)
+  /proc/PID/      a directory per process:
+  /proc/PID/vmmap its present pages, coalesced into runs (start-end flags phys region) (.json)
   /proc/PID/ctl   write `kill` to kill the process, `interrupt` to interrupt it (Ctrl+C; its owner or root)
 
 It runs as threads of the kernel process and speaks the ordinary file protocol through the
@@ -28,7 +31,8 @@ if TYPE_CHECKING:
     from merriwig.rendezvous import Rendezvous
     from merriwig.syscalls import Gate
 
-FILES = ("ps", "klog", "meminfo", "stat")
+FILES = ("ps", "ps.json", "klog", "meminfo", "meminfo.json", "stat", "stat.json")
+PID_FILES = ("ctl", "vmmap", "vmmap.json")
 LONG_MEM3 = abi.MSG_LONG | (abi.KIND_MEMORY << abi.D3_SHIFT)
 LONG_HANDLE2 = abi.MSG_LONG | (abi.KIND_HANDLE << abi.D2_SHIFT)
 
@@ -72,31 +76,47 @@ class ProcFS:
                          "region": region_name(vaddr)})
         return runs
 
-    def content(self, path: str) -> tuple[bytes, bool] | None:
-        """(bytes, writable) for a path below /proc, or None if there is no such file."""
+    def meminfo(self) -> dict[str, int]:
+        f = self.kernel.frames
+        return {"frames_total": f.nframes, "frames_free": f.free_count, "frames_used": f.used_count,
+                "frames_reserved": f.reserved, "frame_size": 4096}
+
+    def content(self, path: str) -> tuple[bytes | None, bool] | None:
+        """(bytes, writable) for a file below /proc, (None, False) for a directory, or None if
+        there is no such path."""
         k = self.kernel
         parts = [x for x in path.split("/") if x]
+        json_form = {"ps.json": self.ps, "meminfo.json": self.meminfo, "stat.json": k.stats}
+        if len(parts) == 1 and parts[0] in json_form:
+            return json.dumps(json_form[parts[0]]()).encode(), False
         if parts == ["ps"]:
-            return json.dumps(self.ps()).encode(), False
+            return ps_text(self.ps()).encode(), False
         if parts == ["klog"]:
             return k.klog.text().encode(), False
         if parts == ["meminfo"]:
-            f = k.frames
-            return json.dumps({"frames_total": f.nframes, "frames_free": f.free_count, "frames_used": f.used_count,
-                               "frames_reserved": f.reserved, "frame_size": 4096}).encode(), False
+            return meminfo_text(self.meminfo()).encode(), False
         if parts == ["stat"]:
-            return json.dumps(k.stats()).encode(), False
-        if len(parts) == 2 and parts[0].isdigit():
+            return "".join(f"{key:<12} {value:.3f}\n" if isinstance(value, float) else f"{key:<12} {value}\n"
+                           for key, value in k.stats().items()).encode(), False
+        if parts and parts[0].isdigit() and len(parts) <= 2:
             p = k.processes.get(int(parts[0]))
             if p is None:
                 return None
-            if parts[1] == "vmmap":
+            if len(parts) == 1:
+                return None, False
+            if parts[1] == "vmmap.json":
                 return json.dumps(self.vmmap(p)).encode(), False
+            if parts[1] == "vmmap":
+                return vmmap_text(self.vmmap(p)).encode(), False
             if parts[1] == "ctl":
                 return b"", True
         return None
 
-    def listing(self) -> bytes:
+    def listing(self, pid: int | None = None) -> bytes:
+        """The QUERY answer for /proc, or for /proc/PID."""
+        if pid is not None:
+            return json.dumps({"name": str(pid), "type": "dir", "subdirs": [],
+                               "files": [{"name": n, "size": 0} for n in PID_FILES]}).encode()
         return json.dumps({
             "name": "proc", "type": "dir",
             "subdirs": [{"name": str(pid)} for pid in sorted(self.kernel.processes)],
@@ -155,6 +175,8 @@ class ProcFS:
                 await self._open(0, path, tag & 15)
             elif tag == abi.QUERY and expects:
                 await self._reply_bytes(0, abi.JSON, self.listing())
+            elif tag == abi.READ and expects:
+                await self._reply(0, abi.ERROR, abi.IS_DIR)  # `cat /proc`
             else:
                 if (rax & abi.CTRL_MASK) == LONG_MEM3:
                     await g.syscall(abi.FREE, d3)
@@ -173,6 +195,9 @@ class ProcFS:
         if flags & abi.O_WRITE and not writable:
             await self._reply(h, abi.ERROR_DENIED)
             return
+        if data is None and flags & ~abi.O_WRITE:
+            await self._reply(h, abi.ERROR, abi.IS_DIR)  # truncate, append or create a directory
+            return
         g = self.gate
         assert g is not None
         _, mine, theirs, _ = await g.syscall(abi.NEW_RENDEZVOUS)
@@ -180,7 +205,8 @@ class ProcFS:
         self.kernel.start_thread(self.proc, self._session, (mine, data, target))  # type: ignore[arg-type]
         await g.syscall(abi.SEND | LONG_HANDLE2 | (h << 32), abi.COMM_HANDLE, theirs, 0)
 
-    async def _session(self, h: int, data: bytes, target: str) -> None:
+    async def _session(self, h: int, data: bytes | None, target: str) -> None:
+        """One open file (data) or /proc/PID directory (data None; target is the PID)."""
         g = self.gate
         assert g is not None
         try:
@@ -196,7 +222,10 @@ class ProcFS:
                 expects = bool(rax & abi.REPLY_EXPECTED)
                 if tag == abi.CLOSE_TAG and not rax & abi.MSG_LONG:
                     return
-                if tag == abi.READ and not rax & abi.MSG_LONG and isinstance(d2, int) and isinstance(d3, int):
+                if tag == abi.READ and data is None:
+                    if expects:
+                        await self._reply(h, abi.ERROR, abi.IS_DIR)
+                elif tag == abi.READ and not rax & abi.MSG_LONG and isinstance(d2, int) and isinstance(d3, int):
                     start = max(0, d2)
                     piece = data[start:start + max(0, min(d3, 1 << 20))]
                     if piece:
@@ -212,7 +241,9 @@ class ProcFS:
                         else:
                             await self._reply(h, abi.OK, len(text))
                 elif tag == abi.QUERY and expects:
-                    await self._reply_bytes(h, abi.JSON, json.dumps({"type": "file", "size": len(data)}).encode())
+                    info = (self.listing(int(target)) if data is None
+                            else json.dumps({"type": "file", "size": len(data)}).encode())
+                    await self._reply_bytes(h, abi.JSON, info)
                 else:
                     if (rax & abi.CTRL_MASK) == LONG_MEM3:
                         await g.syscall(abi.FREE, d3)
@@ -233,15 +264,38 @@ class ProcFS:
         if command not in ("kill", "interrupt"):
             return abi.PARAM
         if sender is None or victim is self.proc:
-            return abi.PARAM
+            return abi.NOT_PERMITTED  # the kernel itself cannot be killed
         if sender.process.user != "root" and sender.process.user != victim.user:
-            return abi.PARAM
+            return abi.NOT_PERMITTED
         who = f"by pid {sender.process.pid} ({sender.process.name})"
         if command == "interrupt":
             k.kill(victim, f"interrupted {who}", KillCause.INTERRUPT)
         else:
             k.kill(victim, who)
         return 0
+
+
+def meminfo_text(m: dict[str, int]) -> str:
+    """Linux's /proc/meminfo layout: `Name:` padded, the value right-aligned, in kB."""
+    kb = m["frame_size"] // 1024
+    rows = (("MemTotal", m["frames_total"] * kb), ("MemFree", m["frames_free"] * kb),
+            ("MemUsed", m["frames_used"] * kb), ("MemReserved", m["frames_reserved"] * kb))
+    text = "".join(f"{name + ':':<16}{value:>8} kB\n" for name, value in rows)
+    return text + f"{'FrameSize:':<16}{kb:>8} kB\n"
+
+
+def ps_text(table: list[dict[str, Any]]) -> str:
+    lines = [f"{'PID':>5} {'PPID':>5} {'USER':<6} {'THR':>3} {'FRAMES':>6} {'CPU(s)':>8} {'STATE':<12} NAME"]
+    for p in table:
+        lines.append(f"{p['pid']:>5} {p['parent'] or 0:>5} {p['user']:<6} {p['threads']:>3} {p['frames']:>6} "
+                     f"{p['cpu']:>8.3f} {p['state']:<12} {p['name']}")
+    return "\n".join(lines) + "\n"
+
+
+def vmmap_text(runs: list[dict[str, Any]]) -> str:
+    """As Linux's /proc/PID/maps: start-end, flags, physical start, region."""
+    return "".join(f"{r['start']:016x}-{r['end']:016x} {r['flags']} {r['paddr']:010x} {r['pages']:>5} {r['region']}\n"
+                   for r in runs)
 
 
 def _current_task() -> Any:

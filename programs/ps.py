@@ -5,7 +5,7 @@ import json
 
 
 async def main(proc):
-    table = json.loads(await proc.read_file("/proc/ps"))
+    table = json.loads(await proc.read_file("/proc/ps.json"))
     lines = [f"{'PID':>5} {'PPID':>5} {'USER':<6} {'THR':>3} {'FRAMES':>6} {'CPU(s)':>8} {'STATE':<16} {'HOST':>7} NAME"]
     for p in table:
         lines.append(f"{p['pid']:>5} {p['parent']:>5} {p['user']:<6} {p['threads']:>3} {p['frames']:>6} "

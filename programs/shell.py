@@ -426,7 +426,7 @@ class Shell:
 
     async def cmd_ps(self, args: list[str]) -> None:
         try:
-            table = json.loads(await self.proc.read_file("/proc/ps"))
+            table = json.loads(await self.proc.read_file("/proc/ps.json"))
         except SyscallError as e:
             await self.say(f"ps: {error_text(e)}")
             return

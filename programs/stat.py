@@ -6,11 +6,11 @@ import json
 
 async def main(proc):
     interval = float(proc.args[1]) if len(proc.args) > 1 else 0.5
-    first = {p["pid"]: p["cpu"] for p in json.loads(await proc.read_file("/proc/ps"))}
+    first = {p["pid"]: p["cpu"] for p in json.loads(await proc.read_file("/proc/ps.json"))}
     await proc.sleep(interval)
-    table = json.loads(await proc.read_file("/proc/ps"))
-    k = json.loads(await proc.read_file("/proc/stat"))
-    mem = json.loads(await proc.read_file("/proc/meminfo"))
+    table = json.loads(await proc.read_file("/proc/ps.json"))
+    k = json.loads(await proc.read_file("/proc/stat.json"))
+    mem = json.loads(await proc.read_file("/proc/meminfo.json"))
     await proc.print(f"up {k['uptime']:.1f} s  processes {k['processes']}  threads {k['threads']}  "
                      f"rendezvous {k['rendezvous']}  preemptions {k['preemptions']}  killed {k['killed']}")
     await proc.print(f"frames: {mem['frames_used']} used, {mem['frames_free']} free of {mem['frames_total']}")

@@ -10,7 +10,7 @@ async def main(proc):
         await proc.print("Usage: vmmap <pid>")
         return 2
     try:
-        runs = json.loads(await proc.read_file(f"/proc/{proc.args[1]}/vmmap"))
+        runs = json.loads(await proc.read_file(f"/proc/{proc.args[1]}/vmmap.json"))
     except SyscallError as e:
         await proc.print(f"vmmap: {proc.args[1]}: {e}")
         return 1

@@ -22,7 +22,7 @@ To a directory (the mount or a directory session):
           '/', doubled and trailing slashes are ignored, '.' is this directory, '..' is refused
           (PARAM: a session is a capability for a subtree and must not reach above it). An empty
           path opens this directory again. Opening a directory gives a directory session
-          (writable with O_WRITE); O_TRUNCATE or O_APPEND on a directory is PARAM. O_CREATE on a
+          (writable with O_WRITE); O_TRUNCATE or O_APPEND on a directory is IS_DIR. O_CREATE on a
           missing last component creates an empty file. Errors: NOTFOUND (missing component),
           NOT_DIR (a file used as a directory), PARAM (bad name or path), UTF8 (path not UTF-8),
           MEMALLOC (the server has no room for another session thread).
@@ -31,7 +31,7 @@ To a directory (the mount or a directory session):
           both lists sorted by name.
   MKDIR   Long(MKDIR, V(n), M(name))                -> Short(OK, 0, 0)
   DELETE  Long(DELETE, V(n), M(name))               -> Short(OK, 0, 0)
-          Removes a file or an *empty* directory; a non-empty directory is ERROR(PARAM). A
+          Removes a file or an *empty* directory; a non-empty directory is ERROR(NOT_EMPTY). A
           deleted file stays readable and writable through sessions already open on it.
   RENAME  Long(RENAME, V(n), M(b"old\\0new"))        -> Short(OK, 0, 0)
           Within this directory. A file renamed onto a file replaces it (as POSIX rename does, so
@@ -65,7 +65,7 @@ Errors and refusals
                                   WRITE) through a read-only session or mount (std: error 17)
   Short(ERROR, PARAM, 0)          a known request with the wrong shape (a value where a chunk
                                   belongs, a length longer than the chunk that carries it...)
-                                  or a file request sent to a directory
+  Short(ERROR, IS_DIR, 0)         a file request (READ, WRITE) sent to a directory
   Short(ERROR, NOT_DIR, 0)        a directory request sent to a file session
   Short(ERROR_UNKNOWN_MESSAGE, 0, 0)  a tag this protocol does not have
 

@@ -287,7 +287,7 @@ class RamDir(DirNode):
             raise FsError(abi.NOTFOUND)
         if isinstance(node, RamDir):
             if node.children:
-                raise FsError(abi.PARAM, "directory not empty")
+                raise FsError(abi.NOT_EMPTY, "directory not empty")
             node.removed = True
             del self.children[name]
             return

@@ -181,7 +181,7 @@ class DirSession(Session):
                 await node.rename(old, new)
             return P.ok()
         if isinstance(req, (P.Read, P.Write)):
-            raise FsError(abi.PARAM, "file request to a directory")
+            raise FsError(abi.IS_DIR, "file request to a directory")
         return P.unknown()
 
     async def open(self, node: DirNode, req: P.Open) -> Message:
@@ -204,7 +204,7 @@ class DirSession(Session):
             target = child
         if isinstance(target, DirNode):
             if flags & (abi.O_TRUNCATE | abi.O_APPEND):
-                raise FsError(abi.PARAM, "truncate/append on a directory")
+                raise FsError(abi.IS_DIR, "truncate/append on a directory")
             session: Session = DirSession(srv, target, bool(flags & abi.O_WRITE))
         elif isinstance(target, FileNode):
             if flags & abi.O_TRUNCATE:

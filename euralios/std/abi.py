@@ -53,6 +53,10 @@ REFUSED = 18
 TIMEDOUT = 19
 UNREACHABLE = 20
 RESET = 21
+# EuraliOS-py file and process errors (Unix's ENOTEMPTY, EISDIR, EPERM)
+NOT_EMPTY = 22  # DELETE of a directory that still has entries
+IS_DIR = 23  # a file request (READ, WRITE, truncate/append) to a directory
+NOT_PERMITTED = 24  # an operation on something that is not yours (kill of another user's process)
 ERROR_CONTAINS_MESSAGE = 0x80
 ERROR_MASK = 0x7F
 
@@ -62,7 +66,7 @@ ERROR_TEXT = {
     9: "Memory error", 10: "Double free", 11: "No memory slots", 12: "Rendezvous closed",
     13: "Already exists", 14: "Not implemented", 15: "Not a directory", 16: "No data",
     17: "Permission denied", 18: "Connection refused", 19: "Timed out", 20: "Host unreachable",
-    21: "Connection reset",
+    21: "Connection reset", 22: "Directory not empty", 23: "Is a directory", 24: "Operation not permitted",
 }
 
 # message control bits

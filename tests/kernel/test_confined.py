@@ -325,7 +325,7 @@ async def test_proc_ps_says_which_processes_run_confined(euralios_system: System
 import json
 
 async def main(proc):
-    table = {p["name"]: p["host_pid"] for p in json.loads(await proc.read_file("/proc/ps"))}
+    table = {p["name"]: p["host_pid"] for p in json.loads(await proc.read_file("/proc/ps.json"))}
     await proc.print("ps:", json.dumps(table))
     return 0
 '''

@@ -282,9 +282,9 @@ async def test_delete_and_rename() -> None:
         assert await proc.listdir("/ramdisk/d") == ["b", "sub"]
         assert await code_of(proc.remove("/ramdisk/d/a")) == abi.NOTFOUND
         assert await code_of(proc.read_file("/ramdisk/d/a")) == abi.NOTFOUND
-        # Non-empty directories are refused (PARAM); empty ones go.
+        # Non-empty directories are refused (NOT_EMPTY); empty ones go.
         await proc.write_file("/ramdisk/d/sub/x", "x")
-        assert await code_of(proc.remove("/ramdisk/d/sub")) == abi.PARAM
+        assert await code_of(proc.remove("/ramdisk/d/sub")) == abi.NOT_EMPTY
         await proc.remove("/ramdisk/d/sub/x")
         await proc.remove("/ramdisk/d/sub")
         assert await proc.listdir("/ramdisk/d") == ["b"]
@@ -355,12 +355,12 @@ async def test_error_codes() -> None:
         assert await code_of(proc.open("/ramdisk/nope/x", "w")) == abi.NOTFOUND
         assert await code_of(proc.mkdir("/ramdisk/bin/shell")) == abi.EXISTS  # a file has the name
         assert await code_of(proc.mkdir("/ramdisk/nope/x")) == abi.NOTFOUND
-        assert await code_of(proc.open("/ramdisk/bin", "w")) == abi.PARAM  # truncate a directory
-        assert await code_of(proc.open("/ramdisk/bin", "a")) == abi.PARAM
+        assert await code_of(proc.open("/ramdisk/bin", "w")) == abi.IS_DIR  # truncate a directory
+        assert await code_of(proc.open("/ramdisk/bin", "a")) == abi.IS_DIR
         assert await named(proc, mount, abi.OPEN_TAG, b"\xc3(") == Message(abi.ERROR, abi.UTF8, 0)
         # File requests to a directory and directory requests to a file.
         async with await proc.open("/ramdisk/bin") as d:
-            assert await code_of(d.read()) == abi.PARAM
+            assert await code_of(d.read()) == abi.IS_DIR
         fh = await proc.connect_handle("/ramdisk/bin/shell", 0)
         assert await named(proc, fh, abi.MKDIR, b"x") == Message(abi.ERROR, abi.NOT_DIR, 0)
         assert await named(proc, fh, abi.OPEN_TAG, b"x") == Message(abi.ERROR, abi.NOT_DIR, 0)
