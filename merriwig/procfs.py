@@ -225,7 +225,8 @@ class ProcFS:
                 if tag == abi.READ and data is None:
                     if expects:
                         await self._reply(h, abi.ERROR, abi.IS_DIR)
-                elif tag == abi.READ and not rax & abi.MSG_LONG and isinstance(d2, int) and isinstance(d3, int):
+                elif tag == abi.READ and data is not None and not rax & abi.MSG_LONG and isinstance(d2, int) \
+                        and isinstance(d3, int):
                     start = max(0, d2)
                     piece = data[start:start + max(0, min(d3, 1 << 20))]
                     if piece:

@@ -74,7 +74,7 @@ async def test_user_cannot_mount_over_existing_paths_or_write_bin() -> None:
         status, _ = await as_user(system, case)
         assert status == 0
         assert "/bin" in [p for p in system.vfs.paths()]  # the system's /bin is untouched
-    assert seen == {"/bin": A.PARAM, "/ramdisk": A.PARAM, "/mine": 0, "write /bin": A.DENIED}
+    assert seen == {"/bin": A.DENIED, "/ramdisk": A.DENIED, "/mine": 0, "write /bin": A.DENIED}
 
 
 async def test_handles_memory_time_and_code_pages_are_protected() -> None:

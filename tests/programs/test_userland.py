@@ -130,7 +130,7 @@ async def test_user_login_sees_only_its_own_world() -> None:
         await run(s, "cat /ramdisk/file.txt", r"^mine$")
         await run(s, "rm /bin/shell", r"rm: cannot remove /bin/shell: permission denied")
         await run(s, "mkdir /bin/x", r"mkdir: cannot create /bin/x: permission denied")
-        await run(s, "kill 1", r"kill: 1: invalid parameter")
+        await run(s, "kill 1", r"kill: 1: operation not permitted")
         await s.type("exit\n")
         await wait(s, r"login:$")
         # What user wrote lives in /ramdisk/user for root.
