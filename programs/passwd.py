@@ -1,4 +1,7 @@
-"""passwd: set or change your password (asks login through /dev/login)."""
+"""passwd [NAME]: set or change your password (asks login through /dev/login).
+
+Only your own: login changes the password of the user it logged in, so `passwd root` typed by
+`user` is refused here, before any password is asked for."""
 
 from euralios.std import SyscallError, abi
 from euralios.std.fs import send_bytes
@@ -7,6 +10,12 @@ PASSWD = 0x500
 
 
 async def main(proc):
+    if len(proc.args) > 2:
+        await proc.print("Usage: passwd [your user name]")
+        return 2
+    if len(proc.args) == 2 and proc.args[1] != proc.user:
+        await proc.print(f"passwd: {proc.args[1]}: permission denied (you may change only your own password)")
+        return 1
     try:
         h = await proc.connect_handle("/dev/login")
     except SyscallError:

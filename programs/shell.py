@@ -11,6 +11,7 @@ import json
 import shlex
 
 from euralios.std import STDIN, SyscallError, abi
+from euralios.std.fs import open_handle
 from euralios.std.lineedit import CTRL_C, Interrupted, LineEditor
 from euralios.std.sync import Channel
 
@@ -21,14 +22,16 @@ HELP = """EuraliOS shell help
   cd <path>          change directory       echo <text>       print text
   pwd                working directory      mkdir <path>      make a directory
   rm <file>          delete a file          mv <a> <b>        rename or move
-  cp <a> <b>         copy a file            mount             list mounts
-  umount <path>      un-mount               ps                list processes
+  cp <a> <b>         copy a file            ps                list processes
+  mount              the mount table        umount <path>     un-mount
+  mount <dir> <path> show directory <dir> also at <path> (in this shell's VFS)
   kill <pid>         stop a process         clear             clear the screen
   help               this page              exit              leave the shell
 * Programs in /bin run with arguments: edit FILE, gopher HOST, gopherd, dmesg,
   free, stat, vmmap PID, passwd, hello NAME... Ctrl+C stops the program in front.
   `cmd > file` and `cmd >> file` send output to a file.
-  Up/Down: history.  Tab: complete commands and paths."""
+  Up/Down: history.  Tab: complete commands and paths (Tab Tab: list them).
+  / holds the mount points; /proc files are text (NAME.json for programs)."""
 
 RESET_SCREEN = "\x1b[0m\x1b[?25h"  # SGR reset, cursor shown
 BUILTINS = ("cat", "cd", "clear", "cp", "echo", "exit", "help", "kill", "ls", "mkdir", "mount", "mounts",
@@ -41,6 +44,17 @@ def error_text(e: BaseException) -> str:
     if isinstance(e, SyscallError):
         return abi.ERROR_TEXT.get(e.code, f"error {e.code}").lower()
     return str(e)
+
+
+def inside_mount(path: str, mounts: list[str]) -> bool:
+    """Whether a mount serves `path` (the kernel's whole-component longest match)."""
+    return any(m == "/" or path == m or path.startswith(m + "/") for m in mounts)
+
+
+def mount_children(path: str, mounts: list[str]) -> list[str]:
+    """The names just below `path` that lead to mount points (`/` -> `bin`, `dev`, `proc`...)."""
+    base = path.rstrip("/") + "/"
+    return sorted({m[len(base):].split("/", 1)[0] for m in mounts if m.startswith(base) and len(m) > len(base)})
 
 
 def canonical(cwd: str, path: str) -> str:
@@ -138,16 +152,39 @@ class Shell:
             except SyscallError:
                 pass
             return sorted(prefix + n + " " for n in names if n.startswith(last))
-        d, _, stem = last.rpartition("/")
-        base = canonical(self.cwd, d) if d or last.startswith("/") else self.cwd
+        d, slash, stem = last.rpartition("/")
+        base = canonical(self.cwd, d if d or not slash else "/")
         try:
-            info = await self.proc.stat_dir(base if d or not last.startswith("/") else "/")
+            dirs, files = await self.entries(base)
         except SyscallError:
             return []
-        shown = (d + "/") if d or last.startswith("/") else ""
-        out = [prefix + shown + s["name"] + "/" for s in info.get("subdirs", []) if s["name"].startswith(stem)]
-        out += [prefix + shown + f["name"] + " " for f in info.get("files", []) if f["name"].startswith(stem)]
+        shown = d + slash
+        out = [prefix + shown + n + "/" for n in dirs if n.startswith(stem)]
+        out += [prefix + shown + n + " " for n, _ in files if n.startswith(stem)]
         return sorted(out)
+
+    # ------------------------------------------------------------------ the tree
+    async def entries(self, path: str) -> tuple[list[str], list[tuple[str, int]]]:
+        """(directory names, (file name, size)) in the directory `path`. The tree above the
+        mounts is the mount table's: `/` (no server holds it) lists the top of every mount point,
+        and mount points below a directory are listed in it. SyscallError if it is not a
+        directory (NOT_DIR for a file) or does not exist."""
+        mounts = await self.proc.mounts()
+        below = mount_children(path, mounts)
+        if not inside_mount(path, mounts):
+            if not below:
+                raise SyscallError(abi.NOTFOUND)
+            return below, []
+        info = await self.proc.stat_dir(path)
+        if info.get("type", "dir") != "dir":
+            raise SyscallError(abi.NOT_DIR)
+        dirs = {d["name"] for d in info.get("subdirs", [])} | set(below)
+        return sorted(dirs), sorted((f["name"], f.get("size", 0)) for f in info.get("files", []))
+
+    async def is_virtual_dir(self, path: str) -> bool:
+        """A directory of the mount table only (`/`, `/dev`): no server to ask about it."""
+        mounts = await self.proc.mounts()
+        return not inside_mount(path, mounts) and bool(mount_children(path, mounts))
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> int:
@@ -314,12 +351,9 @@ class Shell:
             return
         target = canonical(self.cwd, args[0]) if args else self.proc.env.get("HOME", "/ramdisk")
         try:
-            info = await self.proc.stat_dir(target)
+            await self.entries(target)
         except SyscallError as e:
             await self.say(f"cd: {args[0] if args else target}: {error_text(e)}")
-            return
-        if info.get("type", "dir") != "dir":
-            await self.say(f"cd: {args[0]}: not a directory")
             return
         self.cwd = target
 
@@ -329,16 +363,16 @@ class Shell:
         for p in paths:
             target = canonical(self.cwd, p)
             try:
-                info = await self.proc.stat_dir(target)
+                dirs, files = await self.entries(target)
             except SyscallError as e:
-                await self.say(f"ls: {p}: {error_text(e)}")
+                if e.code != abi.NOT_DIR:
+                    await self.say(f"ls: {p}: {error_text(e)}")
+                    continue
+                size = (await self.proc.stat_dir(target)).get("size", 0)
+                await self.say(f"{size:>8}  {p}" if long else p)
                 continue
-            if info.get("type") == "file":
-                await self.say(f"{info.get('size', 0):>8}  {p}" if long else p)
-                continue
-            entries = [(d["name"], True, 0) for d in info.get("subdirs", [])]
-            entries += [(f["name"], False, f.get("size", 0)) for f in info.get("files", [])]
-            for name, is_dir, size in sorted(entries):
+            listed = [(n, True, 0) for n in dirs] + [(n, False, size) for n, size in files]
+            for name, is_dir, size in sorted(listed):
                 shown = f"{BLUE}{name}/{RESET}" if is_dir else name
                 await self.say(f"{'d' if is_dir else '-'} {size:>8}  {shown}" if long else shown)
 
@@ -346,9 +380,12 @@ class Shell:
         if not args:
             await self.say("Usage: cat <file>...")
         for p in args:
+            path = canonical(self.cwd, p)
             try:
-                data = await self.proc.read_file(canonical(self.cwd, p))
+                data = await self.proc.read_file(path)
             except SyscallError as e:
+                if e.code == abi.NOTFOUND and await self.is_virtual_dir(path):
+                    e = SyscallError(abi.IS_DIR)
                 await self.say(f"cat: {p}: {error_text(e)}")
                 continue
             text = data.decode("utf-8", "replace")
@@ -411,7 +448,59 @@ class Shell:
             return False
 
     async def cmd_mount(self, args: list[str]) -> None:
-        await self.say(json.dumps(await self.proc.mounts()))
+        """`mount`: the table; `mount DIR PATH`: DIR also at PATH (Linux's mount --bind)."""
+        if not args:
+            await self.mount_table()
+            return
+        if len(args) != 2:
+            await self.say("Usage: mount               (the mount table)\n"
+                           "       mount <dir> <path>  (show directory <dir> also at <path>)")
+            return
+        src, dst = canonical(self.cwd, args[0]), canonical(self.cwd, args[1])
+        sys = self.proc.sys
+        try:
+            if await self.is_virtual_dir(src):
+                raise SyscallError(abi.NOT_IMPLEMENTED, detail="no server holds it")
+            if (await self.proc.stat_dir(src)).get("type", "dir") != "dir":
+                raise SyscallError(abi.NOT_DIR)
+            try:
+                handle, _ = await open_handle(sys, src, abi.O_WRITE)  # writable where we may write
+            except SyscallError as e:
+                if e.code != abi.DENIED:
+                    raise
+                handle, _ = await open_handle(sys, src, abi.O_READ)
+            try:
+                await sys.mount(dst, handle)  # the handle moves into our VFS
+            except SyscallError:
+                await sys.close(handle)
+                raise
+        except SyscallError as e:
+            await self.say(f"mount: {args[0]} on {args[1]}: {error_text(e)}")
+
+    async def mount_table(self) -> None:
+        """Each mount point and what its server shows there, as `df`/`mount` list them."""
+        rows = []
+        for m in await self.proc.mounts():
+            try:
+                info = await self.proc.stat_dir(m)
+            except SyscallError:
+                rows.append((m, "-", "a service (it does not list itself)"))
+                continue
+            if info.get("type", "dir") != "dir":
+                rows.append((m, "file", f"{info.get('size', 0)} bytes"))
+                continue
+            dirs = [d["name"] for d in info.get("subdirs", [])]
+            files = [f["name"] for f in info.get("files", [])]
+            names = [n + "/" for n in dirs] + files
+            summary = f"{len(dirs)} dirs, {len(files)} files"
+            shown = " ".join(names)
+            if len(shown) > 40:
+                shown = shown[:37].rsplit(" ", 1)[0] + " ..."
+            rows.append((m, "dir", f"{summary:<18} {shown}".rstrip()))
+        width = max([len("MOUNT POINT")] + [len(r[0]) for r in rows])
+        lines = [f"{'MOUNT POINT':<{width}}  TYPE  CONTENTS"]
+        lines += [f"{m:<{width}}  {kind:<4}  {what}" for m, kind, what in rows]
+        await self.say("\n".join(lines))
 
     cmd_mounts = cmd_mount
 

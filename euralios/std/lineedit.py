@@ -36,6 +36,7 @@ class LineEditor:
         pos = 0
         hist = len(self.history)
         saved = ""
+        last_key: int | None = None  # a Tab right after a Tab lists the candidates
 
         async def redraw(old_len: int, old_pos: int) -> None:
             """Back to the line start, rewrite, blank the leftover tail, put the cursor back."""
@@ -46,7 +47,8 @@ class LineEditor:
             await write(out + "\x08" * (max(len(text), old_len) - pos))
 
         while True:
-            key = await read_key()
+            key, prev = await read_key(), last_key
+            last_key = key
             if key is None or (key == CTRL_D and not buf):
                 return None
             old_len, old_pos = len(buf), pos
@@ -126,10 +128,10 @@ class LineEditor:
                         buf[:pos] = list(common)
                         pos = len(common)
                         await redraw(old_len, old_pos)
-                    else:
-                        shown = "  ".join(o.rstrip("/").rsplit(" ", 1)[-1].rsplit("/", 1)[-1] + ("/" if o.endswith("/") else "")
-                                          for o in options)
-                        await write("\n" + shown + "\n")
+                    elif prev == 9:
+                        # The second Tab (as bash): the candidates below the line, then the
+                        # prompt and the line again, the cursor where it was.
+                        await write("\n" + _columns([_shown(o) for o in options]) + "\n")
                         await write(self.prompt + "".join(buf) + "\x08" * (len(buf) - pos))
                 continue
             if key < 32 or key > 0x10FFFF:
@@ -144,6 +146,21 @@ class LineEditor:
                 await redraw(old_len, old_pos)
 
     prompt = ""
+
+
+def _shown(option: str) -> str:
+    """A candidate as listed: its last word's last path component (`ramdisk/`, `cat`)."""
+    last = option.rstrip(" ").rsplit(" ", 1)[-1]
+    is_dir = last.endswith("/")
+    return last.rstrip("/").rsplit("/", 1)[-1] + ("/" if is_dir else "")
+
+
+def _columns(names: list[str], width: int = 80) -> str:
+    """Names in columns across the screen, as ls and bash list them."""
+    col = max(len(n) for n in names) + 2
+    per_row = max(1, width // col)
+    rows = [names[i:i + per_row] for i in range(0, len(names), per_row)]
+    return "\n".join("".join(n.ljust(col) for n in row).rstrip() for row in rows)
 
 
 def _common_prefix(items: list[str]) -> str:
