@@ -121,3 +121,27 @@ def test_terminal_keys_map_to_pc_key_presses() -> None:
     assert to_keypress("pagedown") == KeyPress("PageDown") and to_keypress("delete") == KeyPress("Delete")
     assert to_keypress("x", "x", alt=True) == KeyPress("x", alt=True)
     assert to_keypress("é", "é") is None and to_keypress("<scroll-up>") is None
+
+
+# --------------------------------------------------------------------------- the front door
+def test_help_lists_run_and_every_net_form() -> None:
+    r = euralios("--help")
+    assert r.returncode == 0 and r.stderr == ""
+    out = r.stdout
+    assert "euralios run [--net SPEC] [--isolated] [OPTIONS] PROGRAM.py [ARGS...]" in out
+    assert "\n  run " in out and "exit with its status" in out
+    for form in ("user[,OPTIONS]", "hostfwd=tcp:", "restrict=on|off", "hosts=FILE", "domainname=NAME",
+                 "tap:NAME", "raw:NAME", "switch:NAME", "\n  none "):
+        assert form in out, form
+    r = euralios("run", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: euralios run ") and "--isolated" in r.stdout
+    assert "restrict=on|off" in r.stdout
+
+
+def test_python_dash_m_euralios_is_the_command() -> None:
+    r = subprocess.run([sys.executable, "-m", "euralios", "--help"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stdout.startswith("usage: euralios ")
+    r = subprocess.run([sys.executable, "-m", "euralios", "--bogus"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and r.stderr == "euralios: unrecognized arguments: --bogus\n"
