@@ -10,8 +10,9 @@ exit status 2, before booting.
 
 The network: `--net SPEC` builds the NIC's wire with machine.netdev.make_backend (wrapped by
 `--impair` and `--pcap`) and the machine gets an RTL8139 on it (`--mac` sets its address); init
-then starts the driver and the TCP/IP stack (/tcp), which asks DHCP. `--net none` is a card with
-a cable to nowhere. `user` is the built-in router when this build has it, else the same as none.
+then starts the driver and the TCP/IP stack (/tcp), which asks DHCP. `--net none` is QEMU's
+`-nic none`: no network card, so init starts no driver, no stack and no DHCP client (one that asks
+a wire nobody answers would retry for as long as the system runs).
 
 Without --headless the terminal UI (machine/ui/terminal.py) shows the VGA screen in the host
 terminal and feeds it every key; Ctrl-] quits.
@@ -33,10 +34,11 @@ class NetError(Exception):
 
 
 def network(opts: argparse.Namespace) -> tuple[Any, str | None]:
-    """(backend, mac) from --net/--mac/--pcap/--impair; (None, None) when there is no --net.
+    """(backend, mac) from --net/--mac/--pcap/--impair; (None, None) when there is no --net or
+    it is `none` (no network card).
 
     Built before booting, so a bad spec or a refused tap is reported before anything starts."""
-    from machine.netdev import FACTORIES, BackendError, make_backend
+    from machine.netdev import BackendError, make_backend
     from machine.rtl8139 import mac_text, parse_mac
 
     spec = getattr(opts, "net", None)
@@ -55,8 +57,13 @@ def network(opts: argparse.Namespace) -> tuple[Any, str | None]:
         if raw[0] & 1:
             raise NetError(f"--mac {mac}: a multicast address cannot be a card's address")
         mac = mac_text(raw)
-    if spec.strip().split(":")[0].split(",")[0] == "user" and "user" not in FACTORIES:
-        spec = "none"  # no built-in router in this build: a card with nothing behind it
+    if spec.strip() == "none":
+        # QEMU's -nic none: no network card at all. init then says "no network card" and starts
+        # neither the driver nor the TCP/IP stack, so no DHCP client asks a wire that cannot answer.
+        for name, value in (("--mac", mac), ("--pcap", pcap), ("--impair", impair), ("--ip", getattr(opts, "ip", None))):
+            if value is not None:
+                raise NetError(f"{name} needs a network card (--net none has none)")
+        return None, None
     hosts = getattr(opts, "hosts", None)
     ip = getattr(opts, "ip", None)
     if ip is not None:

@@ -145,3 +145,16 @@ def test_python_dash_m_euralios_is_the_command() -> None:
     r = subprocess.run([sys.executable, "-m", "euralios", "--bogus"], cwd=ROOT, capture_output=True, text=True,
                        timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and r.stderr == "euralios: unrecognized arguments: --bogus\n"
+
+
+def test_net_none_is_no_network_card_and_no_dhcp() -> None:
+    """QEMU's -nic none: init finds no card, so no driver, no stack, no DHCP client asking a wire
+    nobody answers; the options that need a card say so."""
+    r = euralios("--headless", "--net", "none", "--type", "{F1}", "--expect", r"\[init\] no network card", "-v")
+    assert r.returncode == 0, r.stderr
+    assert "[init] starting rtl8139" not in r.stdout and "[init] starting tcp" not in r.stdout
+    assert "mounted /tcp" not in r.stderr and "mounted /dev/nic" not in r.stderr
+    for opt in (["--pcap", "x.pcap"], ["--impair", "loss=10"], ["--mac", "52:54:00:00:00:01"],
+                ["--ip", "10.0.3.5/24"]):
+        r = euralios("--headless", "--net", "none", *opt)
+        assert r.returncode == 2 and r.stderr == f"euralios: {opt[0]} needs a network card (--net none has none)\n"
