@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type", dest="steps", action="append", type=lambda s: ("type", s), default=[],
                    metavar="KEYS", help="keys to type ({Enter} {F2} {Up} {Ctrl+S} ... and \\n)")
     p.add_argument("--expect", dest="steps", action="append", type=lambda s: ("expect", s), metavar="REGEX",
-                   help="wait until the screen matches REGEX")
+                   help="wait until the screen matches REGEX (multiline; the screen as printed, each row's "
+                        "trailing blanks trimmed: (?m)^\\$$ is a bare prompt)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each --expect")
     return p
 

@@ -1,9 +1,10 @@
 """Front-ends for a full boot: the headless runner and the prompt_toolkit terminal UI.
 
 `euralios --headless --type KEYS --expect REGEX ...` boots, performs the steps in order (typing
-is queued at once; an expect waits, event-driven, until the screen matches), lets the screen
-settle (nothing drawn for 0.15 s), prints the final 80x25 screen (trailing blanks removed) and
-exits 0. A step that times out prints the screen, then
+is queued at once; an expect waits, event-driven, until the screen matches: the screen as it is
+printed, each row's trailing blanks trimmed, so `(?m)^\\$$` is a bare prompt; or, for patterns
+written against them, the 80-column rows), lets the screen settle (nothing drawn for 0.15 s),
+prints the final 80x25 screen (trailing blanks removed) and exits 0. A step that times out prints the screen, then
 `euralios: timed out waiting for REGEX` on stderr, and exits 1. Bad input (an unknown key name,
 a bad regex, a bad --net/--mac/--impair, a backend the host refuses) is one line on stderr and
 exit status 2, before booting.
@@ -154,7 +155,7 @@ async def _headless(opts: argparse.Namespace, backend: Any = None, mac: str | No
                 await system.type(arg, escapes=True)
                 continue
             try:
-                await system.wait_for_screen(arg, opts.timeout)
+                await system.wait_for_screen(arg, opts.timeout, printed=True)
             except trio.TooSlowError:
                 _print_screen(system.screen.render())
                 print(f"euralios: timed out waiting for {arg}", file=sys.stderr, flush=True)

@@ -158,3 +158,12 @@ def test_net_none_is_no_network_card_and_no_dhcp() -> None:
                 ["--ip", "10.0.3.5/24"]):
         r = euralios("--headless", "--net", "none", *opt)
         assert r.returncode == 2 and r.stderr == f"euralios: {opt[0]} needs a network card (--net none has none)\n"
+
+
+def test_expect_matches_the_screen_as_printed() -> None:
+    """The prompt row is "$ " on screen and "$" as printed: --expect sees the printed one, so a
+    bare prompt is (?m)^\\$$; the trailing blanks a pattern may have been written for still match."""
+    r = euralios("--headless", "--expect", "login: ", "--type", r"root\n", "--expect", r"(?m)^\$$",
+                 "--type", r"echo hi\n", "--expect", r"^hi\n\$$", "--expect", r"^hi *\n\$ ")
+    assert r.returncode == 0, r.stderr
+    assert "\n$ echo hi\nhi\n$\n" in r.stdout
