@@ -3,13 +3,15 @@
     euralios [--mem 64M] [--net user|tap:NAME|raw:NAME|none] ...     boot with the terminal UI
     euralios --headless --type KEYS --expect REGEX ... [--timeout S]  boot with no UI
     euralios run [--net SPEC] [--isolated] PROGRAM.py [ARGS...]      run one program, exit with its status
+    python -m euralios ...                                             the same (euralios/__main__.py)
 
 Isolation (both forms): --isolation host (the default) runs every program exec'd from a file in a
 confined host worker (merriwig/confine/); --isolation none runs everything in the kernel's own
 interpreter, unconfined, and the kernel's first line says so. `euralios run` runs PROGRAM itself
 in-process, as host scripting, unless --isolated.
 
-Network options (both forms): --net SPEC (the NIC's wire: user, tap:NAME, raw:NAME, none, ...),
+Network options (both forms): --net SPEC (the NIC's wire: every form is in NET_FORMS, which --help
+prints),
 --mac MAC (the card's address), --pcap FILE (record every frame), --impair SPEC (loss, delay,
 reorder... on the wire). A full boot has a network by default (--net user); `euralios run` only
 with --net, and then starts pci, rtl8139 and the TCP/IP stack (/tcp) before the program.
@@ -57,9 +59,29 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "none: everything in the kernel's interpreter, unconfined (SECURITY.md)")
 
 
+# Every --net form, for both parsers' --help (machine/netdev's FACTORIES and user/options.py).
+NET_FORMS = """\
+network backends (--net SPEC):
+  user[,OPTIONS]   a built-in router on 10.0.2.0/24 like QEMU's slirp, no root: DHCP, DNS from
+                   the host, guest TCP/UDP relayed to host sockets. OPTIONS, comma-separated:
+                     hostfwd=tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT  forward a host port
+                                      into the guest (repeatable)
+                     restrict=on|off  on: the guest reaches only the router's DHCP, DNS and
+                                      hostfwd, nothing beyond (default off)
+                     hosts=FILE       names (ADDRESS NAME... lines) its DNS server answers
+                     domainname=NAME  the domain its DHCP and DNS give (default euralios.internal)
+  tap:NAME         the host's tap interface NAME (needs the right to open /dev/net/tun)
+  raw:NAME         a raw packet socket on the host interface NAME (needs CAP_NET_RAW)
+  switch:NAME      a virtual Ethernet switch NAME joining every euralios on this host that
+                   names it, no root (no DHCP server on it: give each --ip 10.0.3.N/24)
+  none             a network card with a cable to nowhere (no DHCP is asked)
+"""
+
+
 def _network(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--net", default=default, metavar="SPEC",
-                   help="network backend: user, tap:NAME, raw:NAME, none" + (f" (default {default})" if default else ""))
+                   help="the network card's wire: user[,OPTIONS], tap:NAME, raw:NAME, switch:NAME or none "
+                        "(see 'network backends' below)" + (f"; default {default}" if default else ""))
     p.add_argument("--mac", metavar="MAC", help="the network card's MAC address (default 52:54:00:12:34:56)")
     p.add_argument("--pcap", metavar="FILE", help="record every frame the network card sends and receives")
     p.add_argument("--impair", metavar="SPEC", help="impair the wire: loss=%%,delay=ms,reorder=%%,dup=%%,corrupt=%%,seed=N")
@@ -68,21 +90,34 @@ def _network(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--hosts", metavar="FILE", help="--net user: a hosts table (ADDRESS NAME...) for its DNS server")
 
 
+RUN_USAGE = "euralios run [--net SPEC] [--isolated] [OPTIONS] PROGRAM.py [ARGS...]"
+RUN_SUMMARY = "boot a small system and run one program as root; exit with its status"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="euralios", description="EuraliOS-py: an actor-model OS on an emulated PC")
+    epilog = (f"subcommands:\n  run              {RUN_SUMMARY}\n"
+              f"                   usage: {RUN_USAGE}\n"
+              f"                   (euralios run --help for its options)\n\n{NET_FORMS}")
+    p = _Parser(prog="euralios", description="EuraliOS-py: an actor-model OS on an emulated PC",
+                usage="%(prog)s [OPTIONS]                (boot with the terminal UI)\n"
+                      "       %(prog)s --headless [--type KEYS] [--expect REGEX] ... [OPTIONS]\n"
+                      f"       {RUN_USAGE}",
+                epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     _network(p, "user")
     p.add_argument("--headless", action="store_true", help="no UI: type keys and wait for screen text")
     p.add_argument("--type", dest="steps", action="append", type=lambda s: ("type", s), default=[],
                    metavar="KEYS", help="keys to type ({Enter} {F2} {Up} {Ctrl+S} ... and \\n)")
     p.add_argument("--expect", dest="steps", action="append", type=lambda s: ("expect", s), metavar="REGEX",
-                   help="wait until the screen matches REGEX")
+                   help="wait until the screen matches REGEX (multiline; the screen as printed, each row's "
+                        "trailing blanks trimmed: (?m)^\\$$ is a bare prompt)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each --expect")
     return p
 
 
 def build_run_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="euralios run", description="boot a small system and run one program as root")
+    p = _Parser(prog="euralios run", description=RUN_SUMMARY, epilog=NET_FORMS,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     _network(p, None)
     p.add_argument("--isolated", action="store_true",

@@ -1,17 +1,19 @@
 """Front-ends for a full boot: the headless runner and the prompt_toolkit terminal UI.
 
 `euralios --headless --type KEYS --expect REGEX ...` boots, performs the steps in order (typing
-is queued at once; an expect waits, event-driven, until the screen matches), lets the screen
-settle (nothing drawn for 0.15 s), prints the final 80x25 screen (trailing blanks removed) and
-exits 0. A step that times out prints the screen, then
+is queued at once; an expect waits, event-driven, until the screen matches: the screen as it is
+printed, each row's trailing blanks trimmed, so `(?m)^\\$$` is a bare prompt; or, for patterns
+written against them, the 80-column rows), lets the screen settle (nothing drawn for 0.15 s),
+prints the final 80x25 screen (trailing blanks removed) and exits 0. A step that times out prints the screen, then
 `euralios: timed out waiting for REGEX` on stderr, and exits 1. Bad input (an unknown key name,
 a bad regex, a bad --net/--mac/--impair, a backend the host refuses) is one line on stderr and
 exit status 2, before booting.
 
 The network: `--net SPEC` builds the NIC's wire with machine.netdev.make_backend (wrapped by
 `--impair` and `--pcap`) and the machine gets an RTL8139 on it (`--mac` sets its address); init
-then starts the driver and the TCP/IP stack (/tcp), which asks DHCP. `--net none` is a card with
-a cable to nowhere. `user` is the built-in router when this build has it, else the same as none.
+then starts the driver and the TCP/IP stack (/tcp), which asks DHCP. `--net none` is QEMU's
+`-nic none`: no network card, so init starts no driver, no stack and no DHCP client (one that asks
+a wire nobody answers would retry for as long as the system runs).
 
 Without --headless the terminal UI (machine/ui/terminal.py) shows the VGA screen in the host
 terminal and feeds it every key; Ctrl-] quits.
@@ -33,10 +35,11 @@ class NetError(Exception):
 
 
 def network(opts: argparse.Namespace) -> tuple[Any, str | None]:
-    """(backend, mac) from --net/--mac/--pcap/--impair; (None, None) when there is no --net.
+    """(backend, mac) from --net/--mac/--pcap/--impair; (None, None) when there is no --net or
+    it is `none` (no network card).
 
     Built before booting, so a bad spec or a refused tap is reported before anything starts."""
-    from machine.netdev import FACTORIES, BackendError, make_backend
+    from machine.netdev import BackendError, make_backend
     from machine.rtl8139 import mac_text, parse_mac
 
     spec = getattr(opts, "net", None)
@@ -55,8 +58,13 @@ def network(opts: argparse.Namespace) -> tuple[Any, str | None]:
         if raw[0] & 1:
             raise NetError(f"--mac {mac}: a multicast address cannot be a card's address")
         mac = mac_text(raw)
-    if spec.strip().split(":")[0].split(",")[0] == "user" and "user" not in FACTORIES:
-        spec = "none"  # no built-in router in this build: a card with nothing behind it
+    if spec.strip() == "none":
+        # QEMU's -nic none: no network card at all. init then says "no network card" and starts
+        # neither the driver nor the TCP/IP stack, so no DHCP client asks a wire that cannot answer.
+        for name, value in (("--mac", mac), ("--pcap", pcap), ("--impair", impair), ("--ip", getattr(opts, "ip", None))):
+            if value is not None:
+                raise NetError(f"{name} needs a network card (--net none has none)")
+        return None, None
     hosts = getattr(opts, "hosts", None)
     ip = getattr(opts, "ip", None)
     if ip is not None:
@@ -147,7 +155,7 @@ async def _headless(opts: argparse.Namespace, backend: Any = None, mac: str | No
                 await system.type(arg, escapes=True)
                 continue
             try:
-                await system.wait_for_screen(arg, opts.timeout)
+                await system.wait_for_screen(arg, opts.timeout, printed=True)
             except trio.TooSlowError:
                 _print_screen(system.screen.render())
                 print(f"euralios: timed out waiting for {arg}", file=sys.stderr, flush=True)

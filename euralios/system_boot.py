@@ -113,10 +113,13 @@ class FullSystem(System):
         """(character, attribute byte) of one screen cell."""
         return self.machine.vga.cells()[row][col]
 
-    async def wait_for_screen(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
+    async def wait_for_screen(self, pattern: str | re.Pattern[str], timeout: float = 10.0, *,
+                              printed: bool = False) -> re.Match[str]:
         """Wait until the screen matches `pattern` (multiline regex); trio.TooSlowError after
-        `timeout` seconds. Wakes only when the screen changes (no polling)."""
-        return await self.screen.wait_for(pattern, timeout)
+        `timeout` seconds. Wakes only when the screen changes (no polling). printed: match the
+        screen as `euralios --headless` prints it (trailing blanks trimmed) too, as --expect does
+        (HeadlessScreen.matches)."""
+        return await self.screen.wait_for(pattern, timeout, printed=printed)
 
     async def settle(self, quiet: float = 0.2, limit: float = 5.0) -> bool:
         """Wait until the screen has not changed for `quiet` seconds."""

@@ -165,8 +165,20 @@ class HeadlessScreen:
     def cursor(self) -> tuple[int, int]:
         return self.vga.cursor
 
-    async def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
-        """Wait until the screen text matches `pattern` (re.MULTILINE: ^ and $ are per line).
+    def matches(self, rx: re.Pattern[str], *, printed: bool = False) -> re.Match[str] | None:
+        """`rx` searched in the screen: the 80-column rows, or with `printed` first the screen as
+        render() prints it (trailing blanks trimmed, so ``^\\$$`` is a bare ``$ `` prompt row) and
+        then the 80-column rows (so a pattern written against the padding, ``^\\$ ``, still does)."""
+        if printed:
+            m = rx.search(self.render())
+            if m:
+                return m
+        return rx.search(self.vga.text())
+
+    async def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 10.0, *,
+                       printed: bool = False) -> re.Match[str]:
+        """Wait until the screen text matches `pattern` (re.MULTILINE: ^ and $ are per line);
+        `printed`: see matches().
 
         trio.TooSlowError after `timeout` seconds."""
         rx = re.compile(pattern, re.MULTILINE) if isinstance(pattern, str) else pattern
@@ -179,7 +191,7 @@ class HeadlessScreen:
         try:
             with trio.fail_after(timeout):
                 while True:
-                    m = rx.search(self.vga.text())
+                    m = self.matches(rx, printed=printed)
                     if m:
                         return m
                     await changed.wait()

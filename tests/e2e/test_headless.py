@@ -128,3 +128,49 @@ def test_keys_typed_before_the_prompt_are_kept() -> None:
     r = euralios("--headless", "--net", "none", "--type", r"root\necho two\necho three\n",
                  "--expect", r"(?m)^two *\n\$ echo three *\nthree", "--timeout", "10")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------- the front door
+def test_help_lists_run_and_every_net_form() -> None:
+    r = euralios("--help")
+    assert r.returncode == 0 and r.stderr == ""
+    out = r.stdout
+    assert "euralios run [--net SPEC] [--isolated] [OPTIONS] PROGRAM.py [ARGS...]" in out
+    assert "\n  run " in out and "exit with its status" in out
+    for form in ("user[,OPTIONS]", "hostfwd=tcp:", "restrict=on|off", "hosts=FILE", "domainname=NAME",
+                 "tap:NAME", "raw:NAME", "switch:NAME", "\n  none "):
+        assert form in out, form
+    r = euralios("run", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: euralios run ") and "--isolated" in r.stdout
+    assert "restrict=on|off" in r.stdout
+
+
+def test_python_dash_m_euralios_is_the_command() -> None:
+    r = subprocess.run([sys.executable, "-m", "euralios", "--help"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stdout.startswith("usage: euralios ")
+    r = subprocess.run([sys.executable, "-m", "euralios", "--bogus"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and r.stderr == "euralios: unrecognized arguments: --bogus\n"
+
+
+def test_net_none_is_no_network_card_and_no_dhcp() -> None:
+    """QEMU's -nic none: init finds no card, so no driver, no stack, no DHCP client asking a wire
+    nobody answers; the options that need a card say so."""
+    r = euralios("--headless", "--net", "none", "--type", "{F1}", "--expect", r"\[init\] no network card", "-v")
+    assert r.returncode == 0, r.stderr
+    assert "[init] starting rtl8139" not in r.stdout and "[init] starting tcp" not in r.stdout
+    assert "mounted /tcp" not in r.stderr and "mounted /dev/nic" not in r.stderr
+    for opt in (["--pcap", "x.pcap"], ["--impair", "loss=10"], ["--mac", "52:54:00:00:00:01"],
+                ["--ip", "10.0.3.5/24"]):
+        r = euralios("--headless", "--net", "none", *opt)
+        assert r.returncode == 2 and r.stderr == f"euralios: {opt[0]} needs a network card (--net none has none)\n"
+
+
+def test_expect_matches_the_screen_as_printed() -> None:
+    """The prompt row is "$ " on screen and "$" as printed: --expect sees the printed one, so a
+    bare prompt is (?m)^\\$$; the trailing blanks a pattern may have been written for still match."""
+    r = euralios("--headless", "--expect", "login: ", "--type", r"root\n", "--expect", r"(?m)^\$$",
+                 "--type", r"echo hi\n", "--expect", r"^hi\n\$$", "--expect", r"^hi *\n\$ ")
+    assert r.returncode == 0, r.stderr
+    assert "\n$ echo hi\nhi\n$\n" in r.stdout

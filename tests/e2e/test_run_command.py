@@ -88,3 +88,11 @@ def test_isolated_runs_the_program_confined(tmp_path: Path) -> None:
     assert r.stdout == b"kernel reachable: False\n"
     r = euralios("run", "--isolated", "--isolation", "none", str(prog))
     assert r.returncode == 2 and r.stderr.decode().count("\n") == 1 and r.stdout == b""
+
+
+def test_python_dash_m_euralios_run_passes_the_status_through(tmp_path: Path) -> None:
+    prog = tmp_path / "seven.py"
+    prog.write_text("async def main(proc):\n    return 7\n")
+    r = subprocess.run([sys.executable, "-m", "euralios", "run", str(prog)], cwd=ROOT, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 7, r.stderr

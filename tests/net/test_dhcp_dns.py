@@ -67,6 +67,20 @@ def test_dhcp_retries_with_backoff_and_falls_back_to_static() -> None:
     assert 2 <= sent <= 5
 
 
+def test_dhcp_nobody_answers_for_an_hour_costs_a_datagram_every_half_minute() -> None:
+    """A card on a wire nobody answers (no fallback): the client keeps asking, as RFC 2131's does,
+    but backed off to one DISCOVER about every 32 s, never faster: it does not keep a system busy."""
+    c = DhcpClient(MAC, seed=5)
+    c.start(0.0)
+    times = [0.0] * len(c.datagrams_to_send())
+    while (now := c.next_deadline()) is not None and now < 3600:
+        c.poll(now)
+        times += [now] * len(c.datagrams_to_send())
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(g >= 3.0 for g in gaps) and all(g >= 31.0 for g in gaps[4:])
+    assert len(times) <= 3600 / 31 + 5
+
+
 def test_dhcp_ignores_other_transactions_and_garbage() -> None:
     c = DhcpClient(MAC, seed=4)
     c.start(0.0)
