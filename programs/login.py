@@ -6,7 +6,10 @@ home directory as /ramdisk, /tcp, /proc). Neither has a password until one is se
 mounts — no shell can reach it. `passwd` asks this login process, through /dev/login in the
 shell's VFS, to change the logged-in user's password; that rendezvous is the only door.
 
-Handle 0: keys from init (forwarded to the shell while one runs); handle 1: the console.
+Handle 0: this console's reader channel (the console is a tty: drivers/tty.py); handle 1: the
+console. The console edits and echoes what is typed at `login:` (not `Password:`); the shell is
+started in front of it (euralios.std.tty), so keys typed ahead while it starts wait in the
+console for it -- login never relays a key.
 """
 
 from __future__ import annotations
@@ -16,10 +19,9 @@ import hmac
 import json
 import secrets
 
-from euralios.std import Memory, Message, SyscallError, abi, discard
+from euralios.std import Memory, Message, SyscallError, abi, discard, tty
 from euralios.std.fs import take_bytes
 from euralios.std.serve import serve
-from euralios.std.sync import Wakeup
 
 WELCOME = """\x1b[1mWelcome to EuraliOS!\x1b[0m
 
@@ -45,11 +47,6 @@ class Login:
     def __init__(self, proc) -> None:
         self.proc = proc
         self.session = None  # the running shell (a Child)
-        # Keys not yet taken, in order (None: end of input): login's own prompt reads them, and
-        # whatever is typed ahead while a shell starts goes to that shell once it runs. The input
-        # thread never waits for the main one (a wait there once lost the console for good).
-        self.pending: list[int | None] = []
-        self.arrived: Wakeup | None = None
         self.user = ""
 
     # ------------------------------------------------------------------ password store
@@ -78,57 +75,13 @@ class Login:
         await self.proc.write_file(PASSWD_FILE, json.dumps(table))
 
     # ------------------------------------------------------------------ keys
-    async def input_thread(self) -> None:
-        """Keys go to the shell while one runs; otherwise they wait in `pending`."""
-        while True:
-            code = await self.proc.read_key()
-            if code is not None and self.session is not None and not self.pending:
-                try:
-                    await self.session.send_char(code)
-                    continue
-                except SyscallError:
-                    pass  # the shell has just exited: the key is login's
-            self.pending.append(code)
-            assert self.arrived is not None
-            await self.arrived.wake()
-            if code is None:
-                return
-
-    async def next_key(self) -> int | None:
-        assert self.arrived is not None
-        while not self.pending:
-            await self.arrived.sleep()
-        return self.pending.pop(0)
-
-    async def hand_over(self, session) -> None:  # noqa: ANN001
-        """The keys typed ahead go to the new shell, in order; then new ones go straight to it."""
-        while self.pending and self.pending[0] is not None:
-            try:
-                await session.send_char(self.pending.pop(0))
-            except SyscallError:
-                return
-        self.session = session
-
     async def read_line(self, echo: bool = True) -> str | None:
-        buf: list[str] = []
-        while True:
-            code = await self.next_key()
-            if code is None:
-                return None
-            if code in (10, 13):
-                await self.proc.write("\n")
-                return "".join(buf)
-            if code == 8:
-                if buf:
-                    buf.pop()
-                    if echo:
-                        await self.proc.write("\x08 \x08")
-                continue
-            if code < 32 or code > 0x10FFFF:
-                continue
-            buf.append(chr(code))
-            if echo:
-                await self.proc.write(chr(code))
+        """A line from the console (None at end of input). The console edits it; typed
+        control characters are dropped."""
+        line = await self.proc.read_line(echo=echo)
+        if not line:
+            return None
+        return "".join(ch for ch in line.rstrip("\n") if ch >= " ")
 
     # ------------------------------------------------------------------ /dev/login
     async def passwd_service(self, handle: int) -> None:
@@ -165,7 +118,7 @@ class Login:
             except SyscallError:
                 continue
         mounts["/dev/login"] = dev2
-        return await proc.exec("/bin/shell", ["shell"], vfs=mounts, stdin="pipe", env=env, user=name,
+        return await proc.exec("/bin/shell", ["shell"], vfs=mounts, stdin="tty", env=env, user=name,
                                quota=None if name == "root" else USER_QUOTA)
 
     async def _exec_root(self, dev: int, env: dict[str, str]):
@@ -173,7 +126,8 @@ class Login:
         proc = self.proc
         image = await proc.read_file("/bin/shell")
         sys = proc.sys
-        stdin_mine, stdin_theirs = await sys.new_rendezvous()
+        stdin, entry = await tty.foreground(sys, 1)
+        env = {**env, tty.TTY_ENV: "1"}
         stdout = await sys.copy_rendezvous(1)
         keep, give = await sys.new_rendezvous()
         params = bytearray(b"C-/etc:")
@@ -183,13 +137,25 @@ class Login:
         params += b"nshell\0Uroot\0"
         from euralios.std.proc import Child
 
-        pid = await sys.exec(image, stdin_theirs, stdout, bytes(params))
-        return Child(proc, pid, keep, stdin_mine)
+        try:
+            pid = await sys.exec(image, stdin, stdout, bytes(params))
+        except SyscallError:
+            await tty.background(sys, 1, entry)
+            raise
+        child = Child(proc, pid, keep, None)
+        child.tty_entry = entry
+        return child
 
     async def run(self) -> int:
+        try:
+            return await self.serve()
+        except SyscallError as e:
+            if e.code == abi.CLOSED:
+                return 0  # a hang-up: the console went away (its driver died)
+            raise
+
+    async def serve(self) -> int:
         proc = self.proc
-        self.arrived = await Wakeup.new(proc.sys)
-        await proc.spawn_thread(self.input_thread)
         await proc.write(WELCOME + "\n")
         while True:
             await proc.write("login: ")
@@ -211,16 +177,11 @@ class Login:
                     continue
             self.user = name
             try:
-                await self.hand_over(await self.start_shell(name))
+                self.session = await self.start_shell(name)
             except SyscallError as e:
                 await proc.print(f"Error executing shell: {e}")
                 continue
             await self.session.wait()
-            if self.session.stdin is not None:
-                try:
-                    await proc.sys.close(self.session.stdin)
-                except SyscallError:
-                    pass
             self.session = None
             await proc.write("\n")
 

@@ -1,8 +1,9 @@
 """The EuraliOS shell: built-in commands, running programs from /bin, history and completion.
 
-An input thread owns stdin: while a program runs in the foreground, typed keys go to it (and
-Ctrl+C kills it through /proc); otherwise they come to the shell's line editor. So no keystroke
-is lost when a program exits (the seed's shell consumed one).
+The console is a tty (drivers/tty.py): each program is started in front of it (stdin="tty"),
+so the keys typed while it runs are its own, and what is typed ahead waits in the console for
+whoever reads next -- the shell never relays a key. Ctrl+C reaches the shell's interrupt thread
+from the console (the job's controller), and the shell interrupts the job through /proc.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 import json
 import shlex
 
-from euralios.std import STDIN, SyscallError, abi
+from euralios.std import SyscallError, abi
 from euralios.std.fs import open_handle
-from euralios.std.lineedit import CTRL_C, Interrupted, LineEditor
-from euralios.std.sync import Channel
+from euralios.std.lineedit import Interrupted, LineEditor
 
 HELP = """EuraliOS shell help
   F1 system console (kernel log)    F2..F5 user consoles
@@ -77,9 +77,8 @@ class Shell:
         self.cwd = proc.env.get("PWD", "/ramdisk")
         self.editor = LineEditor()
         self.fg = None  # the foreground Child
-        self.early: list[int] | None = None  # keys typed while a program is starting
-        self.keys: Channel | None = None  # the shell's own keys, from the input thread
-        self.typeahead: list[int] = []  # keys handed back to the shell by its main thread
+        self.controller: int | None = None  # where the console says Ctrl+C (copies go with each job)
+        self.interrupted = False  # Ctrl+C came for a job still being started
         self.running = True
         self.capture: list[str] | None = None  # output of a built-in redirected to a file
 
@@ -93,52 +92,23 @@ class Shell:
     async def say(self, text: str) -> None:
         await self.write(text + "\n")
 
-    async def input_thread(self) -> None:
-        """Route every key (typed, or text piped in): to the foreground program, or to the
-        shell's own queue. At the end of input the line editor sees EOF."""
-        while (code := await self.proc.read_key()) is not None:
-            await self._route(code)
-        if self.running:
-            await self._queue(None)
-
-    async def _route(self, code: int, main: bool = False) -> None:
-        """Where a key goes: the program in front, the program being started, or the shell.
-        main: the main thread is routing keys it held (it cannot put to its own channel)."""
-        if self.early is not None and self.fg is None:
-            self.early.append(code)  # for the program being started (Ctrl+C included)
-            return
-        fg = self.fg
-        if fg is not None:
-            if code == CTRL_C:
-                await self.kill(fg.pid, quiet=True, command="interrupt")
-                return
-            try:
-                await fg.send_char(code)
-                return
-            except SyscallError:
-                pass  # it has exited (or stopped reading): the key is the shell's
-        if main:
-            self.typeahead.append(code)
-            return
-        await self._queue(code)
-        if code in (10, 13) and self.early is None:
-            # Enter: what is typed next is for whatever this line starts (Ctrl+C included),
-            # held until the shell knows whether that is a program.
-            self.early = []
-
-    async def _queue(self, code: int | None) -> None:
-        await self.keys.put(code)
-
-    def release_early(self) -> None:
-        """The line started no program: the keys held since Enter are the shell's again."""
-        if self.early is not None and self.fg is None:
-            early, self.early = self.early, None
-            self.typeahead.extend(early)
-
     async def read_key(self) -> int | None:
-        if self.typeahead:
-            return self.typeahead.pop(0)
-        return await self.keys.get()
+        """The line editor's next key: Ctrl+C is a key here (it cancels the line)."""
+        return await self.proc.read_key(isig=False)
+
+    async def interrupt_thread(self, handle: int) -> None:
+        """Ctrl+C typed for the job in front: interrupt it (ends when the shell closes `handle`)."""
+        sys = self.proc.sys
+        while True:
+            try:
+                msg = await sys.receive(handle)
+            except SyscallError:
+                return
+            if msg.tag == abi.INTERRUPT:
+                if self.fg is not None:
+                    await self.kill(self.fg.pid, quiet=True, command="interrupt")
+                else:
+                    self.interrupted = True  # typed while the job starts: interrupt it once it runs
 
     # ------------------------------------------------------------------ completion
     async def complete(self, head: str) -> list[str]:
@@ -189,8 +159,8 @@ class Shell:
     # ------------------------------------------------------------------ main loop
     async def run(self) -> int:
         sys = self.proc.sys
-        self.keys = await Channel.new(sys)
-        await self.proc.spawn_thread(self.input_thread)
+        listen, self.controller = await sys.new_rendezvous()
+        await self.proc.spawn_thread(self.interrupt_thread, listen)
         await self.say("Type help [Enter] to see the shell help page.")
         while self.running:
             self.editor.prompt = "$ "
@@ -205,13 +175,11 @@ class Shell:
                 await self.execute(line)
             except SyscallError as e:
                 await self.say(f"shell: {error_text(e)}")
-            finally:
-                self.release_early()
-        # Closing stdin wakes our own input thread (CLOSED), so the last thread ends and the
-        # process with it.
+        # Closing the controller wakes our interrupt thread (CLOSED), so the last thread ends
+        # and the process with it.
         self.running = False
         try:
-            await sys.close(STDIN)
+            await sys.close(self.controller)
         except SyscallError:
             pass
         return 0
@@ -270,17 +238,6 @@ class Shell:
         return None
 
     async def run_program(self, cmd: str, args: list[str], redirect: tuple[str, str] | None) -> None:
-        # Keys typed from here on are for the program (Ctrl+C included), even while the shell is
-        # still looking for it: they wait in `early` until it runs, or go back to the shell if
-        # it never does.
-        if self.early is None:
-            self.early = []
-        try:
-            await self._launch(cmd, args, redirect)
-        finally:
-            self.release_early()
-
-    async def _launch(self, cmd: str, args: list[str], redirect: tuple[str, str] | None) -> None:
         proc = self.proc
         path = await self.find_program(cmd)
         if path is None:
@@ -298,21 +255,21 @@ class Shell:
         env = {"PWD": self.cwd, "PATH": proc.env.get("PATH", "/bin"), "USER": proc.user}
         if "HOME" in proc.env:
             env["HOME"] = proc.env["HOME"]
+        self.interrupted = False
         try:
-            child = await proc.exec(path, [cmd, *args], stdin="pipe", stdout=stdout, env=env)
+            controller = await proc.sys.copy_rendezvous(self.controller)
+            child = await proc.exec(path, [cmd, *args], stdin="tty", stdout=stdout, env=env,
+                                    controller=controller)
         except SyscallError as e:
             await self.say(f"{cmd}: {error_text(e)}")
             return
         self.fg = child
-        early, self.early = self.early or [], None
-        for code in early:
-            await self._route(code, main=True)
+        if self.interrupted:
+            await self.kill(child.pid, quiet=True, command="interrupt")
         try:
             status = await child.wait()
         finally:
             self.fg = None
-            if child.stdin is not None:
-                await proc.sys.close(child.stdin)
         # Whatever it left the screen in: normal colours, the cursor shown (a full-screen
         # program killed by Ctrl+C had hidden it).
         await self.write(RESET_SCREEN)

@@ -111,6 +111,14 @@ CLOSE_TAG = 32
 DELETE = 33
 RENAME = 34
 MKDIR = 64
+# The console as a tty (drivers/tty.py, euralios/std/tty.py):
+FOREGROUND = 40  # to a console writer: Long(FOREGROUND, Handle(reader), Handle(controller) | Value(0)) -> OK(entry)
+READ_KEY = 41  # on a tty stdin: Short(READ_KEY, mode) -> Short(CHAR, code)
+READ_LINE = 42  # on a tty stdin: Short(READ_LINE, mode) -> Long(DATA, n, Memory(line)) | Short(EMPTY): end
+INTERRUPT = 43  # console -> a job's controller: Ctrl+C was typed for it
+BACKGROUND = 44  # to a console writer: Short(BACKGROUND, entry) -> OK: that reader's program is gone
+TTY_ECHO = 1  # mode bits of READ_KEY / READ_LINE (drivers.tty.Mode)
+TTY_ISIG = 2
 ACCEPT = 65  # to a /tcp/listen/PORT session: Short(ACCEPT) -> Long(COMM_HANDLE, Handle(conn), Value(0))
 EMPTY = 128
 ERROR = 129

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from euralios.std import abi
+from euralios.std import abi, tty
 from euralios.std.carried import discard
 from euralios.std.chunk import Chunk
 from euralios.std.errors import SyscallError
@@ -35,6 +35,8 @@ class Child:
         self.stdin = stdin  # our end of the child's stdin, if we made one
         self.status: int | None = None
         self.ended = abi.ENDED_EXITED  # how it ended (abi.ENDED_*), once wait() has returned
+        self.tty_entry: int | None = None  # its foreground entry on a console (stdin="tty")...
+        self.tty_console = STDOUT  # ...that console's writer handle
 
     async def wait(self) -> int:
         """Block until the child exits; returns its status (1 if it was killed)."""
@@ -47,6 +49,9 @@ class Child:
             self.status = status - (1 << 64) if status >= 1 << 63 else status
             self.ended = (msg.d2 >> 32) & 0xFF if isinstance(msg.d2, int) else abi.ENDED_KILLED
             await self.proc.sys.close(self.notify)
+            if self.tty_entry is not None:
+                await tty.background(self.proc.sys, self.tty_console, self.tty_entry)
+                self.tty_entry = None
         return self.status
 
     async def send_char(self, code: int) -> None:
@@ -66,6 +71,8 @@ class Proc:
         self.env: dict[str, str] = dict(info.get("env") or {})
         self.user: str = info.get("user", "root")
         self._pending = ""
+        #: stdin is a console's reader channel: keys are asked for (euralios.std.tty), not pushed.
+        self.tty = self.env.get(tty.TTY_ENV) == "1"
 
     # ------------------------------------------------------------------ console
     async def write(self, data: bytes | str, handle: int = STDOUT) -> None:
@@ -86,9 +93,12 @@ class Proc:
     async def print(self, *values: object, sep: str = " ", end: str = "\n", handle: int = STDOUT) -> None:
         await self.write(sep.join(str(v) for v in values) + end, handle)
 
-    async def read_key(self, handle: int = STDIN) -> int | None:
+    async def read_key(self, handle: int = STDIN, isig: bool = True) -> int | None:
         """The next key code from stdin (None at end of input). Text sent as DATA is split into
-        its characters."""
+        its characters. On a console, isig=False reads Ctrl+C as a key (code 3) instead of
+        letting it interrupt this program."""
+        if self.tty and handle == STDIN:
+            return await tty.read_key(self.sys, handle, isig)
         if self._pending:
             c, self._pending = self._pending[0], self._pending[1:]
             return ord(c)
@@ -109,7 +119,10 @@ class Proc:
 
     async def read_line(self, echo: bool = True, handle: int = STDIN) -> str:
         """A line from stdin including its newline; "" at end of input. Echoes what is typed
-        (and handles Backspace) like the seed's read_line; special keys are ignored."""
+        (and handles Backspace) like the seed's read_line; special keys are ignored. On a console
+        the console edits and echoes the line (Ctrl+U, Ctrl+W too; Ctrl+D ends the input)."""
+        if self.tty and handle == STDIN:
+            return await tty.read_line(self.sys, handle, echo)
         buf: list[str] = []
         while True:
             code = await self.read_key(handle)
@@ -224,11 +237,14 @@ class Proc:
         mounts: dict[str, int] | None = None,
         idle: bool = False,
         quota: int | None = None,
+        controller: int | None = None,
     ) -> Child:
         """Start a program: a path to a file, its source bytes, or a coroutine function.
 
         stdin: a handle (moved to the child), "pipe" (a new rendezvous; we keep the other end as
-        child.stdin), or None (a copy of ours). stdout: a handle (moved) or None (a copy of ours).
+        child.stdin), "tty" (the child reads the console in front: a foreground reader pushed on
+        our stdout before it starts, `controller` (moved) told INTERRUPT on Ctrl+C; a copy of our
+        stdin when stdout is not a console), or None (a copy of ours). stdout: a handle (moved) or None (a copy of ours).
         vfs: "shared", "copy", "new", or {path: handle} for a new VFS with those mounts.
         mounts: {path: handle} added on top (a shared VFS is then copied first).
         idle: start it once the system is idle (abi.EXEC_IDLE): for work nobody waits for.
@@ -245,12 +261,29 @@ class Proc:
         if not image:
             raise SyscallError(abi.NO_DATA, detail="empty program")
         ours: int | None = None
+        child_tty = self.tty
+        entry: int | None = None
+        if stdin == "tty":
+            try:
+                child_in, entry = await tty.foreground(sys, STDOUT, controller)
+                child_tty = True
+            except SyscallError:
+                stdin = None  # stdout is not a console: share our stdin
+            controller = None
+        if controller is not None:
+            await sys.close(controller)
         if stdin is None:
             child_in = await sys.copy_rendezvous(STDIN)
         elif stdin == "pipe":
             ours, child_in = await sys.new_rendezvous()
-        else:
-            child_in = int(stdin)
+            child_tty = False
+        elif stdin != "tty":
+            child_in = int(stdin)  # the caller knows what it is, and says so in env (TTY)
+        env = dict(env or {})
+        if not isinstance(stdin, int):
+            env.pop(tty.TTY_ENV, None)
+            if child_tty:
+                env[tty.TTY_ENV] = "1"
         if stdout is None:
             stdout = await sys.copy_rendezvous(STDOUT)
         notify_keep, notify_give = await sys.new_rendezvous()
@@ -278,6 +311,8 @@ class Proc:
             pid = await sys.exec(image, child_in, stdout, bytes(params), (abi.EXEC_PERM_IO if io else 0) | (abi.EXEC_IDLE if idle else 0))
         except SyscallError:
             await sys.close(notify_keep)
+            if entry is not None:
+                await tty.background(sys, STDOUT, entry)
             for handle in (notify_give, child_in, stdout, ours):
                 if handle is not None:
                     try:
@@ -285,7 +320,9 @@ class Proc:
                     except SyscallError:
                         pass
             raise
-        return Child(self, pid, notify_keep, ours)
+        child = Child(self, pid, notify_keep, ours)
+        child.tty_entry = entry
+        return child
 
     async def run(self, program: str | bytes | Callable[..., Awaitable[Any]], args: list[str] | None = None,
                   **kw: Any) -> int:

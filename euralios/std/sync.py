@@ -63,6 +63,14 @@ class Wakeup:
             self.sleeping -= 1
             raise
 
+    async def close(self) -> None:
+        """Give the rendezvous back (a sleeper left gets CLOSED)."""
+        for h in (self._send, self._recv):
+            try:
+                await self.sys.close(h)
+            except SyscallError:
+                pass
+
     async def wake(self) -> bool:
         """Wake the longest sleeper, if there is one (False: nobody was asleep)."""
         if not self.sleeping:

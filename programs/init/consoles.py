@@ -2,15 +2,18 @@
 
 * F1 shows the system console (it has no input: keys typed there are dropped).
 * F2-F5 show user console 1-4; 2-4 are created, with their own program, on first use.
-* Any other key goes to the active user console's program.
+* Any other key goes to the console driver, for the console on screen: the console is a tty
+  (drivers/tty.py) that keeps its input and hands it to the reader in front.
 
 The console program is CONSOLE_PROGRAM (default /bin/login) read from the VFS, or echo (its image
 bin/echo from the initial RAM disk, programs/echo.py) when that file does not exist (there is no
 login yet). When a console's program exits, init starts a new one there, as getty does.
 
 Improvement over the seed, whose init did blocking sends and so stalled every console (F-keys
-included) when one program stopped reading (its README's "known issue"): each user console has a
-forwarder thread with a bounded key queue, so the key loop never waits for a program.
+included) when one program stopped reading (its README's "known issue"): the key loop sends only
+to the console driver, which never waits for a program (its tty queues what nobody reads yet).
+Each console's program is started in front of it: a foreground reader pushed on its writer
+(euralios.std.tty.foreground) is its stdin.
 
 The console driver is supervised like the servers (programs/init/supervisor.py): a crashed one
 is restarted, and we map the VGA text memory ourselves with map_phys(0xB8000, 1) (the kernel's
@@ -27,13 +30,11 @@ from __future__ import annotations
 import json
 from collections import deque
 
-from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi, discard
+from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi, discard, tty
 from euralios.std.keys import F_KEYS
-from euralios.std.sync import Wakeup
 from programs.init.supervisor import Service
 
 USER_CONSOLES = 4  # F2..F5
-KEY_QUEUE = 256  # keys waiting for a busy console program; beyond this they are dropped
 QUICK_EXIT = 2.0  # seconds: a console program that exits faster than this is "crashing"
 MAX_QUICK_EXITS = 3
 DEFAULT_PROGRAM = "/bin/login"
@@ -66,25 +67,16 @@ def tail(text: str) -> str:
 
 class Console:
     """One virtual console as init sees it: the writer handle its programs print to, the id the
-    console driver gave it and, for a user console, the program's input and key queue."""
+    console driver gave it and, for a user console, the program running there."""
 
     def __init__(self, index: int, writer: int, cid: int) -> None:
         self.index = index  # 0 = system console (F1), 1..4 = F2..F5
         self.writer = writer
         self.cid = cid
-        self.input: int | None = None  # our end of the running program's stdin
-        self.retired: list[int] = []  # inputs of exited programs, closed by the forwarder
-        self.queue: deque[int] = deque()
-        self.wakeup: Wakeup | None = None  # where the forwarder sleeps while it has nothing to do
         self.program = ""
         self.child = None  # the running program (euralios.std Child), if any
         self.generation = 0  # which console driver opened it (Consoles.vga_generation)
         self.hangup = False  # its program was killed because the console driver restarted
-
-    @property
-    def idle(self) -> bool:
-        """The forwarder is asleep, waiting for keys or a program to hand them to."""
-        return self.wakeup is not None and self.wakeup.sleeping > 0
 
 
 class Consoles:
@@ -156,8 +148,6 @@ class Consoles:
         if con is not None:
             return con
         con = await self.open_console(index)
-        con.wakeup = await Wakeup.new(self.sys)
-        await self.proc.spawn_thread(self.forwarder, con)
         await self.proc.spawn_thread(self.supervise, con)
         return con
 
@@ -189,24 +179,19 @@ class Consoles:
                 if name == "login" and self.secrets is not None:
                     # Only login's VFS has the password store.
                     mounts = {"/etc": await sys.copy_rendezvous(self.secrets.handle)}
-                child = await self.proc.exec(image, args=[name], stdin="pipe", stdout=stdout, name=name,
-                                             env={"CONSOLE": f"F{con.index + 1}"}, mounts=mounts)
+                stdin, entry = await tty.foreground(sys, con.writer)
+                child = await self.proc.exec(image, args=[name], stdin=stdin, stdout=stdout, name=name,
+                                             env={"CONSOLE": f"F{con.index + 1}", tty.TTY_ENV: "1"},
+                                             mounts=mounts)
             except SyscallError as e:
                 await self.say(con, f"{TAG} {RED}cannot start {name}: {e}{RESET}\n")
                 return
+            child.tty_entry, child.tty_console = entry, con.writer
             con.program = name
-            con.input = child.stdin
             con.child = child
-            await self.wake(con)  # keys typed while it started
             await self.log(f"console F{con.index + 1}: {name} (pid {child.pid})")
             status = await child.wait()
             con.child = None
-            old, con.input = con.input, None
-            if old is not None:
-                if con.idle:
-                    await sys.close(old)  # the forwarder is not using it: close it now
-                else:
-                    con.retired.append(old)
             hung_up, con.hangup = con.hangup, False  # we killed it: its console driver was restarted
             if not hung_up and not await self.writer_alive(con):
                 # It died of its console's death (a print failed with CLOSED): restarting it now
@@ -263,34 +248,6 @@ class Consoles:
         return True
 
     # ------------------------------------------------------------------ keys
-    async def forwarder(self, con: Console) -> None:
-        """Hand queued keys to the console's program, one blocking send at a time. Keys typed
-        while no program runs (starting, restarting) wait in the queue for the next one."""
-        sys = self.sys
-        while True:
-            while con.queue and con.input is not None:
-                while con.retired:
-                    try:
-                        await sys.close(con.retired.pop())
-                    except SyscallError:
-                        pass
-                code = con.queue.popleft()
-                try:
-                    await sys.send(con.input, Message(abi.CHAR, code, 0))
-                except SyscallError as e:
-                    if e.code != abi.CLOSED:  # CLOSED: the program just exited
-                        await self.say(con, f"{TAG} console error: {e}\n")
-            assert con.wakeup is not None
-            try:
-                await con.wakeup.sleep()
-            except SyscallError:
-                return
-
-    async def wake(self, con: Console) -> None:
-        """Start the forwarder if it sleeps and has something to do."""
-        if con.idle and con.queue and con.input is not None and con.wakeup is not None:
-            await con.wakeup.wake()
-
     async def key(self, code: int) -> None:
         if code in F_KEYS[: 1 + USER_CONSOLES]:
             index = F_KEYS.index(code)
@@ -301,10 +258,10 @@ class Consoles:
         con = self.consoles[self.current]
         if con is None or con.index == 0:
             return  # the system console has no input
-        if len(con.queue) >= KEY_QUEUE:
-            return  # its program is not reading: drop, as a full keyboard buffer does
-        con.queue.append(code)
-        await self.wake(con)
+        try:
+            await self.sys.send(self.vga, Message(abi.CHAR, code, 0))
+        except SyscallError:
+            pass  # the console driver is being restarted: the key is lost with the screen
 
     async def serve_keys(self) -> int:
         """The main loop: every key the keyboard driver sends to our stdin, routed."""
