@@ -2,6 +2,7 @@
 
     euralios [--mem 64M] [--net user|tap:NAME|raw:NAME|none] ...     boot with the terminal UI
     euralios --headless --type KEYS --expect REGEX ... [--timeout S]  boot with no UI
+    euralios [--headless] --monitor unix:PATH|stdio                   ... with QEMU's monitor (HMP)
     euralios run [--net SPEC] [--isolated] PROGRAM.py [ARGS...]      run one program, exit with its status
     python -m euralios ...                                             the same (euralios/__main__.py)
 
@@ -112,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait until the screen matches REGEX (multiline; the screen as printed, each row's "
                         "trailing blanks trimmed: (?m)^\\$$ is a bare prompt)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each --expect")
+    p.add_argument("--monitor", metavar="unix:PATH|stdio",
+                   help="serve the monitor (QEMU's HMP commands, 'help' lists them; prompt \"(qemu) \") on a "
+                        "unix socket (unix:PATH[,server,nowait]) or on stdin/stdout (stdio, --headless only); "
+                        "with --headless, euralios then runs until the monitor's quit or a power-off. "
+                        "In the terminal UI the monitor is always on Ctrl-] c")
     return p
 
 
