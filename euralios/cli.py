@@ -96,12 +96,18 @@ RUN_SUMMARY = "boot a small system and run one program as root; exit with its st
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from euralios.monitor.commands import HELP, INFO_HELP
+
+    monitor = "".join(f"  {name + (' ' + args if args else ''):<22} {text}\n" for name, args, text in HELP)
+    monitor += "".join(f"  info {name + (' ' + args if args else ''):<17} {text}\n" for name, args, text in INFO_HELP)
     epilog = (f"subcommands:\n  run              {RUN_SUMMARY}\n"
               f"                   usage: {RUN_USAGE}\n"
-              f"                   (euralios run --help for its options)\n\n{NET_FORMS}")
+              f"                   (euralios run --help for its options)\n\n{NET_FORMS}\n"
+              "monitor commands (--monitor, or Ctrl-] c in the terminal UI; QEMU's HMP):\n" + monitor)
     p = _Parser(prog="euralios", description="EuraliOS-py: an actor-model OS on an emulated PC",
                 usage="%(prog)s [OPTIONS]                (boot with the terminal UI)\n"
                       "       %(prog)s --headless [--type KEYS] [--expect REGEX] ... [OPTIONS]\n"
+                      "       %(prog)s [--headless] --monitor unix:PATH|stdio [OPTIONS]\n"
                       f"       {RUN_USAGE}",
                 epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)

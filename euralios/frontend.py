@@ -160,7 +160,7 @@ def main(opts: argparse.Namespace) -> int:
 def _vm(opts: argparse.Namespace, backend: Any, mac: str | None, on_klog: Any) -> Any:
     """The Vm for a full boot: a fresh Machine around the NIC's wire and boot_full on it, again
     after every reset (euralios/monitor/vm.py)."""
-    from euralios.monitor import Vm
+    from euralios.monitor.vm import Vm
     from euralios.system_boot import boot_full
     from machine.board import Machine
 
@@ -184,8 +184,8 @@ async def _serve_monitor(vm: Any, spec: str, nursery: trio.Nursery) -> None:
 
 
 async def _headless(opts: argparse.Namespace, backend: Any = None, mac: str | None = None) -> int:
-    from euralios.monitor import VmEnded
     from euralios.monitor.server import SpecError
+    from euralios.monitor.vm import VmEnded
 
     def on_klog(line: str) -> None:
         if opts.verbose or " killed: " in line:
@@ -249,7 +249,7 @@ def _print_screen(text: str) -> None:
 
 
 def _terminal(opts: argparse.Namespace, backend: Any = None, mac: str | None = None) -> int:
-    from euralios.monitor import Monitor
+    from euralios.monitor.commands import Monitor
     from machine.board import Machine
     from machine.ui.headless import KeyPress
     from machine.ui.terminal import TerminalUI, run_terminal

@@ -6,9 +6,8 @@
 * vm.py: the boot loop (system_reset boots a fresh machine, power-off and quit end it) and
   stop/cont;
 * server.py: `--monitor unix:PATH` and `--monitor stdio`; the terminal UI has it on Ctrl-] c.
+
+Import the modules themselves (euralios.monitor.vm pulls in the whole boot; the command line's
+--help needs only the command table).
 """
 
-from euralios.monitor.commands import BANNER, PROMPT, Monitor
-from euralios.monitor.vm import Vm, VmEnded
-
-__all__ = ["BANNER", "PROMPT", "Monitor", "Vm", "VmEnded"]

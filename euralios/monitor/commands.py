@@ -30,8 +30,7 @@ HELP = [
     ("info", "[subcommand]", "show various information about the system state"),
     ("quit|q", "", "quit euralios (exit status 0)"),
     ("screendump", "filename", "save the VGA text screen to a file, as text (QEMU writes a PPM image)"),
-    ("sendkey", "keys [hold_ms]", "send keys to the VM (e.g. 'sendkey ctrl-alt-delete'; hold_ms is accepted "
-                                  "and ignored: each key is pressed and released at once)"),
+    ("sendkey", "keys [hold_ms]", "send keys to the VM (e.g. 'sendkey ctrl-alt-delete'); hold_ms is ignored"),
     ("stop|s", "", "stop emulation (threads park at their next syscall, the PIT stops, interrupts wait)"),
     ("system_reset", "", "reset the system: boot again from scratch"),
     ("x", "/fmt [PID:]addr", "virtual memory dump starting at 'addr' in process PID's address space"),

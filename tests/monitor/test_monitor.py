@@ -15,8 +15,9 @@ import pytest
 import trio
 import trio.testing
 
-from euralios.monitor import PROMPT, Vm
+from euralios.monitor.commands import PROMPT
 from euralios.monitor.server import serve_unix
+from euralios.monitor.vm import Vm
 from euralios.pytest_plugin import wait_until
 from euralios.std import Chunk
 from euralios.system_boot import FullSystem, boot_full
