@@ -2,6 +2,7 @@
 
     euralios [--mem 64M] [--net user|tap:NAME|raw:NAME|none] ...     boot with the terminal UI
     euralios --headless --type KEYS --expect REGEX ... [--timeout S]  boot with no UI
+    euralios [--headless] --monitor unix:PATH|stdio                   ... with QEMU's monitor (HMP)
     euralios run [--net SPEC] [--isolated] PROGRAM.py [ARGS...]      run one program, exit with its status
     python -m euralios ...                                             the same (euralios/__main__.py)
 
@@ -95,12 +96,18 @@ RUN_SUMMARY = "boot a small system and run one program as root; exit with its st
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from euralios.monitor.commands import HELP, INFO_HELP
+
+    monitor = "".join(f"  {name + (' ' + args if args else ''):<22} {text}\n" for name, args, text in HELP)
+    monitor += "".join(f"  info {name + (' ' + args if args else ''):<17} {text}\n" for name, args, text in INFO_HELP)
     epilog = (f"subcommands:\n  run              {RUN_SUMMARY}\n"
               f"                   usage: {RUN_USAGE}\n"
-              f"                   (euralios run --help for its options)\n\n{NET_FORMS}")
+              f"                   (euralios run --help for its options)\n\n{NET_FORMS}\n"
+              "monitor commands (--monitor, or Ctrl-] c in the terminal UI; QEMU's HMP):\n" + monitor)
     p = _Parser(prog="euralios", description="EuraliOS-py: an actor-model OS on an emulated PC",
                 usage="%(prog)s [OPTIONS]                (boot with the terminal UI)\n"
                       "       %(prog)s --headless [--type KEYS] [--expect REGEX] ... [OPTIONS]\n"
+                      "       %(prog)s [--headless] --monitor unix:PATH|stdio [OPTIONS]\n"
                       f"       {RUN_USAGE}",
                 epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
@@ -112,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait until the screen matches REGEX (multiline; the screen as printed, each row's "
                         "trailing blanks trimmed: (?m)^\\$$ is a bare prompt)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each --expect")
+    p.add_argument("--monitor", metavar="unix:PATH|stdio",
+                   help="serve the monitor (QEMU's HMP commands, 'help' lists them; prompt \"(qemu) \") on a "
+                        "unix socket (unix:PATH[,server,nowait]) or on stdin/stdout (stdio, --headless only); "
+                        "with --headless, euralios then runs until the monitor's quit or a power-off. "
+                        "In the terminal UI the monitor is always on Ctrl-] c")
     return p
 
 

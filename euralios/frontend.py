@@ -16,7 +16,15 @@ then starts the driver and the TCP/IP stack (/tcp), which asks DHCP. `--net none
 a wire nobody answers would retry for as long as the system runs).
 
 Without --headless the terminal UI (machine/ui/terminal.py) shows the VGA screen in the host
-terminal and feeds it every key; Ctrl-] quits.
+terminal and feeds it every key; Ctrl-] quits, Ctrl-] c toggles to the monitor and back.
+
+The monitor (euralios/monitor/): QEMU's HMP commands (info status/processes/tlb/mem/pci/network/
+irq, x, xp, screendump, sendkey, stop, cont, system_reset, quit, help), in the terminal UI on
+Ctrl-] c, and with `--monitor unix:PATH` on a unix socket (QEMU's `unix:PATH,server,nowait` is
+accepted) or `--monitor stdio` (headless only; end of input is quit). A full boot runs in a Vm:
+a reset (the monitor's system_reset, the guest's `reboot`) boots a fresh machine in the same
+process; a power-off (`shutdown`) or `quit` ends euralios with status 0. With --monitor,
+--headless runs its steps and then waits for that end before printing the screen.
 """
 
 from __future__ import annotations
@@ -113,6 +121,16 @@ def _check(opts: argparse.Namespace) -> str | None:
         return "--type and --expect need --headless"
     if opts.timeout <= 0:
         return "--timeout must be positive"
+    monitor = getattr(opts, "monitor", None)
+    if monitor is not None:
+        from euralios.monitor.server import SpecError, parse_spec
+
+        try:
+            kind, _ = parse_spec(monitor)
+        except SpecError as e:
+            return str(e)
+        if kind == "stdio" and not opts.headless:
+            return "--monitor stdio needs --headless (the terminal UI has the monitor on Ctrl-] c)"
     return None
 
 
@@ -139,31 +157,86 @@ def main(opts: argparse.Namespace) -> int:
             backend.close()
 
 
-async def _headless(opts: argparse.Namespace, backend: Any = None, mac: str | None = None) -> int:
+def _vm(opts: argparse.Namespace, backend: Any, mac: str | None, on_klog: Any) -> Any:
+    """The Vm for a full boot: a fresh Machine around the NIC's wire and boot_full on it, again
+    after every reset (euralios/monitor/vm.py)."""
+    from euralios.monitor.vm import Vm
     from euralios.system_boot import boot_full
     from machine.board import Machine
+
+    def make_machine(wire: Any) -> Machine:
+        return Machine(opts.mem, nic=wire, mac=mac)
+
+    def boot(machine: Machine) -> Any:
+        return boot_full(opts.mem, machine=machine, on_klog=on_klog, net_args=net_args(opts), **_boot_options(opts))
+
+    return Vm(make_machine, boot, backend)
+
+
+async def _serve_monitor(vm: Any, spec: str, nursery: trio.Nursery) -> None:
+    from euralios.monitor.server import parse_spec, serve_stdio, serve_unix
+
+    kind, path = parse_spec(spec)
+    if kind == "unix":
+        await nursery.start(serve_unix, vm, path)
+    else:
+        await nursery.start(serve_stdio, vm)
+
+
+async def _headless(opts: argparse.Namespace, backend: Any = None, mac: str | None = None) -> int:
+    from euralios.monitor.server import SpecError
+    from euralios.monitor.vm import VmEnded
 
     def on_klog(line: str) -> None:
         if opts.verbose or " killed: " in line:
             print(line, file=sys.stderr, flush=True)
 
-    machine = Machine(opts.mem, nic=backend, mac=mac)
-    async with boot_full(opts.mem, machine=machine, on_klog=on_klog, net_args=net_args(opts),
-                         **_boot_options(opts)) as system:
-        for kind, arg in opts.steps:
-            if kind == "type":
-                await system.type(arg, escapes=True)
-                continue
+    vm = _vm(opts, backend, mac, on_klog)
+    status = 0
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(vm.run)
+        try:
+            system = await vm.booted()
+        except VmEnded:
+            return 1
+        if opts.monitor:
             try:
-                await system.wait_for_screen(arg, opts.timeout, printed=True)
-            except trio.TooSlowError:
-                _print_screen(system.screen.render())
-                print(f"euralios: timed out waiting for {arg}", file=sys.stderr, flush=True)
-                return 1
-        # Let what the last steps started finish drawing (typed keys, the rest of a line).
-        await system.settle(quiet=0.15, limit=min(opts.timeout, 2.0))
-        _print_screen(system.screen.render())
-    return 0
+                await _serve_monitor(vm, opts.monitor, nursery)
+            except SpecError as e:
+                vm.quit()
+                return _error(str(e))
+        try:
+            for kind, arg in opts.steps:
+                if kind == "type":
+                    system = await vm.booted()
+                    await system.type(arg, escapes=True)
+                    continue
+                try:
+                    await vm.wait_for_screen(arg, opts.timeout, printed=True)
+                except trio.TooSlowError:
+                    _print_screen(vm.system.screen.render())
+                    print(f"euralios: timed out waiting for {arg}", file=sys.stderr, flush=True)
+                    status = 1
+                    break
+            else:
+                if opts.monitor:
+                    await vm.ended.wait()  # the monitor decides: quit, or the guest powers off
+                else:
+                    # Let what the last steps started finish drawing (typed keys, the rest of a line).
+                    with trio.move_on_after(min(opts.timeout, 2.0) + 0.5):
+                        await vm.system.settle(quiet=0.15, limit=min(opts.timeout, 2.0))
+                _print_screen(vm.system.screen.render())
+                if vm.ended.is_set():
+                    status = vm.status or 0
+                    if vm.reason and vm.reason.startswith("init"):
+                        print(f"euralios: {vm.reason}", file=sys.stderr, flush=True)
+        except VmEnded:  # powered off (or quit, or init ended) before an --expect matched
+            _print_screen(vm.system.screen.render())
+            print(f"euralios: the machine stopped ({vm.reason}) while waiting for {arg}", file=sys.stderr, flush=True)
+            status = 1
+        vm.quit()
+        nursery.cancel_scope.cancel()
+    return status
 
 
 def _print_screen(text: str) -> None:
@@ -176,45 +249,53 @@ def _print_screen(text: str) -> None:
 
 
 def _terminal(opts: argparse.Namespace, backend: Any = None, mac: str | None = None) -> int:
-    from euralios.system_boot import FullSystem, boot_full
+    from euralios.monitor.commands import Monitor
     from machine.board import Machine
     from machine.ui.headless import KeyPress
-    from machine.ui.terminal import run_terminal
+    from machine.ui.terminal import TerminalUI, run_terminal
 
-    machine = Machine(opts.mem, nic=backend, mac=mac)
-    holder: dict[str, FullSystem] = {}
     klog: deque[str] = deque(maxlen=2000)  # the UI owns the terminal: --verbose prints it afterwards
+    vm = _vm(opts, backend, mac, klog.append)
+    first: list[Machine] = [Machine(opts.mem, nic=backend, mac=mac)]  # shown from the start
+    uis: list[TerminalUI] = []
 
-    async def guest() -> str:
-        async with boot_full(machine=machine, on_klog=klog.append, net_args=net_args(opts), **_boot_options(opts)) as system:
-            holder["system"] = system
-            assert system.init is not None
-            with trio.CancelScope() as scope:
-                async def halted() -> None:
-                    await machine.halted.wait()
-                    scope.cancel()
+    def make_machine(wire: Any) -> Machine:
+        machine = first.pop() if first else Machine(opts.mem, nic=wire, mac=mac)
+        for ui in uis:
+            ui.set_machine(machine)  # a reset: the screen and keyboard are the new machine's
+        return machine
 
-                system.nursery.start_soon(halted)
-                await system.init.ended.wait()
-                return f"init exited with status {system.init.status}"
-            return "the machine halted"
+    shown = first[0]
+    vm.make_machine = make_machine
+
+    async def guest() -> str | None:
+        async with trio.open_nursery() as nursery:
+            if opts.monitor:
+                await _serve_monitor(vm, opts.monitor, nursery)
+            await vm.run()
+            nursery.cancel_scope.cancel()
+        if vm.reason in ("quit", "poweroff"):
+            return None  # asked for: exit status 0
+        return vm.reason
 
     def on_key(key: KeyPress) -> None:
-        system = holder.get("system")
+        system = vm.system
         if system is not None:
             system.press([key])
-        else:
-            machine.keyboard.key(key.name, shift=key.shift, ctrl=key.ctrl, alt=key.alt)
+        elif vm.machine is not None:
+            vm.machine.keyboard.key(key.name, shift=key.shift, ctrl=key.ctrl, alt=key.alt)
 
     def status() -> str:
-        system = holder.get("system")
+        system = vm.system
         console = f"F{system.active_console}" if system is not None else "booting"
-        return f" EuraliOS  console {console}  net {opts.net}  {opts.mem} RAM"
+        paused = "  PAUSED" if system is not None and not vm.running else ""
+        return f" EuraliOS  console {console}  net {opts.net}  {opts.mem} RAM{paused}"
 
-    reason = run_terminal(machine, guest, on_key=on_key, status=status)
+    reason = run_terminal(shown, guest, on_key=on_key, status=status, monitor=Monitor(vm).execute,
+                          on_ui=uis.append)
     if opts.verbose:
         print("\n".join(klog), file=sys.stderr)
-    if reason:  # the system stopped by itself, not by Ctrl-]
+    if reason:  # the system stopped by itself, not by Ctrl-], quit or a power-off
         print(f"euralios: {reason}", file=sys.stderr)
         return 1
     return 0

@@ -2,12 +2,20 @@
 
 Like QEMU's machine model, this knows nothing of any operating system: the kernel programs it
 through ports, interrupts and physical memory, as a CPU would.
+
+Two ways out, both from the guest's own port writes as on a PC: the keyboard controller's reset
+(``out 0x64, 0xFE``) and the ACPI soft power-off (``outw 0x604, 0x2000``, machine/acpi.py). Each
+records why in ``halt_reason`` ("reset" or "poweroff") and sets ``halted``; whoever runs the
+machine (euralios.monitor.vm.Vm) then boots a fresh one or ends. ``stop()``/``cont()`` are the
+monitor's: the PIT stops counting and interrupts wait at the PIC (the kernel parks its threads).
 """
 
 from __future__ import annotations
 
 import trio
 
+from machine.acpi import PORTS as ACPI_PORTS
+from machine.acpi import AcpiPm
 from machine.irq import IrqController
 from machine.memory import PhysicalMemory
 from machine.mmu import MMU
@@ -60,7 +68,38 @@ class Machine:
             self.nic = Rtl8139(self.memory, self.irq, mac=mac)
             self.nic.transmit = nic.send
             self.pci.add(3, 0, self.nic.pci)
+        self.acpi = AcpiPm(lambda: self.halt("poweroff"))
+        self.ports.register(ACPI_PORTS, self.acpi)
+        self.keyboard.reset_line = lambda: self.halt("reset")
         self.halted = trio.Event()
+        self.halt_reason: str | None = None
+        self.running = True  # False between the monitor's stop and cont
+
+    def halt(self, reason: str) -> None:
+        """The machine stops for good: "reset" (the CPU's reset line) or "poweroff"; the first
+        reason wins (a reset during power-off is still a power-off)."""
+        if self.halt_reason is None:
+            self.halt_reason = reason
+        self.halted.set()
+
+    def stop(self) -> None:
+        """The monitor's stop: the timer stops counting and the CPU takes no interrupts (devices
+        raise them and they wait, pending, at the PIC)."""
+        self.running = False
+        self.pit.pause()
+        self.irq.hold()
+
+    def cont(self) -> None:
+        """The monitor's cont: interrupts that waited are delivered, the timer counts again."""
+        self.running = True
+        self.irq.release()
+        self.pit.resume()
+
+    def detach_backend(self) -> Backend | None:
+        """Take the NIC's wire back before this machine is torn down for a reset, so that close()
+        leaves it open for the next machine (the wire outlives a reset, as on a real PC)."""
+        backend, self.backend = self.backend, None
+        return backend
 
     async def run(self) -> None:
         """Run the devices that have a life of their own: the timer and the NIC's backend.

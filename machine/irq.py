@@ -15,6 +15,9 @@ Model, and why it is simpler than a real 8259:
   are lost to in-service suppression.
 * A masked line still becomes pending but the handler is not called; unmasking a pending line
   delivers it then, as the PIC does when IMR bits clear with IRR set.
+* :meth:`hold` is the CPU's interrupt flag cleared (``cli``) for every line at once: what the
+  monitor's ``stop`` does. Raises still count and pend; :meth:`release` (``sti``) delivers each
+  line that became pending meanwhile, once, in line order.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class IrqController:
         #: How many times each line was raised (statistics, e.g. /proc/interrupts-style output).
         self.counts: list[int] = [0] * IRQ_LINES
         self._handler: Callable[[int], object] | None = None
+        self.held = False  # the CPU is not taking interrupts (the VM is stopped)
 
     def set_handler(self, fn: Callable[[int], object] | None) -> None:
         """Install the kernel's interrupt entry point (``fn(line)``), or None to detach."""
@@ -49,8 +53,21 @@ class IrqController:
         _check(line)
         self.counts[line] += 1
         self._pending[line] = True
-        if not self._masked[line] and self._handler is not None:
+        if not self._masked[line] and not self.held and self._handler is not None:
             self._handler(line)
+
+    def hold(self) -> None:
+        """Stop delivering every line (the VM is stopped); raises still count and pend."""
+        self.held = True
+
+    def release(self) -> None:
+        """Deliver again; each unmasked line that is pending now is delivered once."""
+        self.held = False
+        if self._handler is None:
+            return
+        for line in range(IRQ_LINES):
+            if self._pending[line] and not self._masked[line]:
+                self._handler(line)
 
     def pending(self, line: int) -> bool:
         """True between a raise and the matching :meth:`acknowledge`."""
@@ -69,7 +86,7 @@ class IrqController:
         _check(line)
         was_masked = self._masked[line]
         self._masked[line] = False
-        if was_masked and self._pending[line] and self._handler is not None:
+        if was_masked and self._pending[line] and not self.held and self._handler is not None:
             self._handler(line)
 
     def is_masked(self, line: int) -> bool:

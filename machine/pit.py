@@ -3,7 +3,8 @@
 Programmed through ports 0x43 (mode/command) and 0x40 (divisor, low byte then high byte) as on a
 PC. In rate-generator/square-wave mode it raises IRQ 0 every divisor/1193182 seconds; a divisor
 of 0 means 65536 (18.2065 Hz, the seed's rate). Ticks come from a trio timer (`run`), so the
-host sleeps between them: no polling.
+host sleeps between them: no polling. While `paused` (the monitor's `stop`) the counter does
+not run: no tick, no IRQ 0; `resume()` starts a fresh period.
 """
 
 from __future__ import annotations
@@ -24,6 +25,20 @@ class PIT:
         self.ticks = 0
         self._latch: list[int] = []
         self._changed = trio.Event()
+        self.paused = False
+
+    def pause(self) -> None:
+        """Stop counting (the VM is stopped): no tick fires until resume()."""
+        self.paused = True
+        self._wake()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     @property
     def period(self) -> float:
@@ -42,18 +57,20 @@ class PIT:
             if len(self._latch) == 2:
                 self.divisor = self._latch[0] | (self._latch[1] << 8)
                 self._latch = []
-                self._changed.set()
-                self._changed = trio.Event()
+                self._wake()
 
     async def run(self) -> None:
         """Raise IRQ 0 at the programmed rate while in periodic mode; sleep otherwise."""
         while True:
-            if not self.periodic:
+            if not self.periodic or self.paused:
                 await self._changed.wait()
                 continue
             deadline = trio.current_time() + self.period
-            while self.periodic:
-                await trio.sleep_until(deadline)
+            while self.periodic and not self.paused:
+                changed = self._changed
+                with trio.move_on_at(deadline):
+                    await changed.wait()  # reprogrammed or paused: look again
+                    break
                 self.ticks += 1
                 self.irq.raise_irq(IRQ_TIMER)
                 deadline += self.period

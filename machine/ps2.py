@@ -13,17 +13,22 @@ Ports:
   as a real controller's output register keeps its value. Writes (keyboard commands) are accepted
   and ignored: the guest drivers never configure the keyboard.
 * 0x64 status: bit 0 = output buffer full (a byte is waiting); bit 2 (system flag, set after the
-  BIOS self-test) is always on. Writes (controller commands) are ignored.
+  BIOS self-test) is always on. Writes are controller commands: 0xFE pulses the output port's
+  bit 0, the CPU's reset line (how a PC reboots: Linux's reboot=k), which calls `reset_line`
+  (the Machine's reset); the other commands are accepted and ignored.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 DATA_PORT = 0x60
 STATUS_PORT = 0x64
 KEYBOARD_IRQ = 1
+
+CMD_PULSE_RESET = 0xFE  # controller command: pulse output port bit 0 (the CPU's RESET line) low
 
 STATUS_OUTPUT_FULL = 0x01
 STATUS_SYSTEM_FLAG = 0x04
@@ -130,6 +135,8 @@ class PS2Controller:
         self._irq = irq
         self._fifo: deque[int] = deque()
         self._last = 0
+        #: Called when the guest pulses the reset line (command 0xFE); the board wires it.
+        self.reset_line: Callable[[], object] | None = None
         if bus is not None:
             bus.register(list(self.PORTS), self)
 
@@ -200,7 +207,10 @@ class PS2Controller:
         return 0xFF
 
     def port_write(self, port: int, size: int, value: int) -> None:
-        """Keyboard and controller commands are accepted and ignored (no guest driver sends any)."""
+        """Controller command 0xFE resets the machine; other keyboard and controller commands
+        are accepted and ignored (no guest driver configures the keyboard)."""
+        if port == STATUS_PORT and value & 0xFF == CMD_PULSE_RESET and self.reset_line is not None:
+            self.reset_line()
 
     # -- internals -------------------------------------------------------------------------------------
 

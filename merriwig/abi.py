@@ -43,6 +43,14 @@ MAP_PHYS = 0x43  # I/O-privileged: map device memory (outside managed RAM) as a 
 # back into its entry's value. One kernel entry for a driver's burst of register accesses.
 PORT_VIO = 0x44
 PORT_VIO_MAX = 64
+# reboot (Linux's reboot(2), root only, else NOT_PERMITTED): RDI is what to do. The kernel does
+# it as a PC's firmware-less kernel does: RESTART pulses the keyboard controller's reset line
+# (out 0x64, 0xFE), POWER_OFF is the ACPI soft-off (outw 0x604, 0x2000); neither returns.
+# REBOOT_QUERY only answers whether the caller may (so a program can say goodbye first).
+REBOOT = 0x45
+REBOOT_QUERY = 0
+REBOOT_RESTART = 1
+REBOOT_POWER_OFF = 2
 
 # Error codes, spec §2.2.
 SUCCESS = 0  # (named OK in the seed; OK is the message tag below)

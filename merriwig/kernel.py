@@ -120,6 +120,10 @@ class Kernel:
         if confinement is not None:
             confinement.log = self.log
         self.started = time.monotonic()
+        # Set while the VM is stopped (the monitor's `stop`): every thread parks at its next
+        # syscall, the gate being this CPU's instruction boundary. `parked` counts them.
+        self.stopped: trio.Event | None = None
+        self.parked = 0
         isolation = confinement.mode if confinement is not None else "none"
         ram = f"{mem.size >> 20} MiB" if mem.size % (1 << 20) == 0 else f"{mem.size >> 10} KiB"
         self.log(f"[kernel] Merriwig starting: {ram} RAM, {self.frames.nframes} frames, "
@@ -169,6 +173,34 @@ class Kernel:
                     self.watchdog.stop()
                 if pinned is not None:
                     os.sched_setaffinity(0, pinned)
+
+    # ------------------------------------------------------------------ stop and cont
+    def stop(self) -> None:
+        """The CPU stops: from now on each thread parks on entering its next syscall (a thread
+        already blocked in one returns to its own code when woken, and parks at the next)."""
+        if self.stopped is None:
+            self.stopped = trio.Event()
+
+    def cont(self) -> None:
+        """The CPU runs again: every parked thread carries on into its syscall."""
+        stopped, self.stopped = self.stopped, None
+        if stopped is not None:
+            stopped.set()
+
+    async def park(self, t: Thread) -> None:
+        """Hold thread `t` at the syscall door until cont(); the time parked is not its CPU time."""
+        while self.stopped is not None:
+            stopped = self.stopped
+            now = time.perf_counter()
+            t.cpu += max(0.0, now - t.resumed)
+            state, t.state = t.state, ThreadState.PARKED
+            self.parked += 1
+            try:
+                await stopped.wait()
+            finally:
+                self.parked -= 1
+                t.state = state
+                t.resumed = t.slice_start = time.perf_counter()
 
     # ------------------------------------------------------------------ processes
     def spawn(

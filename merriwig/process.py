@@ -144,6 +144,7 @@ class ThreadState(enum.StrEnum):
     SEND = "send"
     SEND_RECEIVE = "send_receive"
     AWAIT_INTERRUPT = "await_interrupt"
+    PARKED = "stopped"  # at a syscall's door while the VM is stopped (the monitor's stop)
     DEAD = "dead"  # its task has ended
 
 

@@ -96,12 +96,14 @@ class Gate:
         proc = self.process
         if t is None or t.process is not proc:
             raise RuntimeError("syscall from outside this process' threads")
+        kernel = self.kernel
+        if kernel.stopped is not None:
+            await kernel.park(t)  # the VM is stopped: wait at the door, as a halted CPU would
         now = _perf()
         t.cpu += now - t.resumed
         t.syscalls += 1
         if proc.killed is not None:
             raise ProcessKilled(proc.killed.detail)
-        kernel = self.kernel
         if now - t.slice_start > kernel.slice:
             # Slice spent: let the other runnable threads go first (pre-emption point).
             kernel.preemptions += 1
@@ -338,6 +340,31 @@ async def sys_port_out(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: An
     return 0, 0, 0, 0
 
 
+async def sys_reboot(g: Gate, t: Thread, rax: int, rdi: Any, rsi: Any, rdx: Any) -> Regs:
+    """reboot (Linux's reboot(2)): root only. The kernel, which owns the hardware, does what a
+    PC kernel does -- RESTART pulses the keyboard controller's reset line (out 0x64, 0xFE:
+    Linux's reboot=k), POWER_OFF writes the ACPI soft-off (outw 0x604, 0x2000) -- so programs
+    need no I/O privilege and the machine model alone decides what a reset or power-off is.
+    Neither returns: the caller waits until the machine it runs on is torn down."""
+    if rdi not in (abi.REBOOT_QUERY, abi.REBOOT_RESTART, abi.REBOOT_POWER_OFF):
+        raise SyscallFail(abi.PARAM)
+    proc = g.process
+    if proc.user != "root":
+        raise SyscallFail(abi.NOT_PERMITTED, "reboot: only root may restart or power off")
+    if rdi == abi.REBOOT_QUERY:
+        return 0, 0, 0, 0
+    kernel = g.kernel
+    ports = kernel.machine.ports
+    if rdi == abi.REBOOT_RESTART:
+        kernel.log(f"[kernel] reboot: Restarting system (pid {proc.pid}, {proc.name})")
+        ports.write(0x64, 1, 0xFE)
+    else:
+        kernel.log(f"[kernel] reboot: Power down (pid {proc.pid}, {proc.name})")
+        ports.write(0x604, 2, 0x2000)
+    await trio.sleep_forever()
+    return 0, 0, 0, 0  # pragma: no cover - the machine is gone
+
+
 _VIO = struct.Struct("<HBBI")
 
 
@@ -423,4 +450,5 @@ _HANDLERS = {
     abi.CHUNK_INFO: sys_chunk_info,
     abi.MAP_PHYS: sys_map_phys,
     abi.PORT_VIO: sys_port_vio,
+    abi.REBOOT: sys_reboot,
 }

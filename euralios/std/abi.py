@@ -29,6 +29,10 @@ CHUNK_INFO = 0x42  # EuraliOS-py: size of a chunk this process holds (check leng
 MAP_PHYS = 0x43  # EuraliOS-py, I/O privilege only: map device memory (e.g. VGA text) as a chunk
 PORT_VIO = 0x44  # EuraliOS-py, I/O privilege only: a vector of port ins/outs in one call (MINIX's vdevio)
 PORT_VIO_MAX = 64  # entries per PORT_VIO call
+REBOOT = 0x45  # EuraliOS-py, root only (Linux's reboot(2)): RDI one of the REBOOT_* below
+REBOOT_QUERY = 0  # may I? (OK or NOT_PERMITTED, nothing happens)
+REBOOT_RESTART = 1  # reset the machine (the keyboard controller's reset line); does not return
+REBOOT_POWER_OFF = 2  # ACPI soft power-off; does not return
 
 # errors
 SEND_BLOCKING = 1

@@ -231,6 +231,12 @@ class Sys:
         self._check(rax)
         return bool(fired)
 
+    async def reboot(self, command: int) -> None:
+        """reboot(2): abi.REBOOT_QUERY (may I?), REBOOT_RESTART or REBOOT_POWER_OFF; root only
+        (SyscallError NOT_PERMITTED otherwise). The last two do not return."""
+        rax, *_ = await self._call(abi.REBOOT, command)
+        self._check(rax)
+
     async def port_in(self, port: int, size: int = 1) -> int:
         rax, value, _, _ = await self._call(abi.PORT_IN, port, size)
         self._check(rax)

@@ -10,8 +10,12 @@ The emulated PC's monitor and keyboard in a host terminal, as QEMU's curses disp
   punctuation, Enter, Backspace, Tab, Escape, F1-F12, arrows, Home/End, PgUp/PgDn, Insert/Delete,
   with Ctrl/Alt/Shift); Alt arrives from terminals as an ESC prefix;
 * a status line at the bottom (supplied by the caller) and the "Ctrl-] quits" hint; Ctrl-]
-  quits, as in telnet; when the guest stops on its own the UI closes too, and the terminal is
-  restored either way.
+  quits, as in telnet, once nothing follows it for a second (or a key other than c does); when
+  the guest stops on its own the UI closes too, and the terminal is restored either way;
+* Ctrl-] then c (QEMU's -nographic has Ctrl-a c) toggles between the screen and the monitor, when
+  the caller gives one (`monitor`: a command line in, its output out): a "(qemu) " prompt under
+  the latest output; Ctrl-] c again returns to the screen;
+* `set_machine` shows another machine (a reset boots a fresh one).
 
 The emulator runs on trio, prompt_toolkit on asyncio: trio runs in *guest mode* on
 prompt_toolkit's asyncio loop (trio.lowlevel.start_guest_run), so both share the main thread
@@ -28,11 +32,13 @@ from typing import Any
 import outcome
 import trio
 from prompt_toolkit.application import Application
+from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.data_structures import Point
+from prompt_toolkit.filters import Condition
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.keys import Keys
-from prompt_toolkit.layout import HSplit, Layout, Window
-from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UIControl
+from prompt_toolkit.layout import ConditionalContainer, HSplit, Layout, Window
+from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl, UIContent, UIControl
 from prompt_toolkit.styles import Style
 
 from machine.ps2 import resolve
@@ -41,6 +47,9 @@ from machine.vga import CGA_PALETTE, COLS, ROWS, decode_cp437
 
 QUIT_KEY = "c-]"
 HINT = "Ctrl-] quits "
+PREFIX_WAIT = 1.0  # seconds Ctrl-] waits for a c (monitor) before it quits
+MONITOR_PROMPT = "(qemu) "
+MONITOR_LINES = 2000  # output lines the monitor view keeps
 
 #: prompt_toolkit style for each VGA attribute byte (background << 4 | foreground).
 ATTR_STYLES: tuple[str, ...] = tuple(f"fg:{CGA_PALETTE[a & 15]} bg:{CGA_PALETTE[a >> 4]}" for a in range(256))
@@ -134,16 +143,29 @@ class TerminalUI:
         machine: Any,
         on_key: Callable[[KeyPress], None] | None = None,
         status: Callable[[], str] | None = None,
+        monitor: Callable[[str], str] | None = None,
     ) -> None:
         self.machine = machine
         self.on_key = on_key or self._press
         self.status = status or (lambda: " EuraliOS")
+        self.monitor = monitor
+        self.monitor_mode = False
+        self.monitor_output: list[str] = []
+        self._armed: Any = None  # the pending quit after Ctrl-] (an asyncio TimerHandle)
         self.keys_sent = 0
-        screen = Window(VgaControl(machine.vga), width=COLS, height=ROWS, dont_extend_width=True,
-                        dont_extend_height=True, always_hide_cursor=False)
+        self.vga_control = VgaControl(machine.vga)
+        self.screen = Window(self.vga_control, width=COLS, height=ROWS, dont_extend_width=True,
+                             dont_extend_height=True, always_hide_cursor=False)
+        self.monitor_input = Buffer(multiline=False, accept_handler=self._accept)
+        self.monitor_line = Window(BufferControl(self.monitor_input), height=1,
+                                   get_line_prefix=lambda *_: MONITOR_PROMPT)
+        output = Window(FormattedTextControl(self._monitor_text), height=ROWS - 1, wrap_lines=True)
+        in_monitor = Condition(lambda: self.monitor_mode)
         bar = Window(FormattedTextControl(self._status_line), height=1, style="class:status")
         self.app: Application[None] = Application(
-            layout=Layout(HSplit([screen, bar, Window()]), focused_element=screen),
+            layout=Layout(HSplit([ConditionalContainer(self.screen, filter=~in_monitor),
+                                  ConditionalContainer(HSplit([output, self.monitor_line]), filter=in_monitor),
+                                  bar, Window()]), focused_element=self.screen),
             key_bindings=self._bindings(),
             style=Style.from_dict({"status": "reverse"}),
             full_screen=True,
@@ -154,6 +176,37 @@ class TerminalUI:
         self.app.ttimeoutlen = 0.05
         self._unwatch = machine.vga.on_change(self.app.invalidate)
 
+    def set_machine(self, machine: Any) -> None:
+        """Show (and type into) another machine from now on: a reset booted a fresh one."""
+        self._unwatch()
+        self.machine = machine
+        self.vga_control.vga = machine.vga
+        self._unwatch = machine.vga.on_change(self.app.invalidate)
+        self.app.invalidate()
+
+    # ------------------------------------------------------------------ the monitor
+    def _monitor_text(self) -> str:
+        return "\n".join(self.monitor_output[-(ROWS - 1):])
+
+    def _accept(self, buffer: Buffer) -> bool:
+        line = buffer.text
+        self.monitor_output.append(MONITOR_PROMPT + line)
+        if self.monitor is not None:
+            out = self.monitor(line)
+            self.monitor_output.extend(out.rstrip("\n").split("\n") if out else [])
+        del self.monitor_output[:-MONITOR_LINES]
+        return False  # clear the line
+
+    def toggle_monitor(self) -> None:
+        """Between the screen and the monitor (nothing without a monitor)."""
+        if self.monitor is None:
+            return
+        self.monitor_mode = not self.monitor_mode
+        if self.monitor_mode and not self.monitor_output:
+            self.monitor_output.append("EuraliOS monitor - type 'help' for more information")
+        self.app.layout.focus(self.monitor_line if self.monitor_mode else self.screen)
+        self.app.invalidate()
+
     def close(self) -> None:
         self._unwatch()
 
@@ -163,6 +216,8 @@ class TerminalUI:
     def _status_line(self) -> list[tuple[str, str]]:
         width = self.app.output.get_size().columns if self.app.is_running else COLS
         left = self.status()
+        if self.monitor_mode:
+            left = " monitor (Ctrl-] c: back to the screen)"
         pad = max(1, width - len(left) - len(HINT))  # the bar spans the terminal's width
         return [("class:status", f"{left}{' ' * pad}{HINT}")]
 
@@ -171,25 +226,54 @@ class TerminalUI:
             self.keys_sent += 1
             self.on_key(key)
 
+    def _disarm(self) -> bool:
+        """Whether Ctrl-] was pending (and is no longer)."""
+        armed, self._armed = self._armed, None
+        if armed is not None:
+            armed.cancel()
+        return armed is not None
+
     def _bindings(self) -> KeyBindings:
         kb = KeyBindings()
+        screen = Condition(lambda: not self.monitor_mode)
+        armed = Condition(lambda: self._armed is not None)
 
         @kb.add(QUIT_KEY, eager=True)
-        def _quit(event: KeyPressEvent) -> None:
-            event.app.exit()
+        def _prefix(event: KeyPressEvent) -> None:
+            if self._disarm():  # Ctrl-] twice: quit now
+                event.app.exit()
+                return
+            if self.monitor is None:
+                event.app.exit()
+                return
+            self._armed = asyncio.get_running_loop().call_later(PREFIX_WAIT, event.app.exit)
 
-        @kb.add(Keys.BracketedPaste)
+        @kb.add("c", filter=armed, eager=True)
+        def _toggle(event: KeyPressEvent) -> None:
+            self._disarm()
+            self.toggle_monitor()
+
+        @kb.add(Keys.BracketedPaste, filter=screen)
         def _paste(event: KeyPressEvent) -> None:
+            if self._disarm():
+                event.app.exit()
+                return
             for ch in event.data.replace("\r\n", "\n"):
                 self.send(to_keypress({"\n": "c-m", "\r": "c-m", "\t": "c-i"}.get(ch, ch)))
 
-        @kb.add(Keys.Any)
+        @kb.add(Keys.Any, filter=screen)
         def _key(event: KeyPressEvent) -> None:
+            if self._disarm():
+                event.app.exit()
+                return
             for kp in event.key_sequence:
                 self.send(to_keypress(kp.key, kp.data))
 
-        @kb.add("escape", Keys.Any)
+        @kb.add("escape", Keys.Any, filter=screen)
         def _alt(event: KeyPressEvent) -> None:
+            if self._disarm():
+                event.app.exit()
+                return
             second = event.key_sequence[-1]
             if second.key == Keys.Escape:
                 self.send(KeyPress("Escape"))
@@ -206,13 +290,16 @@ def run_terminal(
     *,
     on_key: Callable[[KeyPress], None] | None = None,
     status: Callable[[], str] | None = None,
+    monitor: Callable[[str], str] | None = None,
+    on_ui: Callable[[TerminalUI], None] | None = None,
 ) -> str | None:
     """Show `machine` in the terminal while trio runs `guest()` (which boots and runs the OS).
+    `monitor` is offered on Ctrl-] c; `on_ui` is handed the TerminalUI (to call set_machine).
 
     Returns what `guest()` returned if it ended on its own (the reason the system stopped), or
     None when the user quit with Ctrl-]. Exceptions from the guest are re-raised after the
     terminal is restored."""
-    return asyncio.run(_run(machine, guest, on_key, status))
+    return asyncio.run(_run(machine, guest, on_key, status, monitor, on_ui))
 
 
 async def _run(
@@ -220,9 +307,13 @@ async def _run(
     guest: Callable[[], Awaitable[str | None]],
     on_key: Callable[[KeyPress], None] | None,
     status: Callable[[], str] | None,
+    monitor: Callable[[str], str] | None = None,
+    on_ui: Callable[[TerminalUI], None] | None = None,
 ) -> str | None:
     loop = asyncio.get_running_loop()
-    ui = TerminalUI(machine, on_key, status)
+    ui = TerminalUI(machine, on_key, status, monitor)
+    if on_ui is not None:
+        on_ui(ui)
     app = ui.app
     done: asyncio.Future[outcome.Outcome] = loop.create_future()
     started: dict[str, Any] = {}

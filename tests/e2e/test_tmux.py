@@ -123,3 +123,21 @@ def test_resizing_redraws_the_screen(tmux: Tmux) -> None:
     tmux.wait(r"^Unknown login\. Try 'root' or 'user'\.\.\. *\nlogin:$")
     tmux.keys("C-]")
     tmux.wait(r"EXITED:0")
+
+
+def test_ctrl_bracket_c_toggles_the_monitor(tmux: Tmux) -> None:
+    tmux.wait(PROMPT)
+    tmux.keys("C-]", "c")
+    tmux.wait(r"^\(qemu\) $|^\(qemu\)$")
+    tmux.keys("info status", "Enter")
+    screen = tmux.wait(r"^VM status: running$")
+    assert "monitor (Ctrl-] c: back to the screen)" in screen
+    tmux.keys("stop", "Enter")
+    tmux.wait(r"^VM status: running\n\(qemu\) stop\n")
+    tmux.keys("C-]", "c")
+    screen = tmux.wait(r"PAUSED")
+    assert "Welcome to EuraliOS!" in screen  # back on the VGA screen
+    tmux.keys("C-]", "c")
+    tmux.keys("cont", "Enter")
+    tmux.keys("quit", "Enter")
+    tmux.wait(r"EXITED:0")

@@ -348,3 +348,67 @@ async def test_port_vio_does_a_vector_of_port_accesses_in_order() -> None:
     assert seen["outs_only"] == [] and seen["high"] == 0x01
     assert seen["bad"] == (A.PARAM, 1, 0x0F, 0x17)
     assert seen["empty"] == seen["big"] == seen["pointer"] == A.PARAM
+
+
+async def test_reboot_is_root_only_and_drives_the_machine_reset_and_power_off() -> None:
+    async with boot() as system:
+        out: dict[str, object] = {}
+
+        async def user_main(proc):
+            for cmd in (A.REBOOT_QUERY, A.REBOOT_RESTART, A.REBOOT_POWER_OFF):
+                try:
+                    await proc.sys.reboot(cmd)
+                except SyscallError as e:
+                    out.setdefault("user", []).append(e.code)  # type: ignore[union-attr]
+            out["bad"] = (await proc.gate.syscall(A.REBOOT, 7))[0]
+            return 0
+
+        assert await system.run(user_main, user="user") == 0
+        assert out["user"] == [A.NOT_PERMITTED] * 3 and out["bad"] == A.PARAM
+        assert system.machine.halt_reason is None
+
+        async def root_main(proc):
+            await proc.sys.reboot(A.REBOOT_QUERY)
+            out["query"] = system.machine.halt_reason
+            await proc.sys.reboot(A.REBOOT_RESTART)  # never returns
+
+        p = system.spawn(root_main)
+        with trio.fail_after(10):
+            await system.machine.halted.wait()
+        assert out["query"] is None and system.machine.halt_reason == "reset"
+        assert "reboot: Restarting system" in system.klog()
+        system.kernel.kill(p, "test over")
+    async with boot() as system:
+        async def off(proc):
+            await proc.sys.reboot(A.REBOOT_POWER_OFF)
+
+        system.spawn(off)
+        with trio.fail_after(10):
+            await system.machine.halted.wait()
+        assert system.machine.halt_reason == "poweroff"
+
+
+async def test_stop_parks_threads_at_their_next_syscall_and_cont_releases_them() -> None:
+    async with boot() as system:
+        kernel = system.kernel
+        count = [0]
+
+        async def spinner(proc):
+            while True:
+                await proc.sys.yield_()
+                count[0] += 1
+
+        p = system.spawn(spinner)
+        while count[0] < 10:
+            await trio.sleep(0)
+        kernel.stop()
+        await trio.testing.wait_all_tasks_blocked()
+        seen = count[0]
+        assert kernel.parked == 1 and [t.state.value for t in p.threads.values()] == ["stopped"]
+        await trio.testing.wait_all_tasks_blocked()
+        assert count[0] == seen
+        kernel.cont()
+        while count[0] < seen + 10:
+            await trio.sleep(0)
+        assert kernel.parked == 0
+        kernel.kill(p, "test over")
