@@ -324,6 +324,7 @@ async def main(proc: Any) -> int:
         return 1
     mac = await mac_address(sys, nic)
     stack = NetStack(mac, config=opts.static, dhcp=opts.static is None, fallback=opts.fallback,
-                     dhcp_timeout=opts.dhcp_timeout, hostname=opts.hostname, tcp_options=opts.tcp_options())
+                     dhcp_timeout=opts.dhcp_timeout, hostname=opts.hostname, tcp_options=opts.tcp_options(),
+                     seed=opts.seed)
     await NetServer(proc, stack, nic).run()
     return 0

@@ -25,7 +25,7 @@ from machine.netdev.memory import MemoryBackend
 from net.config import parse_config
 from net.neighbours import ARP_RETRY, ARP_TTL
 from net.sockets import StackError
-from net.stack import EPHEMERAL_FIRST, NetStack
+from net.stack import EPHEMERAL_FIRST, EPHEMERAL_LAST, NetStack
 from proto.tcp import ESTABLISHED, TcpConnection, TcpListener, reset_for
 from proto.wire.frame import build_arp, build_icmp_echo, build_tcp_frame, decode_frame
 
@@ -97,7 +97,7 @@ def test_arp_resolves_then_sends_the_queued_syn() -> None:
     s.frame_received(arp_reply(HOST, HOST_MAC), 0.01)
     (syn,) = out(s, 0.01)
     assert syn.dst == HOST_MAC and syn[TCP].flags == "S" and syn[IP].src == GUEST and syn[TCP].dport == 70
-    assert syn[TCP].sport == conn.local[1] == EPHEMERAL_FIRST
+    assert syn[TCP].sport == conn.local[1] and EPHEMERAL_FIRST <= conn.local[1] <= EPHEMERAL_LAST
 
 
 def test_arp_retries_then_fails_the_connection_as_unreachable() -> None:
@@ -253,10 +253,29 @@ def test_icmp_unreachable_fails_a_connecting_socket() -> None:
 def test_ephemeral_ports_in_order_and_no_route_without_gateway() -> None:
     s = make()
     ports = [s.tcp_connect(HOST, 70, 0.0).local[1] for _ in range(2)]
-    assert ports == [49152, 49153]  # spec §16.4 row 58
+    # In order from where the range's search starts (spec §16.4 row 58's 49152, 49153 when that
+    # start is 49152; it is random since issue 15 item 11, RFC 6056), wrapping after 65535.
+    first = ports[0]
+    assert EPHEMERAL_FIRST <= first <= EPHEMERAL_LAST
+    assert ports[1] == (first + 1 if first < EPHEMERAL_LAST else EPHEMERAL_FIRST)
     s.configure(parse_config("10.0.2.15/24"))
     with pytest.raises(StackError, match="no route"):
         s.tcp_connect("8.8.8.8", 53, 0.0)
+
+
+def test_ephemeral_range_starts_at_a_random_point_reproducible_with_a_seed() -> None:
+    """RFC 6056: a fresh stack's first local port is not the range's first; the seed pins it."""
+    unseeded = {NetStack(MAC, config=parse_config(CONFIG)).udp_open().port for _ in range(40)}
+    assert all(EPHEMERAL_FIRST <= p <= EPHEMERAL_LAST for p in unseeded)
+    assert len(unseeded) > 30  # 40 draws from 16384 ports: a repeat-heavy result is no randomness
+    seeded = [make().tcp_connect(HOST, 70, 0.0).local[1] for _ in range(2)]
+    assert seeded[0] == seeded[1]
+    assert len({NetStack(MAC, config=parse_config(CONFIG), seed=n).udp_open().port for n in range(20)}) > 15
+    # UDP and TCP draw from the one sequence and skip each other's ports.
+    s = make()
+    u = s.udp_open().port
+    t = s.tcp_connect(HOST, 70, 0.0).local[1]
+    assert t == (u + 1 if u < EPHEMERAL_LAST else EPHEMERAL_FIRST)
 
 
 def test_listener_handshake_and_data_over_loopback() -> None:
@@ -483,10 +502,10 @@ def test_dns_without_servers_fails_at_once() -> None:
 def test_stats_is_json_ready() -> None:
     s = make()
     learn(s)
-    s.tcp_connect(HOST, 70, 0.0)
+    conn = s.tcp_connect(HOST, 70, 0.0)
     out(s)
     data = json.loads(json.dumps(s.stats()))
-    assert data["connections"][0]["local"] == "10.0.2.15:49152" and data["config"]["gateway"] == HOST
+    assert data["connections"][0]["local"] == f"10.0.2.15:{conn.local[1]}" and data["config"]["gateway"] == HOST
     assert data["counters"]["tcp_out"] == 1 and "retransmits" in data["tcp"]
 
 
@@ -602,6 +621,7 @@ async def run_in(system: System, program: Callable[[Any], Awaitable[None]], time
 
 async def test_tcp_namespace_paths_and_spec_rows_56_to_58(net_system: tuple[System, Peer]) -> None:
     system, peer = net_system
+    ports: list[int] = []
 
     async def program(proc: Any) -> None:
         sys = proc.sys
@@ -609,10 +629,14 @@ async def test_tcp_namespace_paths_and_spec_rows_56_to_58(net_system: tuple[Syst
             with pytest.raises(SyscallError) as e:
                 await open_handle(sys, path, abi.O_WRITE)
             assert e.value.code == 0 and e.value.message.tag == abi.ERROR_INVALID_VALUE, path
-        # Row 58: two connections to an address, from consecutive ephemeral ports.
+        # Row 58: two connections to an address, from consecutive ephemeral ports (from a random
+        # start since issue 15 item 11: RFC 6056).
         a = await proc.connect("10.0.2.2", 70)
         b = await proc.connect("10.0.2.2", 70)
-        assert [(await s.query())["local"] for s in (a, b)] == ["10.0.2.15:49152", "10.0.2.15:49153"]
+        locals_ = [(await s.query())["local"] for s in (a, b)]
+        ports.extend(int(x.rpartition(":")[2]) for x in locals_)
+        assert all(x.startswith("10.0.2.15:") for x in locals_)
+        assert ports[1] == (ports[0] + 1 if ports[0] < 65535 else 49152)
         await a.write_all(b"hello ")
         assert await a.read_exactly(6) == b"hello "
         await a.close()
@@ -635,7 +659,7 @@ async def test_tcp_namespace_paths_and_spec_rows_56_to_58(net_system: tuple[Syst
         assert listing == ["arp", "dns", "listen", "mux", "ping", "stats", "udp"]
 
     await run_in(system, program)
-    assert peer.syn_ports[:2] == [49152, 49153]
+    assert peer.syn_ports[:2] == ports
 
 
 async def test_listen_accept_and_loopback_connection(net_system: tuple[System, Peer]) -> None:
