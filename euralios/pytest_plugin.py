@@ -5,10 +5,11 @@
         assert result == 0                      # the exit status (result.status)
         assert "Hello" in result.output         # what my_main printed
 
-No configuration is needed: the plugin runs every `async def` test that uses one of its
-fixtures under trio (pytest-trio's `trio` mark, added for you), with or without `trio_mode`
-in your pytest configuration. A plain `def` test that asks for one of them fails with one
-line saying to make it `async def`.
+No configuration is needed beyond pytest-trio being installed (`pip install 'euralios[test]'`):
+the plugin runs every `async def` test that uses one of its fixtures under trio (pytest-trio's
+`trio` mark, added for you), with or without `trio_mode` in your pytest configuration. A plain
+`def` test that asks for one of them fails with one line saying to make it `async def`, and
+without pytest-trio one line says to install it.
 
 Fixtures
 --------
@@ -24,7 +25,7 @@ Both network fixtures take options by indirect parametrisation (a dict of
 euralios.testnet.usernet_guest's / tap_guest's keywords), or call those context managers
 yourself for several guests in one test:
 
-    @pytest.mark.parametrize("euralios_usernet", [{"hostfwd": ["udp::0-:7777"]}], indirect=True)
+    @pytest.mark.parametrize("euralios_usernet", [{"hostfwd": ["udp:127.0.0.1:0-:7777"]}], indirect=True)
     async def test_echo(euralios_usernet): ...
 
     @pytest.mark.parametrize("euralios_tap", [{"dhcp": True, "mac": "52:54:00:aa:bb:cc",
@@ -108,14 +109,15 @@ from euralios.std import Chunk, Handle, Message, abi
 from euralios.testnet import GUEST_MAC, TapGuest, UserNetGuest, tap_guest, usernet_guest
 
 __all__ = ["Netns", "netns_unavailable", "TapGuest", "UserNetGuest", "GUEST_MAC", "wait_until",
-           "wait_until_blocking", "wait_screen", "trimmed_screen", "build_message", "FIXTURES", "NOT_ASYNC"]
+           "wait_until_blocking", "wait_screen", "trimmed_screen", "build_message", "FIXTURES", "NOT_ASYNC",
+           "NO_PYTEST_TRIO"]
 
 T = TypeVar("T")
 
 # The fixtures that boot a system: a test using one runs under trio.
 FIXTURES = ("euralios_system", "euralios_usernet", "euralios_tap")
-NOT_ASYNC = ("{name} uses {fixtures}, which boot EuraliOS under trio: write the test as `async def` "
-             "(the euralios plugin runs it with pytest-trio; no trio_mode needed)")
+NOT_ASYNC = ("{name} uses {fixtures}: the euralios fixtures boot EuraliOS under trio, so write the test as "
+             "`async def` (the euralios plugin runs it with pytest-trio; no trio_mode needed)")
 
 
 # ---------------------------------------------------------------------------------- trio, for you
@@ -139,10 +141,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.trio)
 
 
+NO_PYTEST_TRIO = ("{name} uses {fixtures}, which need pytest-trio to run async tests: "
+                  "pip install pytest-trio (or pip install 'euralios[test]')")
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     ours = _ours(item)
     if ours and not _is_async(item):
         pytest.fail(NOT_ASYNC.format(name=item.name, fixtures=", ".join(ours)), pytrace=False)
+    if ours and not item.config.pluginmanager.hasplugin("trio"):
+        pytest.fail(NO_PYTEST_TRIO.format(name=item.name, fixtures=", ".join(ours)), pytrace=False)
 
 
 # ---------------------------------------------------------------------------------- fixtures

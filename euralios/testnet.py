@@ -1,6 +1,6 @@
 """Guests on a network, for tests and scripts: the root-free user network and a real tap.
 
-    async with usernet_guest(hostfwd=["udp::0-:7777"]) as net:     # no root
+    async with usernet_guest(hostfwd=["udp:127.0.0.1:0-:7777"]) as net:     # no root
         port = net.host_port(7777, "udp")          # where the host reaches the guest's 7777
         ...
     async with tap_guest(dhcp=True, impair="loss=5,seed=1") as tap:  # root: netns + tap
@@ -66,8 +66,8 @@ async def usernet_guest(*, hostfwd: Sequence[str] = (), hosts: str | None = None
                         tcp_args: Sequence[str] | None = None, wait: bool = True,
                         log: str = "console") -> AsyncIterator[UserNetGuest]:
     """A guest on `--net user` (no root). hostfwd: QEMU-syntax rules ("tcp:127.0.0.1:0-:70",
-    "udp::0-:7777"; host port 0 picks a free one, see UserNetGuest.host_port); hosts: a hosts
-    file for the router's DNS; restrict: restrict=on; mac, pcap, impair: as the command line's
+    "udp:127.0.0.1:0-:7777"; host port 0 picks a free one, see UserNetGuest.host_port);
+    hosts: a hosts file for the router's DNS; restrict: restrict=on; mac, pcap, impair: as the command line's
     --mac, --pcap, --impair; tcp_args: the stack's options (DHCP by default); wait: wait for
     the stack's address before yielding; log: where the network's start-up lines go
     ("console" or "klog", see System.start_network)."""
