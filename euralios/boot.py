@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+import trio.testing
 
 from euralios.std.runtime import entry
 from machine.board import Machine
@@ -157,12 +158,76 @@ class System:
                                  stdin=stdin, stdout=stdout, vfs=self.vfs, io=io, user=user, quota=quota)
 
     async def run(self, program: bytes | str | Callable[..., Awaitable[Any]], args: list[str] | None = None,
-                  **kw: Any) -> int:
-        """Run a program to completion; returns its exit status (1 if it was killed)."""
-        proc = self.spawn(program, args, **kw)
+                  *, capture: bool = True, **kw: Any) -> RunResult:
+        """Run a program to completion on the serial console; its status and what it printed.
+
+        program: the source bytes of a program, a path to one, or an `async def main(proc)`
+        (run in-process, as host scripting); args: its argv (default [name]); the keywords
+        are `spawn`'s (user, io, name, quota, stdin, stdout).
+
+        The result is a RunResult: the exit status as an int (1 if it was killed, so
+        `assert await system.run(main) == 0` reads as before) with `.status` and `.output`,
+        the text the program wrote on its stdout (its prints, a crash report), taken from
+        its own stdout, not the console shared with every other program. The text still
+        reaches the console (`output()`). capture=False: the program writes to the console
+        directly and `.output` is ""."""
+        if not capture or kw.get("stdout") is not None:
+            proc = self.spawn(program, args, **kw)
+            await proc.ended.wait()
+            assert proc.status is not None
+            return RunResult(proc.status, "")
+        out = self.kernel.new_rendezvous(refs=2)  # the program's stdout and the tee's stdin
+        self.console.incref()
+        captured = bytearray()
+        tee_done = trio.Event()
+        self.kernel.spawn(_tee(captured, tee_done), name="run-output", args=["run-output"], stdin=out,
+                          stdout=self.console, vfs=self.vfs)
+        proc = self.spawn(program, args, stdout=out, **kw)
         await proc.ended.wait()
         assert proc.status is not None
-        return proc.status
+        # What it wrote is in: every WRITE it made was answered, and the tee ends when the last
+        # holder of its stdout does; a child still holding it must not hold us up, so an idle
+        # system (the tee waiting with nothing in flight) is as good.
+        async with trio.open_nursery() as nursery:
+            async def settled() -> None:
+                await trio.testing.wait_all_tasks_blocked(0.005)
+                nursery.cancel_scope.cancel()
+
+            async def ended() -> None:
+                await tee_done.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(settled)
+            nursery.start_soon(ended)
+        return RunResult(proc.status, captured.decode("utf-8", "replace"))
+
+    async def network_ready(self, timeout: float = 30.0) -> str:
+        """Wait until the TCP/IP stack has an address -- a DHCP lease, its static address, or
+        its fallback -- and return it ("10.0.2.15/24"). Woken by what the stack prints (on
+        the console, or the kernel log with start_network(log="klog")), never by a clock;
+        TimeoutError after `timeout` seconds saying what the stack last said."""
+        woke = [trio.Event()]
+
+        def wake(_: object) -> None:
+            woke[0].set()
+
+        self.add_output_sink(wake)
+        self.kernel.klog.listeners.append(wake)
+        try:
+            with trio.move_on_after(timeout):
+                while True:
+                    woke[0] = trio.Event()
+                    for text in (self.output(), self.klog()):
+                        m = NET_READY.search(text)
+                        if m:
+                            return m.group("address")
+                    await woke[0].wait()
+        finally:
+            self._output_sinks.remove(wake)
+            self.kernel.klog.listeners.remove(wake)
+        said = [line for line in (self.output() + "\n" + self.klog()).splitlines() if "[tcp]" in line]
+        raise TimeoutError(f"the network was not ready after {timeout:g} s; the stack said: "
+                           + (" | ".join(said[-3:]) if said else "nothing (is it started? start_network())"))
 
     # ------------------------------------------------------------------ introspection
     def stats(self) -> dict[str, Any]:
@@ -170,6 +235,74 @@ class System:
 
     def klog(self) -> str:
         return self.kernel.klog.text()
+
+
+class RunResult(int):
+    """What System.run returns: the exit status, as the int it is (so `== 0` and `assert
+    status == 0` work as they always did), with `.status` and `.output` (what it printed)."""
+
+    output: str
+
+    def __new__(cls, status: int, output: str = "") -> RunResult:
+        self = super().__new__(cls, status)
+        self.output = output
+        return self
+
+    @property
+    def status(self) -> int:
+        return int(self)
+
+    def __repr__(self) -> str:
+        return f"RunResult(status={int(self)}, output={self.output!r})"
+
+
+# What the stack prints once it has an address (net/server.py's report_events).
+NET_READY = re.compile(r"\[tcp\] (?:DHCP|static|no DHCP answer; using static)[: ]+(?P<address>[0-9.]+/\d+)")
+
+
+def _tee(into: bytearray, done: trio.Event) -> Callable[[Any], Awaitable[int]]:
+    """A stdout for System.run: every request goes on to the console (handle 1) as it came,
+    its answer back to the program, and the text of each WRITE and CHAR is kept in `into`.
+    `done` is set when the last holder of this stdout is gone."""
+
+    async def run_output(proc: Any) -> int:
+        from euralios.std import STDIN, STDOUT, Chunk, Memory, Message, SyscallError, abi, discard
+
+        sys = proc.sys
+        try:
+            while True:
+                try:
+                    msg = await sys.receive(STDIN)
+                except SyscallError:
+                    return 0
+                if msg.tag == abi.WRITE and isinstance(msg.d3, Memory) and isinstance(msg.d2, int):
+                    try:
+                        chunk = await Chunk.received(sys, msg.d3)
+                        if 0 < msg.d2 <= chunk.size:
+                            into.extend(chunk.read(0, msg.d2))
+                    except SyscallError:
+                        pass
+                elif msg.tag == abi.CHAR and isinstance(msg.d2, int) and 0 < msg.d2 < 0x110000:
+                    into.extend(chr(msg.d2).encode("utf-8", "replace"))
+                onward = Message(msg.tag, msg.d2, msg.d3)
+                answer: Message = Message(abi.OK, msg.d2 if isinstance(msg.d2, int) else 0, 0)
+                try:
+                    if msg.reply:
+                        answer = await sys.send_receive(STDOUT, onward)
+                    else:
+                        await sys.send(STDOUT, onward)
+                except SyscallError as e:
+                    await discard(sys, e.message)
+                    answer = Message(abi.ERROR, e.code, 0)
+                if msg.reply:
+                    try:
+                        await sys.send(STDIN, answer)
+                    except SyscallError:
+                        pass
+        finally:
+            done.set()
+
+    return run_output
 
 
 async def _klog_sink(proc: Any) -> int:

@@ -66,7 +66,7 @@ network backends (--net SPEC):
   user[,OPTIONS]   a built-in router on 10.0.2.0/24 like QEMU's slirp, no root: DHCP, DNS from
                    the host, guest TCP/UDP relayed to host sockets. OPTIONS, comma-separated:
                      hostfwd=tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT  forward a host port
-                                      into the guest (repeatable)
+                                      into the guest (repeatable; udp: for a UDP port)
                      restrict=on|off  on: the guest reaches only the router's DHCP, DNS and
                                       hostfwd, nothing beyond (default off)
                      hosts=FILE       names (ADDRESS NAME... lines) its DNS server answers

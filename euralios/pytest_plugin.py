@@ -1,11 +1,41 @@
 """pytest fixtures for testing your own EuraliOS programs (installed with the package).
 
     async def test_hello(euralios_system):
-        status = await euralios_system.run(my_main, ["hello"])
-        assert status == 0
-        assert "Hello" in euralios_system.output()
+        result = await euralios_system.run(my_main, ["hello"])
+        assert result == 0                      # the exit status (result.status)
+        assert "Hello" in result.output         # what my_main printed
 
-Tests must run under pytest-trio (set `trio_mode = true` in your pytest configuration).
+No configuration is needed beyond pytest-trio being installed (`pip install 'euralios[test]'`):
+the plugin runs every `async def` test that uses one of its fixtures under trio (pytest-trio's
+`trio` mark, added for you), with or without `trio_mode` in your pytest configuration. A plain
+`def` test that asks for one of them fails with one line saying to make it `async def`, and
+without pytest-trio one line says to install it.
+
+Fixtures
+--------
+* `euralios_system`: the small system booted (kernel, serial console, RAM disk at /ramdisk).
+* `euralios_usernet`: the small system on the root-free `user` network (QEMU slirp's
+  addresses: the guest 10.0.2.15 by DHCP, the host 10.0.2.2), the stack's address already
+  taken (`await net.system.network_ready()` returns it at once). A `UserNetGuest`: `system`,
+  `router`, `address`, `host_port(guest_port, proto)` for a `hostfwd` rule's host side.
+* `euralios_tap`: the small system on a tap in a private network namespace (root), with a
+  packet-level view of the wire (below). A `TapGuest`.
+
+Both network fixtures take options by indirect parametrisation (a dict of
+euralios.testnet.usernet_guest's / tap_guest's keywords), or call those context managers
+yourself for several guests in one test:
+
+    @pytest.mark.parametrize("euralios_usernet", [{"hostfwd": ["udp:127.0.0.1:0-:7777"]}], indirect=True)
+    async def test_echo(euralios_usernet): ...
+
+    @pytest.mark.parametrize("euralios_tap", [{"dhcp": True, "mac": "52:54:00:aa:bb:cc",
+                                               "impair": "loss=5,seed=1", "pcap": "/tmp/x.pcap"}],
+                             indirect=True)
+    async def test_lossy(euralios_tap): ...
+
+usernet options: hostfwd (QEMU rules; host port 0 picks a free one), hosts, restrict, mac,
+pcap, impair, tcp_args, wait, log. tap options: guest_ip, host_ip, prefix (addresses), mac,
+dhcp (dnsmasq on the tap hands out guest_ip), impair, pcap, tcp_args, wait.
 
 Waiting: on conditions, never on the clock
 ------------------------------------------
@@ -32,10 +62,10 @@ machine is busy. Wait for the thing itself:
 Packet tests: `euralios_tap`
 ----------------------------
 The `euralios_tap` fixture puts a booted guest on a real Linux network: it makes a private
-network namespace with a tap interface in it (the host side, 10.0.2.2/24, so nothing leaks onto
-your machine's networks), boots the small system with its RTL8139 wired to that tap and the
-network started (pci, rtl8139, tcp; static 10.0.2.15/24, gateway and DNS 10.0.2.2), and hands
-the test a `TapGuest`:
+network namespace with a tap interface in it (the host side, 10.0.2.2/24 by default, so nothing
+leaks onto your machine's networks), boots the small system with its RTL8139 wired to that tap
+and the network started (pci, rtl8139, tcp; static 10.0.2.15/24, gateway and DNS 10.0.2.2, or
+DHCP from dnsmasq with `dhcp`), and hands the test a `TapGuest`:
 
     async def test_guest_answers_ping(euralios_tap):
         reply = await euralios_tap.exchange(
@@ -48,7 +78,8 @@ the test a `TapGuest`:
   `sniff(match, timeout)` returns the next frame *from the guest* for which `match(Ether)` is
   true; `exchange(pkt, match)` does both without a race. They use an AF_PACKET socket on the
   tap inside the namespace.
-* `system` is the guest (euralios.boot.System: `await system.run(main)`, `output()`, `klog()`).
+* `system` is the guest (euralios.boot.System: `await system.run(main)`, `output()`, `klog()`);
+  `dnsmasq_log` the path of dnsmasq's log with `dhcp`.
 * `netns` is the `Netns`: `netns.exec([...])`/`netns.popen([...])` run host programs inside it
   (ping, dnsmasq, a server), `netns.socket(...)` makes a socket that lives in it (a host-side
   TCP server for the guest to connect to), `netns.run(fn)` calls fn inside it.
@@ -63,15 +94,9 @@ the reason, so a CI run cannot go green by quietly skipping the network.
 
 from __future__ import annotations
 
-import ctypes
 import inspect
 import os
-import shutil
-import socket
-import subprocess
-import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -79,15 +104,56 @@ import pytest
 import trio
 
 from euralios.boot import System, boot
+from euralios.netns import Netns, netns_unavailable
 from euralios.std import Chunk, Handle, Message, abi
+from euralios.testnet import GUEST_MAC, TapGuest, UserNetGuest, tap_guest, usernet_guest
+
+__all__ = ["Netns", "netns_unavailable", "TapGuest", "UserNetGuest", "GUEST_MAC", "wait_until",
+           "wait_until_blocking", "wait_screen", "trimmed_screen", "build_message", "FIXTURES", "NOT_ASYNC",
+           "NO_PYTEST_TRIO"]
 
 T = TypeVar("T")
 
-CLONE_NEWNET = 0x40000000
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4
-GUEST_MAC = "52:54:00:12:34:56"
+# The fixtures that boot a system: a test using one runs under trio.
+FIXTURES = ("euralios_system", "euralios_usernet", "euralios_tap")
+NOT_ASYNC = ("{name} uses {fixtures}: the euralios fixtures boot EuraliOS under trio, so write the test as "
+             "`async def` (the euralios plugin runs it with pytest-trio; no trio_mode needed)")
 
+
+# ---------------------------------------------------------------------------------- trio, for you
+
+def _is_async(item: pytest.Item) -> bool:
+    func = getattr(item, "obj", None)
+    inner = getattr(getattr(func, "hypothesis", None), "inner_test", None)
+    return inspect.iscoroutinefunction(inner or func)
+
+
+def _ours(item: pytest.Item) -> list[str]:
+    return [f for f in FIXTURES if f in getattr(item, "fixturenames", ())]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every async test that uses our fixtures as a trio test (pytest-trio runs those
+    whatever trio_mode says), unless it has the mark already (trio_mode, or its own)."""
+    for item in items:
+        if _ours(item) and _is_async(item) and item.get_closest_marker("trio") is None:
+            item.add_marker(pytest.mark.trio)
+
+
+NO_PYTEST_TRIO = ("{name} uses {fixtures}, which need pytest-trio to run async tests: "
+                  "pip install pytest-trio (or pip install 'euralios[test]')")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    ours = _ours(item)
+    if ours and not _is_async(item):
+        pytest.fail(NOT_ASYNC.format(name=item.name, fixtures=", ".join(ours)), pytrace=False)
+    if ours and not item.config.pluginmanager.hasplugin("trio"):
+        pytest.fail(NO_PYTEST_TRIO.format(name=item.name, fixtures=", ".join(ours)), pytrace=False)
+
+
+# ---------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture
 async def euralios_system() -> AsyncIterator[System]:
@@ -96,218 +162,30 @@ async def euralios_system() -> AsyncIterator[System]:
         yield system
 
 
-# ---------------------------------------------------------------------------------- namespaces
-
-def netns_unavailable() -> str | None:
-    """Why a private netns with a tap cannot be made here (None when it can)."""
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun on this host (TUN/TAP support is needed for a tap interface)"
-    ip = shutil.which("ip")
-    if ip is None:
-        return "no `ip` command (install iproute2 for `ip netns`)"
-    r = subprocess.run([ip, "netns", "help"], capture_output=True, text=True)
-    if "Usage" not in r.stdout + r.stderr:
-        return "this `ip` has no `netns` support"
-    return None
-
-
-class Netns:
-    """A private network namespace with a persistent tap, the guest's wire (root only).
-
-    The tap exists before the guest boots, so host daemons (dnsmasq) can bind to it first; the
-    guest attaches to it from a thread that has entered the namespace (`backend()`)."""
-
-    def __init__(self, name: str | None = None, tap: str | None = None, host_ip: str = "10.0.2.2",
-                 prefix: int = 24) -> None:
-        tag = uuid.uuid4().hex[:6]
-        self.name = name or f"eurns-{tag}"
-        self.tap = tap or f"eurtap{tag[:4]}"
-        self.host_ip = host_ip
-        self.prefix = prefix
-        self.ip = shutil.which("ip") or "ip"
-        self.created = False
-        self._resources: list[Any] = []
-
-    # -------------------------------------------------------------- life
-    def create(self) -> Netns:
-        if os.geteuid() != 0:
-            raise PermissionError("a network namespace and a tap need root (CAP_NET_ADMIN): run the tests as root")
-        subprocess.run([self.ip, "netns", "add", self.name], check=True, capture_output=True)
-        self.created = True
-        try:
-            for cmd in (["link", "set", "lo", "up"],
-                        ["tuntap", "add", "dev", self.tap, "mode", "tap"],
-                        ["addr", "add", f"{self.host_ip}/{self.prefix}", "dev", self.tap],
-                        ["link", "set", self.tap, "up"]):
-                subprocess.run([self.ip, "-n", self.name, *cmd], check=True, capture_output=True)
-        except BaseException:
-            self.delete()
-            raise
-        return self
-
-    def delete(self) -> None:
-        """Close what we opened in it and remove the namespace (its tap goes with it)."""
-        for r in reversed(self._resources):
-            try:
-                r.close()
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                pass
-        self._resources.clear()
-        if self.created:
-            subprocess.run([self.ip, "netns", "del", self.name], capture_output=True)
-            self.created = False
-
-    def __enter__(self) -> Netns:
-        return self.create()
-
-    def __exit__(self, *exc: object) -> None:
-        self.delete()
-
-    # -------------------------------------------------------------- inside it
-    def run(self, fn: Callable[[], T]) -> T:
-        """Call fn() in a thread that has entered the namespace (sockets and taps it opens stay
-        in the namespace whichever thread uses them afterwards)."""
-        result: list[Any] = []
-        error: list[BaseException] = []
-
-        def body() -> None:
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                fd = os.open(f"/var/run/netns/{self.name}", os.O_RDONLY)
-                try:
-                    if libc.setns(fd, CLONE_NEWNET) != 0:
-                        err = ctypes.get_errno()
-                        raise OSError(err, f"setns: {os.strerror(err)}")
-                finally:
-                    os.close(fd)
-                result.append(fn())
-            except BaseException as e:  # noqa: BLE001 - handed back to the caller
-                error.append(e)
-
-        t = threading.Thread(target=body, name=f"netns-{self.name}")
-        t.start()
-        t.join()
-        if error:
-            raise error[0]
-        return result[0]
-
-    def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
-        """A socket that lives in the namespace (closed with it)."""
-        s = self.run(lambda: socket.socket(family, type, proto))
-        self._resources.append(s)
-        return s
-
-    def packet_socket(self) -> socket.socket:
-        """An AF_PACKET socket on the tap: every frame to and from the guest, and a way to send."""
-        s = self.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        s.bind((self.tap, ETH_P_ALL))
-        return s
-
-    def backend(self, pcap: str | None = None, impair: str | None = None) -> Any:
-        """The guest's end of the tap (machine.netdev's tap backend, as `--net tap:NAME`)."""
-        from machine.netdev import make_backend
-
-        return self.run(lambda: make_backend(f"tap:{self.tap}", pcap=pcap, impair=impair))
-
-    def host_mac(self) -> str:
-        """The tap's MAC address on the namespace side."""
-        out = subprocess.run([self.ip, "-n", self.name, "-o", "link", "show", self.tap], capture_output=True,
-                             text=True, check=True).stdout
-        return out.split("link/ether", 1)[1].split()[0]
-
-    def exec(self, cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        """Run a host program inside the namespace to completion (text output captured)."""
-        kw.setdefault("capture_output", True)
-        kw.setdefault("text", True)
-        return subprocess.run([self.ip, "netns", "exec", self.name, *cmd], **kw)
-
-    def popen(self, cmd: list[str], **kw: Any) -> subprocess.Popen[str]:
-        """Start a host program inside the namespace (stopped when the namespace is deleted)."""
-        kw.setdefault("stdout", subprocess.PIPE)
-        kw.setdefault("stderr", subprocess.STDOUT)
-        kw.setdefault("text", True)
-        p = subprocess.Popen([self.ip, "netns", "exec", self.name, *cmd], **kw)
-        self._resources.append(_Terminate(p))
-        return p
-
-
-class _Terminate:
-    def __init__(self, p: subprocess.Popen[str]) -> None:
-        self.p = p
-
-    def close(self) -> None:
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-
-
-# ---------------------------------------------------------------------------------- the fixture
-
-class TapGuest:
-    """What `euralios_tap` hands a test: the guest, its addresses, and a packet-level view of
-    the wire from the host side (see the module docstring)."""
-
-    def __init__(self, netns: Netns, system: System, guest_ip: str, guest_mac: str) -> None:
-        self.netns = netns
-        self.system = system
-        self.guest_ip = guest_ip
-        self.guest_mac = guest_mac
-        self.host_ip = netns.host_ip
-        self.host_mac = netns.host_mac()
-        raw = netns.packet_socket()
-        raw.setblocking(False)
-        self.sock = trio.socket.from_stdlib_socket(raw)
-
-    async def send(self, pkt: Any) -> None:
-        """Put one frame on the wire towards the guest (scapy packet or bytes)."""
-        await self.sock.send(bytes(pkt))
-
-    async def sniff(self, match: Callable[[Any], bool] = lambda f: True, timeout: float = 5.0) -> Any:
-        """The next frame from the guest that `match` accepts, as a scapy Ether."""
-        from scapy.layers.l2 import Ether
-
-        with trio.fail_after(timeout):
-            while True:
-                data, addr = await self.sock.recvfrom(65536)
-                if addr[2] == PACKET_OUTGOING:
-                    continue  # sent by the namespace (ourselves included), not by the guest
-                frame = Ether(data)
-                if match(frame):
-                    return frame
-
-    async def exchange(self, pkt: Any, match: Callable[[Any], bool], timeout: float = 5.0) -> Any:
-        """Send `pkt` and return the first frame from the guest that `match` accepts (the
-        sniffer is listening before the frame leaves, so a quick answer is never missed)."""
-        result: list[Any] = []
-        async with trio.open_nursery() as nursery:
-            async def catch() -> None:
-                result.append(await self.sniff(match, timeout))
-
-            nursery.start_soon(catch)
-            await trio.sleep(0)
-            await self.send(pkt)
-        return result[0]
+def _options(request: pytest.FixtureRequest, fixture: str) -> dict[str, Any]:
+    options = getattr(request, "param", None) or {}
+    if not isinstance(options, dict):
+        raise TypeError(f"{fixture}: indirect parameters are a dict of options, not {options!r}")
+    return options
 
 
 @pytest.fixture
-async def euralios_tap() -> AsyncIterator[TapGuest]:
+async def euralios_usernet(request: pytest.FixtureRequest) -> AsyncIterator[UserNetGuest]:
+    """A guest on the root-free user network, its address taken (see the module docstring)."""
+    async with usernet_guest(**_options(request, "euralios_usernet")) as net:
+        yield net
+
+
+@pytest.fixture
+async def euralios_tap(request: pytest.FixtureRequest) -> AsyncIterator[TapGuest]:
     """A guest booted on a tap in a private network namespace (see the module docstring)."""
     reason = netns_unavailable()
     if reason is not None:
         pytest.skip(f"euralios_tap: {reason}")
     if os.geteuid() != 0:
         pytest.fail("euralios_tap needs root (CAP_NET_ADMIN) to make a network namespace and a tap")
-    guest_ip = "10.0.2.15"
-    with Netns() as ns:
-        backend = ns.backend()
-        async with boot(nic=backend, mac=GUEST_MAC) as system:
-            system.start_network(["--static", f"{guest_ip}/{ns.prefix},gw={ns.host_ip},dns={ns.host_ip}"])
-            await system.wait_for_output(r"\[tcp\] static", 15)
-            yield TapGuest(ns, system, guest_ip, GUEST_MAC)
+    async with tap_guest(**_options(request, "euralios_tap")) as tap:
+        yield tap
 
 
 async def build_message(proc: Any, tag: int, specs: tuple) -> tuple[Message, list[int]]:

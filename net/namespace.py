@@ -7,6 +7,7 @@ session (net/sessions/) served by a thread of the server:
                         address or a DNS name (sessions/tcp.py)
     /tcp/listen/PORT    a listening port (sessions/tcp.py)
     /tcp/udp/HOST:PORT  a connected UDP socket (sessions/udp.py)
+    /tcp/udp/PORT       a bound UDP socket: recvfrom/sendto (PORT 0: an ephemeral one)
     /tcp/dns/NAME       a file: JSON {"name", "canonical", "addresses"}; the lookup happens at open
     /tcp/ping/HOST      an ICMP echo session (sessions/ping.py)
     /tcp/mux            many sockets on one session, select/poll style (sessions/mux.py)

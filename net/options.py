@@ -8,6 +8,7 @@
     --sndbuf BYTES                                        TCP send buffer (default 131072, see SNDBUF)
     --rto-max SECONDS                                     cap on the backed-off retransmission timeout (default 60)
     --retries N                                           retransmissions before "timed out" (default 8)
+    --seed N                                              reproducible ISNs, first ephemeral port, ids (tests)
 
 The environment variables NET_STATIC and NET_FALLBACK stand for --static and --fallback (the
 command line wins).
@@ -43,6 +44,7 @@ class Options:
         self.sndbuf = SNDBUF
         self.rto_max = 60.0  # proto/tcp's defaults: about 100 s of retransmissions before TIMEDOUT
         self.retries = 8
+        self.seed: int | None = None  # None: unpredictable (SystemRandom)
 
     def tcp_options(self) -> dict[str, float]:
         """The TcpConnection settings these options make."""
@@ -61,9 +63,9 @@ def parse_args(args: list[str], env: dict[str, str]) -> Options:
     for arg in it:
         key, eq, value = arg.partition("=")
         if key not in ("--static", "--fallback", "--dhcp-timeout", "--hostname", "--rcvbuf", "--sndbuf",
-                       "--rto-max", "--retries"):
+                       "--rto-max", "--retries", "--seed"):
             raise ValueError(f"unknown option {arg!r} (use --static, --fallback, --dhcp-timeout, --hostname, "
-                             "--rcvbuf, --sndbuf, --rto-max, --retries)")
+                             "--rcvbuf, --sndbuf, --rto-max, --retries, --seed)")
         if not eq:
             value = next(it, "")
             if not value:
@@ -98,6 +100,10 @@ def parse_args(args: list[str], env: dict[str, str]) -> Options:
             if not value.isdigit() or not 1 <= int(value) <= 30:
                 raise ValueError(f"--retries {value!r}: a count from 1 to 30")
             opts.retries = int(value)
+        elif key == "--seed":
+            if not value.isdigit():
+                raise ValueError(f"--seed {value!r}: a non-negative integer")
+            opts.seed = int(value)
         else:
             opts.hostname = value
     return opts

@@ -231,10 +231,14 @@ class NetServer(Server):
                 self.stack.ping_close(ping)
                 raise
         if first == "udp":
-            host, port = split_hostport(rest)
-            address = await self.resolve(host)
+            bind = rest.strip()
+            if bind.isdigit():  # udp/PORT: bound, unconnected (a server's; 0: an ephemeral port)
+                local, remote = (parse_port(bind) if int(bind) else 0), None
+            else:
+                host, port = split_hostport(rest)
+                local, remote = 0, (await self.resolve(host), port)
             try:
-                sock = self.stack.udp_open(0, (address, port))
+                sock = self.stack.udp_open(local, remote)
             except StackError as e:
                 raise stack_error(e) from None
             try:
@@ -324,6 +328,7 @@ async def main(proc: Any) -> int:
         return 1
     mac = await mac_address(sys, nic)
     stack = NetStack(mac, config=opts.static, dhcp=opts.static is None, fallback=opts.fallback,
-                     dhcp_timeout=opts.dhcp_timeout, hostname=opts.hostname, tcp_options=opts.tcp_options())
+                     dhcp_timeout=opts.dhcp_timeout, hostname=opts.hostname, tcp_options=opts.tcp_options(),
+                     seed=opts.seed)
     await NetServer(proc, stack, nic).run()
     return 0

@@ -31,7 +31,10 @@ What it does, and the choices made:
 * TCP through proto/tcp: active open, listeners with a backlog, RST for closed ports, orphaned
   connections finished in the background (FIN, FIN-WAIT-2 timeout, TIME-WAIT) after release;
   the connections' bookkeeping (changes, timer heap) is net/connections.py's.
-* Ephemeral ports 49152-65535 handed out in order (wrapping), shared by TCP and UDP.
+* Ephemeral ports 49152-65535, shared by TCP and UDP: the search starts at a random point of
+  the range, chosen at start-up, and goes on in order from there (wrapping, skipping busy
+  ports). A fresh boot's first port is not guessable (RFC 6056's aim; its algorithms also
+  randomise later choices, which this simple counter does not); `seed` makes it reproducible.
 * DNS over UDP 53 by net/lookups.py (`resolve`).
 
 Errors raised to callers are `StackError(kind, detail)` (net/sockets.py), `kind` a
@@ -102,7 +105,8 @@ class NetStack:
     ) -> None:
         """`config`: a static configuration; `dhcp`: ask DHCP (the default of the server) and
         use `fallback` when nobody answers within `dhcp_timeout` seconds. `seed` makes ISNs,
-        DHCP xids and DNS ids reproducible (tests); otherwise they are unpredictable."""
+        the first ephemeral port, DHCP xids and DNS ids reproducible (tests); otherwise they
+        are unpredictable."""
         self.mac = mac if isinstance(mac, str) else mac.hex(":")
         self._mac_bytes = mac_to_bytes(self.mac)
         self.config: IfConfig | None = config
@@ -114,7 +118,7 @@ class NetStack:
         self._out: list[bytes] = []
         self._loop: deque[bytes] = deque()
         self._ip_ident = self._rng.getrandbits(16)
-        self._next_port = EPHEMERAL_FIRST
+        self._next_port = EPHEMERAL_FIRST + self._rng.randrange(EPHEMERAL_LAST - EPHEMERAL_FIRST + 1)
         self.udp: dict[int, UdpSocket] = {}
         self.pings: dict[int, PingSocket] = {}
         self._next_ident = self._rng.getrandbits(16) or 1
@@ -467,7 +471,8 @@ class NetStack:
 
     # ------------------------------------------------------------------ UDP
     def _ephemeral(self) -> int:
-        """The next free port in 49152-65535, in order (wrapping); StackError when all are busy."""
+        """The next free port in 49152-65535, in order from a random start (wrapping); StackError
+        when all are busy."""
         busy_tcp = self.tcp.ports
         for _ in range(EPHEMERAL_LAST - EPHEMERAL_FIRST + 1):
             port = self._next_port

@@ -1,6 +1,6 @@
 """gopherd: a Gopher server (RFC 1436) serving a directory of the file system.
 
-    gopherd [--port 70] [--host NAME] [DIR]
+    gopherd [--port 70] [--host NAME] [--advertise HOST:PORT] [DIR]
 
 DIR (default /ramdisk/gopher; created with a welcome menu when missing) is the root of the
 "gopher hole". A selector is a path relative to DIR ("/docs/a.txt"); ".." is refused, so a client
@@ -15,8 +15,12 @@ names the display text as a file there); a line without a tab is an information 
 holding just "*" inserts the generated listing; a "." line ends the map.
 
 HOST (--host, default "localhost") is the name menus give for this server: set it to a name the
-clients can reach. Each connection is served by its own thread (so one slow client does not hold
-up the others), one log line per request on stdout.
+clients can reach. Menus carry the listening port too, unless --advertise HOST:PORT names the
+address clients must use instead: behind a port forward (`--net user,hostfwd=tcp:127.0.0.1:7070-:70`)
+the server listens on 70 but a client on the host reaches it as 127.0.0.1:7070, and a menu that
+said port 70 would send it nowhere (--advertise 127.0.0.1:7070). Each connection is served by
+its own thread (so one slow client does not hold up the others), one log line per request on
+stdout.
 """
 
 from __future__ import annotations
@@ -113,11 +117,12 @@ def selector_parts(selector: str) -> list[str] | None:
 
 
 class Gopherd:
-    def __init__(self, proc, root: str, host: str, port: int) -> None:
+    def __init__(self, proc, root: str, host: str, port: int, menu_port: int | None = None) -> None:
         self.proc = proc
         self.root = root.rstrip("/") or "/"
-        self.host = host
-        self.port = port
+        self.host = host  # the host menus name (advertised)
+        self.port = port  # the port we listen on
+        self.menu_port = menu_port or port  # the port menus name (advertised)
 
     def path(self, parts: list[str]) -> str:
         return "/".join([self.root.rstrip("/"), *parts]) if parts else self.root
@@ -158,7 +163,8 @@ class Gopherd:
         except SyscallError as e:
             await proc.print(f"gopherd: cannot listen on port {self.port}: {abi.ERROR_TEXT.get(e.code, str(e)).lower()}")
             return 1
-        await proc.print(f"[gopherd] serving {self.root} on port {self.port} as {self.host}")
+        await proc.print(f"[gopherd] serving {self.root} on port {self.port} as {self.host}"
+                         + (f":{self.menu_port}" if self.menu_port != self.port else ""))
         while True:
             try:
                 stream = await listener.accept()
@@ -242,15 +248,15 @@ class Gopherd:
         """Generated menu lines for a directory: subdirectories, then files, each by name."""
         out: list[bytes] = []
         if not parts:
-            out.append(menu_line(SEARCH, "Search file names", "/", self.host, self.port))
+            out.append(menu_line(SEARCH, "Search file names", "/", self.host, self.menu_port))
         for d in sorted(s["name"] for s in info.get("subdirs", [])):
             if not d.startswith("."):
-                out.append(menu_line(MENU, d + "/", self.selector([*parts, d]), self.host, self.port))
+                out.append(menu_line(MENU, d + "/", self.selector([*parts, d]), self.host, self.menu_port))
         for f in sorted(f["name"] for f in info.get("files", [])):
             if f.startswith(".") or f == GOPHERMAP:
                 continue
             kind = await self.file_type(parts, f)
-            out.append(menu_line(kind, f, self.selector([*parts, f]), self.host, self.port))
+            out.append(menu_line(kind, f, self.selector([*parts, f]), self.host, self.menu_port))
         return out
 
     async def file_type(self, parts: list[str], name: str) -> str:
@@ -289,7 +295,7 @@ class Gopherd:
         port = parse_port(fields[3]) if len(fields) > 3 else None
         if kind not in (INFO, ERROR) and not selector.startswith(("/", "URL:")):
             selector = self.selector([*parts, selector or display])
-        return menu_line(kind, display, selector, host, port or (self.port if host == self.host else DEFAULT_PORT))
+        return menu_line(kind, display, selector, host, port or (self.menu_port if host == self.host else DEFAULT_PORT))
 
     async def search(self, parts: list[str], query: str) -> list[bytes]:
         """Menu lines for the names below `parts` containing every word of the query."""
@@ -306,13 +312,13 @@ class Gopherd:
             for d in sorted(s["name"] for s in info.get("subdirs", [])):
                 if len(found) < SEARCH_RESULTS and all(w in d.casefold() for w in words):
                     found.append(menu_line(MENU, "/".join([*at[len(parts):], d]) + "/", self.selector([*at, d]),
-                                           self.host, self.port))
+                                           self.host, self.menu_port))
                 await walk([*at, d], depth + 1)
             for f in sorted(f["name"] for f in info.get("files", [])):
                 if f != GOPHERMAP and len(found) < SEARCH_RESULTS and all(w in f.casefold() for w in words):
                     kind = await self.file_type(at, f)
                     found.append(menu_line(kind, "/".join([*at[len(parts):], f]), self.selector([*at, f]),
-                                           self.host, self.port))
+                                           self.host, self.menu_port))
 
         if words:
             await walk(parts, 0)
@@ -323,7 +329,8 @@ class Gopherd:
 async def main(proc) -> int:
     args = proc.args[1:]
     port, host, root = DEFAULT_PORT, "localhost", DEFAULT_DIR
-    usage = "Usage: gopherd [--port 70] [--host NAME] [DIR]"
+    menu_port: int | None = None
+    usage = "Usage: gopherd [--port 70] [--host NAME] [--advertise HOST:PORT] [DIR]"
     given = False
     i = 0
     while i < len(args):
@@ -331,8 +338,15 @@ async def main(proc) -> int:
         if a in ("-h", "--help"):
             await proc.print(usage)
             return 0
-        if a in ("--port", "-p", "--host") and i + 1 < len(args):
-            if a == "--host":
+        if a in ("--port", "-p", "--host", "--advertise") and i + 1 < len(args):
+            if a == "--advertise":
+                ahost, sep, aport = args[i + 1].rpartition(":")
+                p = parse_port(aport) if sep else None
+                if not ahost or p is None:
+                    await proc.print(f"gopherd: --advertise wants HOST:PORT, not {args[i + 1]!r}")
+                    return 2
+                host, menu_port = ahost, p
+            elif a == "--host":
                 host = args[i + 1]
             else:
                 p = parse_port(args[i + 1])
@@ -347,4 +361,4 @@ async def main(proc) -> int:
             return 2
         root, given = proc.abspath(a), True
         i += 1
-    return await Gopherd(proc, root, host, port).run()
+    return await Gopherd(proc, root, host, port, menu_port).run()

@@ -11,6 +11,11 @@ Many connections: each Stream is a session of the stack, served by a thread of i
 process has 64 threads. `await proc.mux()` opens one session (/tcp/mux) that carries any number
 of sockets, select/poll style: non-blocking `send`/`recv`/`accept` by socket id, and `poll`,
 which waits for events on any of them.
+
+Datagrams: `await proc.udp_bind(port)` is a bound UDP socket (a server's, or a client's that
+talks to many peers; port 0 picks an ephemeral one): `recvfrom()` answers (payload, (host,
+port)), `sendto(payload, (host, port))` sends one. `await proc.udp_connect(host, port)` is a
+connected one: `send`/`recv` with that peer only. Records and requests: euralios.std.protocols.udp.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from euralios.std.errors import SyscallError
 from euralios.std.fs import File, send_bytes, take_bytes
 from euralios.std.message import Handle, Message
 from euralios.std.protocols import mux as M
+from euralios.std.protocols import udp as U
 from euralios.std.protocols.mux import ACCEPTABLE, ERROR, READABLE, WRITABLE
 
 # The event bits Mux.poll reports and Mux.watch takes are the protocol's, part of this API.
-__all__ = ["Stream", "Listener", "Mux", "connect", "listen", "mux", "READABLE", "WRITABLE", "ACCEPTABLE", "ERROR"]
+__all__ = ["Stream", "Listener", "Mux", "DatagramSocket", "connect", "listen", "mux", "udp_bind", "udp_connect",
+           "READABLE", "WRITABLE", "ACCEPTABLE", "ERROR"]
 
 if TYPE_CHECKING:
     from euralios.std.proc import Proc
@@ -164,3 +171,54 @@ class Mux(File):
 async def mux(proc: Proc) -> Mux:
     f = await proc.open("/tcp/mux", "r+")
     return Mux(proc.sys, f.handle, f.path, f.session)
+
+
+class DatagramSocket(File):
+    """A UDP socket. Bound (`udp_bind`): `recvfrom`/`sendto` name the peer of each datagram.
+    Connected (`udp_connect`): `send`/`recv` talk to its one peer, and an ICMP error from it
+    (nobody on that port) is the next call's SyscallError(REFUSED)."""
+
+    async def recvfrom(self, n: int = 65536, timeout: float | None = None) -> tuple[bytes, tuple[str, int]] | None:
+        """The next datagram (its payload cut to n bytes) and who sent it, as (payload, (host,
+        port)); None when `timeout` seconds pass first (None: wait as long as it takes)."""
+        ms = 0 if timeout is None else max(1, int(timeout * 1000))
+        reply = await self.sys.rcall(self.handle, abi.READ, ms, n)
+        if reply.tag == abi.EMPTY:
+            return None
+        dgram = U.decode(await take_bytes(self.sys, reply))
+        return dgram.payload, dgram.address
+
+    async def sendto(self, data: bytes | str, address: tuple[str, int]) -> int:
+        """Send one datagram to (host, port); host an address or a name. The bytes sent."""
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        record = U.encode(U.Datagram(address[0], address[1], payload))
+        reply = await self._write_record(record)
+        return reply.d2 if isinstance(reply.d2, int) else 0
+
+    async def _write_record(self, record: bytes) -> Message:
+        mem = await send_bytes(self.sys, record)
+        try:
+            return await self.sys.rcall(self.handle, abi.WRITE, len(record), mem)
+        except SyscallError as e:
+            await discard(self.sys, e.message)
+            raise
+
+    async def send(self, data: bytes | str) -> int:
+        """A connected socket: one datagram to its peer."""
+        return await self.write(data.encode() if isinstance(data, str) else bytes(data))
+
+    async def recv(self, n: int = 65536) -> bytes:
+        """A connected socket: the next datagram from its peer (cut to n bytes)."""
+        return await take_bytes(self.sys, await self.sys.rcall(self.handle, abi.READ, 0, n))
+
+
+async def udp_bind(proc: Proc, port: int = 0) -> DatagramSocket:
+    """A bound UDP socket on `port` (0: an ephemeral one); SyscallError(EXISTS) when taken."""
+    f = await proc.open(f"/tcp/udp/{port}", "r+")
+    return DatagramSocket(proc.sys, f.handle, f.path, f.session)
+
+
+async def udp_connect(proc: Proc, host: str, port: int) -> DatagramSocket:
+    """A UDP socket connected to host:port (from an ephemeral port)."""
+    f = await proc.open(f"/tcp/udp/{host}:{port}", "r+")
+    return DatagramSocket(proc.sys, f.handle, f.path, f.session)

@@ -19,7 +19,7 @@ from euralios.std.syscalls import Gate, Sys
 from euralios.std.time import microseconds
 
 if TYPE_CHECKING:
-    from euralios.std.net import Listener, Mux, Stream
+    from euralios.std.net import DatagramSocket, Listener, Mux, Stream
 
 STDIN = 0
 STDOUT = 1
@@ -347,6 +347,19 @@ class Proc:
         from euralios.std.net import mux
 
         return await mux(self)
+
+    async def udp_bind(self, port: int = 0) -> DatagramSocket:
+        """A bound UDP socket (euralios.std.net.DatagramSocket: `recvfrom`, `sendto`); port 0
+        picks an ephemeral one."""
+        from euralios.std.net import udp_bind
+
+        return await udp_bind(self, port)
+
+    async def udp_connect(self, host: str, port: int) -> DatagramSocket:
+        """A UDP socket connected to host:port (euralios.std.net.DatagramSocket: `send`, `recv`)."""
+        from euralios.std.net import udp_connect
+
+        return await udp_connect(self, host, port)
 
     async def connect_handle(self, path: str, flags: int = abi.O_WRITE) -> int:
         """A raw handle to a path (a device, a server session), for message-level protocols."""

@@ -3,7 +3,7 @@
 Each is a vfs.server Session answered by a thread of its own, one request at a time:
 
     tcp.py    ConnSession (/tcp/HOST:PORT), ListenSession (/tcp/listen/PORT)
-    udp.py    UdpSession (/tcp/udp/HOST:PORT)
+    udp.py    UdpSession (/tcp/udp/HOST:PORT connected, /tcp/udp/PORT bound)
     ping.py   PingSession (/tcp/ping/HOST)
     mux.py    MuxSession (/tcp/mux): many sockets on one session
     mount.py  MountSession: the shared mount handle, where opens arrive

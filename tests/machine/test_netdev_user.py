@@ -195,10 +195,12 @@ def test_parse_hostfwd_and_options() -> None:
     assert (r.proto, r.host_addr, r.host_port, r.guest_addr, r.guest_port) == ("tcp", "127.0.0.1", 7070, GUEST, 70)
     r = parse_hostfwd("::8080-10.0.2.16:80")  # QEMU: empty protocol is tcp, empty host address any
     assert (r.proto, r.host_addr, r.host_port, r.guest_addr, r.guest_port) == ("tcp", "0.0.0.0", 8080, "10.0.2.16", 80)
-    for bad, text in (("tcp:127.0.0.1:7070", "expected"), ("udp::53-:53", "only tcp"), ("tcp::x-:70", "bad host port"),
+    for bad, text in (("tcp:127.0.0.1:7070", "expected"), ("sctp::53-:53", "tcp or udp, not 'sctp'"), ("tcp::x-:70", "bad host port"),
                       ("tcp::70-:0", "bad guest port"), ("tcp:1.2.3:70-:70", "bad host address")):
         with pytest.raises(ValueError, match=text):
             parse_hostfwd(bad)
+    r = parse_hostfwd("udp:127.0.0.1:5353-:53")
+    assert (r.proto, r.host_port, r.guest_addr, r.guest_port) == ("udp", 5353, GUEST, 53)
     opts = parse_user_options("hostfwd=tcp:127.0.0.1:7070-:70,hostfwd=tcp::7071-:71,hosts=/x,domainname=lab")
     assert [h.host_port for h in opts.hostfwd] == [7070, 7071] and opts.hosts == "/x" and opts.domain == "lab"
     with pytest.raises(ValueError, match="unknown option 'smb'"):
@@ -515,6 +517,36 @@ async def test_hostfwd_reaches_a_guest_listener(net) -> None:  # noqa: ANN001
     await host.aclose()
     await guest.wait_for(lambda: conn.state == CLOSED or conn.state == "TIME-WAIT")
     await wait_until(lambda: not router.tcp_flows, timeout=5, what="the router to drop its TCP flows")
+
+
+async def test_hostfwd_udp_reaches_a_guest_server_and_its_answers_reach_each_client(net) -> None:  # noqa: ANN001
+    """hostfwd=udp: each host client gets a router port of its own, so the guest answers them
+    apart; answers come from the forwarded address; restrict=on lets exactly these through."""
+    router, guest = await net(hostfwd=[parse_hostfwd("tcp:127.0.0.1:0-:70"), parse_hostfwd("udp:127.0.0.1:0-:5353")],
+                              restrict=True)
+    tcp_port, udp_port = router.hostfwd_ports
+    assert tcp_port != 0 and udp_port != 0
+    a, b = trio.socket.socket(type=socket.SOCK_DGRAM), trio.socket.socket(type=socket.SOCK_DGRAM)
+    with a, b:
+        await a.bind(("127.0.0.1", 0))
+        await b.bind(("127.0.0.1", 0))
+        seen = {}
+        for client, text in ((a, b"from a"), (b, b"from b")):
+            await client.sendto(text, ("127.0.0.1", udp_port))
+            f = await guest.expect(lambda f, text=text: f.udp is not None and f.udp.payload == text)
+            assert (f.ip.src, f.ip.dst, f.udp.dst_port) == (GATEWAY, GUEST, 5353) and f.udp.src_port >= 49152
+            seen[text] = f.udp.src_port
+        assert seen[b"from a"] != seen[b"from b"]
+        router.send(udp_from_guest(guest, GATEWAY, 5353, seen[b"from b"], b"to b"))
+        router.send(udp_from_guest(guest, GATEWAY, 5353, seen[b"from a"], b"to a"))
+        with trio.fail_after(5):
+            assert await a.recvfrom(100) == (b"to a", ("127.0.0.1", udp_port))
+            assert await b.recvfrom(100) == (b"to b", ("127.0.0.1", udp_port))
+        # From another guest port it is no answer: restrict=on drops it rather than relay it out.
+        drops = router.events["restricted_drops"]
+        router.send(udp_from_guest(guest, GATEWAY, 5354, seen[b"from a"], b"not an answer"))
+        assert router.events["restricted_drops"] == drops + 1
+        assert router.events["hostfwd_udp_in"] == 2 and router.events["hostfwd_udp_out"] == 2
 
 
 async def test_hostfwd_to_a_closed_guest_port_resets_the_host_client(net) -> None:  # noqa: ANN001

@@ -20,7 +20,14 @@ def test_retransmission_limits_both_spellings() -> None:
     assert opts.static is not None
 
 
+def test_seed_option_makes_the_stack_reproducible() -> None:
+    assert parse_args([], {}).seed is None
+    assert parse_args(["--seed", "42"], {}).seed == 42
+    assert parse_args(["--seed=0"], {}).seed == 0
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--seed", "x"], "a non-negative integer"),
     (["--rto-max", "soon"], "not a number of seconds"),
     (["--rto-max", "0.01"], "from 0.2"),
     (["--retries", "0"], "a count from 1 to 30"),

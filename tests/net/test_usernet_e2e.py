@@ -82,6 +82,31 @@ def test_hostfwd_reaches_gopherd_inside_the_os() -> None:
     assert text.strip()
 
 
+async def test_gopherd_advertises_the_forwarded_address_and_its_links_work() -> None:
+    """Behind hostfwd the menus must name the host's side (127.0.0.1:PORT), not the guest's 70:
+    every link of the menu, followed as a client would (to the host and port the line names),
+    answers."""
+    port = free_port()
+    nic = make_backend(f"user,hostfwd=tcp:127.0.0.1:{port}-:70")
+    try:
+        async with boot(nic=nic) as system:
+            system.start_network()
+            system.spawn(GOPHERD.read_bytes(), ["gopherd", "--advertise", f"127.0.0.1:{port}"], name="gopherd")
+            await system.wait_for_output(rf"\[gopherd\] serving /ramdisk/gopher on port 70 as 127\.0\.0\.1:{port}", 20)
+            menu = await trio.to_thread.run_sync(gopher_fetch, port)
+            links = [line.split(b"\t") for line in menu.split(b"\r\n") if line[:1] in (b"0", b"1", b"7")]
+            assert links, menu
+            for fields in links:
+                assert fields[2:4] == [b"127.0.0.1", str(port).encode()], fields
+            about = next(f for f in links if f[0].startswith(b"0about"))
+            text = await trio.to_thread.run_sync(gopher_fetch, int(about[3]), about[1].decode())
+            assert b"gopherd is a small Gopher" in text
+            system.spawn(GOPHERD.read_bytes(), ["gopherd", "--port", "71", "--advertise", "nocolon"], name="bad")
+            await system.wait_for_output("gopherd: --advertise wants HOST:PORT, not 'nocolon'", 10)
+    finally:
+        nic.close()
+
+
 async def test_two_machines_on_a_switch_one_serves_gopher_the_other_browses() -> None:
     name = f"eurtest-{uuid.uuid4().hex[:8]}"
     got: list[bytes] = []

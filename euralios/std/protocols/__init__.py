@@ -10,4 +10,5 @@ nothing of ours but euralios.std.
     pci   /pci, drivers/pci.py: finding a device, its BARs, bus mastering
     nic   /dev/nic, drivers/rtl8139.py: raw Ethernet frames, one at a time or in batches
     mux   /tcp/mux, net/sessions/mux.py: many sockets on one session, select/poll style
+    udp   /tcp/udp/PORT, net/sessions/udp.py: a bound UDP socket's datagrams with their peers
 """

@@ -15,6 +15,7 @@ One concept a module:
 * ``dns``      the DNS server at 10.0.2.3: hosts table, then the host's resolver
 * ``tcp``      guest TCP terminated by ``proto.tcp`` and spliced to host sockets; ``hostfwd``
 * ``udp``      guest UDP relayed through host UDP sockets
+* ``udpfwd``   ``hostfwd=udp:...``: host clients' datagrams to a guest UDP server and back
 * ``host``     the host side: where a guest address goes, the host resolver and connect
 * ``wakeup``   the doorbell the router's tasks sleep on
 

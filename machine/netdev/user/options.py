@@ -7,7 +7,8 @@ its DNS server for the names in its hosts table: the host's resolver is not aske
 not forward DNS when restricted) and explicitly set ``hostfwd`` rules keep working. What the guest
 sends anywhere else is dropped, as slirp drops it.
 
-**Port forwarding** uses QEMU's syntax (``hostfwd=tcp:127.0.0.1:7070-:70``, repeatable); the
+**Port forwarding** uses QEMU's syntax (``hostfwd=tcp:127.0.0.1:7070-:70``, ``hostfwd=udp:...``,
+repeatable); the
 ``hosts`` file has /etc/hosts' syntax (``ADDRESS NAME...`` lines) and feeds the router's DNS
 server. Bad words are a one-line ValueError naming the option, for the front door to print.
 """
@@ -79,17 +80,17 @@ def parse_hostfwd(rule: str) -> HostFwd:
     address 10.0.2.15; host port 0 picks a free port (see ``UserBackend.hostfwd_ports``)."""
     host, sep, guest = rule.partition("-")
     if not sep:
-        raise ValueError(f"--net user: hostfwd={rule}: expected [tcp:][hostaddr]:hostport-[guestaddr]:guestport")
+        raise ValueError(f"--net user: hostfwd={rule}: expected [tcp:|udp:][hostaddr]:hostport-[guestaddr]:guestport")
     proto, _, rest = host.partition(":")
     if not _:
-        raise ValueError(f"--net user: hostfwd={rule}: expected [tcp:][hostaddr]:hostport-[guestaddr]:guestport")
+        raise ValueError(f"--net user: hostfwd={rule}: expected [tcp:|udp:][hostaddr]:hostport-[guestaddr]:guestport")
     proto = proto.lower() or "tcp"
-    if proto != "tcp":
-        raise ValueError(f"--net user: hostfwd={rule}: only tcp forwarding is supported")
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f"--net user: hostfwd={rule}: forwarding is tcp or udp, not {proto!r}")
     haddr, hsep, hport = rest.rpartition(":")
     gaddr, gsep, gport = guest.rpartition(":")
     if not hsep or not gsep:
-        raise ValueError(f"--net user: hostfwd={rule}: expected [tcp:][hostaddr]:hostport-[guestaddr]:guestport")
+        raise ValueError(f"--net user: hostfwd={rule}: expected [tcp:|udp:][hostaddr]:hostport-[guestaddr]:guestport")
     return HostFwd(
         proto,
         _address(haddr, "0.0.0.0", "host", rule),

@@ -37,6 +37,7 @@ from machine.netdev.user.segment import (
 )
 from machine.netdev.user.tcp import FlowKey, TcpFlow, TcpRelay
 from machine.netdev.user.udp import UdpFlow, UdpRelay
+from machine.netdev.user.udpfwd import UdpForwarder
 from machine.netdev.user.wakeup import Wakeup
 from proto.tcp import TcpConnection
 from proto.wire import DecodeError, mac_to_bytes
@@ -100,11 +101,14 @@ class UserBackend(Backend):
         self.host_sockets: set[object] = set()
         self.dns = DnsForwarder(self.hosts, self.domain, _refuse if restrict else resolve or host_resolve,
                                 self.events)
-        self.tcp = TcpRelay(self, hostfwd)
+        self._hostfwd = list(hostfwd)
+        self.tcp = TcpRelay(self, [r for r in self._hostfwd if r.proto == "tcp"])
         self.udp = UdpRelay(self)
+        self.udpfwd = UdpForwarder(self, [r for r in self._hostfwd if r.proto == "udp"])
         self._closed = False
         try:
             self.tcp.listen()
+            self.udpfwd.bind()
         except BaseException:
             self.close()
             raise
@@ -122,7 +126,8 @@ class UserBackend(Backend):
     @property
     def hostfwd_ports(self) -> list[int]:
         """The host port each ``hostfwd`` rule listens on (in rule order; port 0 is resolved)."""
-        return self.tcp.hostfwd_ports
+        tcp, udp = iter(self.tcp.hostfwd_ports), iter(self.udpfwd.ports)
+        return [next(tcp) if r.proto == "tcp" else next(udp) for r in self._hostfwd]
 
     @property
     def stats(self) -> dict[str, int]:
@@ -141,6 +146,7 @@ class UserBackend(Backend):
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 self.tcp.start_forwarding(nursery)
+                self.udpfwd.start(nursery)
                 early, self._early = self._early, []
                 for frame in early:
                     self.send(frame)
@@ -196,7 +202,8 @@ class UserBackend(Backend):
         ip = f.ip
         assert ip is not None
         if f.udp is not None:
-            return f.udp.dst_port == 67 or (ip.dst == DNS_SERVER and f.udp.dst_port == 53)
+            return f.udp.dst_port == 67 or (ip.dst == DNS_SERVER and f.udp.dst_port == 53) or \
+                self.udpfwd.is_answer(ip.src, f.udp.src_port, ip.dst, f.udp.dst_port)
         if f.icmp is not None:
             return ip.dst in (GATEWAY, DNS_SERVER)
         if f.tcp is not None:
@@ -320,6 +327,8 @@ class UserBackend(Backend):
                 self.nursery.start_soon(self._dns, dgram.payload, ip.src, dgram.src_port)
             else:
                 self.icmp_unreachable(raw, Unreachable.PORT)
+            return
+        if self.udpfwd.answer(ip.src, dgram.src_port, ip.dst, dgram.dst_port, dgram.payload):
             return
         self.udp.datagram(ip, dgram)
 
