@@ -88,7 +88,8 @@ class Proc:
 
     async def read_key(self, handle: int = STDIN) -> int | None:
         """The next key code from stdin (None at end of input). Text sent as DATA is split into
-        its characters."""
+        its characters. A pipe says its input has ended with Short(EMPTY) and may still send
+        keys after it (a pager reading a pipeline's text, then what is typed)."""
         if self._pending:
             c, self._pending = self._pending[0], self._pending[1:]
             return ord(c)
@@ -101,6 +102,8 @@ class Proc:
                 raise
             if msg.tag == abi.CHAR and isinstance(msg.d2, int):
                 return msg.d2
+            if msg.tag == abi.EMPTY:
+                return None  # a pipe's end of input (euralios/std/pipe.py); keys may follow
             if msg.tag == abi.WRITE and isinstance(msg.d3, Memory):
                 text = (await take_bytes(self.sys, msg)).decode("utf-8", "replace")
                 if text:

@@ -71,6 +71,15 @@ class Wakeup:
         await self.sys.send(self._send, WAKE)
         return True
 
+    async def close(self) -> None:
+        """Give back the rendezvous, once nobody sleeps here any more (a sleeper left would be
+        woken with an error)."""
+        for h in (self._send, self._recv):
+            try:
+                await self.sys.close(h)
+            except SyscallError:
+                pass
+
 
 class Channel:
     """Integers handed from one thread of the process to another over a private rendezvous.
