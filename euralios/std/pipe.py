@@ -13,7 +13,7 @@ The ends: when every writer has dropped its handle (exited), the reader is sent 
 after the last text: end of input (read_key answers None). When the reader has gone, every
 write is answered ERROR(CLOSED), so a writer that prints for ever (`yes | head`) stops. Keys
 may be queued too (`put_key`, the shell forwarding what is typed to the last stage of a
-pipeline): they go after the text queued before them, so a pager reads its text, then its keys.
+pipeline): they go after the end of input, so a pager reads all its text, then its keys.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class Pipe:
         self._in = intake  # our handle on the writers' rendezvous: WRITEs arrive here
         self._out = output  # our handle on the reader's rendezvous: we send to it
         self.limit = limit
-        self.queue: deque[Message] = deque()  # text and keys not yet taken by the reader
+        self.queue: deque[Message] = deque()  # text not yet taken by the reader
+        self.keys: deque[int] = deque()  # keys for the reader, once its text has ended
         self.buffered = 0  # bytes of text in the queue
         self.writers_gone = False
         self.reader_gone = False
@@ -69,11 +70,11 @@ class Pipe:
 
     # ------------------------------------------------------------------ the owner's side
     async def put_key(self, code: int) -> None:
-        """Queue a key for the reader, after the text before it. SyscallError(CLOSED) once
-        the reader has gone (the key is then somebody else's)."""
+        """Queue a key for the reader, to follow the end of its input. SyscallError(CLOSED)
+        once the reader has gone (the key is then somebody else's)."""
         if self.reader_gone or self.closed:
             raise SyscallError(abi.CLOSED, detail="the pipe's reader has gone")
-        self.queue.append(Message(abi.CHAR, code, 0))
+        self.keys.append(code)
         await self._data.wake()
 
     async def close(self) -> None:
@@ -127,11 +128,16 @@ class Pipe:
         sys = self.sys
         eof_sent = False
         while True:
-            while not self.queue and not (self.writers_gone and not eof_sent) and not self.closed:
+            while not self.queue and not (self.writers_gone and (not eof_sent or self.keys)) and not self.closed:
                 await self._data.sleep()
             if self.closed:
                 break
-            msg = self.queue.popleft() if self.queue else END_OF_INPUT
+            if self.queue:
+                msg = self.queue.popleft()
+            elif not eof_sent:
+                msg = END_OF_INPUT
+            else:
+                msg = Message(abi.CHAR, self.keys.popleft(), 0)
             try:
                 await sys.send(self._out, msg)
             except SyscallError as e:
@@ -147,9 +153,9 @@ class Pipe:
                     await self._room.wake()
         self.reader_gone = True
         while self.queue:
-            msg = self.queue.popleft()
-            self._unsent(msg)
-            await discard(sys, msg)
+            await discard(sys, self.queue.popleft())
+        self.unread_keys.extend(self.keys)
+        self.keys.clear()
         self.buffered = 0
         await self._room.wake()
         if not self.closed:

@@ -34,15 +34,16 @@ async def test_text_goes_through_in_order_then_the_end_then_keys(guest: Any) -> 
             after.append(await p.read_key())  # a key sent after the end still arrives
             return 0
 
-        w = await proc.exec(writer, stdout=pipe.write_end)
-        r = await proc.exec(reader, stdin=pipe.read_end)
-        assert await w.wait() == 0
-        await until(proc, lambda: len(got) == 50, "the reader read everything")
-        await pipe.put_key(ord("q"))
-        assert await r.wait() == 0
+        await pipe.put_key(ord("q"))  # typed before any text: it still comes after the end
+        try:
+            w = await proc.exec(writer, stdout=pipe.write_end)
+            r = await proc.exec(reader, stdin=pipe.read_end)
+            assert await w.wait() == 0
+            assert await r.wait() == 0
+        finally:
+            await pipe.close()
         assert got == [f"line {i}\n" for i in range(50)]
         assert after == [ord("q")]
-        await pipe.close()
 
     await guest(body)
 
@@ -68,18 +69,22 @@ async def test_a_full_pipe_holds_the_writer_until_the_reader_reads(guest: Any) -
             total.append(n)
             return 0
 
-        w = await proc.exec(writer, stdout=pipe.write_end)
-        r = await proc.exec(reader, stdin=pipe.read_end)
-        # The writer stops a few KiB in (the limit, and the one chunk the output thread holds).
-        await until(proc, lambda: len(sent) >= 4, "the writer filled the pipe")
-        for _ in range(500):
-            await proc.sys.yield_()
-        assert 4 <= len(sent) <= 7, len(sent)
-        assert pipe.buffered <= 4096 + 1024
-        go.append(True)
-        assert await w.wait() == 0 and await r.wait() == 0
+        try:
+            w = await proc.exec(writer, stdout=pipe.write_end)
+            r = await proc.exec(reader, stdin=pipe.read_end)
+            # The writer stops a few KiB in (the limit, and the one chunk the output thread holds).
+            await until(proc, lambda: len(sent) >= 4, "the writer filled the pipe")
+            for _ in range(500):
+                await proc.sys.yield_()
+            assert 4 <= len(sent) <= 7, len(sent)
+            assert pipe.buffered <= 4096 + 1024
+        finally:
+            go.append(True)
+        try:
+            assert await w.wait() == 0 and await r.wait() == 0
+        finally:
+            await pipe.close()
         assert total == [64 * 1024] and len(sent) == 64
-        await pipe.close()
 
     await guest(body)
 
@@ -102,11 +107,13 @@ async def test_a_writer_is_told_closed_once_the_reader_has_gone(guest: Any) -> N
                 await p.read_line(echo=False)
             return 0
 
-        w = await proc.exec(yes, stdout=pipe.write_end)
-        r = await proc.exec(head, stdin=pipe.read_end)
-        assert await r.wait() == 0
-        assert await w.wait() == 3
+        try:
+            w = await proc.exec(yes, stdout=pipe.write_end)
+            r = await proc.exec(head, stdin=pipe.read_end)
+            assert await r.wait() == 0
+            assert await w.wait() == 3
+        finally:
+            await pipe.close()
         assert error == [abi.CLOSED]
-        await pipe.close()
 
     await guest(body)
