@@ -108,7 +108,7 @@ async def soak(backend, port: int) -> int:
     async with boot_full(klog_console=True, machine=Machine("64M", nic=backend)) as system:
         await system.wait_for_screen("login: ", 10)
         await system.type("root\n")
-        await system.wait_for_screen(r"\$ ", 10)
+        await system.wait_for_screen(r"# ", 10)
         system.spawn(chatter, name="chatter")
         system.spawn(networker(port), name="networker")
         end = time.monotonic() + SECONDS

@@ -7,6 +7,9 @@ Every file is text a person reads with `cat`, as Linux's; programs read the JSON
   /proc/klog      the kernel log (dmesg)
   /proc/meminfo   memory as Linux shows it: `MemTotal:   65536 kB` lines (.json: frame counts)
   /proc/stat      kernel statistics, `name value` lines: uptime, processes, threads... (.json)
+  /proc/uptime    Linux's two numbers: seconds since boot, and seconds no program ran
+  /proc/loadavg   Linux's: load over 1, 5 and 15 minutes, running/all threads, the last pid
+  /proc/rtc       the real-time clock as Linux's /proc/driver/rtc: rtc_time, rtc_date (UTC)
   /proc/PID/      a directory per process:
   /proc/PID/vmmap its present pages, coalesced into runs (start-end flags phys region) (.json)
   /proc/PID/ctl   write `kill` to kill the process, `interrupt` to interrupt it (Ctrl+C; its owner or root)
@@ -19,6 +22,8 @@ may ask who sent a request (Thread.last_sender) — that is how `kill` is author
 from __future__ import annotations
 
 import json
+import math
+import time
 from typing import TYPE_CHECKING, Any
 
 from machine.mmu import PTE_NX, PTE_RW, PTE_US
@@ -31,7 +36,8 @@ if TYPE_CHECKING:
     from merriwig.rendezvous import Rendezvous
     from merriwig.syscalls import Gate
 
-FILES = ("ps", "ps.json", "klog", "meminfo", "meminfo.json", "stat", "stat.json")
+FILES = ("ps", "ps.json", "klog", "meminfo", "meminfo.json", "stat", "stat.json", "uptime", "loadavg", "rtc")
+LOAD_PERIODS = (60.0, 300.0, 900.0)  # the three load averages' time constants, as Linux's
 PID_FILES = ("ctl", "vmmap", "vmmap.json")
 LONG_MEM3 = abi.MSG_LONG | (abi.KIND_MEMORY << abi.D3_SHIFT)
 LONG_HANDLE2 = abi.MSG_LONG | (abi.KIND_HANDLE << abi.D2_SHIFT)
@@ -47,6 +53,9 @@ class ProcFS:
         self.kernel = kernel
         self.proc: Process | None = None
         self.gate: Gate | None = None
+        self._load = [0.0, 0.0, 0.0]
+        self._load_at = kernel.started
+        self._cpu_seen: dict[int, float] = {}
 
     # ------------------------------------------------------------------ content
     def ps(self) -> list[dict[str, Any]]:
@@ -81,6 +90,35 @@ class ProcFS:
         return {"frames_total": f.nframes, "frames_free": f.free_count, "frames_used": f.used_count,
                 "frames_reserved": f.reserved, "frame_size": 4096}
 
+    def load(self) -> list[float]:
+        """The 1, 5 and 15 minute load averages: CPU time used per second of wall time (busy
+        CPUs), decayed exponentially as Linux's. Brought up to date when read: the CPU used
+        since the last reading is spread evenly over the time between, which is what a sampler
+        ticking in between would have seen on average."""
+        now = time.monotonic()
+        seen = {p.pid: p.cpu_time for p in self.kernel.processes.values()}
+        used = sum(max(0.0, cpu - self._cpu_seen.get(pid, 0.0)) for pid, cpu in seen.items())
+        dt = now - self._load_at
+        if dt > 0:
+            busy = used / dt
+            for i, period in enumerate(LOAD_PERIODS):
+                decay = math.exp(-dt / period)
+                self._load[i] = self._load[i] * decay + busy * (1 - decay)
+        self._cpu_seen, self._load_at = seen, now
+        return list(self._load)
+
+    def uptime_text(self) -> str:
+        k = self.kernel
+        up = time.monotonic() - k.started
+        busy = sum(p.cpu_time for p in k.processes.values())
+        return f"{up:.2f} {max(0.0, up - busy):.2f}\n"
+
+    def loadavg_text(self) -> str:
+        k = self.kernel
+        l1, l5, l15 = self.load()
+        running = sum(1 for t in k.threads.values() if t.state in ("running", "syscall"))
+        return f"{l1:.2f} {l5:.2f} {l15:.2f} {running}/{len(k.threads)} {max(k.processes, default=0)}\n"
+
     def content(self, path: str) -> tuple[bytes | None, bool] | None:
         """(bytes, writable) for a file below /proc, (None, False) for a directory, or None if
         there is no such path."""
@@ -91,6 +129,12 @@ class ProcFS:
             return json.dumps(json_form[parts[0]]()).encode(), False
         if parts == ["ps"]:
             return ps_text(self.ps()).encode(), False
+        if parts == ["uptime"]:
+            return self.uptime_text().encode(), False
+        if parts == ["loadavg"]:
+            return self.loadavg_text().encode(), False
+        if parts == ["rtc"]:  # the host's clock, as an emulator's CMOS clock is (QEMU -rtc base=utc)
+            return time.strftime("rtc_time\t: %H:%M:%S\nrtc_date\t: %Y-%m-%d\n", time.gmtime()).encode(), False
         if parts == ["klog"]:
             return k.klog.text().encode(), False
         if parts == ["meminfo"]:

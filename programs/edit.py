@@ -4,7 +4,10 @@
 
 Arrows, Home/End, PgUp/PgDn move; typing inserts; Enter splits a line; Backspace and Delete join.
 Ctrl+S saves, Ctrl+Q quits (press it again to quit without saving changes), Ctrl+F finds
-(Enter: next match, Esc: back). The status line shows the file, line/column and `[modified]`.
+(Enter: next match, Esc: back). The status line shows the file, line/column and `[modified]`;
+the bottom line the keys, as nano's. Enter keeps the indentation of the line; in a Python file
+(a .py name, or text that starts like Python) one level (4 spaces) more after a line ending in
+`:`, and Backspace in the indentation takes a whole level back.
 The screen is drawn with ANSI sequences, so the editor works on the VGA consoles and on a serial
 terminal alike; it never writes the last column of the bottom row (that would scroll the screen).
 """
@@ -26,6 +29,10 @@ from euralios.std.keys import (
 
 CTRL_F, CTRL_Q, CTRL_S = 6, 17, 19
 ESC, ENTER, BACKSPACE, TAB = 27, 10, 8, 9
+INDENT = "    "
+HINTS = (("^S", "Save"), ("^Q", "Quit"), ("^F", "Find"), ("Tab", "Indent"), ("PgUp/PgDn", "Page"),
+         ("Home/End", "Line"))
+PYTHON_STARTS = ("def ", "async def ", "import ", "from ", "class ", "#!", '"""')
 
 
 class Editor:
@@ -35,10 +42,10 @@ class Editor:
         self.lines: list[str] = [""]
         self.cy = self.cx = 0  # cursor in the text
         self.rowoff = self.coloff = 0
-        self.text_rows = rows - 2
+        self.text_rows = rows - 3  # then the status line, the message line and the key hints
         self.cols = cols
         self.modified = False
-        self.message = "Ctrl+S save | Ctrl+Q quit | Ctrl+F find"
+        self.message = ""
         self.quit_confirm = False
 
     async def load(self) -> None:
@@ -91,7 +98,8 @@ class Editor:
         right = f"Ln {self.cy + 1}, Col {self.cx + 1} "
         status = (left + " " * max(1, width - len(left) - len(right)) + right)[:width]
         out.append("\x1b[7m" + status + "\x1b[0m\x1b[K\r\n")
-        out.append(self.message[:width] + "\x1b[K")
+        out.append(self.message[:width] + "\x1b[K\r\n")
+        out.append(hint_line(width) + "\x1b[K")
         out.append(f"\x1b[{self.cy - self.rowoff + 1};{self.cx - self.coloff + 1}H\x1b[?25h")
         await self.proc.write("".join(out))
 
@@ -106,15 +114,32 @@ class Editor:
         self.cx += len(ch)
         self.modified = True
 
+    @property
+    def python(self) -> bool:
+        return self.path.endswith(".py") or any(ln.startswith(PYTHON_STARTS) for ln in self.lines[:5])
+
     def newline(self) -> None:
+        """Split the line; the new one starts at the indentation of this one (a level more after
+        a `:` in Python)."""
         line = self.lines[self.cy]
-        self.lines[self.cy] = line[: self.cx]
-        self.lines.insert(self.cy + 1, line[self.cx :])
+        head, tail = line[: self.cx], line[self.cx :]
+        indent = head[: len(head) - len(head.lstrip(" \t"))]
+        if self.python and head.rstrip().endswith(":"):
+            indent += INDENT
+        self.lines[self.cy] = head.rstrip(" \t") if not head.strip() else head
+        self.lines.insert(self.cy + 1, indent + tail.lstrip(" \t"))
         self.cy += 1
-        self.cx = 0
+        self.cx = len(indent)
         self.modified = True
 
     def backspace(self) -> None:
+        line = self.lines[self.cy]
+        if self.python and self.cx > 0 and not line[: self.cx].strip(" "):
+            back = (self.cx - 1) % len(INDENT) + 1  # to the indentation level before
+            self.lines[self.cy] = line[: self.cx - back] + line[self.cx :]
+            self.cx -= back
+            self.modified = True
+            return
         if self.cx > 0:
             line = self.lines[self.cy]
             self.lines[self.cy] = line[: self.cx - 1] + line[self.cx :]
@@ -236,6 +261,18 @@ class Editor:
                 self.insert(chr(key))
         await self.proc.write("\x1b[2J\x1b[H")
         return 0
+
+
+def hint_line(width: int) -> str:
+    """`^S Save  ^Q Quit ...`, the keys in reverse video, cut to the width."""
+    out, used = [], 0
+    for key, what in HINTS:
+        cell = f"{key} {what}  "
+        if used + len(cell) > width:
+            break
+        out.append(f"\x1b[7m{key}\x1b[0m {what}  ")
+        used += len(cell)
+    return "".join(out)
 
 
 async def main(proc):

@@ -1,4 +1,5 @@
-"""more FILE...: a pager, for output longer than the screen (issue 15 item 3).
+"""more FILE...: a pager, for output longer than the screen (issue 15 item 3). Without a FILE
+it pages its input (`ps | more`).
 
 Shows a screenful (24 rows of 80 columns; long lines are folded) and a status row:
   Space, PgDn, f  the next screen          b, PgUp        the screen before
@@ -111,10 +112,12 @@ class Pager:
 
 async def main(proc) -> int:
     paths = proc.args[1:]
-    if not paths:
-        await proc.print("Usage: more FILE...")
-        return 2
     rows: list[str] = []
+    if not paths:  # `ls | more`: page what comes in; the keys typed follow the text
+        text = []
+        while line := await proc.read_line(echo=False):
+            text.append(line)
+        rows = fold("".join(text))
     for path in paths:
         try:
             text = (await proc.read_file(path)).decode("utf-8", "replace")
@@ -128,7 +131,7 @@ async def main(proc) -> int:
         await proc.write("\n".join(rows) + ("\n" if rows else ""))  # fits: no paging, as more does
         return 0
     try:
-        await Pager(proc, " ".join(paths), rows).run()
+        await Pager(proc, " ".join(paths) or "(stdin)", rows).run()
     finally:
         await proc.write("\x1b[H\x1b[2J\x1b[0m\x1b[?25h")
     return 0

@@ -1,19 +1,25 @@
 """The EuraliOS shell: built-in commands, running programs from /bin, history and completion.
 
-The console is a tty (drivers/tty.py): each program is started in front of it (stdin="tty"),
-so the keys typed while it runs are its own, and what is typed ahead waits in the console for
-whoever reads next -- the shell never relays a key. Ctrl+C reaches the shell's interrupt thread
-from the console (the job's controller), and the shell interrupts the job through /proc.
+The console is a tty (drivers/tty.py): a program run alone is started in front of it
+(stdin="tty"), so the keys typed while it runs are its own, and what is typed ahead waits in the
+console for whoever reads next -- the shell never relays a key to it. A pipeline's last stage
+gets the keys typed for the job after its piped text (a pager): a shell thread reads them from
+the job's foreground entry into the pipe. Ctrl+C reaches the shell's interrupt thread from the
+console (the job's controller), and the shell interrupts every stage through /proc.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
+import textwrap
+from collections.abc import Awaitable, Callable
 
-from euralios.std import SyscallError, abi
+from euralios.std import SyscallError, abi, tty
 from euralios.std.fs import open_handle
 from euralios.std.lineedit import Interrupted, LineEditor
+from euralios.std.pipe import Pipe
+from euralios.std.proc import Child
+from euralios.std.shellwords import Stage, is_name, parse
 
 HELP = """EuraliOS shell help
   F1 system console (kernel log)    F2..F5 user consoles
@@ -24,18 +30,21 @@ HELP = """EuraliOS shell help
   rm <file>          delete a file          mv <a> <b>        rename or move
   cp <a> <b>         copy a file            ps                list processes
   mount              the mount table        umount <path>     un-mount
-  mount <dir> <path> show directory <dir> also at <path> (in this shell's VFS)
+  mount <dir> <path> show <dir> also at <path> (in this shell's VFS)
   kill <pid>         stop a process         clear             clear the screen
-  help               this page              exit              leave the shell
-* Programs in /bin run with arguments: edit FILE, gopher HOST, gopherd, dmesg,
-  free, stat, vmmap PID, passwd, hello NAME... Ctrl+C stops the program in front.
-  `cmd > file` and `cmd >> file` send output to a file.
-  Up/Down: history.  Tab: complete commands and paths (Tab Tab: list them).
-  / holds the mount points; /proc files are text (NAME.json for programs)."""
+  history            lines typed before     export NAME=value set a variable
+  unset NAME         forget a variable      exit              leave the shell
+* The line: `a | b | c` pipes output on, `cmd > file` / `cmd >> file` writes
+  a file; $NAME and ${NAME} are variables (HOME USER PATH PWD; $? the last
+  status); NAME=value sets one. Ctrl+C stops the programs in front.
+  Up/Down history, Tab completes (Tab Tab lists), Ctrl+W/Ctrl+U erase.
+  / holds the mount points; /proc files are text (NAME.json for programs).
+* Programs in /bin (`more /bin/NAME`: what one does, in its own source):"""
 
 RESET_SCREEN = "\x1b[0m\x1b[?25h"  # SGR reset, cursor shown
-BUILTINS = ("cat", "cd", "clear", "cp", "echo", "exit", "help", "kill", "ls", "mkdir", "mount", "mounts",
-            "mv", "ps", "pwd", "rm", "umount")
+BUILTINS = ("cat", "cd", "clear", "cp", "echo", "exit", "export", "help", "history", "kill", "ls", "mkdir",
+            "mount", "mounts", "mv", "ps", "pwd", "rm", "umount", "unset")
+PRINTING = ("cat", "echo", "export", "help", "history", "ls", "mount", "mounts", "ps", "pwd")  # > FILE-able
 BLUE, RESET = "\x1b[34m", "\x1b[0m"
 
 
@@ -71,12 +80,55 @@ def canonical(cwd: str, path: str) -> str:
     return "/" + "/".join(parts)
 
 
+class Job:
+    """The pipeline in front: its processes and pipes (typed keys reach the one program alone
+    from the console itself; in a pipeline, its last stage, through its pipe, after the text)."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, Child]] = []
+        self.pipes: list[Pipe] = []
+        self.last_started = False  # the last stage so far is a program that runs
+        self.status = 0  # $? when the last stage is not a program (a built-in, not found...)
+
+
+async def drop(sys, *handles: int | None) -> None:  # noqa: ANN001
+    """Close handles we hold and nobody will be given."""
+    for h in handles:
+        if h is not None:
+            try:
+                await sys.close(h)
+            except SyscallError:
+                pass
+
+
+async def empty_input(sys) -> int:  # noqa: ANN001
+    """A stdin with nothing behind it: the first read is the end of input."""
+    ours, theirs = await sys.new_rendezvous()
+    await sys.close(ours)
+    return theirs
+
+
+async def feed(proc, handle: int, text: str) -> None:  # noqa: ANN001
+    """A thread: a built-in's output into a pipe, then the pipe's end (the reader may have
+    gone: then the text is dropped, as a writer's to a closed pipe is)."""
+    try:
+        await proc.write(text, handle)
+    except SyscallError:
+        pass
+    await drop(proc.sys, handle)
+
+
 class Shell:
     def __init__(self, proc) -> None:
         self.proc = proc
         self.cwd = proc.env.get("PWD", "/ramdisk")
+        # The environment: this shell's and its children's ($VAR, `export`, `NAME=value`).
+        self.env = {"HOME": "/ramdisk", "PATH": "/bin", **proc.env, "USER": proc.user, "PWD": self.cwd}
+        self.env.pop(tty.TTY_ENV, None)  # what a child's stdin is, exec says (stdin="tty")
+        self.typeahead: list[int] = []  # keys a pipeline's last stage left unread: the shell's
+        self.status = 0  # the last command's ($?)
         self.editor = LineEditor()
-        self.fg = None  # the foreground Child
+        self.fg: Job | None = None  # the job in front
         self.controller: int | None = None  # where the console says Ctrl+C (copies go with each job)
         self.interrupted = False  # Ctrl+C came for a job still being started
         self.running = True
@@ -94,6 +146,8 @@ class Shell:
 
     async def read_key(self) -> int | None:
         """The line editor's next key: Ctrl+C is a key here (it cancels the line)."""
+        if self.typeahead:
+            return self.typeahead.pop(0)
         return await self.proc.read_key(isig=False)
 
     async def interrupt_thread(self, handle: int) -> None:
@@ -105,10 +159,23 @@ class Shell:
             except SyscallError:
                 return
             if msg.tag == abi.INTERRUPT:
-                if self.fg is not None:
-                    await self.kill(self.fg.pid, quiet=True, command="interrupt")
+                if self.fg is not None and self.fg.children:
+                    await self.interrupt(self.fg)
                 else:
                     self.interrupted = True  # typed while the job starts: interrupt it once it runs
+
+    async def key_pump(self, handle: int, pipe: Pipe) -> None:
+        """A pipeline's keys: read from its foreground entry on the console, into the last
+        stage's pipe (after its text). Ends when the job's entry is taken down."""
+        while (code := await tty.read_key(self.proc.sys, handle)) is not None:
+            try:
+                await pipe.put_key(code)
+            except SyscallError:
+                break
+        try:
+            await self.proc.sys.close(handle)
+        except SyscallError:
+            pass
 
     # ------------------------------------------------------------------ completion
     async def complete(self, head: str) -> list[str]:
@@ -163,8 +230,8 @@ class Shell:
         await self.proc.spawn_thread(self.interrupt_thread, listen)
         await self.say("Type help [Enter] to see the shell help page.")
         while self.running:
-            self.editor.prompt = "$ "
-            await self.write("$ ")
+            self.editor.prompt = "# " if self.proc.user == "root" else "$ "
+            await self.write(self.editor.prompt)
             try:
                 line = await self.editor.read(self.read_key, self.write, self.complete)
             except Interrupted:
@@ -186,35 +253,43 @@ class Shell:
 
     async def execute(self, line: str) -> None:
         try:
-            words = shlex.split(line)
+            stages = parse(line, {**self.env, "?": str(self.status), "$": str(self.proc.pid)})
         except ValueError as e:
             await self.say(f"shell: {e}")
+            self.status = 2
             return
-        if not words:
+        if not stages:
             return
-        redirect = None
-        for op in (">>", ">"):
-            if op in words[:-1]:
-                i = words.index(op)
-                redirect = (op, words[i + 1])
-                words = words[:i] + words[i + 2:]
-                break
-        cmd, args = words[0], words[1:]
-        handler = getattr(self, f"cmd_{cmd}", None) if cmd in BUILTINS else None
-        if cmd == "?":
-            handler = self.cmd_help
-        if handler is not None and not (redirect and cmd not in ("echo", "cat", "ls", "ps", "pwd")):
+        first = stages[0]
+        if len(stages) == 1 and not first.words:
+            self.env.update(first.assigns)  # `NAME=value`: for this shell and what it starts
+            self.status = 0
+            return
+        cmd = first.words[0]
+        handler = self.builtin(cmd)
+        redirect = first.redirect
+        if len(stages) == 1 and handler is not None and not (redirect and cmd not in PRINTING):
+            self.status = 0
             if redirect:
-                self.capture = []
-                try:
-                    await handler(args)
-                finally:
-                    out, self.capture = self.capture, None
-                await self.write_file(redirect, "".join(out))
+                await self.write_file(redirect, await self.captured(handler, first.words[1:]))
             else:
-                await handler(args)
+                await handler(first.words[1:])
             return
-        await self.run_program(cmd, args, redirect)
+        await self.run_job(stages)
+
+    def builtin(self, cmd: str) -> Callable[[list[str]], Awaitable[None]] | None:
+        if cmd == "?":
+            return self.cmd_help
+        return getattr(self, f"cmd_{cmd}", None) if cmd in BUILTINS else None
+
+    async def captured(self, handler: Callable[[list[str]], Awaitable[None]], args: list[str]) -> str:
+        """What a built-in prints, as text (for a file or a pipe)."""
+        self.capture = []
+        try:
+            await handler(args)
+        finally:
+            out, self.capture = self.capture, None
+        return "".join(out)
 
     async def write_file(self, redirect: tuple[str, str], text: str) -> None:
         op, target = redirect
@@ -229,7 +304,7 @@ class Shell:
     async def find_program(self, cmd: str) -> str | None:
         if "/" in cmd:
             return canonical(self.cwd, cmd)
-        for d in self.proc.env.get("PATH", "/bin").split(":"):
+        for d in self.env.get("PATH", "/bin").split(":"):
             try:
                 if cmd in await self.proc.listdir(d):
                     return f"{d.rstrip('/')}/{cmd}"
@@ -237,50 +312,124 @@ class Shell:
                 continue
         return None
 
-    async def run_program(self, cmd: str, args: list[str], redirect: tuple[str, str] | None) -> None:
-        proc = self.proc
-        path = await self.find_program(cmd)
-        if path is None:
-            await self.say(f"{cmd}: command not found")
-            return
-        stdout = None
-        if redirect is not None:
-            op, target = redirect
+    async def run_job(self, stages: list[Stage]) -> None:
+        """Start every stage, stage k's stdout the stdin of stage k+1 through a pipe, the last
+        one's to the console (or its file); then wait for all of them."""
+        job = Job()
+        sys = self.proc.sys
+        entry: int | None = None  # a pipeline's foreground entry on the console
+        self.interrupted = False
+        try:
+            pipes = [await Pipe.open(self.proc) for _ in stages[1:]]
+            job.pipes = pipes
+            for k, stage in enumerate(stages):
+                stdin = pipes[k - 1].read_end if k else None
+                stdout = pipes[k].write_end if k < len(pipes) else None
+                await self.start_stage(job, stage, stdin, stdout, alone=len(stages) == 1)
+            self.fg = job
+            if len(stages) > 1 and job.last_started and self.proc.tty:
+                # What is typed for the job goes to the last stage, after its text.
+                controller = await sys.copy_rendezvous(self.controller)
+                try:
+                    handle, entry = await tty.foreground(sys, 1, controller)
+                    await self.proc.spawn_thread(self.key_pump, handle, pipes[-1])
+                except SyscallError:
+                    pass  # no console (or no thread): the stages get no keys
+            if self.interrupted:
+                await self.interrupt(job)
+            ended = [(name, child, await child.wait()) for name, child in job.children]
+        finally:
+            self.fg = None
+            if entry is not None:
+                await tty.background(sys, 1, entry)
+            for _, child in job.children:
+                if child.stdin is not None:
+                    await drop(sys, child.stdin)
+            for pipe in job.pipes:
+                self.typeahead.extend(pipe.unread_keys)  # typed ahead, never read: the shell's
+                await pipe.close()
+        await self.report(job, ended)
+
+    async def start_stage(self, job: Job, stage: Stage, stdin: int | None, stdout: int | None,
+                          alone: bool) -> None:
+        """Start one stage: a program, or a built-in whose output is fed to the pipe. Every
+        handle given goes to the stage or is closed (a reader then sees the end of its input,
+        a writer CLOSED)."""
+        proc, sys = self.proc, self.proc.sys
+        cmd, args = stage.words[0], stage.words[1:]
+        job.last_started = False
+        if stage.redirect is not None:
+            op, target = stage.redirect
             try:
                 f = await proc.open(canonical(self.cwd, target), "a" if op == ">>" else "w")
             except SyscallError as e:
                 await self.say(f"shell: {target}: {error_text(e)}")
+                job.status = 1
+                await drop(sys, stdin, stdout)
                 return
+            await drop(sys, stdout)
             stdout = f.handle  # a file session speaks WRITE/OK like a console: it moves to the child
-        env = {"PWD": self.cwd, "PATH": proc.env.get("PATH", "/bin"), "USER": proc.user}
-        if "HOME" in proc.env:
-            env["HOME"] = proc.env["HOME"]
-        self.interrupted = False
+        handler = self.builtin(cmd)
+        if handler is not None:
+            await drop(sys, stdin)
+            text = await self.captured(handler, args)
+            if stdout is None:
+                await self.write(text)
+            else:
+                await proc.spawn_thread(feed, proc, stdout, text)
+            job.status = 0
+            return
+        path = await self.find_program(cmd)
+        if path is None:
+            await self.say(f"{cmd}: command not found")
+            job.status = 127
+            await drop(sys, stdin, stdout)
+            return
+        env = {**self.env, **stage.assigns, "PWD": self.cwd}
+        child_in: int | str | None = stdin
+        controller = None
+        if stdin is None:  # the first stage: alone, it reads the console; in a pipeline, nothing
+            if alone:
+                child_in, controller = "tty", await sys.copy_rendezvous(self.controller)
+            else:
+                child_in = await empty_input(sys)
         try:
-            controller = await proc.sys.copy_rendezvous(self.controller)
-            child = await proc.exec(path, [cmd, *args], stdin="tty", stdout=stdout, env=env,
+            child = await proc.exec(path, [cmd, *args], stdin=child_in, stdout=stdout, env=env,
                                     controller=controller)
         except SyscallError as e:
             await self.say(f"{cmd}: {error_text(e)}")
+            job.status = 126
             return
-        self.fg = child
-        if self.interrupted:
-            await self.kill(child.pid, quiet=True, command="interrupt")
-        try:
-            status = await child.wait()
-        finally:
-            self.fg = None
-        # Whatever it left the screen in: normal colours, the cursor shown (a full-screen
-        # program killed by Ctrl+C had hidden it).
-        await self.write(RESET_SCREEN)
-        if child.ended == abi.ENDED_INTERRUPTED:
+        job.children.append((cmd, child))
+        job.last_started = True
+
+    async def report(self, job: Job, ended: list[tuple[str, Child, int]]) -> None:
+        """After a job: the screen as the shell wants it, what went wrong with it, and `$?`."""
+        # Whatever a program left the screen in: normal colours, the cursor shown (a
+        # full-screen program killed by Ctrl+C had hidden it).
+        if ended:
+            await self.write(RESET_SCREEN)
+        self.status = job.status
+        if any(child.ended == abi.ENDED_INTERRUPTED for _, child, _ in ended):
             await self.say("^C")
-        elif child.ended == abi.ENDED_KILLED:
+            self.status = 130
+            return
+        if not job.last_started:
+            return  # the last stage was a built-in, or did not start (it said why)
+        name, last, code = ended[-1]
+        self.status = code & 0xFF
+        if last.ended == abi.ENDED_KILLED:
             await self.say("Killed")
-        elif child.ended == abi.ENDED_EXITED and status not in (0, None):
-            await self.say(f"[{cmd}: exit status {status}]")
-        # Any other ending (a crash, a fault, the watchdog...) was told on this console by the
-        # kernel, with the traceback of the program's own source.
+            self.status = 137
+        elif last.ended == abi.ENDED_EXITED and code != 0:
+            await self.say(f"[{name}: exit status {code}]")
+        elif last.ended != abi.ENDED_EXITED:
+            self.status = 1  # a crash, a fault, the watchdog...: told on this console by the kernel
+
+    async def interrupt(self, job: Job) -> None:
+        """Ctrl+C: every process of the job in front is interrupted."""
+        for _, child in job.children:
+            await self.kill(child.pid, quiet=True, command="interrupt")
 
     async def kill(self, pid: int, quiet: bool = False, command: str = "kill") -> bool:
         try:
@@ -294,7 +443,35 @@ class Shell:
 
     # ------------------------------------------------------------------ built-ins
     async def cmd_help(self, args: list[str]) -> None:
-        await self.say(HELP)
+        try:
+            programs = await self.proc.listdir("/bin")
+        except SyscallError:
+            programs = []
+        await self.say(HELP + "\n" + textwrap.fill("  ".join(programs), 79, initial_indent="  ",
+                                                    subsequent_indent="  ", break_on_hyphens=False))
+
+    async def cmd_history(self, args: list[str]) -> None:
+        """The lines typed (the line editor's list, the one Up and Down walk), numbered as bash."""
+        first = self.editor.dropped + 1
+        await self.write("".join(f"{first + i:>5}  {line}\n" for i, line in enumerate(self.editor.history)))
+
+    async def cmd_export(self, args: list[str]) -> None:
+        """`export NAME=value...` sets; `export` alone lists the environment."""
+        if not args:
+            await self.write("".join(f"{k}={v}\n" for k, v in sorted(self.env.items())))
+        for a in args:
+            name, eq, value = a.partition("=")
+            if not is_name(name):
+                await self.say(f"export: `{a}': not a valid name")
+                self.status = 1
+            elif eq:
+                self.env[name] = value
+            else:
+                self.env.setdefault(name, "")
+
+    async def cmd_unset(self, args: list[str]) -> None:
+        for name in args:
+            self.env.pop(name, None)
 
     async def cmd_exit(self, args: list[str]) -> None:
         self.running = False
@@ -306,13 +483,13 @@ class Shell:
         if len(args) > 1:
             await self.say("Usage: cd <directory>")
             return
-        target = canonical(self.cwd, args[0]) if args else self.proc.env.get("HOME", "/ramdisk")
+        target = canonical(self.cwd, args[0]) if args else self.env.get("HOME", "/ramdisk")
         try:
             await self.entries(target)
         except SyscallError as e:
             await self.say(f"cd: {args[0] if args else target}: {error_text(e)}")
             return
-        self.cwd = target
+        self.cwd = self.env["PWD"] = target
 
     async def cmd_ls(self, args: list[str]) -> None:
         long = "-l" in args

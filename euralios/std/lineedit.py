@@ -1,5 +1,8 @@
 """A line editor for console programs: cursor movement, history and Tab completion.
 
+Keys as readline's: Left/Right, Home/End (Ctrl+A/E), Up/Down through the history, Ctrl+W
+erases the word before the cursor, Ctrl+U all before it, Ctrl+K all after it, Tab completes.
+
 Keys arrive as the keyboard driver's codes (characters, or packed escape sequences for arrows
 and the like, see euralios/std/keys.py). Output is ANSI text to the console, so it works the same on
 the VGA consoles and on the serial console.
@@ -11,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from euralios.std.keys import KEY_DELETE, KEY_DOWN, KEY_END, KEY_HOME, KEY_LEFT, KEY_RIGHT, KEY_UP
 
-CTRL_A, CTRL_C, CTRL_D, CTRL_E, CTRL_K, CTRL_L, CTRL_U = 1, 3, 4, 5, 11, 12, 21
+CTRL_A, CTRL_C, CTRL_D, CTRL_E, CTRL_K, CTRL_L, CTRL_U, CTRL_W = 1, 3, 4, 5, 11, 12, 21, 23
 BACKSPACE = 8
 
 
@@ -21,8 +24,9 @@ class Interrupted(Exception):
 
 class LineEditor:
     def __init__(self, history_size: int = 200) -> None:
-        self.history: list[str] = []
+        self.history: list[str] = []  # oldest first; the shell's `history` numbers them
         self.history_size = history_size
+        self.dropped = 0  # lines fallen off the front (so `history` numbers stay as bash's)
 
     async def read(
         self,
@@ -57,7 +61,10 @@ class LineEditor:
                 line = "".join(buf)
                 if line.strip() and not secret and (not self.history or self.history[-1] != line):
                     self.history.append(line)
-                    del self.history[: -self.history_size]
+                    over = len(self.history) - self.history_size
+                    if over > 0:
+                        del self.history[:over]
+                        self.dropped += over
                 return line
             if key == CTRL_C:
                 await write("^C\n")
@@ -93,8 +100,19 @@ class LineEditor:
                 pos = len(buf)
                 await redraw(old_len, old_pos)
                 continue
-            if key == CTRL_U:
-                buf, pos = [], 0
+            if key == CTRL_U:  # erase to the left of the cursor (bash, readline)
+                del buf[:pos]
+                pos = 0
+                await redraw(old_len, old_pos)
+                continue
+            if key == CTRL_W:  # erase the word before the cursor (and the blanks after it)
+                start = pos
+                while start > 0 and buf[start - 1] == " ":
+                    start -= 1
+                while start > 0 and buf[start - 1] != " ":
+                    start -= 1
+                del buf[start:pos]
+                pos = start
                 await redraw(old_len, old_pos)
                 continue
             if key == CTRL_K:

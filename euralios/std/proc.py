@@ -95,8 +95,9 @@ class Proc:
 
     async def read_key(self, handle: int = STDIN, isig: bool = True) -> int | None:
         """The next key code from stdin (None at end of input). Text sent as DATA is split into
-        its characters. On a console, isig=False reads Ctrl+C as a key (code 3) instead of
-        letting it interrupt this program."""
+        its characters. A pipe says its input has ended with Short(EMPTY) and may still send
+        keys after it (a pager reading a pipeline's text, then what is typed). On a console,
+        isig=False reads Ctrl+C as a key (code 3) instead of letting it interrupt this program."""
         if self.tty and handle == STDIN:
             return await tty.read_key(self.sys, handle, isig)
         if self._pending:
@@ -111,6 +112,8 @@ class Proc:
                 raise
             if msg.tag == abi.CHAR and isinstance(msg.d2, int):
                 return msg.d2
+            if msg.tag == abi.EMPTY:
+                return None  # a pipe's end of input (euralios/std/pipe.py); keys may follow
             if msg.tag == abi.WRITE and isinstance(msg.d3, Memory):
                 text = (await take_bytes(self.sys, msg)).decode("utf-8", "replace")
                 if text:

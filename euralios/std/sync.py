@@ -63,14 +63,6 @@ class Wakeup:
             self.sleeping -= 1
             raise
 
-    async def close(self) -> None:
-        """Give the rendezvous back (a sleeper left gets CLOSED)."""
-        for h in (self._send, self._recv):
-            try:
-                await self.sys.close(h)
-            except SyscallError:
-                pass
-
     async def wake(self) -> bool:
         """Wake the longest sleeper, if there is one (False: nobody was asleep)."""
         if not self.sleeping:
@@ -78,6 +70,15 @@ class Wakeup:
         self.sleeping -= 1
         await self.sys.send(self._send, WAKE)
         return True
+
+    async def close(self) -> None:
+        """Give back the rendezvous, once nobody sleeps here any more (a sleeper left would be
+        woken with an error)."""
+        for h in (self._send, self._recv):
+            try:
+                await self.sys.close(h)
+            except SyscallError:
+                pass
 
 
 class Channel:

@@ -34,6 +34,7 @@ from euralios.pytest_plugin import trimmed_screen, wait_screen
 from euralios.system_boot import FullSystem, boot_full
 
 PROMPT = r"\$ ?$"
+ROOT_PROMPT = r"# ?$"
 WATCHDOG = 1.0  # seconds: the watchdog and C-call cases are killed after this long
 
 
@@ -70,12 +71,12 @@ def host() -> Iterator[dict[str, Any]]:
 async def login(system: FullSystem, name: str) -> None:
     await wait_screen(system, r"login:$", 15)
     await system.type(f"{name}\n")
-    await wait_screen(system, PROMPT, 15)
+    await wait_screen(system, ROOT_PROMPT if name == "root" else PROMPT, 15)
 
 
 async def root_reads(system: FullSystem, root_secret: str) -> None:
     await system.type("clear\ncat /ramdisk/root/secret.txt\n")
-    await wait_screen(system, re.escape(root_secret) + r"\n\$ ?$", 20)
+    await wait_screen(system, re.escape(root_secret) + r"\n# ?$", 20)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.kind}:{c.id}" for c in CASES])
@@ -105,7 +106,7 @@ async def test_escape_is_contained(case: Case, host: dict[str, Any]) -> None:
         user_screen = trimmed_screen(system)
         # After it: root's programs and data are as they were.
         await system.type("{F3}")
-        await wait_screen(system, PROMPT, 10)
+        await wait_screen(system, ROOT_PROMPT, 10)
         await system.type("clear\nhello reader\n")
         await wait_screen(system, r"Hello, reader! I am pid \d+, running as root\.", 10)
         await root_reads(system, root_secret)

@@ -36,11 +36,11 @@ def test_f1_shows_init_and_the_screen_is_printed() -> None:
 
 
 def test_steps_run_in_order_with_backslash_escapes() -> None:
-    r = euralios("--headless", "--expect", "login: ", "--type", r"root\n", "--expect", r"^\$ ",
-                 "--type", r"echo one\n", "--expect", "^one", "--type", "echo two{Enter}", "--expect", r"^two *\n\$ ")
+    r = euralios("--headless", "--expect", "login: ", "--type", r"root\n", "--expect", r"^# ",
+                 "--type", r"echo one\n", "--expect", "^one", "--type", "echo two{Enter}", "--expect", r"^two *\n# ")
     assert r.returncode == 0, r.stderr
     lines = [line.rstrip() for line in r.stdout.split("\n") if line.strip()]
-    assert lines[-5:] == ["$ echo one", "one", "$ echo two", "two", "$"]
+    assert lines[-5:] == ["# echo one", "one", "# echo two", "two", "#"]
 
 
 def test_timeout_prints_the_screen_and_exits_1() -> None:
@@ -126,7 +126,7 @@ def test_terminal_keys_map_to_pc_key_presses() -> None:
 def test_keys_typed_before_the_prompt_are_kept() -> None:
     """A fast typist (or a paste): the login name, Enter and a command before the `$` appears."""
     r = euralios("--headless", "--net", "none", "--type", r"root\necho two\necho three\n",
-                 "--expect", r"(?m)^two *\n\$ echo three *\nthree", "--timeout", "10")
+                 "--expect", r"(?m)^two *\n# echo three *\nthree", "--timeout", "10")
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -168,9 +168,9 @@ def test_net_none_is_no_network_card_and_no_dhcp() -> None:
 
 
 def test_expect_matches_the_screen_as_printed() -> None:
-    """The prompt row is "$ " on screen and "$" as printed: --expect sees the printed one, so a
-    bare prompt is (?m)^\\$$; the trailing blanks a pattern may have been written for still match."""
-    r = euralios("--headless", "--expect", "login: ", "--type", r"root\n", "--expect", r"(?m)^\$$",
-                 "--type", r"echo hi\n", "--expect", r"^hi\n\$$", "--expect", r"^hi *\n\$ ")
+    """Root's prompt row is "# " on screen and "#" as printed: --expect sees the printed one, so a
+    bare prompt is (?m)^#$; the trailing blanks a pattern may have been written for still match."""
+    r = euralios("--headless", "--expect", "login: ", "--type", r"root\n", "--expect", r"(?m)^#$",
+                 "--type", r"echo hi\n", "--expect", r"^hi\n#$", "--expect", r"^hi *\n# ")
     assert r.returncode == 0, r.stderr
-    assert "\n$ echo hi\nhi\n$\n" in r.stdout
+    assert "\n# echo hi\nhi\n#\n" in r.stdout

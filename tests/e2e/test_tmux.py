@@ -83,10 +83,10 @@ def test_terminal_ui_boots_types_switches_and_quits(tmux: Tmux) -> None:
     assert tmux.cursor() == (prompt_row, 7)  # the hardware cursor is the terminal's cursor
 
     tmux.keys("root", "Enter")
-    tmux.wait(r"^\$$")
+    tmux.wait(r"^#$")
     tmux.keys("echo Hello, World!", "BSpace", "?", "Enter")
-    screen = tmux.wait(r"^Hello, World\? *\n\$$")
-    assert "$ echo Hello, World?" in screen
+    screen = tmux.wait(r"^Hello, World\? *\n#$")
+    assert "# echo Hello, World?" in screen
 
     tmux.keys("F3")
     screen = tmux.wait(r"console F3")
@@ -100,7 +100,7 @@ def test_terminal_ui_boots_types_switches_and_quits(tmux: Tmux) -> None:
     assert "\x1b[" in init_line.split("[init]")[0]  # drawn in colour (CGA dark green)
 
     tmux.keys("F2")
-    tmux.wait(r"^Hello, World\? *\n\$$")
+    tmux.wait(r"^Hello, World\? *\n#$")
 
     tmux.keys("C-]")
     screen = tmux.wait(r"EXITED:0")

@@ -202,7 +202,7 @@ async def hole() -> AsyncIterator[FullSystem]:
         system.vfs.mount("/tcp", tcp)
         await wait(system, r"login:$")
         await system.type("root\n")
-        await wait(system, r"\$ ?$")
+        await wait(system, r"# ?$")
         assert await system.run(setup_hole) == 0
         system.spawn(program_source("programs/gopherd.py"), ["gopherd", "--port", "70"], name="gopherd")
         await system.wait_for_output(r"\[gopherd\] serving /ramdisk/gopher on port 70 as localhost")
@@ -275,14 +275,14 @@ async def test_browse_follow_back_go_search_save_unknown_and_quit(hole: FullSyst
     await s.type(" ")
     await wait(s, r"^> \?Z   Mystery$")
     await s.type("q")
-    await wait(s, r"\A\[gopher\] Bye!\n\$$")
+    await wait(s, r"\A\[gopher\] Bye!\n#$")
 
 
 async def test_connection_errors_are_one_line(hole: FullSystem) -> None:
     s = hole
     # At start: the message, and back to the shell.
     await s.type("clear\ngopher nowhere.invalid\n")
-    await wait(s, r"^gopher: nowhere\.invalid: not found\n\[gopher: exit status 1\]\n\$$")
+    await wait(s, r"^gopher: nowhere\.invalid: not found\n\[gopher: exit status 1\]\n#$")
     await s.type("clear\ngopher localhost 7070\n")
     await wait(s, r"^gopher: localhost:7070: connection refused\n")
     await s.type("clear\ngopher gopher://slow.example/\n")
@@ -302,7 +302,7 @@ async def test_connection_errors_are_one_line(hole: FullSystem) -> None:
     await s.type("{Down}{Down}{Down}{Down}{Down}")  # the selection stops at the last link
     await wait(s, r"item 5/5")
     await s.type("q")
-    await wait(s, r"\A\[gopher\] Bye!\n\$$")
+    await wait(s, r"\A\[gopher\] Bye!\n#$")
     # No /tcp at all is not blamed on DNS.
     await s.type("clear\numount /tcp\ngopher localhost\n")
     await wait(s, r"^gopher: no network \(/tcp is not mounted\)$")
@@ -337,7 +337,7 @@ async def test_gopherd_welcome_hole_and_a_long_text(hole: FullSystem) -> None:
     await s.type("{Home}{Down}")
     await wait(s, r"lines 2-24/53")
     await s.type("q")
-    await wait(s, r"\A\[gopher\] Bye!\n\$$")
+    await wait(s, r"\A\[gopher\] Bye!\n#$")
 
 
 async def test_gopherd_refuses_to_leave_its_directory(hole: FullSystem) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from weakref import WeakKeyDictionary
 
 import pytest
 
@@ -18,19 +19,29 @@ from euralios.system_boot import FullSystem, boot_full
 PROMPT = r"\$ ?$"
 
 
+PROMPTS: WeakKeyDictionary[FullSystem, str] = WeakKeyDictionary()  # who is logged in: root's `#`
+
+
+def prompt(system: FullSystem) -> str:
+    """The shell prompt's character as a regex: `#` for root, `$` for anyone else."""
+    return PROMPTS.get(system, r"\$")
+
+
 async def login(system: FullSystem, name: str) -> None:
     await wait(system, r"login:$", 10)
     await system.type(f"{name}\n")
-    await wait(system, PROMPT, 10)
+    PROMPTS[system] = "#" if name == "root" else r"\$"
+    await wait(system, prompt(system) + r" ?$", 10)
 
 
 async def run(system: FullSystem, line: str, expect: str | None = None, timeout: float = 10) -> str:
     """Clear the screen, type a command line, wait for the prompt after it; check `expect`
     (a multiline regex) against the screen and return the screen."""
     await system.type("clear\n")
-    await wait(system, r"\A\$$", timeout)
+    p = prompt(system)
+    await wait(system, rf"\A{p}$", timeout)
     await system.type(line + "\n")
-    text = await wait(system, r"\A\$ " + re.escape(line) + r"\n(?:.*\n)*\$\Z", timeout)
+    text = await wait(system, rf"\A{p} " + re.escape(line) + rf"\n(?:.*\n)*{p}\Z", timeout)
     if expect is not None:
         assert re.search(expect, text, re.MULTILINE), f"{expect!r} not on screen:\n{text}"
     return text
@@ -38,7 +49,7 @@ async def run(system: FullSystem, line: str, expect: str | None = None, timeout:
 
 def output(screen: str, line: str) -> list[str]:
     """The lines a command printed (between its command line and the next prompt)."""
-    return screen.split("\n")[1:-1] if screen.startswith(f"$ {line}\n") else []
+    return screen.split("\n")[1:-1] if re.match(r"[#$] " + re.escape(line) + "\n", screen) else []
 
 
 @pytest.fixture
@@ -69,15 +80,15 @@ async def test_root_lists_slash_cds_there_and_completes_top_level_names(root: Fu
     await run(s, "cat /", r"^cat: /: is a directory$")
     # Tab: one candidate completes; several list on the second Tab, and the line is redrawn.
     await s.type("clear\ncat /ra{Tab}")
-    await wait(s, r"\A\$ cat /ramdisk/$", 5)
+    await wait(s, r"\A# cat /ramdisk/$", 5)
     await s.type("{Ctrl+C}clear\ncat /p{Tab}")
-    await wait(s, r"\A\$ cat /p$", 5)
+    await wait(s, r"\A# cat /p$", 5)
     await s.type("{Tab}")
-    await wait(s, r"\A\$ cat /p\npci/ +proc/\n\$ cat /p$", 5)
+    await wait(s, r"\A# cat /p\npci/ +proc/\n# cat /p$", 5)
     await s.type("roc/mem{Tab}")
-    await wait(s, r"\$ cat /proc/meminfo$", 5)
+    await wait(s, r"# cat /proc/meminfo$", 5)
     await s.type("{Enter}")
-    await wait(s, r"^MemTotal: +\d+ kB\nMemFree: +\d+ kB\nMemUsed: +\d+ kB\n(?:.*\n)*\$$", 5)
+    await wait(s, r"^MemTotal: +\d+ kB\nMemFree: +\d+ kB\nMemUsed: +\d+ kB\n(?:.*\n)*#$", 5)
 
 
 async def test_mount_prints_a_table_and_binds_a_directory(root: FullSystem) -> None:
@@ -116,7 +127,7 @@ async def test_proc_is_text_and_the_tools_still_read_it(root: FullSystem) -> Non
     await run(s, "ls /proc/1", r"^ctl\nvmmap\nvmmap\.json$")
     await run(s, "free", r"^total +\d+ +\d+$")
     await run(s, "ps", r"PID USER")
-    await run(s, "stat 0.1", r"^up [\d.]+ s  processes \d+")
+    await run(s, "stat -n 1 0.1", r"^up [\d.]+ s  processes \d+")
     await run(s, "vmmap 1", r"kernel-info")
 
 
@@ -147,6 +158,6 @@ async def test_root_may_umount_and_change_its_own_password(root: FullSystem) -> 
     await run(s, "ls /r", r"^ls: /r: not found$")
     await run(s, "kill 999999", r"^kill: 999999: not found$")
     await s.type("clear\npasswd root\n")
-    await wait(s, r"\A\$ passwd root\nCurrent password \(empty if none\):$", 5)
+    await wait(s, r"\A# passwd root\nCurrent password \(empty if none\):$", 5)
     await s.type("{Ctrl+C}")
-    await wait(s, r"\^C\n\$$", 5)
+    await wait(s, r"\^C\n#$", 5)

@@ -244,7 +244,7 @@ async def test_console_restart_hangs_up_an_idle_shell_and_a_new_login_works() ->
     async with boot_full() as system:
         await system.wait_for_screen(r"login: *$", 10)
         await system.type("root\n")
-        await system.wait_for_screen(r"^\$ *$", 10)
+        await system.wait_for_screen(r"^# *$", 10)
         login, shell = pid_of(system, "login"), pid_of(system, "shell")
         old = pid_of(system, "console")
         system.kernel.kill(system.kernel.processes[old], "test: crash the console driver")
@@ -257,7 +257,7 @@ async def test_console_restart_hangs_up_an_idle_shell_and_a_new_login_works() ->
         assert shell not in system.kernel.processes  # hung up with it (killed, or its stdin closed)
         assert "killed: SyscallError" not in log  # nobody was left to die of the dead console
         await system.type("root\n")
-        await system.wait_for_screen(r"^\$ *$", 10)
+        await system.wait_for_screen(r"^# *$", 10)
         await system.type("pwd\n")
         await system.wait_for_screen(r"^/ramdisk *$", 10)
         assert system.process("login").pid == new_login

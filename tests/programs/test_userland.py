@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from weakref import WeakKeyDictionary
 
 import pytest
 
@@ -18,19 +19,29 @@ from euralios.system_boot import FullSystem, boot_full
 PROMPT = r"\$ ?$"
 
 
+PROMPTS: WeakKeyDictionary[FullSystem, str] = WeakKeyDictionary()  # who is logged in: root's `#`
+
+
+def prompt(system: FullSystem) -> str:
+    """The shell prompt's character as a regex: `#` for root, `$` for anyone else."""
+    return PROMPTS.get(system, r"\$")
+
+
 async def login(system: FullSystem, name: str) -> None:
     await wait(system, r"login:$", 10)
     await system.type(f"{name}\n")
-    await wait(system, PROMPT, 10)
+    PROMPTS[system] = "#" if name == "root" else r"\$"
+    await wait(system, prompt(system) + r" ?$", 10)
 
 
 async def run(system: FullSystem, line: str, expect: str | None = None, timeout: float = 10) -> str:
     """Clear the screen, type a command line, wait until the shell prompts again after it;
     check `expect` (a multiline regex) against the screen and return the screen."""
     await system.type("clear\n")
-    await wait(system, r"\A\$$", timeout)
+    p = prompt(system)
+    await wait(system, rf"\A{p}$", timeout)
     await system.type(line + "\n")
-    text = await wait(system, r"\A\$ " + re.escape(line) + r"\n(?:.*\n)*\$\Z", timeout)
+    text = await wait(system, rf"\A{p} " + re.escape(line) + rf"\n(?:.*\n)*{p}\Z", timeout)
     if expect is not None:
         assert re.search(expect, text, re.MULTILINE), f"{expect!r} not on screen:\n{text}"
     return text
@@ -87,9 +98,9 @@ async def test_programs_from_bin_with_args_ps_kill_and_ctrl_c(root: FullSystem) 
     await run(s, "echo async def main(proc): > /ramdisk/spin")
     await run(s, "echo '    await proc.sleep(60)' >> /ramdisk/spin")
     await s.type("clear\n/ramdisk/spin\n")
-    await wait(s, r"\A\$ /ramdisk/spin\Z", 5)
+    await wait(s, r"\A# /ramdisk/spin\Z", 5)
     await s.type("{Ctrl+C}")
-    await wait(s, r"\A\$ /ramdisk/spin\n\^C\n\$$", 5)
+    await wait(s, r"\A# /ramdisk/spin\n\^C\n#$", 5)
     screen = await run(s, "dmesg", r"\(spin\) killed: interrupted by pid")
     screen = await run(s, "free", r"total")
     assert "used" in screen and "free" in screen
@@ -99,17 +110,17 @@ async def test_history_and_tab_completion(root: FullSystem) -> None:
     s = root
     await run(s, "echo first")
     await s.type("clear\n")
-    await wait(s, r"\A\$$", 5)
+    await wait(s, r"\A#$", 5)
     await s.type("{Up}{Up}")  # back past `clear` to `echo first`
-    await wait(s, r"\$ echo first$", 5)
+    await wait(s, r"# echo first$", 5)
     await s.type("{Enter}")
-    await wait(s, r"^first\n\$$", 5)
+    await wait(s, r"^first\n#$", 5)
     await s.type("clear\nech{Tab}done\n")
-    await wait(s, r"^done\n\$$", 5)
+    await wait(s, r"^done\n#$", 5)
     await s.type("cat /bin/hel{Tab}")
-    await wait(s, r"\$ cat /bin/hello$", 5)
+    await wait(s, r"# cat /bin/hello$", 5)
     await s.type("{Ctrl+C}")
-    await wait(s, r"\^C\n\$$", 5)
+    await wait(s, r"\^C\n#$", 5)
 
 
 async def test_exit_returns_to_login(root: FullSystem) -> None:
@@ -134,8 +145,7 @@ async def test_user_login_sees_only_its_own_world() -> None:
         await s.type("exit\n")
         await wait(s, r"login:$")
         # What user wrote lives in /ramdisk/user for root.
-        await s.type("root\n")
-        await wait(s, PROMPT, 10)
+        await login(s, "root")
         await run(s, "cat /ramdisk/user/file.txt", r"^mine$")
 
 
@@ -168,7 +178,7 @@ async def test_editor_session_saves_exact_content(root: FullSystem) -> None:
     await wait(s, r"22 bytes written to /ramdisk/poem\.txt", 5)
     await s.type("{Ctrl+F}viol{Enter}{Esc}")
     await s.type("{Ctrl+Q}")
-    await wait(s, r"\A\$$", 5)
+    await wait(s, r"\A#$", 5)
     screen = await run(s, "cat /ramdisk/poem.txt", r"violets")
     assert "roses are red\nviolets" in screen
     # Quitting with unsaved changes asks first.
@@ -177,7 +187,7 @@ async def test_editor_session_saves_exact_content(root: FullSystem) -> None:
     await s.type("X{Ctrl+Q}")
     await wait(s, r"unsaved changes", 5)
     await s.type("{Ctrl+Q}")
-    await wait(s, r"\A\$$", 5)
+    await wait(s, r"\A#$", 5)
     screen = await run(s, "cat /ramdisk/poem.txt", r"violets")
     assert "Xroses" not in screen
 
@@ -188,8 +198,9 @@ async def test_newcomer_writes_a_program_in_edit_and_runs_it() -> None:
         await s.type("clear\nedit greet\n")
         await wait(s, r"New file", 5)
         await s.type("async def main(proc):{Enter}")
-        await s.type("    await proc.print('Hi from', proc.user, proc.args[1:]){Enter}")
-        await s.type("    return 0{Ctrl+S}{Ctrl+Q}")
+        # Enter indents the body (a line ending in `:`) and keeps that indentation.
+        await s.type("await proc.print('Hi from', proc.user, proc.args[1:]){Enter}")
+        await s.type("return 0{Ctrl+S}{Ctrl+Q}")
         await wait(s, r"\A\$$", 5)
         screen = await run(s, "./greet there", r"Hi from user \['there'\]")
         assert "exit status" not in screen
@@ -199,7 +210,7 @@ async def test_help_tools_and_a_program_saved_in_bin(root: FullSystem) -> None:
     s = root
     await run(s, "help", r"^\* Built-in commands:")
     await run(s, "vmmap 1", r"kernel-info")
-    await run(s, "stat 0.1", r"^up [\d.]+ s  processes \d+")
+    await run(s, "stat -n 1 0.1", r"^up [\d.]+ s  processes \d+")
     await run(s, "echo async def main(proc): > /bin/mine")
     await run(s, "echo '    await proc.print(\"mine runs\")' >> /bin/mine")
     await run(s, "mine", r"^mine runs$")
@@ -222,13 +233,13 @@ async def test_a_program_that_dies_says_why_where_it_ran(root: FullSystem) -> No
     screen = await run(s, "/ramdisk/bad.py")
     assert screen.splitlines()[1:] == [
         "before", "Traceback (most recent call last):", '  File "bad.py", line 6, in main', "    helper(0)",
-        '  File "bad.py", line 2, in helper', "    return 1 / x", "ZeroDivisionError: division by zero", "$"]
+        '  File "bad.py", line 2, in helper', "    return 1 / x", "ZeroDivisionError: division by zero", "#"]
     await run(s, "/ramdisk/missing.py", r"SyscallError: .*Not found \(/ramdisk/nope\.txt\)")
     await s.type("clear\n/ramdisk/hide.py\n")
     await wait(s, r"hidden$", 5)
     assert not s.cursor_visible()
     await s.type("{Ctrl+C}")
-    await wait(s, r"hidden\^C\n\$$|hidden\n\^C\n\$$", 5)
+    await wait(s, r"hidden\^C\n#$|hidden\n\^C\n#$", 5)
     assert s.cursor_visible()
     await s.type("clear\n/ramdisk/hide.py\n")
     await wait(s, r"hidden$", 5)
@@ -237,7 +248,7 @@ async def test_a_program_that_dies_says_why_where_it_ran(root: FullSystem) -> No
     await login(s, "root")
     await s.type(f"kill {pid}\n")
     await s.type("{F2}")
-    await wait(s, r"Killed\n\$$", 5)
+    await wait(s, r"Killed\n#$", 5)
 
 
 async def test_more_pages_a_long_file_and_finds_text(root: FullSystem) -> None:
@@ -259,6 +270,6 @@ async def test_more_pages_a_long_file_and_finds_text(root: FullSystem) -> None:
     await s.type("G")
     await wait(s, r"line 100\n.*\(END\)", 5)
     await s.type("q")
-    await wait(s, PROMPT, 5)
+    await wait(s, r"# ?$", 5)
     assert s.cursor_visible()
     await run(s, "more /ramdisk/nope.txt", r"more: /ramdisk/nope\.txt: .*Not found")
