@@ -72,7 +72,7 @@ async def login(vm: Vm, name: str) -> FullSystem:
     system = vm.system
     assert system is not None
     await system.type(f"{name}\n")
-    await vm.wait_for_screen(r"^\$$", 10)
+    await vm.wait_for_screen(r"^#$" if name == "root" else r"^\$$", 10)
     return system
 
 
@@ -138,9 +138,9 @@ async def test_sendkey_screendump_pci_and_bad_input(vm: Vm, mon: Client, tmp_pat
     await vm.wait_for_screen(r"login:$", 10)
     for key in ("r", "o", "o", "t", "ret"):
         assert await mon.cmd(f"sendkey {key}") == ""
-    await vm.wait_for_screen(r"^\$$", 10)
+    await vm.wait_for_screen(r"^#$", 10)
     assert await mon.cmd("sendkey shift-e") == ""
-    await vm.wait_for_screen(r"^\$ E$", 10)
+    await vm.wait_for_screen(r"^# E$", 10)
     dump = tmp_path / "screen.txt"
     assert await mon.cmd(f"screendump {dump}") == ""
     assert vm.system is not None
