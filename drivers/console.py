@@ -16,6 +16,7 @@ Handle 0 (the driver's main handle, normally only init holds it):
 |---|---|
 | OPEN_READWRITE (Short or Long) | new console (id = creation order), a writer thread on a new rendezvous; reply Long(COMM_HANDLE, Handle(client end), Value(id)), or ERROR(code) when no thread or rendezvous can be had |
 | Short(WRITE, id, 0) | activate console id; reply OK, or ERROR if id is unknown (the active console stays) |
+| Short(CHAR, code) | a key typed while the active console is on screen: its tty's (init sends them) |
 | QUERY | reply Long(JSON, n, chunk): {"consoles": n, "active": id or null} |
 | anything else | reply ERROR_UNKNOWN_MESSAGE |
 
@@ -25,7 +26,8 @@ Writer handles (one per console, shared by every program printing there):
 |---|---|
 | Long(WRITE, Value(n), Memory) | render the n bytes; reply OK (if the sender waits) |
 | Short(CHAR, code) | render the key code as a terminal would send it (no reply unless awaited) |
-| QUERY | reply Long(JSON, n, chunk): id, active, rows, cols, cursor, cursor_visible, wrap_pending (the cursor waits in column 80, see drivers.vt) |
+| QUERY | reply Long(JSON, n, chunk): id, active, rows, cols, cursor, cursor_visible, wrap_pending (the cursor waits in column 80, see drivers.vt); readers, typeahead, dropped (its tty) |
+| FOREGROUND, BACKGROUND | a console is a tty: foreground readers (drivers/ttyserve.py has the protocol) |
 | CLOSE | the writer thread ends (the console keeps its last screen) |
 | anything else | reply ERROR_UNKNOWN_MESSAGE |
 
@@ -42,13 +44,12 @@ from __future__ import annotations
 
 import json
 
-from drivers.tty import Entry, Kind, Mode, Output, Tty
+from drivers.ttyserve import TtyServer
 from drivers.vt import COLS, ROWS, SIZE, TextConsole
 from euralios.std import STDIN, Chunk, Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes
 from euralios.std.keys import code_to_bytes
 from euralios.std.serve import Last, OnError, Requests, serve
-from euralios.std.sync import Wakeup
 
 CRTC_INDEX = 0x3D4
 CURSOR_START = 0x0A
@@ -136,9 +137,7 @@ class Driver:
         self.sys = proc.sys
         self.screen = screen
         self.consoles: list[TextConsole] = []
-        self.ttys: list[Tty] = []  # each console's input (drivers/tty.py)
-        self.entries: dict[int, tuple[int, Entry]] = {}  # foreground entry number -> (console, entry)
-        self.next_entry = 1
+        self.ttys = TtyServer(proc, self.echo)  # each console's input (drivers/tty.py, ttyserve.py)
         self.active: int | None = None
 
     async def refresh(self, cid: int) -> None:
@@ -176,12 +175,12 @@ class Driver:
                 return None  # nobody to hand the console to
             cid = len(self.consoles)
             self.consoles.append(TextConsole())
-            self.ttys.append(Tty())
+            self.ttys.add(cid)
             try:
                 mine, theirs = await sys.new_rendezvous()
             except SyscallError as e:
                 self.consoles.pop()
-                self.ttys.pop()
+                self.ttys.remove(cid)
                 return Message(abi.ERROR, e.code, 0)
             try:
                 await self.proc.spawn_thread(self.serve_writer, cid, mine)
@@ -189,7 +188,7 @@ class Driver:
                 # Out of threads (64 per process): one client asking for too many consoles
                 # gets an error; it does not get to kill the driver of every screen.
                 self.consoles.pop()
-                self.ttys.pop()
+                self.ttys.remove(cid)
                 for h in (mine, theirs):
                     await sys.close(h)
                 return Message(abi.ERROR, e.code, 0)
@@ -198,7 +197,7 @@ class Driver:
             # A key typed while console `active` is on screen (init sends them, F-keys taken out).
             cid = self.active
             if cid is not None and isinstance(msg.d2, int):
-                await self.apply(cid, self.ttys[cid].key(msg.d2))
+                await self.ttys.key(cid, msg.d2)
             return Message(abi.OK, 0, 0) if msg.reply else None
         if tag == abi.WRITE and not msg.is_long:
             cid = msg.d2
@@ -244,136 +243,25 @@ class Driver:
                 pass  # not a key code: nothing to show
             await self.refresh(cid)
             return Message(abi.OK, 0, 0)
-        if tag == abi.FOREGROUND and msg.is_long and isinstance(msg.d2, Handle) and msg.reply:
-            return await self.foreground(cid, msg)
-        if tag == abi.BACKGROUND and not msg.is_long:
-            found = self.entries.get(msg.d2) if isinstance(msg.d2, int) else None
-            if found is None or found[0] != cid:
-                return Message(abi.ERROR, abi.PARAM, 0)
-            await self.drop(cid, found[1])
-            return Message(abi.OK, 0, 0)
+        answer = await self.ttys.request(cid, msg)  # FOREGROUND, BACKGROUND
+        if answer is not None:
+            return answer
         await discard(sys, msg)
         if tag == abi.QUERY and msg.reply:
-            tty = self.ttys[cid]
             return await self.json_reply({
                 "id": cid, "active": cid == self.active, "rows": ROWS, "cols": COLS,
                 "cursor": [con.cursor_row, con.cursor_col], "cursor_visible": con.cursor_visible,
-                "wrap_pending": con.wrap_pending, "readers": len(tty.stack), "typeahead": len(tty.queue),
-                "dropped": tty.dropped,
+                "wrap_pending": con.wrap_pending, **self.ttys.status(cid),
             })
         if tag == abi.CLOSE_TAG:
             return Last(Message(abi.OK, 0, 0))
         return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
 
 
-    # ------------------------------------------------------------------ the tty
-    async def foreground(self, cid: int, msg: Message) -> Message:
-        """FOREGROUND: a new reader in front of console `cid`, served by a thread of its own."""
-        sys = self.sys
-        assert isinstance(msg.d2, Handle)
-        channel = msg.d2.number
-        controller = msg.d3.number if isinstance(msg.d3, Handle) else None
-        entry = Entry(channel, controller)
-        try:
-            wakeup = await Wakeup.new(sys)
-        except SyscallError as e:
-            await discard(sys, msg)
-            return Message(abi.ERROR, e.code, 0)
-        number = self.next_entry
-        self.next_entry += 1
-        try:
-            await self.proc.spawn_thread(self.serve_entry, cid, number, entry, wakeup)
-        except SyscallError as e:  # out of threads: this console gets no new reader, the rest live
-            await discard(sys, msg)
-            await wakeup.close()
-            return Message(abi.ERROR, e.code, 0)
-        self.entries[number] = (cid, entry)
-        entry.wakeup = wakeup
-        await self.apply(cid, self.ttys[cid].push(entry))
-        return Message(abi.OK, number, 0)
-
-    async def drop(self, cid: int, entry: Entry) -> None:
-        """The entry's program is gone: pop it; its thread ends at its next wake-up."""
-        if entry.gone:
-            return
-        await self.apply(cid, self.ttys[cid].pop(entry))
-        if entry.wakeup is not None:
-            await entry.wakeup.wake()
-
-    async def apply(self, cid: int, out: Output) -> None:
-        """Do what the line discipline asked: echo, hand answers over, signal controllers."""
-        if out.echo:
-            self.consoles[cid].write(bytes(out.echo))
-            await self.refresh(cid)
-        for entry in out.ready:
-            if entry.wakeup is not None:
-                await entry.wakeup.wake()
-        for controller in out.signal:
-            try:
-                await self.proc.spawn_thread(self.signal, controller)
-            except SyscallError:
-                pass  # out of threads: this Ctrl+C is lost, the console lives
-
-    async def signal(self, controller: int) -> None:
-        """Tell a job's controller that Ctrl+C was typed (a thread: it may be slow to listen)."""
-        try:
-            await self.sys.send(controller, Message(abi.INTERRUPT, 0, 0))
-        except SyscallError:
-            pass
-
-    async def serve_entry(self, cid: int, number: int, entry: Entry, wakeup: Wakeup) -> None:
-        """One foreground reader: take its READ_KEY / READ_LINE requests, answer each when the
-        line discipline has met it. Ends when the reader is gone (its channel closed, or the
-        program that pushed it said BACKGROUND)."""
-        sys = self.sys
-        tty = self.ttys[cid]
-        kinds = {abi.READ_KEY: Kind.KEY, abi.READ_LINE: Kind.LINE}
-        try:
-            while not entry.gone:
-                try:
-                    msg = await sys.receive(entry.channel)
-                except SyscallError:
-                    break  # the reader is gone
-                kind = kinds.get(msg.tag)
-                if entry.gone or kind is None or msg.is_long or not isinstance(msg.d2, int) or not msg.reply:
-                    await discard(sys, msg)
-                    if msg.reply:
-                        await sys.send(entry.channel, Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0))
-                    continue
-                await self.apply(cid, tty.request(entry, kind, Mode(msg.d2 & (Mode.ECHO | Mode.ISIG))))
-                while entry.answer is None and not entry.gone:
-                    await wakeup.sleep()
-                if entry.gone:
-                    break  # the reply we owe dies with this thread: the reader gets CLOSED
-                reply = await self.answer_message(tty.answered(entry))
-                try:
-                    await sys.send(entry.channel, reply)
-                except SyscallError:
-                    await discard(sys, reply)
-                    await self.apply(cid, tty.undeliverable(entry))  # it died meanwhile
-                    break
-        finally:
-            self.entries.pop(number, None)
-            if not entry.gone:
-                await self.apply(cid, tty.pop(entry))
-            for h in (entry.channel, entry.controller):
-                if h is not None:
-                    try:
-                        await sys.close(h)
-                    except SyscallError:
-                        pass
-            await wakeup.close()
-
-    async def answer_message(self, answer: int | str | None) -> Message:
-        if isinstance(answer, int):
-            return Message(abi.CHAR, answer, 0)
-        if not answer:
-            return Message(abi.EMPTY, 0, 0)  # end of input
-        data = answer.encode("utf-8", "replace")
-        try:
-            return Message(abi.DATA, len(data), await send_bytes(self.sys, data))
-        except SyscallError as e:
-            return Message(abi.ERROR, e.code, 0)
+    async def echo(self, cid: int, data: bytes) -> None:
+        """What the line discipline echoes, shown as if a program had written it."""
+        self.consoles[cid].write(data)
+        await self.refresh(cid)
 
 
 async def receive_video_memory(proc) -> tuple[Chunk, int] | None:

@@ -1,11 +1,16 @@
-"""Serial console driver: serves a console on COM1 (the console of `euralios run`).
+"""Serial console driver: serves a console on COM1 (the console of `euralios run` and of
+`euralios --serial`).
 
 Handle 0 (stdin) is where clients send console requests: Long(WRITE, len, chunk) writes text and
 is answered OK; Short(CHAR, code) writes one character with no reply (echo). Bytes typed on the
-host arrive on the UART and are sent as Short(CHAR, code) to handle 1 (stdout), which is the
-input rendezvous of the programs using this console. Needs I/O privilege.
+host arrive on the UART. Until anyone asks for the line as a tty they are sent as Short(CHAR,
+code) to handle 1 (stdout), the input rendezvous of the programs run on this console (`euralios
+run`). Once a program is put in front of it (FOREGROUND, as init's serial getty does), the line
+is a tty like a virtual console (drivers/ttyserve.py): typed keys wait for the reader in front,
+lines are edited and echoed here, Ctrl+C goes to the job's controller. Needs I/O privilege.
 """
 
+from drivers.ttyserve import TtyServer
 from euralios.std import STDIN, STDOUT, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import take_bytes
 from euralios.std.keys import bytes_to_code
@@ -15,8 +20,12 @@ COM1 = 0x3F8
 IRQ = 4
 
 
-async def input_thread(proc):
-    """Forward received bytes as key codes; the UART interrupts when data arrives."""
+LINE = 0  # the one terminal of this driver, in its TtyServer
+
+
+async def input_thread(proc, ttys: TtyServer):
+    """Received bytes as key codes -- to the tty once it has had a reader in front, else to
+    stdout; the UART interrupts when data arrives."""
     sys = proc.sys
     await sys.port_out(COM1 + 1, 1)  # enable the receive interrupt
     pending = bytearray()
@@ -34,6 +43,9 @@ async def input_thread(proc):
                 text = pending[: max(e.start, 1)].decode("utf-8", "replace")
                 del pending[: max(e.start, 1)]
             for code in key_codes(text):
+                if ttys.next_entry > 1:  # a tty now
+                    await ttys.key(LINE, code)
+                    continue
                 try:
                     await sys.send(STDOUT, Message(abi.CHAR, code, 0))
                 except SyscallError:
@@ -63,8 +75,12 @@ async def output(sys, data):
         await sys.port_out(COM1, b)
 
 
-async def request(sys, msg: Message) -> Message | None:
+async def request(sys, msg: Message, ttys: TtyServer | None = None) -> Message | None:
     """The reply to one console request (None: nothing to say)."""
+    if ttys is not None:
+        answer = await ttys.request(LINE, msg)  # FOREGROUND, BACKGROUND
+        if answer is not None:
+            return answer
     if msg.tag == abi.WRITE and isinstance(msg.d3, Memory):
         data = await take_bytes(sys, msg)
         await output(sys, data)
@@ -82,10 +98,16 @@ async def request(sys, msg: Message) -> Message | None:
 
 async def main(proc):
     sys = proc.sys
-    await proc.spawn_thread(input_thread, proc)
+
+    async def echo(_line: int, data: bytes) -> None:
+        await output(sys, data)
+
+    ttys = TtyServer(proc, echo)
+    ttys.add(LINE)
+    await proc.spawn_thread(input_thread, proc, ttys)
 
     async def handle(msg: Message) -> Message | None:
-        return await request(sys, msg)
+        return await request(sys, msg, ttys)
 
     await serve(sys, STDIN, handle, owed=Message(abi.ERROR, 0, 0))
     return 0
