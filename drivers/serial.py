@@ -23,7 +23,7 @@ IRQ = 4
 LINE = 0  # the one terminal of this driver, in its TtyServer
 
 
-async def input_thread(proc, ttys: TtyServer):
+async def input_thread(proc, ttys: TtyServer, tty_line: bool = False):
     """Received bytes as key codes -- to the tty once it has had a reader in front, else to
     stdout; the UART interrupts when data arrives."""
     sys = proc.sys
@@ -43,7 +43,7 @@ async def input_thread(proc, ttys: TtyServer):
                 text = pending[: max(e.start, 1)].decode("utf-8", "replace")
                 del pending[: max(e.start, 1)]
             for code in key_codes(text):
-                if ttys.next_entry > 1:  # a tty now
+                if tty_line or ttys.next_entry > 1:  # a tty (from the start, or now)
                     await ttys.key(LINE, code)
                     continue
                 try:
@@ -104,7 +104,9 @@ async def main(proc):
 
     ttys = TtyServer(proc, echo)
     ttys.add(LINE)
-    await proc.spawn_thread(input_thread, proc, ttys)
+    # --tty: the line is a terminal from the start (a login will run on it): keys typed before
+    # anyone reads wait in its tty rather than in a send nobody takes.
+    await proc.spawn_thread(input_thread, proc, ttys, "--tty" in proc.args)
 
     async def handle(msg: Message) -> Message | None:
         return await request(sys, msg, ttys)

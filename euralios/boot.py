@@ -119,14 +119,14 @@ class System:
                 sink.incref()
             self.spawn(program_source(path), args, io=io, name=name, stdin=r, stdout=sink)
 
-    async def _start_console(self) -> None:
+    async def _start_console(self, tty: bool = False) -> None:
         k = self.kernel
         self.console = k.new_rendezvous(refs=1)  # the host keeps one reference
         self.keyin = k.new_rendezvous(refs=1)
         self.console.incref()
         self.keyin.incref()
         k.spawn(program_source("drivers/serial.py"), name="serial", stdin=self.console, stdout=self.keyin,
-                io=True, vfs=self.vfs)
+                io=True, vfs=self.vfs, args=["serial", "--tty"] if tty else ["serial"])
 
     def spawn(
         self,
@@ -349,6 +349,7 @@ async def boot(
     mac: str | None = None,
     ramdisk: bool = True,
     isolation: Isolation | str = Isolation.HOST,
+    serial_tty: bool = False,
 ) -> AsyncIterator[System]:
     """Boot a small system: kernel, serial console driver. Stops everything on exit.
 
@@ -357,6 +358,7 @@ async def boot(
     nic, mac: a frame backend (machine.netdev) to wire an RTL8139 to, and its MAC address, when
     no machine is given. The NIC drivers are not started here (drivers/pci, drivers/rtl8139);
     ramdisk: mount a RAM disk at /ramdisk (the full boot's init starts its own);
+    serial_tty: the serial line is a terminal from the start (a login runs on it: `--serial`).
     isolation: "host" (programs from files run in confined host workers) or "none" (everything
     in the kernel's interpreter, unconfined: SECURITY.md)."""
     machine = machine or Machine(mem, nic=nic, mac=mac)
@@ -369,7 +371,7 @@ async def boot(
         await nursery.start(kernel.run)
         system = system_class(machine, kernel, nursery)
         system.vfs.mount("/proc", kernel.start_procfs())
-        await system._start_console()
+        await system._start_console(serial_tty)
         if ramdisk:
             system.start_ramdisk()
         try:

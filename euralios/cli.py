@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _network(p, "user")
     p.add_argument("--headless", action="store_true", help="no UI: type keys and wait for screen text")
+    p.add_argument("--serial", action="store_true",
+                   help="log in on the serial line from this terminal, no full-screen UI (QEMU's -nographic; Ctrl-] quits)")
     p.add_argument("--type", dest="steps", action="append", type=lambda s: ("type", s), default=[],
                    metavar="KEYS", help="keys to type ({Enter} {F2} {Up} {Ctrl+S} ... and \\n)")
     p.add_argument("--expect", dest="steps", action="append", type=lambda s: ("expect", s), metavar="REGEX",

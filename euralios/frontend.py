@@ -117,6 +117,10 @@ def _check(opts: argparse.Namespace) -> str | None:
                 re.compile(arg, re.MULTILINE)
             except re.error as e:
                 return f"--expect {arg!r}: bad regular expression: {e}"
+    if getattr(opts, "serial", False) and (opts.headless or opts.steps):
+        return "--serial is its own front end: without --headless, --type or --expect"
+    if getattr(opts, "serial", False) and getattr(opts, "monitor", None) == "stdio":
+        return "--serial uses stdio for the line: give the monitor a socket (--monitor unix:PATH)"
     if opts.steps and not opts.headless:
         return "--type and --expect need --headless"
     if opts.timeout <= 0:
@@ -142,13 +146,17 @@ def main(opts: argparse.Namespace) -> int:
     problem = _check(opts)
     if problem is not None:
         return _error(problem)
-    if not opts.headless and not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not opts.headless and not getattr(opts, "serial", False) and not (sys.stdin.isatty() and sys.stdout.isatty()):
         return _error("the terminal UI needs a terminal (use --headless for scripts)")
     try:
         backend, mac = network(opts)
     except NetError as e:
         return _error(str(e))
     try:
+        if getattr(opts, "serial", False):
+            from euralios.serialterm import serial_session
+
+            return trio.run(serial_session, opts, _vm(opts, backend, mac, _klog_to_stderr(opts), serial_login=True))
         if opts.headless:
             return trio.run(_headless, opts, backend, mac)
         return _terminal(opts, backend, mac)
@@ -157,7 +165,15 @@ def main(opts: argparse.Namespace) -> int:
             backend.close()
 
 
-def _vm(opts: argparse.Namespace, backend: Any, mac: str | None, on_klog: Any) -> Any:
+def _klog_to_stderr(opts: argparse.Namespace) -> Any:
+    def on_klog(line: str) -> None:
+        if opts.verbose:
+            print(line, file=sys.stderr, flush=True)
+
+    return on_klog
+
+
+def _vm(opts: argparse.Namespace, backend: Any, mac: str | None, on_klog: Any, serial_login: bool = False) -> Any:
     """The Vm for a full boot: a fresh Machine around the NIC's wire and boot_full on it, again
     after every reset (euralios/monitor/vm.py)."""
     from euralios.monitor.vm import Vm
@@ -168,7 +184,8 @@ def _vm(opts: argparse.Namespace, backend: Any, mac: str | None, on_klog: Any) -
         return Machine(opts.mem, nic=wire, mac=mac)
 
     def boot(machine: Machine) -> Any:
-        return boot_full(opts.mem, machine=machine, on_klog=on_klog, net_args=net_args(opts), **_boot_options(opts))
+        return boot_full(opts.mem, machine=machine, on_klog=on_klog, net_args=net_args(opts),
+                         serial_login=serial_login, **_boot_options(opts))
 
     return Vm(make_machine, boot, backend)
 

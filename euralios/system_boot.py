@@ -30,8 +30,10 @@ from euralios.boot import System, boot
 from euralios.std import abi as std_abi
 from machine.board import Machine
 from machine.ui.headless import HeadlessScreen, KeyPress, parse_keys, press
+from merriwig.abi import D2_SHIFT, KIND_HANDLE, MSG_LONG
 from merriwig.kernel import Kernel
 from merriwig.kmsg import KlogFeed
+from merriwig.message import KMessage
 from merriwig.process import Process
 from merriwig.rendezvous import Rendezvous
 from programs.init import main as init_main
@@ -159,6 +161,7 @@ async def boot_full(
     machine: Machine | None = None,
     on_klog: Callable[[str], None] | None = None,
     isolation: str = "host",
+    serial_login: bool = False,
 ) -> AsyncIterator[FullSystem]:
     """Boot the full system and yield a FullSystem; everything stops when the block exits.
 
@@ -166,9 +169,12 @@ async def boot_full(
     (a VFS path; default /bin/login, falling back to the built-in echo). klog_console: mirror the
     kernel log to F1. machine: a Machine built by the caller (the terminal UI needs it before the
     boot). on_klog: called with every kernel-log line (e.g. `--verbose` copying it to stderr).
-    isolation: "host" or "none" (see euralios.boot.boot)."""
+    isolation: "host" or "none" (see euralios.boot.boot). serial_login: init runs a login on the
+    serial console too (`euralios --serial`): the host types into it with feed_input() and reads
+    it with add_output_sink()."""
     async with boot(mem, quota=quota, watchdog=watchdog, trace=trace, slice_ms=slice_ms, machine=machine,
-                    system_class=FullSystem, ramdisk=False, isolation=isolation) as base:
+                    system_class=FullSystem, ramdisk=False, isolation=isolation,
+                    serial_tty=serial_login) as base:
         system = base
         assert isinstance(system, FullSystem)
         kernel = system.kernel
@@ -187,6 +193,10 @@ async def boot_full(
             env["CONSOLE_PROGRAM"] = console_program
         if net_args:
             env["NET_ARGS"] = " ".join(net_args)
+        if serial_login:
+            # The serial line for init's getty, handed over as the video memory is.
+            system.console.incref()
+            video.kernel_send(KMessage(MSG_LONG | (KIND_HANDLE << D2_SHIFT), std_abi.COMM_HANDLE, system.console, 0))
         if klog_console:
             system.klog_feed = kernel.klog_feed(video, wrap=KLOG_STYLE)
         system.init = kernel.spawn(init_main, name="init", args=["init"], env=env,

@@ -209,6 +209,35 @@ class Consoles:
                 return
             await self.say(con, f"\n{TAG} {name} exited with status {status}; starting a new one\n")
 
+    async def serial_getty(self, line: int) -> None:
+        """A login on the serial line (`euralios --serial`, QEMU's -nographic): `line` is the
+        serial console driver's handle, which the host gave us. As on a virtual console, the
+        program runs in front of the line (the driver is a tty too) and a new one is started
+        each time it exits."""
+        sys = self.sys
+        quick = 0
+        while True:
+            image, name = await self.console_program()
+            started = self.proc.now()
+            try:
+                stdout = await sys.copy_rendezvous(line)
+                mounts = None
+                if name == "login" and self.secrets is not None:
+                    mounts = {"/etc": await sys.copy_rendezvous(self.secrets.handle)}
+                stdin, entry = await tty.foreground(sys, line)
+                child = await self.proc.exec(image, args=[name], stdin=stdin, stdout=stdout, name=name,
+                                             env={"CONSOLE": "ttyS0", tty.TTY_ENV: "1"}, mounts=mounts)
+            except SyscallError as e:
+                await self.log(f"{RED}serial line: cannot start {name}: {e}{RESET}")
+                return
+            child.tty_entry, child.tty_console = entry, line
+            await self.log(f"serial line ttyS0: {name} (pid {child.pid})")
+            status = await child.wait()
+            quick = quick + 1 if self.proc.now() - started < QUICK_EXIT else 0
+            if quick >= MAX_QUICK_EXITS:
+                await self.log(f"{RED}serial line: {name} keeps exiting (status {status}); not restarting{RESET}")
+                return
+
     async def console_back(self, con: Console) -> bool:
         """Sleep until `con` is opened on a restarted console driver (True), or the driver is
         given up (False). A rendezvous of our own to wait on, woken by driver_restarted or

@@ -3,12 +3,13 @@
 After the boot messages, the host posts kernel-log lines on init's handle 1 as Long(WRITE, n,
 chunk), the way a kernel would feed /dev/kmsg; init forwards each chunk to the F1 writer, so a
 process killed for a fault is reported there. While the console driver is down the chunk comes
-back, and its text is kept to be shown once the console is back.
+back, and its text is kept to be shown once the console is back. The host may also post
+Long(COMM_HANDLE, Handle(serial console)): a serial line to run a login on (`euralios --serial`).
 """
 
 from __future__ import annotations
 
-from euralios.std import STDOUT, Chunk, Memory, Message, SyscallError, abi, discard
+from euralios.std import STDOUT, Chunk, Handle, Memory, Message, SyscallError, abi, discard
 from programs.init.consoles import Consoles, answer, tail
 
 
@@ -32,7 +33,13 @@ async def kernel_log(consoles: Consoles) -> None:
         except SyscallError:
             return
         con = consoles.consoles[0]
-        if msg.tag == abi.WRITE and isinstance(msg.d3, Memory) and isinstance(msg.d2, int) and con is not None:
+        if msg.tag == abi.COMM_HANDLE and isinstance(msg.d2, Handle):
+            # The host's serial line (`euralios --serial`): a login runs there too.
+            try:
+                await consoles.proc.spawn_thread(consoles.serial_getty, msg.d2.number)
+            except SyscallError:
+                await sys.close(msg.d2.number)
+        elif msg.tag == abi.WRITE and isinstance(msg.d3, Memory) and isinstance(msg.d2, int) and con is not None:
             try:
                 await sys.rcall(con.writer, abi.WRITE, msg.d2, msg.d3)
             except SyscallError as e:
