@@ -95,6 +95,8 @@ def test_key_scripts_parse_into_physical_key_presses() -> None:
     assert parse_keys("{F1}{F12}{PgUp}{PgDn}{Home}{End}{Ins}{Del}{Up}{Esc}{Backspace}") == [
         KeyPress(n) for n in ("F1", "F12", "PageUp", "PageDown", "Home", "End", "Insert", "Delete", "Up",
                               "Escape", "Backspace")]
+    assert parse_keys("{Shift+PgUp}{Shift+PgDn}{S+PageUp}") == [
+        KeyPress("PageUp", shift=True), KeyPress("PageDown", shift=True), KeyPress("PageUp", shift=True)]
     assert parse_keys("{{x}{+}{Ctrl++}") == [KeyPress("{"), KeyPress("x"), KeyPress("}"), KeyPress("+"),
                                              KeyPress("+", ctrl=True)]
     assert parse_keys(r"a\n\t") == [KeyPress("a"), KeyPress("\\"), KeyPress("n"), KeyPress("\\"), KeyPress("t")]
@@ -119,6 +121,8 @@ def test_terminal_keys_map_to_pc_key_presses() -> None:
     assert to_keypress("c-s-up") == KeyPress("Up", shift=True, ctrl=True)
     assert to_keypress("f5") == KeyPress("F5") and to_keypress("f17") == KeyPress("F5", shift=True)
     assert to_keypress("pagedown") == KeyPress("PageDown") and to_keypress("delete") == KeyPress("Delete")
+    assert to_keypress("s-pageup") == KeyPress("PageUp", shift=True)
+    assert to_keypress("s-pagedown") == KeyPress("PageDown", shift=True)
     assert to_keypress("x", "x", alt=True) == KeyPress("x", alt=True)
     assert to_keypress("é", "é") is None and to_keypress("<scroll-up>") is None
 
