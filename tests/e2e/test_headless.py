@@ -178,3 +178,19 @@ def test_expect_matches_the_screen_as_printed() -> None:
                  "--type", r"echo hi\n", "--expect", r"^hi\n\$$", "--expect", r"^hi *\n\$ ")
     assert r.returncode == 0, r.stderr
     assert "\n$ echo hi\nhi\n$\n" in r.stdout
+
+
+def test_shift_pgup_scrolls_back_and_shift_pgdn_returns() -> None:
+    """Login's welcome has scrolled off the screen under the help page; Shift+PgUp brings it back
+    (half a screen), Shift+PgDn returns to the live screen, and typing on a scrolled-back console
+    returns to the bottom, the key reaching the shell."""
+    end_of_help = r"/proc files are text.*\n\$ "
+    r = euralios("--headless", "--net", "none", "--expect", "login: ", "--type", r"root\n", "--expect", r"^\$ ",
+                 "--type", r"help\n", "--expect", end_of_help,
+                 "--type", "{Shift+PgUp}", "--expect", r"^Welcome to EuraliOS!(.|\n)*^login: root",
+                 "--type", "{Shift+PgDn}", "--expect", end_of_help,
+                 "--type", "{Shift+PgUp}", "--expect", "Welcome to EuraliOS!",
+                 "--type", r"echo back\n", "--expect", r"^back *\n\$ ")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.split("\n")
+    assert "Welcome" not in r.stdout and lines[-4:] == ["$ echo back", "back", "$", ""]
