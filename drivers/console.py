@@ -14,9 +14,10 @@ Handle 0 (the driver's main handle, normally only init holds it):
 
 | Message | Action |
 |---|---|
-| OPEN_READWRITE (Short or Long) | new console (id = creation order), a writer thread on a new rendezvous; reply Long(COMM_HANDLE, Handle(client end), Value(id)), or ERROR(code) when no thread or rendezvous can be had |
+| OPEN_READWRITE (Short or Long) | new console (id = creation order), a writer thread on a new rendezvous; reply Long(COMM_HANDLE, Handle(client end), Value(id)), or ERROR(code) when no thread or rendezvous can be had. Short(OPEN_READWRITE, lines): keep `lines` rows of scrollback (at most drivers.vt.MAX_SCROLLBACK, 10000); 0 or Long: drivers.vt.SCROLLBACK (1000) |
 | Short(WRITE, id, 0) | activate console id; reply OK, or ERROR if id is unknown (the active console stays) |
 | Short(CHAR, code) | a key typed while the active console is on screen: its tty's (init sends them) |
+| Short(SCROLL, id, delta) | scroll console id's view `delta` rows back into its scrollback (negative, as a signed or two's complement word: forward; 0: back to the live screen), clamped; reply OK(offset: rows now scrolled back), or ERROR(PARAM) if id is unknown. Init sends it for Shift+PgUp/PgDn (half a screen) and 0 on the next other key |
 | QUERY | reply Long(JSON, n, chunk): {"consoles": n, "active": id or null} |
 | anything else | reply ERROR_UNKNOWN_MESSAGE |
 
@@ -26,7 +27,7 @@ Writer handles (one per console, shared by every program printing there):
 |---|---|
 | Long(WRITE, Value(n), Memory) | render the n bytes; reply OK (if the sender waits) |
 | Short(CHAR, code) | render the key code as a terminal would send it (no reply unless awaited) |
-| QUERY | reply Long(JSON, n, chunk): id, active, rows, cols, cursor, cursor_visible, wrap_pending (the cursor waits in column 80, see drivers.vt); readers, typeahead, dropped (its tty) |
+| QUERY | reply Long(JSON, n, chunk): id, active, rows, cols, cursor, cursor_visible, wrap_pending (the cursor waits in column 80, see drivers.vt), scrollback (rows of history held), scrolled (rows the view is scrolled back); readers, typeahead, dropped (its tty) |
 | FOREGROUND, BACKGROUND | a console is a tty: foreground readers (drivers/ttyserve.py has the protocol) |
 | CLOSE | the writer thread ends (the console keeps its last screen) |
 | anything else | reply ERROR_UNKNOWN_MESSAGE |
@@ -35,6 +36,11 @@ Fixed from the seed: replies go only to senders that wait for one (a plain send 
 answered, so nobody is left with an unexpected message), an unknown console id leaves the active
 console in place, every received chunk is freed and every received handle closed, and the cursor
 register gets 80*row + col (the seed swapped them).
+
+Scrollback (drivers.vt): what is copied to the screen is the console's *view*, the live screen
+or, scrolled back, rows of its history; the cursor is hidden while scrolled back. Output to a
+scrolled-back console keeps its view where it is (the Linux console returns to the bottom only
+when a key is typed, and so does init, with SCROLL 0).
 
 Only the rows that changed since the last copy are written (one contiguous span, one memory
 write), which keeps typing cheap and lets front-ends redraw only when something happened.
@@ -45,7 +51,7 @@ from __future__ import annotations
 import json
 
 from drivers.ttyserve import TtyServer
-from drivers.vt import COLS, ROWS, SIZE, TextConsole
+from drivers.vt import COLS, MAX_SCROLLBACK, ROWS, SCROLLBACK, SIZE, TextConsole
 from euralios.std import STDIN, Chunk, Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes
 from euralios.std.keys import code_to_bytes
@@ -61,6 +67,7 @@ SEED_VIDEO_SIZE = 0x20000  # the seed maps 0xA0000..0xC0000; text memory is 0x18
 SEED_TEXT_OFFSET = 0x18000
 MAX_WRITE = 1 << 20  # longest WRITE rendered at once (bounds the time one request can take)
 ROW_BYTES = COLS * 2
+WORD = 1 << 64
 
 
 class Screen:
@@ -77,8 +84,8 @@ class Screen:
         self._programming = False
 
     async def show(self, con: TextConsole) -> None:
-        """Copy the changed rows of `con` to video memory and program its cursor."""
-        cells = con.cells
+        """Copy the changed rows of `con`'s view to video memory and program its cursor."""
+        cells = con.view()
         shadow = self.shadow
         if shadow is None:
             first, last = 0, ROWS - 1
@@ -99,7 +106,7 @@ class Screen:
             else:
                 shadow[lo:hi] = cells[lo:hi]
         con.dirty = False
-        await self.set_cursor(con.cursor_row * COLS + con.cursor_col, con.cursor_visible)
+        await self.set_cursor(con.cursor_row * COLS + con.cursor_col, con.shown_cursor_visible)
 
     async def set_cursor(self, offset: int, visible: bool) -> None:
         """Program the CRTC cursor registers, touching only those that change. One 16-bit
@@ -173,8 +180,10 @@ class Driver:
             await discard(sys, msg)
             if not msg.reply:
                 return None  # nobody to hand the console to
+            lines = msg.d2 if not msg.is_long and isinstance(msg.d2, int) else 0
+            lines = min(lines, MAX_SCROLLBACK) if 0 < lines < WORD else SCROLLBACK
             cid = len(self.consoles)
-            self.consoles.append(TextConsole())
+            self.consoles.append(TextConsole(lines))
             self.ttys.add(cid)
             try:
                 mine, theirs = await sys.new_rendezvous()
@@ -205,10 +214,26 @@ class Driver:
             if ok:
                 await self.activate(cid)
             return Message(abi.OK if ok else abi.ERROR, 0 if ok else abi.PARAM, 0)
+        if tag == abi.SCROLL and not msg.is_long:
+            return await self.scroll(msg.d2, msg.d3)
         await discard(sys, msg)
         if tag == abi.QUERY and msg.reply:
             return await self.json_reply({"consoles": len(self.consoles), "active": self.active})
         return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+
+    async def scroll(self, cid: object, delta: object) -> Message:
+        """SCROLL: move console `cid`'s view `delta` rows back (0: to the bottom)."""
+        if not (isinstance(cid, int) and 0 <= cid < len(self.consoles) and isinstance(delta, int)):
+            return Message(abi.ERROR, abi.PARAM, 0)
+        if delta >= WORD >> 1:
+            delta -= WORD  # a two's complement word: backwards
+        con = self.consoles[cid]
+        if delta:
+            con.scroll(delta)
+        else:
+            con.scroll_to_bottom()
+        await self.refresh(cid)
+        return Message(abi.OK, con.offset, 0)
 
     async def serve_writer(self, cid: int, handle: int) -> None:
         """One console's writer: render what its programs send, until every program holding
@@ -251,7 +276,8 @@ class Driver:
             return await self.json_reply({
                 "id": cid, "active": cid == self.active, "rows": ROWS, "cols": COLS,
                 "cursor": [con.cursor_row, con.cursor_col], "cursor_visible": con.cursor_visible,
-                "wrap_pending": con.wrap_pending, **self.ttys.status(cid),
+                "wrap_pending": con.wrap_pending, "scrollback": len(con.history), "scrolled": con.offset,
+                **self.ttys.status(cid),
             })
         if tag == abi.CLOSE_TAG:
             return Last(Message(abi.OK, 0, 0))

@@ -12,6 +12,9 @@ key code that travels in CHAR messages:
 * Special keys are VT escape sequences packed into one integer, most significant byte first, with
   byte 0x9B standing for the "[" after ESC (spec §12.3): Up = ESC 9B 'A' = 0x1B9B41.
   Every packed code is > 0x10FFFF, which is how readers tell keys from characters.
+* Shift+PgUp and Shift+PgDn (the grey keys, or the keypad's 9/3 without Num Lock) are the xterm
+  sequences ESC [ 5 ; 2 ~ and ESC [ 6 ; 2 ~ (KEY_SHIFT_PGUP/PGDN): the console's scrollback keys.
+  Other special keys ignore Shift, as the crate does.
 * Alt (left Alt; right Alt too on the US layout) + a character is sent the way xterm's
   metaSendsEscape does it: ESC then the character. To keep the "never a Unicode scalar" rule it is
   packed as ESC, 0x00, UTF-8 bytes (the NUL standing for "meta" as 0x9B stands for "["):
@@ -56,6 +59,8 @@ from euralios.std.keys import (
     KEY_PGDN,
     KEY_PGUP,
     KEY_RIGHT,
+    KEY_SHIFT_PGDN,
+    KEY_SHIFT_PGUP,
     KEY_TAB,
     KEY_UP,
     MAX_UNICODE,
@@ -118,6 +123,9 @@ _EXTENDED: dict[int, int] = {
     0x47: KEY_HOME, 0x48: KEY_UP, 0x49: KEY_PGUP, 0x4B: KEY_LEFT, 0x4D: KEY_RIGHT,
     0x4F: KEY_END, 0x50: KEY_DOWN, 0x51: KEY_PGDN, 0x52: KEY_INSERT, 0x53: KEY_DELETE,
 }  # fmt: skip
+
+# Shift + these special keys has its own code (the scrollback keys).
+_SHIFTED: dict[int, int] = {KEY_PGUP: KEY_SHIFT_PGUP, KEY_PGDN: KEY_SHIFT_PGDN}
 
 _LSHIFT, _RSHIFT, _CTRL, _ALT = 0x2A, 0x36, 0x1D, 0x38
 _CAPS, _NUM, _SCROLL = 0x3A, 0x45, 0x46
@@ -205,6 +213,8 @@ class KeyboardDecoder:
         result = _EXTENDED.get(code)
         if result is None:
             return None
+        if self.shift:
+            result = _SHIFTED.get(result, result)
         return self._with_meta(result)
 
     def _normal(self, code: int, released: bool) -> int | None:
@@ -247,7 +257,9 @@ class KeyboardDecoder:
             return self._with_meta(fixed)
         keypad = _KEYPAD.get(code)
         if keypad is not None:
-            return self._with_meta(keypad[0] if self.num_lock else keypad[1])
+            if self.num_lock:
+                return self._with_meta(keypad[0])
+            return self._with_meta(_SHIFTED.get(keypad[1], keypad[1]) if self.shift else keypad[1])
         return None
 
     def _with_meta(self, code: int) -> int:

@@ -33,6 +33,21 @@ yellow, blue, magenta, cyan, white) -> VGA 0, 4, 2, 6 (brown), 1, 5, 3, 7 (light
 forms (90-97, or bold) add 8, giving yellow 14 and white 15. The seed mapped plain 33/37 straight
 to 14/15; with the hardware mapping bold/bright is what distinguishes them, as on a PC console.
 
+Scrollback (Shift+PgUp on a PC console): every row that scrolls off the top (a linefeed on the
+last row) is kept, cells and attributes, in a bounded history of ``scrollback`` rows (oldest
+dropped first). :meth:`TextConsole.scroll` moves the *view* back into it and forward again;
+:meth:`TextConsole.view` gives the 80x25 cells to show; ``cells`` always stays the live screen
+programs write to. Output never moves a scrolled view: rows pushed into the history while
+scrolled back raise the offset by as many, so the same lines stay on screen (until they fall off
+the end of the history). Whoever handles keys returns the view to the bottom on typing (the
+console driver, told by init). What goes into the history follows the Linux console
+(drivers/tty/vt/vt.c): ``ESC[2J`` erases the visible screen *without* pushing it into the history,
+``ESC[3J`` empties the history as well as erasing the screen (Linux's csi_J 3 falls through to 2),
+``ESC c`` resets the terminal but keeps the history (Linux's reset_terminal clears only the screen).
+The alternate screen (``ESC[?1049h``) is not implemented -- the Linux console has none either --
+so a full-screen program that redraws by cursor positioning adds nothing to the history, and one
+that scrolls does, as on Linux.
+
 Text: bytes 0x20-0x7E are ASCII; other input is decoded as UTF-8 and shown in code page 437 where
 the character exists there, else as "?". Invalid UTF-8 bytes show as "?". Other control bytes
 (and DEL) are ignored.
@@ -41,6 +56,7 @@ the character exists there, else as "?". Invalid UTF-8 bytes show as "?". Other 
 from __future__ import annotations
 
 import re
+from collections import deque
 
 COLS = 80
 ROWS = 25
@@ -52,6 +68,8 @@ DEFAULT_BG = 15  # white
 DEFAULT_ATTR = (DEFAULT_BG << 4) | DEFAULT_FG  # 0xF0
 BLANK_ATTR = 0xFF  # the seed's "blank": white on white
 INITIAL_ROW = 1
+SCROLLBACK = 1000  # rows of history a console keeps unless told otherwise
+MAX_SCROLLBACK = 10000  # the most anyone may ask for (the system console's boot log): 1.6 MB
 
 #: ANSI colour index (30 + n) -> VGA colour number.
 ANSI_TO_VGA = (0, 4, 2, 6, 1, 5, 3, 7)
@@ -67,6 +85,7 @@ _CUBE = (0, 95, 135, 175, 215, 255)
 
 _BLANK_ROW = bytes((0x20, BLANK_ATTR)) * COLS
 _BLANK_SCREEN = _BLANK_ROW * ROWS
+_ROW = 2 * COLS  # bytes per row
 
 # Parser states.
 _GROUND, _ESC, _ESC_INTER, _CSI, _OSC, _OSC_ESC = range(6)
@@ -114,10 +133,22 @@ def _xterm256_to_vga(n: int) -> int:
 class TextConsole:
     """One virtual console's screen: cells, cursor, colours and the escape-sequence parser.
 
-    ``dirty`` is set whenever the cells, the cursor or its visibility change; whoever copies the
-    screen to video memory clears it, so unchanged consoles are not copied."""
+    ``dirty`` is set whenever the cells, the cursor or its visibility change, or the view scrolls;
+    whoever copies the screen to video memory clears it, so unchanged consoles are not copied.
 
-    def __init__(self) -> None:
+    ``scrollback`` is how many rows of history to keep (0: none), at most MAX_SCROLLBACK."""
+
+    def __init__(self, scrollback: int = SCROLLBACK) -> None:
+        if not 0 <= scrollback <= MAX_SCROLLBACK:
+            raise ValueError(f"scrollback of {scrollback} rows: must be 0..{MAX_SCROLLBACK}")
+        #: Rows scrolled off the top, oldest first, each COLS (char, attribute) pairs as in cells.
+        self.history: deque[bytes] = deque(maxlen=scrollback)
+        #: How many rows the view is scrolled back into the history (0: the live screen).
+        self.offset = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        """The screen and terminal state of a fresh console (the history is not touched)."""
         self.cells = bytearray(_BLANK_SCREEN)
         self.cursor_row = INITIAL_ROW
         self.cursor_col = 0
@@ -157,8 +188,51 @@ class TextConsole:
         return "\n".join(chars[r * COLS : (r + 1) * COLS] for r in range(ROWS))
 
     def reset(self) -> None:
-        """Back to the initial state (``ESC c``)."""
-        self.__init__()  # type: ignore[misc]
+        """Back to the initial state (``ESC c``); the history is kept, as on Linux."""
+        self._clear()
+
+    # -- scrollback -----------------------------------------------------------------------------------
+
+    @property
+    def scrolled(self) -> bool:
+        """The view is scrolled back (it shows history, not only the live screen)."""
+        return self.offset > 0
+
+    @property
+    def shown_cursor_visible(self) -> bool:
+        """Whether the cursor is to be shown: as the program asked, but never while scrolled back
+        (it would point into the history)."""
+        return self.cursor_visible and self.offset == 0
+
+    def scroll(self, delta: int) -> int:
+        """Move the view ``delta`` rows back into the history (negative: forward, towards the
+        live screen), clamped to what the history holds; returns the new offset."""
+        offset = max(0, min(self.offset + delta, len(self.history)))
+        if offset != self.offset:
+            self.offset = offset
+            self.dirty = True
+        return offset
+
+    def scroll_to_bottom(self) -> None:
+        """Back to the live screen."""
+        self.scroll(-self.offset)
+
+    def view(self, offset: int | None = None) -> bytes | bytearray:
+        """The ROWS x COLS cells (VGA layout) seen ``offset`` rows back (default: the current
+        view), clamped to the history. At offset 0 this is ``cells`` itself, not a copy."""
+        history = self.history
+        back = self.offset if offset is None else max(0, min(offset, len(history)))
+        if back == 0:
+            return self.cells
+        start = len(history) - back
+        rows = [history[i] for i in range(start, min(start + ROWS, len(history)))]
+        live = ROWS - len(rows)
+        return b"".join(rows) + bytes(self.cells[: live * _ROW])
+
+    def view_text(self, offset: int | None = None) -> str:
+        """:meth:`view` as 25 lines of 80 characters, as :meth:`text`."""
+        chars = bytes(self.view(offset)[0::2]).decode("cp437")
+        return "\n".join(chars[r * COLS : (r + 1) * COLS] for r in range(ROWS))
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Render ``data``. Never raises on any input; the cursor always stays on screen."""
@@ -418,6 +492,11 @@ class TextConsole:
             self.cursor_row += 1
         else:
             cells = self.cells
+            history = self.history
+            if history.maxlen:
+                history.append(bytes(cells[:_ROW]))
+                if self.offset and self.offset < len(history):
+                    self.offset += 1  # output does not move a scrolled view
             cells[: SIZE - 2 * COLS] = cells[2 * COLS :]
             cells[SIZE - 2 * COLS :] = _BLANK_ROW
         self.dirty = True
@@ -469,7 +548,11 @@ class TextConsole:
             self._fill(here, CELLS, BLANK_ATTR)
         elif mode == 1:
             self._fill(0, here, BLANK_ATTR)
-        elif mode == 2:
+        elif mode in (2, 3):
+            if mode == 3 and (self.history or self.offset):  # Linux: the history goes too
+                self.history.clear()
+                self.offset = 0
+                self.dirty = True
             self._fill(0, CELLS, BLANK_ATTR)
 
     def _erase_line(self, mode: int) -> None:

@@ -104,6 +104,7 @@ ENDED_OUT_OF_MEMORY = 5
 ENDED_WATCHDOG = 6
 ENDED_REFUSED = 7  # it could not be started confined
 INITRD = 10  # Long(INITRD, n, chunk): JSON of "bin/NAME" and "sbin/NAME" sources: programs and services
+SCROLL = 11  # to the console driver: Short(SCROLL, console id, lines back (<0 forward, 0 bottom)) -> OK(offset)
 OPEN_TAG = 16
 O_READ = 0
 O_WRITE = 1

@@ -30,6 +30,10 @@ KEY_END = _pack(b"\x1b\x9bF")
 KEY_INSERT = _pack(b"\x1b\x9b2~")
 KEY_PGUP = _pack(b"\x1b\x9b5~")
 KEY_PGDN = _pack(b"\x1b\x9b6~")
+# Shift+PgUp/PgDn as xterm sends them (modifier parameter 2 = Shift): the console's scrollback
+# keys, which init hands to the console driver instead of to the program.
+KEY_SHIFT_PGUP = _pack(b"\x1b\x9b5;2~")
+KEY_SHIFT_PGDN = _pack(b"\x1b\x9b6;2~")
 KEY_DELETE = 127
 KEY_F1 = _pack(b"\x1b\x9b11~")
 KEY_F2 = _pack(b"\x1b\x9b12~")

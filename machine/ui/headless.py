@@ -7,7 +7,8 @@ Key scripts are what `euralios --headless --type KEYS`, `System.type()` and test
 * ``{Name}`` presses a named key: Enter, Tab, Esc, Backspace, Space, F1..F12, Up, Down, Left,
   Right, PgUp, PgDn, Home, End, Del, Ins (and the long forms Escape, PageUp, PageDown, Delete,
   Insert, Return);
-* ``{Ctrl+X}``, ``{Alt+X}``, ``{Shift+Tab}``, ``{Ctrl+Alt+Del}``: modifiers joined by ``+`` before
+* ``{Ctrl+X}``, ``{Alt+X}``, ``{Shift+Tab}``, ``{Shift+PgUp}`` (a console's scrollback; also
+  ``{S+PgUp}``), ``{Ctrl+Alt+Del}``: modifiers joined by ``+`` before
   a key name or one character (letters are taken lower case: ``{Ctrl+S}`` is Ctrl and the S key,
   not Ctrl+Shift+S; say ``{Ctrl+Shift+S}`` for that);
 * ``{{`` types a literal ``{``;

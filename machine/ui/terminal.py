@@ -8,7 +8,9 @@ The emulated PC's monitor and keyboard in a host terminal, as QEMU's curses disp
   never on a timer; terminal resizes come from SIGWINCH (prompt_toolkit's size polling is off);
 * every key press becomes a physical key press on the PS/2 controller (letters, digits,
   punctuation, Enter, Backspace, Tab, Escape, F1-F12, arrows, Home/End, PgUp/PgDn, Insert/Delete,
-  with Ctrl/Alt/Shift); Alt arrives from terminals as an ESC prefix;
+  with Ctrl/Alt/Shift); Alt arrives from terminals as an ESC prefix; Shift+PgUp/PgDn (the
+  guest console's scrollback) arrive as prompt_toolkit's s-pageup/s-pagedown, when the host
+  terminal passes them on rather than scrolling its own window;
 * a status line at the bottom (supplied by the caller) and the "Ctrl-] quits" hint; Ctrl-]
   quits, as in telnet, once nothing follows it for a second (or a key other than c does); when
   the guest stops on its own the UI closes too, and the terminal is restored either way;

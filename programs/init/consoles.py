@@ -2,6 +2,11 @@
 
 * F1 shows the system console (it has no input: keys typed there are dropped).
 * F2-F5 show user console 1-4; 2-4 are created, with their own program, on first use.
+* Shift+PgUp / Shift+PgDn scroll the console on screen half a screen back / forward through its
+  scrollback (Short(SCROLL, id, +-SCROLL_LINES) to the console driver, which does the rest); the
+  next other key returns a scrolled console to the bottom (SCROLL 0) and then goes on as usual.
+  The system console keeps SYSTEM_SCROLLBACK rows (the whole boot log), user consoles the driver's
+  default (1000).
 * Any other key goes to the console driver, for the console on screen: the console is a tty
   (drivers/tty.py) that keeps its input and hands it to the reader in front.
 
@@ -31,7 +36,7 @@ import json
 from collections import deque
 
 from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi, discard, tty
-from euralios.std.keys import F_KEYS
+from euralios.std.keys import F_KEYS, KEY_SHIFT_PGDN, KEY_SHIFT_PGUP
 from programs.init.supervisor import Service
 
 USER_CONSOLES = 4  # F2..F5
@@ -39,6 +44,8 @@ QUICK_EXIT = 2.0  # seconds: a console program that exits faster than this is "c
 MAX_QUICK_EXITS = 3
 DEFAULT_PROGRAM = "/bin/login"
 VGA_PAGES = 1
+SCROLL_LINES = 12  # Shift+PgUp/PgDn: half of the 25-row screen, as the Linux console
+SYSTEM_SCROLLBACK = 10000  # the system console keeps the whole boot log (the most the driver allows)
 MISSED_LINES = 64  # system-console writes kept while the console driver is down...
 MISSED_CHARS = 8192  # ...and at most this much of their text (a few screens: the latest part)
 
@@ -53,6 +60,11 @@ async def answer(sys, handle: int, msg: Message) -> None:
         await sys.send(handle, msg)
     except SyscallError:
         pass
+
+
+def scrollback(index: int) -> int:
+    """Rows of history console `index` asks the driver for (0: the driver's default)."""
+    return SYSTEM_SCROLLBACK if index == 0 else 0
 
 
 def tail(text: str) -> str:
@@ -77,6 +89,7 @@ class Console:
         self.child = None  # the running program (euralios.std Child), if any
         self.generation = 0  # which console driver opened it (Consoles.vga_generation)
         self.hangup = False  # its program was killed because the console driver restarted
+        self.scrolled = False  # its view is scrolled back (the console driver said so)
 
 
 class Consoles:
@@ -125,7 +138,7 @@ class Consoles:
 
     # ------------------------------------------------------------------ consoles
     async def open_console(self, index: int) -> Console:
-        reply = await self.sys.rcall(self.vga, abi.OPEN_READWRITE)
+        reply = await self.sys.rcall(self.vga, abi.OPEN_READWRITE, scrollback(index))
         if reply.tag != abi.COMM_HANDLE or not isinstance(reply.d2, Handle) or not isinstance(reply.d3, int):
             await discard(self.sys, reply)
             raise SyscallError(abi.PARAM, reply, detail="console driver gave no console")
@@ -277,7 +290,23 @@ class Consoles:
         return True
 
     # ------------------------------------------------------------------ keys
+    async def scroll(self, con: Console, delta: int) -> None:
+        """Ask the console driver to scroll `con`'s view (0: back to the bottom)."""
+        try:
+            reply = await self.sys.rcall(self.vga, abi.SCROLL, con.cid, delta, expect=abi.OK)
+        except SyscallError:
+            con.scrolled = False  # no driver, or not its console any more: nothing is scrolled
+            return
+        con.scrolled = isinstance(reply.d2, int) and reply.d2 > 0
+
     async def key(self, code: int) -> None:
+        shown = self.consoles[self.current]
+        if code in (KEY_SHIFT_PGUP, KEY_SHIFT_PGDN):
+            if shown is not None:
+                await self.scroll(shown, SCROLL_LINES if code == KEY_SHIFT_PGUP else -SCROLL_LINES)
+            return
+        if shown is not None and shown.scrolled:
+            await self.scroll(shown, 0)  # typing returns to the bottom, as on Linux
         if code in F_KEYS[: 1 + USER_CONSOLES]:
             index = F_KEYS.index(code)
             con = self.consoles[index] if index == 0 else await self.user_console(index)
@@ -344,7 +373,8 @@ class Consoles:
         for con in list(self.consoles):
             if con is None or con.generation == generation:
                 continue  # not created yet, or created on the new driver already
-            reply = await sys.rcall(self.vga, abi.OPEN_READWRITE)
+            reply = await sys.rcall(self.vga, abi.OPEN_READWRITE, scrollback(con.index))
+            con.scrolled = False
             if reply.tag != abi.COMM_HANDLE or not isinstance(reply.d2, Handle) or not isinstance(reply.d3, int):
                 await discard(sys, reply)
                 raise SyscallError(abi.PARAM, reply, detail="console driver gave no console")

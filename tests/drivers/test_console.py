@@ -180,8 +180,8 @@ async def test_writer_renders_colours_cursor_control_and_chars(system: FullSyste
     assert system.cell(0, 3)[1] == BLACK_ON_WHITE
     assert system.cell(9, 19) == ("X", BLACK_ON_WHITE)
     assert out["hidden"] == {"id": 2, "active": True, "rows": 25, "cols": 80, "cursor": [9, 20],
-                             "cursor_visible": False, "wrap_pending": False, "readers": 0, "typeahead": 0,
-                             "dropped": 0}
+                             "cursor_visible": False, "wrap_pending": False, "scrollback": 0, "scrolled": 0,
+                             "readers": 0, "typeahead": 0, "dropped": 0}
     assert out["shown"]["cursor_visible"] is True
     assert system.cursor() == (9, 20) and system.cursor_visible()
 

@@ -25,6 +25,8 @@ from euralios.std.keys import (
     KEY_PGDN,
     KEY_PGUP,
     KEY_RIGHT,
+    KEY_SHIFT_PGDN,
+    KEY_SHIFT_PGUP,
     KEY_UP,
     bytes_to_code,
     code_to_bytes,
@@ -285,6 +287,25 @@ def test_round_trip_named_keys() -> None:
     expected = [10, 8, 9, 27, KEY_UP, KEY_DOWN, KEY_LEFT, KEY_RIGHT, KEY_HOME, KEY_END, KEY_PGUP, KEY_PGDN,
                 KEY_INSERT, 127, 10, ord("/"), ord("*"), ord("-"), ord("+"), ord("7"), ord("."), *F_KEYS]  # fmt: skip
     assert decode(ps2_bytes(*names)) == expected
+
+
+def test_shift_pgup_and_pgdn_have_their_own_codes() -> None:
+    """The scrollback keys: xterm's ESC [ 5 ; 2 ~ and ESC [ 6 ; 2 ~ (Shift = modifier 2)."""
+    assert code_to_bytes(KEY_SHIFT_PGUP) == b"\x1b[5;2~" and code_to_bytes(KEY_SHIFT_PGDN) == b"\x1b[6;2~"
+    assert bytes_to_code(b"\x1b[5;2~") == KEY_SHIFT_PGUP and bytes_to_code(b"\x1b[6;2~") == KEY_SHIFT_PGDN
+    assert is_special(KEY_SHIFT_PGUP) and len({KEY_PGUP, KEY_PGDN, KEY_SHIFT_PGUP, KEY_SHIFT_PGDN}) == 4
+    shifted = {"shift": True}
+    got = decode(ps2_bytes(("PageUp", shifted), ("PageDown", shifted), "PageUp", "PageDown"))
+    assert got == [KEY_SHIFT_PGUP, KEY_SHIFT_PGDN, KEY_PGUP, KEY_PGDN]
+    assert decode(b"\x36" + ps2_bytes("PageUp") + b"\xb6") == [KEY_SHIFT_PGUP]  # right Shift too
+    # Alt does not change them; other special keys still ignore Shift.
+    alt_shift = {"shift": True, "alt": True}
+    assert decode(ps2_bytes(("PageUp", alt_shift), ("Up", shifted))) == [KEY_SHIFT_PGUP, KEY_UP]
+    d = KeyboardDecoder()
+    d.feed_bytes(b"\x45\xc5")  # Num Lock off: keypad 9 and 3 are PgUp and PgDn
+    assert d.feed_bytes(b"\x2a\x49\xc9\x51\xd1\xaa\x49\xc9") == [KEY_SHIFT_PGUP, KEY_SHIFT_PGDN, KEY_PGUP]
+    d.feed_bytes(b"\x45\xc5")  # Num Lock on: Shift+keypad 9 types 9, as before
+    assert d.feed_bytes(b"\x2a\x49\xc9\xaa") == [ord("9")]
 
 
 # -- code <-> bytes ------------------------------------------------------------------------------------------

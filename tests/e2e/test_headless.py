@@ -95,6 +95,8 @@ def test_key_scripts_parse_into_physical_key_presses() -> None:
     assert parse_keys("{F1}{F12}{PgUp}{PgDn}{Home}{End}{Ins}{Del}{Up}{Esc}{Backspace}") == [
         KeyPress(n) for n in ("F1", "F12", "PageUp", "PageDown", "Home", "End", "Insert", "Delete", "Up",
                               "Escape", "Backspace")]
+    assert parse_keys("{Shift+PgUp}{Shift+PgDn}{S+PageUp}") == [
+        KeyPress("PageUp", shift=True), KeyPress("PageDown", shift=True), KeyPress("PageUp", shift=True)]
     assert parse_keys("{{x}{+}{Ctrl++}") == [KeyPress("{"), KeyPress("x"), KeyPress("}"), KeyPress("+"),
                                              KeyPress("+", ctrl=True)]
     assert parse_keys(r"a\n\t") == [KeyPress("a"), KeyPress("\\"), KeyPress("n"), KeyPress("\\"), KeyPress("t")]
@@ -119,6 +121,8 @@ def test_terminal_keys_map_to_pc_key_presses() -> None:
     assert to_keypress("c-s-up") == KeyPress("Up", shift=True, ctrl=True)
     assert to_keypress("f5") == KeyPress("F5") and to_keypress("f17") == KeyPress("F5", shift=True)
     assert to_keypress("pagedown") == KeyPress("PageDown") and to_keypress("delete") == KeyPress("Delete")
+    assert to_keypress("s-pageup") == KeyPress("PageUp", shift=True)
+    assert to_keypress("s-pagedown") == KeyPress("PageDown", shift=True)
     assert to_keypress("x", "x", alt=True) == KeyPress("x", alt=True)
     assert to_keypress("é", "é") is None and to_keypress("<scroll-up>") is None
 
@@ -174,3 +178,19 @@ def test_expect_matches_the_screen_as_printed() -> None:
                  "--type", r"echo hi\n", "--expect", r"^hi\n#$", "--expect", r"^hi *\n# ")
     assert r.returncode == 0, r.stderr
     assert "\n# echo hi\nhi\n#\n" in r.stdout
+
+
+def test_shift_pgup_scrolls_back_and_shift_pgdn_returns() -> None:
+    """Login's welcome has scrolled off the screen under the help page; Shift+PgUp brings it back
+    (half a screen), Shift+PgDn returns to the live screen, and typing on a scrolled-back console
+    returns to the bottom, the key reaching the shell."""
+    end_of_help = r"/proc files are text(.|\n)*\n# "
+    r = euralios("--headless", "--net", "none", "--expect", "login: ", "--type", r"root\n", "--expect", r"^# ",
+                 "--type", r"help\n", "--expect", end_of_help,
+                 "--type", "{Shift+PgUp}", "--expect", r"^Welcome to EuraliOS!(.|\n)*^login: root",
+                 "--type", "{Shift+PgDn}", "--expect", end_of_help,
+                 "--type", "{Shift+PgUp}", "--expect", "Welcome to EuraliOS!",
+                 "--type", r"echo back\n", "--expect", r"^back *\n# ")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.split("\n")
+    assert "Welcome" not in r.stdout and lines[-4:] == ["# echo back", "back", "#", ""]
