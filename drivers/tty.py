@@ -72,6 +72,7 @@ class Entry:
     taken: list[int] = field(default_factory=list)  # the keys its pending request consumed
     gone: bool = False
     wakeup: Any = None  # the driver's: where the entry's thread waits for its answer
+    parent: Entry | None = None  # the reader that pushed it (None: the terminal's owner)
 
 
 @dataclass

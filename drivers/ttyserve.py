@@ -4,15 +4,21 @@ drivers/tty.py is the line discipline (sans-IO); this is the part with I/O, shar
 drivers whose lines are terminals -- the console driver (one tty per virtual console) and the
 serial driver (the line on COM1, `euralios --serial`) -- so the protocol lives once:
 
-| Message (on the terminal's writer handle) | Action |
+| Message (on a reader handle) | Answer |
 |---|---|
-| Long(FOREGROUND, Handle(reader), Handle(controller) or Value(0)) | a new foreground reader; reply OK(entry number) |
-| Short(BACKGROUND, entry) | that reader's program is gone: pop it; reply OK, or ERROR(PARAM) |
+| Short(READ_KEY, mode) | Short(CHAR, code), when a key is typed |
+| Short(READ_LINE, mode) | Long(DATA, n, Memory(line)), or Short(EMPTY) at end of input, at Enter |
+| Long(FOREGROUND, Handle(reader), Handle(controller) or Value(0)) | only from the reader on top: a new reader above it (its child's stdin); OK(entry number), else ERROR(DENIED) |
+| Short(BACKGROUND, entry) | that reader (pushed by this one) has no program any more: pop it; OK, or ERROR(PARAM) |
 
-| Message (on a reader handle) | Answer, when the discipline has met it |
+| Message (on the terminal's writer handle) | Answer |
 |---|---|
-| Short(READ_KEY, mode) | Short(CHAR, code) |
-| Short(READ_LINE, mode) | Long(DATA, n, Memory(line)), or Short(EMPTY) at end of input |
+| Long(FOREGROUND, ...) | only while the terminal has no reader at all: its owner's first reader (init's getty entry, pushed before any program runs there); ERROR(DENIED) after |
+
+Why pushes go through readers (security): every program printing on a console holds its
+writer, so if the writer could push, a process left behind by a logged-out user could put itself
+in front of the next `login:` and read the password typed there. Only the program in front can
+put another in front of itself, and an entry whose program is gone takes its channel with it.
 
 Each reader gets a thread of its own (a thread owes one reply at a time); Ctrl+C for a job is
 Short(INTERRUPT) sent to its controller from a short-lived thread, so no program can hold the
@@ -59,23 +65,42 @@ class TtyServer:
         await self.apply(tid, self.ttys[tid].key(code))
 
     async def request(self, tid: int, msg: Message) -> Message | None:
-        """FOREGROUND / BACKGROUND on terminal `tid`'s writer; None: not a tty request."""
+        """FOREGROUND on terminal `tid`'s writer (its owner's first reader); None: not a tty
+        request."""
         if msg.tag == abi.FOREGROUND and msg.is_long and isinstance(msg.d2, Handle) and msg.reply:
-            return await self.foreground(tid, msg)
+            if self.ttys[tid].stack:
+                await discard(self.sys, msg)
+                return Message(abi.ERROR, abi.DENIED, 0)
+            return await self.foreground(tid, msg, None)
+        if msg.tag in (abi.FOREGROUND, abi.BACKGROUND):
+            await discard(self.sys, msg)
+            return Message(abi.ERROR, abi.DENIED, 0)
+        return None
+
+    async def reader_request(self, tid: int, entry: Entry, msg: Message) -> Message:
+        """FOREGROUND / BACKGROUND from the program reading through `entry`."""
+        tty = self.ttys[tid]
+        if msg.tag == abi.FOREGROUND and msg.is_long and isinstance(msg.d2, Handle):
+            if tty.top is not entry:
+                await discard(self.sys, msg)
+                return Message(abi.ERROR, abi.DENIED, 0)  # only the reader in front
+            return await self.foreground(tid, msg, entry)
         if msg.tag == abi.BACKGROUND and not msg.is_long:
             found = self.entries.get(msg.d2) if isinstance(msg.d2, int) else None
-            if found is None or found[0] != tid:
+            if found is None or found[0] != tid or found[1].parent is not entry:
                 return Message(abi.ERROR, abi.PARAM, 0)
             await self.drop(tid, found[1])
             return Message(abi.OK, 0, 0)
-        return None
+        await discard(self.sys, msg)
+        return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
 
     # ------------------------------------------------------------------ readers
-    async def foreground(self, tid: int, msg: Message) -> Message:
+    async def foreground(self, tid: int, msg: Message, parent: Entry | None) -> Message:
         """FOREGROUND: a new reader in front of terminal `tid`, served by a thread of its own."""
         sys = self.sys
         assert isinstance(msg.d2, Handle)
         entry = Entry(msg.d2.number, msg.d3.number if isinstance(msg.d3, Handle) else None)
+        entry.parent = parent
         try:
             wakeup = await Wakeup.new(sys)
         except SyscallError as e:
@@ -136,9 +161,13 @@ class TtyServer:
                     break  # the reader is gone
                 kind = KINDS.get(msg.tag)
                 if entry.gone or kind is None or msg.is_long or not isinstance(msg.d2, int) or not msg.reply:
-                    await discard(sys, msg)
+                    answer = await self.reader_request(tid, entry, msg) if not entry.gone else None
+                    if answer is None:
+                        await discard(sys, msg)
                     if msg.reply:
-                        await sys.send(entry.channel, Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0))
+                        await sys.send(entry.channel, answer or Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0))
+                    elif answer is not None:
+                        await discard(sys, answer)
                     continue
                 await self.apply(tid, tty.request(entry, kind, Mode(msg.d2 & (Mode.ECHO | Mode.ISIG))))
                 while entry.answer is None and not entry.gone:

@@ -126,7 +126,7 @@ class Login:
         proc = self.proc
         image = await proc.read_file("/bin/shell")
         sys = proc.sys
-        stdin, entry = await tty.foreground(sys, 1)
+        stdin, entry = await tty.foreground(sys, 0)
         env = {**env, tty.TTY_ENV: "1"}
         stdout = await sys.copy_rendezvous(1)
         keep, give = await sys.new_rendezvous()
@@ -140,7 +140,7 @@ class Login:
         try:
             pid = await sys.exec(image, stdin, stdout, bytes(params))
         except SyscallError:
-            await tty.background(sys, 1, entry)
+            await tty.background(sys, 0, entry)
             raise
         child = Child(proc, pid, keep, None)
         child.tty_entry = entry

@@ -331,7 +331,7 @@ class Shell:
                 # What is typed for the job goes to the last stage, after its text.
                 controller = await sys.copy_rendezvous(self.controller)
                 try:
-                    handle, entry = await tty.foreground(sys, 1, controller)
+                    handle, entry = await tty.foreground(sys, 0, controller)
                     await self.proc.spawn_thread(self.key_pump, handle, pipes[-1])
                 except SyscallError:
                     pass  # no console (or no thread): the stages get no keys
@@ -341,7 +341,7 @@ class Shell:
         finally:
             self.fg = None
             if entry is not None:
-                await tty.background(sys, 1, entry)
+                await tty.background(sys, 0, entry)
             for _, child in job.children:
                 if child.stdin is not None:
                     await drop(sys, child.stdin)

@@ -36,7 +36,7 @@ class Child:
         self.status: int | None = None
         self.ended = abi.ENDED_EXITED  # how it ended (abi.ENDED_*), once wait() has returned
         self.tty_entry: int | None = None  # its foreground entry on a console (stdin="tty")...
-        self.tty_console = STDOUT  # ...that console's writer handle
+        self.tty_console = STDIN  # ...the reader handle it was pushed through
 
     async def wait(self) -> int:
         """Block until the child exits; returns its status (1 if it was killed)."""
@@ -245,9 +245,9 @@ class Proc:
         """Start a program: a path to a file, its source bytes, or a coroutine function.
 
         stdin: a handle (moved to the child), "pipe" (a new rendezvous; we keep the other end as
-        child.stdin), "tty" (the child reads the console in front: a foreground reader pushed on
-        our stdout before it starts, `controller` (moved) told INTERRUPT on Ctrl+C; a copy of our
-        stdin when stdout is not a console), or None (a copy of ours). stdout: a handle (moved) or None (a copy of ours).
+        child.stdin), "tty" (the child reads the console in front of us: a foreground reader
+        pushed through our own stdin before it starts, `controller` (moved) told INTERRUPT on
+        Ctrl+C; a copy of our stdin when we are not reading a console), or None (a copy of ours). stdout: a handle (moved) or None (a copy of ours).
         vfs: "shared", "copy", "new", or {path: handle} for a new VFS with those mounts.
         mounts: {path: handle} added on top (a shared VFS is then copied first).
         idle: start it once the system is idle (abi.EXEC_IDLE): for work nobody waits for.
@@ -268,10 +268,15 @@ class Proc:
         entry: int | None = None
         if stdin == "tty":
             try:
-                child_in, entry = await tty.foreground(sys, STDOUT, controller)
+                if not self.tty:
+                    raise SyscallError(abi.PARAM, detail="stdin is not a console")
+                # Through our own reader: only the program in front may put one in front of it.
+                child_in, entry = await tty.foreground(sys, STDIN, controller)
                 child_tty = True
             except SyscallError:
-                stdin = None  # stdout is not a console: share our stdin
+                stdin = None  # not in front of a console: share our stdin
+                if controller is not None:
+                    await sys.close(controller)
             controller = None
         if controller is not None:
             await sys.close(controller)

@@ -6,9 +6,11 @@ the console only ever hands keys to a reader that is reading (drivers/tty.py say
 stdins (pipes, a test feeding text) keep the push protocol: CHAR and WRITE messages received.
 
 `foreground()` is how login and the shell put a program in front: a fresh reader channel is
-given to the console (on our stdout, the console's writer) *before* the program starts, so
-nothing it reads can go to anyone else; the console drops the entry when the program is gone.
-Ctrl+C is then sent, as INTERRUPT, to the controller handle given with it.
+given to the console through our own reader (stdin) *before* the program starts, so nothing it
+reads can go to anyone else; only the reader in front may do this (a process left behind by a
+logged-out user cannot put itself in front of the next login). `background()` pops it when the
+program is gone. Ctrl+C is sent, as INTERRUPT, to the controller handle given with it. The
+console's owner (init) pushes its first reader, its getty entry, on the console's writer.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ async def read_line(sys: Sys, handle: int, echo: bool = True, isig: bool = True)
 
 
 async def foreground(sys: Sys, console: int, controller: int | None = None) -> tuple[int, int]:
-    """Push a new foreground reader on `console` (a writer handle); returns the handle to give
+    """Push a new foreground reader through `console` (our reader handle on top, or an empty
+    console's writer); returns the handle to give
     the program as its stdin and the entry's number (for :func:`background` once the program is
     gone). `controller` (moved to the console) is told INTERRUPT on Ctrl+C. SyscallError when
     `console` is not a console (it refuses FOREGROUND)."""

@@ -89,6 +89,7 @@ class Console:
         self.child = None  # the running program (euralios.std Child), if any
         self.generation = 0  # which console driver opened it (Consoles.vga_generation)
         self.hangup = False  # its program was killed because the console driver restarted
+        self.getty: int | None = None  # our reader on it (its first): programs are pushed through it
         self.scrolled = False  # its view is scrolled back (the console driver said so)
 
 
@@ -144,8 +145,19 @@ class Consoles:
             raise SyscallError(abi.PARAM, reply, detail="console driver gave no console")
         con = Console(index, reply.d2.number, reply.d3)
         con.generation = self.vga_generation
+        await self.claim(con)
         self.consoles[index] = con
         return con
+
+    async def claim(self, con: Console) -> None:
+        """Push our getty entry, the console's first reader, before any program can print there:
+        every later foreground goes through the reader in front (drivers/ttyserve.py), so no
+        process holding the writer can put itself in front of a login. We never read from it."""
+        try:
+            con.getty, _ = await tty.foreground(self.sys, con.writer)
+        except SyscallError as e:
+            con.getty = None
+            await self.sys.debug_write(f"[init] console {con.cid}: no getty entry: {e}")
 
     async def activate(self, con: Console) -> None:
         try:
@@ -192,14 +204,16 @@ class Consoles:
                 if name == "login" and self.secrets is not None:
                     # Only login's VFS has the password store.
                     mounts = {"/etc": await sys.copy_rendezvous(self.secrets.handle)}
-                stdin, entry = await tty.foreground(sys, con.writer)
+                if con.getty is None:
+                    raise SyscallError(abi.PARAM, detail="no getty entry on the console")
+                stdin, entry = await tty.foreground(sys, con.getty)
                 child = await self.proc.exec(image, args=[name], stdin=stdin, stdout=stdout, name=name,
                                              env={"CONSOLE": f"F{con.index + 1}", tty.TTY_ENV: "1"},
                                              mounts=mounts)
             except SyscallError as e:
                 await self.say(con, f"{TAG} {RED}cannot start {name}: {e}{RESET}\n")
                 return
-            child.tty_entry, child.tty_console = entry, con.writer
+            child.tty_entry, child.tty_console = entry, con.getty
             con.program = name
             con.child = child
             await self.log(f"console F{con.index + 1}: {name} (pid {child.pid})")
@@ -229,6 +243,11 @@ class Consoles:
         each time it exits."""
         sys = self.sys
         quick = 0
+        try:
+            getty, _ = await tty.foreground(sys, line)  # our first reader: see claim()
+        except SyscallError as e:
+            await self.log(f"{RED}serial line: {e}{RESET}")
+            return
         while True:
             image, name = await self.console_program()
             started = self.proc.now()
@@ -237,13 +256,13 @@ class Consoles:
                 mounts = None
                 if name == "login" and self.secrets is not None:
                     mounts = {"/etc": await sys.copy_rendezvous(self.secrets.handle)}
-                stdin, entry = await tty.foreground(sys, line)
+                stdin, entry = await tty.foreground(sys, getty)
                 child = await self.proc.exec(image, args=[name], stdin=stdin, stdout=stdout, name=name,
                                              env={"CONSOLE": "ttyS0", tty.TTY_ENV: "1"}, mounts=mounts)
             except SyscallError as e:
                 await self.log(f"{RED}serial line: cannot start {name}: {e}{RESET}")
                 return
-            child.tty_entry, child.tty_console = entry, line
+            child.tty_entry, child.tty_console = entry, getty
             await self.log(f"serial line ttyS0: {name} (pid {child.pid})")
             status = await child.wait()
             quick = quick + 1 if self.proc.now() - started < QUICK_EXIT else 0
@@ -379,10 +398,14 @@ class Consoles:
                 await discard(sys, reply)
                 raise SyscallError(abi.PARAM, reply, detail="console driver gave no console")
             old, con.writer, con.cid, con.generation = con.writer, reply.d2.number, reply.d3, generation
-            try:
-                await sys.close(old)
-            except SyscallError:
-                pass
+            old_getty = con.getty
+            await self.claim(con)
+            for h in (old, old_getty):
+                if h is not None:
+                    try:
+                        await sys.close(h)
+                    except SyscallError:
+                        pass
         current = self.consoles[self.current]
         if current is not None:
             await self.activate(current)

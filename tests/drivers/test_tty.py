@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import trio
+
 from drivers.tty import CTRL_C, QUEUE_LIMIT, Entry, Kind, Mode, Tty
 
 COOKED = Mode.ECHO | Mode.ISIG
@@ -122,3 +124,48 @@ def test_the_queue_is_bounded() -> None:
     for _ in range(QUEUE_LIMIT + 10):
         tty.key(ord("a"))
     assert len(tty.queue) == QUEUE_LIMIT and tty.dropped == 10
+
+
+# --------------------------------------------------------------------------- on the booted driver
+async def test_only_the_reader_in_front_can_put_a_program_in_front() -> None:
+    """A process holding a console's writer (every program printing there) cannot push itself
+    in front of a login -- the owner's first reader and then the reader on top only; a typed
+    line reaches the reader on top, edited by the console."""
+    from euralios.std import Handle, SyscallError, abi, tty
+    from euralios.system_boot import boot_full
+
+    out: dict[str, object] = {}
+
+    async def client(proc) -> int:  # noqa: ANN001
+        sys = proc.sys
+        reply = await sys.rcall(1, abi.OPEN_READWRITE)
+        assert isinstance(reply.d2, Handle)
+        writer, cid = reply.d2.number, reply.d3
+        await sys.rcall(1, abi.WRITE, cid, 0)  # on screen: typed keys are its
+        getty, _ = await tty.foreground(sys, writer)  # the owner's first reader
+        try:
+            await tty.foreground(sys, writer)
+        except SyscallError as e:
+            out["writer again"] = e.code
+        child, entry = await tty.foreground(sys, getty)  # through the reader in front
+        try:
+            await tty.foreground(sys, getty)  # getty is no longer in front
+        except SyscallError as e:
+            out["not in front"] = e.code
+        out["ready"] = True
+        out["line"] = await tty.read_line(sys, child)
+        await tty.background(sys, getty, entry)
+        again, _ = await tty.foreground(sys, getty)  # in front again once its child is gone
+        out["again"] = again > 0
+        return 0
+
+    async with boot_full(console_program="/bin/echo") as system:
+        await system.wait_for_screen(r"^> ", 10)
+        async with trio.open_nursery() as nursery:
+            async def run() -> None:
+                out["status"] = await system.run(client, stdout=system.console_driver_handle())
+            nursery.start_soon(run)
+            await system.settle(0.2, 5)
+            await system.type("ls -x\b\bl\n")
+    assert out["writer again"] == abi.DENIED and out["not in front"] == abi.DENIED
+    assert out["line"] == "ls l\n" and out["again"] is True and out["status"] == 0
