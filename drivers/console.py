@@ -54,7 +54,7 @@ from drivers.ttyserve import TtyServer
 from drivers.vt import COLS, MAX_SCROLLBACK, ROWS, SCROLLBACK, SIZE, TextConsole
 from euralios.std import STDIN, Chunk, Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes
-from euralios.std.keys import code_to_bytes
+from euralios.std.keys import F_KEYS, KEY_SHIFT_PGDN, KEY_SHIFT_PGUP, code_to_bytes
 from euralios.std.serve import Last, OnError, Requests, serve
 
 CRTC_INDEX = 0x3D4
@@ -65,6 +65,8 @@ CURSOR_START_LINE = 0x0E  # BIOS underline cursor: scan lines 14-15
 CURSOR_DISABLE = 0x20
 SEED_VIDEO_SIZE = 0x20000  # the seed maps 0xA0000..0xC0000; text memory is 0x18000 into it
 SEED_TEXT_OFFSET = 0x18000
+SWITCH_KEYS = frozenset(F_KEYS[:5])  # F1 (the system console) and F2-F5 (user consoles): init's
+SCROLL_LINES = 12  # Shift+PgUp/PgDn: half of the 25-row screen, as the Linux console
 MAX_WRITE = 1 << 20  # longest WRITE rendered at once (bounds the time one request can take)
 ROW_BYTES = COLS * 2
 WORD = 1 << 64
@@ -144,6 +146,8 @@ class Driver:
         self.sys = proc.sys
         self.screen = screen
         self.consoles: list[TextConsole] = []
+        self.upstream: int | None = None  # init's key input, for the console-switching keys
+        self.held: list[int] | None = None  # keys typed after an F-key init has not acted on yet
         self.ttys = TtyServer(proc, self.echo)  # each console's input (drivers/tty.py, ttyserve.py)
         self.active: int | None = None
 
@@ -203,16 +207,21 @@ class Driver:
                 return Message(abi.ERROR, e.code, 0)
             return Message(abi.COMM_HANDLE, Handle(theirs), cid)
         if tag == abi.CHAR and not msg.is_long:
-            # A key typed while console `active` is on screen (init sends them, F-keys taken out).
-            cid = self.active
-            if cid is not None and isinstance(msg.d2, int):
-                await self.ttys.key(cid, msg.d2)
+            if isinstance(msg.d2, int):
+                await self.typed(msg.d2)
+            return Message(abi.OK, 0, 0) if msg.reply else None
+        if tag == abi.COMM_HANDLE and isinstance(msg.d2, Handle):
+            # init's key input: where the console-switching keys go (see typed()).
+            if self.upstream is not None:
+                await sys.close(self.upstream)
+            self.upstream = msg.d2.number
             return Message(abi.OK, 0, 0) if msg.reply else None
         if tag == abi.WRITE and not msg.is_long:
             cid = msg.d2
             ok = isinstance(cid, int) and 0 <= cid < len(self.consoles)
             if ok:
                 await self.activate(cid)
+            await self.release_held()  # init has decided where a forwarded F-key switched to
             return Message(abi.OK if ok else abi.ERROR, 0 if ok else abi.PARAM, 0)
         if tag == abi.SCROLL and not msg.is_long:
             return await self.scroll(msg.d2, msg.d3)
@@ -220,6 +229,47 @@ class Driver:
         if tag == abi.QUERY and msg.reply:
             return await self.json_reply({"consoles": len(self.consoles), "active": self.active})
         return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+
+    async def typed(self, code: int) -> None:
+        """A key, straight from the keyboard driver (or from init): the console on screen's
+        tty gets it. Shift+PgUp/PgDn scroll here; an F-key that switches consoles goes to init
+        (it creates consoles and starts their logins), and the keys typed after it wait until
+        init has switched, so they land where the typist meant."""
+        if self.held is not None:
+            self.held.append(code)
+            return
+        cid = self.active
+        if code in SWITCH_KEYS and self.upstream is not None:
+            self.held = []
+            try:
+                await self.proc.spawn_thread(self.forward, code)
+            except SyscallError:
+                self.held = None
+            return
+        if cid is None:
+            return
+        con = self.consoles[cid]
+        if code in (KEY_SHIFT_PGUP, KEY_SHIFT_PGDN):
+            con.scroll(SCROLL_LINES if code == KEY_SHIFT_PGUP else -SCROLL_LINES)
+            await self.refresh(cid)
+            return
+        if con.offset:
+            con.scroll_to_bottom()  # typing returns to the bottom, as on Linux
+            await self.refresh(cid)
+        await self.ttys.key(cid, code)
+
+    async def forward(self, code: int) -> None:
+        """A thread: a console-switching key to init (it answers with WRITE, activate)."""
+        assert self.upstream is not None
+        try:
+            await self.sys.send(self.upstream, Message(abi.CHAR, code, 0))
+        except SyscallError:
+            await self.release_held()  # init is not listening: nobody will switch
+
+    async def release_held(self) -> None:
+        held, self.held = self.held, None
+        for code in held or ():
+            await self.typed(code)
 
     async def scroll(self, cid: object, delta: object) -> Message:
         """SCROLL: move console `cid`'s view `delta` rows back (0: to the bottom)."""

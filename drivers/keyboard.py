@@ -8,6 +8,11 @@ controller (status port 0x64 bit 0) through drivers.keymap's decoder. Draining t
 each interrupt is what makes the driver robust to bursts (a pasted line, a typed script): an
 interrupt that fired while we were busy stays pending in the kernel, so none is lost either.
 
+Keys go straight to the console driver once init gives us its handle (Long(COMM_HANDLE,
+Handle(console)) on our stdin): one hop less for every key typed, which is most of what typing
+latency is made of. If the console driver dies, keys go to init again (our stdout) until init
+hands us the new one.
+
 Environment: KEYMAP=us|uk (default us). An unknown layout falls back to US with a note in the
 kernel log rather than leaving the machine without a keyboard.
 """
@@ -15,7 +20,7 @@ kernel log rather than leaving the machine without a keyboard.
 from __future__ import annotations
 
 from drivers.keymap import LAYOUTS, KeyboardDecoder
-from euralios.std import STDOUT, Message, SyscallError, abi
+from euralios.std import STDIN, STDOUT, Handle, Message, SyscallError, abi, discard
 
 DATA_PORT = 0x60
 STATUS_PORT = 0x64
@@ -30,6 +35,39 @@ async def main(proc) -> int:
         await sys.debug_write(f"[keyboard] unknown KEYMAP {layout!r}, using us")
         layout = "us"
     decoder = KeyboardDecoder(layout)
+    target = [STDOUT]  # where keys go: init, or the console driver init told us about
+
+    async def control() -> None:
+        """init's messages on our stdin: the console driver to send keys to."""
+        while True:
+            try:
+                msg = await sys.receive(STDIN)
+            except SyscallError:
+                return
+            if msg.tag == abi.COMM_HANDLE and isinstance(msg.d2, Handle):
+                old, target[0] = target[0], msg.d2.number
+                if old != STDOUT:
+                    await sys.close(old)
+            else:
+                await discard(sys, msg)
+            if msg.reply:
+                await sys.send(STDIN, Message(abi.OK, 0, 0))
+
+    async def deliver(code: int) -> bool:
+        """Send one key on; False when nobody reads keys any more (init has gone)."""
+        while True:
+            try:
+                await sys.send(target[0], Message(abi.CHAR, code, 0))
+                return True
+            except SyscallError as e:
+                if e.code != abi.CLOSED:
+                    raise
+                if target[0] == STDOUT:
+                    return False
+                dead, target[0] = target[0], STDOUT  # the console driver died: init again
+                await sys.close(dead)
+
+    await proc.spawn_thread(control)
     while True:
         # Drain first, wait after: a driver restarted by init after its predecessor died between
         # taking IRQ 1 and reading the data port finds bytes already waiting, and the controller
@@ -39,10 +77,7 @@ async def main(proc) -> int:
             code = decoder.feed(await sys.port_in(DATA_PORT))
             if code is None:
                 continue
-            try:
-                await sys.send(STDOUT, Message(abi.CHAR, code, 0))
-            except SyscallError as e:
-                if e.code == abi.CLOSED:
-                    return 0  # nobody reads keys any more (init has gone)
-                raise
+            if not await deliver(code):
+                await sys.close(STDIN)  # ends the control thread, and so the driver
+                return 0  # nobody reads keys any more (init has gone)
         await sys.await_interrupt(IRQ)

@@ -38,6 +38,7 @@ async def main(proc) -> int:
     services = Services(proc, consoles, images)
     keymap = proc.env.get("KEYMAP", "us")
     keyboard = await services.keyboard(keymap)
+    consoles.keyboard = keyboard
     video = await sys.receive(STDOUT)
     if video.tag != abi.VIDEO_MEMORY or not isinstance(video.d3, Memory):
         await sys.debug_write(f"[init] expected VIDEO_MEMORY on handle 1, got message {video.tag}")

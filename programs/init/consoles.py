@@ -110,6 +110,7 @@ class Consoles:
         self.secrets: Service | None = None  # the password store (mounted for login only)
         self.driver: Service | None = None  # the console driver
         self.waiters: list[int] = []  # console_back sleepers, woken when the console returns
+        self.keyboard: Service | None = None  # the keyboard driver (wire_keys)
 
     # ------------------------------------------------------------------ output
     async def say(self, con: Console | None, text: str) -> None:
@@ -328,9 +329,14 @@ class Consoles:
             await self.scroll(shown, 0)  # typing returns to the bottom, as on Linux
         if code in F_KEYS[: 1 + USER_CONSOLES]:
             index = F_KEYS.index(code)
-            con = self.consoles[index] if index == 0 else await self.user_console(index)
-            if con is not None and index != self.current:
-                await self.activate(con)
+            try:
+                con = self.consoles[index] if index == 0 else await self.user_console(index)
+            finally:
+                # Always answer with an activate: the console driver holds the keys typed after
+                # a switching key until we have said where they go.
+                target = con if (con := self.consoles[index]) is not None else self.consoles[self.current]
+                if target is not None:
+                    await self.activate(target)
             return
         con = self.consoles[self.current]
         if con is None or con.index == 0:
@@ -374,6 +380,22 @@ class Consoles:
         self.driver = svc
         self.vga = svc.handle
         await self.sys.send(self.vga, Message(abi.VIDEO_MEMORY, video.d2, video.d3))
+        await self.wire_keys()
+
+    async def wire_keys(self) -> None:
+        """Keys straight from the keyboard driver to the console driver, and the console
+        switching keys from there back to us (so a key takes one hop, not two). Without either
+        driver, keys keep coming through us: nothing is lost, it is only slower."""
+        sys = self.sys
+        keyboard = self.keyboard
+        if keyboard is None or keyboard.handle < 0 or self.vga < 0:
+            return
+        try:
+            await sys.rcall(self.vga, abi.COMM_HANDLE, Handle(await sys.copy_rendezvous(STDIN)), 0)
+            await sys.send(keyboard.handle, Message(abi.COMM_HANDLE, Handle(await sys.copy_rendezvous(self.vga)), 0))
+        except SyscallError as e:
+            await discard(sys, e.message)
+            await self.log(f"{YELLOW}keys go through init: {e}{RESET}")
 
     async def driver_restarted(self, svc: Service) -> None:
         """A new console driver is running on svc.handle: give it the screen, open every console
@@ -389,6 +411,7 @@ class Consoles:
         except SyscallError as e:
             await discard(sys, e.message)  # the chunk came back: the driver died already
             raise
+        await self.wire_keys()
         for con in list(self.consoles):
             if con is None or con.generation == generation:
                 continue  # not created yet, or created on the new driver already

@@ -94,7 +94,12 @@ class Services:
         # receive -- and the key loop -- with CLOSED.
         self.stdin_spare = await self.sys.copy_rendezvous(STDIN)
         return await self.start("keyboard", Image.KEYBOARD, None, ["keyboard"], io=True,
-                                stdio=self.keyboard_stdio, env={"KEYMAP": keymap})
+                                stdio=self.keyboard_stdio, env={"KEYMAP": keymap},
+                                on_restart=self.keyboard_restarted)
+
+    async def keyboard_restarted(self, _svc: Service) -> None:
+        """A new keyboard driver: tell it where the console driver is (keys go straight there)."""
+        await self.consoles.wire_keys()
 
     async def keyboard_stdio(self, _svc: Service) -> tuple[int, int, int]:
         """The keyboard driver's plumbing: a stdin nobody uses, and our stdin as its stdout."""
