@@ -80,4 +80,5 @@ async def main(proc) -> int:
             if not await deliver(code):
                 await sys.close(STDIN)  # ends the control thread, and so the driver
                 return 0  # nobody reads keys any more (init has gone)
+            await sys.yield_()  # let the console show the key before we drain the rest
         await sys.await_interrupt(IRQ)
