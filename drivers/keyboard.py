@@ -36,6 +36,7 @@ async def main(proc) -> int:
         layout = "us"
     decoder = KeyboardDecoder(layout)
     target = [STDOUT]  # where keys go: init, or the console driver init told us about
+    told: list[int] = []  # a console driver init told us about, not yet switched to
 
     async def control() -> None:
         """init's messages on our stdin: the console driver to send keys to."""
@@ -45,9 +46,9 @@ async def main(proc) -> int:
             except SyscallError:
                 return
             if msg.tag == abi.COMM_HANDLE and isinstance(msg.d2, Handle):
-                old, target[0] = target[0], msg.d2.number
-                if old != STDOUT:
-                    await sys.close(old)
+                for h in told:
+                    await sys.close(h)
+                told[:] = [msg.d2.number]
             else:
                 await discard(sys, msg)
             if msg.reply:
@@ -55,6 +56,16 @@ async def main(proc) -> int:
 
     async def deliver(code: int) -> bool:
         """Send one key on; False when nobody reads keys any more (init has gone)."""
+        if told:
+            # Switch only once init has passed on every key we gave it (it answers a call
+            # after the keys before it), so no key overtakes another on its way.
+            try:
+                await sys.rcall(STDOUT, abi.QUERY)
+            except SyscallError:
+                pass
+            old, target[0] = target[0], told.pop()
+            if old != STDOUT:
+                await sys.close(old)
         while True:
             try:
                 await sys.send(target[0], Message(abi.CHAR, code, 0))
