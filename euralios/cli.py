@@ -215,20 +215,14 @@ async def _run(opts: argparse.Namespace, path: Path, image: bytes, backend: obje
 
 async def _pump_stdin(system: object) -> None:
     """Host stdin -> the serial console, without a thread: wait until fd 0 is readable."""
-    import os
 
     try:
         fd = sys.stdin.fileno()
     except (OSError, ValueError, AttributeError):
         return
-    while True:
-        try:
-            await trio.lowlevel.wait_readable(fd)
-            data = os.read(fd, 4096)
-        except OSError:
-            return
-        if not data:
-            return
+    from euralios.serialterm import stdin_chunks
+
+    async for data in stdin_chunks(fd):
         system.feed_input(data)  # type: ignore[attr-defined]
 
 

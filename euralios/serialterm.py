@@ -16,6 +16,7 @@ import os
 import sys
 import termios
 import tty
+from collections.abc import AsyncIterator
 from typing import Any
 
 import trio
@@ -56,9 +57,9 @@ async def serial_session(opts: argparse.Namespace, vm: Any) -> int:
     return vm.status or 0
 
 
-async def _keys(vm: Any, fd: int) -> None:
-    """Our stdin -> the serial line of whichever machine is booted (a reset makes a new one).
-    End of input leaves the guest running, as a serial line whose terminal hung up."""
+async def stdin_chunks(fd: int) -> AsyncIterator[bytes]:
+    """What arrives on a host fd, as it arrives, without a thread (wait until it is readable);
+    ends at end of input or an error."""
     while True:
         try:
             await trio.lowlevel.wait_readable(fd)
@@ -67,6 +68,13 @@ async def _keys(vm: Any, fd: int) -> None:
             return
         if not data:
             return
+        yield data
+
+
+async def _keys(vm: Any, fd: int) -> None:
+    """Our stdin -> the serial line of whichever machine is booted (a reset makes a new one).
+    End of input leaves the guest running, as a serial line whose terminal hung up."""
+    async for data in stdin_chunks(fd):
         if QUIT_KEY in data:
             data = data[: data.index(QUIT_KEY)]
             if data and vm.system is not None:

@@ -7,15 +7,9 @@ machine model turns that into a machine reset -- the monitor's system_reset path
 boots again from scratch. The permission question is asked first (REBOOT_QUERY) so that the
 goodbye is printed only when the restart will happen."""
 
-from euralios.std import SyscallError, abi
+from euralios.std import abi
+from euralios.std.power import power
 
 
 async def main(proc):
-    try:
-        await proc.sys.reboot(abi.REBOOT_QUERY)
-    except SyscallError as e:
-        await proc.print(f"reboot: {abi.ERROR_TEXT.get(e.code, f'error {e.code}').lower()}")
-        return 1
-    await proc.print("Restarting system.")
-    await proc.sys.reboot(abi.REBOOT_RESTART)  # does not return: the machine resets
-    return 0
+    return await power(proc, "reboot", abi.REBOOT_RESTART, "Restarting system.")

@@ -7,15 +7,9 @@ soft-off -- SLP_EN with sleep type S5 to the PIIX4's PM1a control register (outw
 QEMU's power-off too -- and the machine powers down. "System halted." is printed once the kernel
 has said yes (REBOOT_QUERY), before the power goes."""
 
-from euralios.std import SyscallError, abi
+from euralios.std import abi
+from euralios.std.power import power
 
 
 async def main(proc):
-    try:
-        await proc.sys.reboot(abi.REBOOT_QUERY)
-    except SyscallError as e:
-        await proc.print(f"shutdown: {abi.ERROR_TEXT.get(e.code, f'error {e.code}').lower()}")
-        return 1
-    await proc.print("System halted.")
-    await proc.sys.reboot(abi.REBOOT_POWER_OFF)  # does not return: the power goes
-    return 0
+    return await power(proc, "shutdown", abi.REBOOT_POWER_OFF, "System halted.")

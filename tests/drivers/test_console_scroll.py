@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import trio.testing
+from sessions import run_client
 
 from euralios.std import Handle, SyscallError, abi
 from euralios.std.fs import send_bytes, take_bytes
@@ -23,17 +24,6 @@ async def system() -> AsyncIterator[FullSystem]:
         yield s
 
 
-async def run_client(system: FullSystem, body: Any) -> dict[str, Any]:
-    """Run `body(proc, out)` as a program whose stdout is the console driver's main handle."""
-    out: dict[str, Any] = {}
-
-    async def client(proc: Any) -> int:
-        await body(proc, out)
-        return 0
-
-    status = await system.run(client, stdout=system.console_driver_handle())
-    assert status == 0, system.klog()
-    return out
 
 
 async def open_console(proc: Any, lines: int = 0) -> tuple[int, int]:

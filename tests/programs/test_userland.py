@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from weakref import WeakKeyDictionary
 
 import pytest
+from sessions import login, run
 
 from euralios.pytest_plugin import trimmed_screen as screen
 from euralios.pytest_plugin import wait_screen as wait
@@ -19,32 +19,6 @@ from euralios.system_boot import FullSystem, boot_full
 PROMPT = r"\$ ?$"
 
 
-PROMPTS: WeakKeyDictionary[FullSystem, str] = WeakKeyDictionary()  # who is logged in: root's `#`
-
-
-def prompt(system: FullSystem) -> str:
-    """The shell prompt's character as a regex: `#` for root, `$` for anyone else."""
-    return PROMPTS.get(system, r"\$")
-
-
-async def login(system: FullSystem, name: str) -> None:
-    await wait(system, r"login:$", 10)
-    await system.type(f"{name}\n")
-    PROMPTS[system] = "#" if name == "root" else r"\$"
-    await wait(system, prompt(system) + r" ?$", 10)
-
-
-async def run(system: FullSystem, line: str, expect: str | None = None, timeout: float = 10) -> str:
-    """Clear the screen, type a command line, wait until the shell prompts again after it;
-    check `expect` (a multiline regex) against the screen and return the screen."""
-    await system.type("clear\n")
-    p = prompt(system)
-    await wait(system, rf"\A{p}$", timeout)
-    await system.type(line + "\n")
-    text = await wait(system, rf"\A{p} " + re.escape(line) + rf"\n(?:.*\n)*{p}\Z", timeout)
-    if expect is not None:
-        assert re.search(expect, text, re.MULTILINE), f"{expect!r} not on screen:\n{text}"
-    return text
 
 
 @pytest.fixture
