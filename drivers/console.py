@@ -17,7 +17,7 @@ Handle 0 (the driver's main handle, normally only init holds it):
 | OPEN_READWRITE (Short or Long) | new console (id = creation order), a writer thread on a new rendezvous; reply Long(COMM_HANDLE, Handle(client end), Value(id)), or ERROR(code) when no thread or rendezvous can be had. Short(OPEN_READWRITE, lines): keep `lines` rows of scrollback (at most drivers.vt.MAX_SCROLLBACK, 10000); 0 or Long: drivers.vt.SCROLLBACK (1000) |
 | Short(WRITE, id, 0) | activate console id; reply OK, or ERROR if id is unknown (the active console stays) |
 | Short(CHAR, code) | a key typed while the active console is on screen: its tty's (init sends them) |
-| Short(SCROLL, id, delta) | scroll console id's view `delta` rows back into its scrollback (negative, as a signed or two's complement word: forward; 0: back to the live screen), clamped; reply OK(offset: rows now scrolled back), or ERROR(PARAM) if id is unknown. Init sends it for Shift+PgUp/PgDn (half a screen) and 0 on the next other key |
+| Short(SCROLL, id, delta) | scroll console id's view `delta` rows back into its scrollback (negative, as a signed or two's complement word: forward; 0: back to the live screen), clamped; reply OK(offset: rows now scrolled back), or ERROR(PARAM) if id is unknown. Shift+PgUp/PgDn typed on the console do the same here (half a screen), and the next other key returns to the bottom |
 | QUERY | reply Long(JSON, n, chunk): {"consoles": n, "active": id or null} |
 | anything else | reply ERROR_UNKNOWN_MESSAGE |
 
@@ -40,7 +40,7 @@ register gets 80*row + col (the seed swapped them).
 Scrollback (drivers.vt): what is copied to the screen is the console's *view*, the live screen
 or, scrolled back, rows of its history; the cursor is hidden while scrolled back. Output to a
 scrolled-back console keeps its view where it is (the Linux console returns to the bottom only
-when a key is typed, and so does init, with SCROLL 0).
+when a key is typed, and so does this driver).
 
 Only the rows that changed since the last copy are written (one contiguous span, one memory
 write), which keeps typing cheap and lets front-ends redraw only when something happened.

@@ -54,11 +54,6 @@ class Child:
                 self.tty_entry = None
         return self.status
 
-    async def send_char(self, code: int) -> None:
-        """Forward one key to the child's stdin (as login and the shell do)."""
-        if self.stdin is None:
-            raise SyscallError(abi.INVALID_HANDLE, detail="child shares our stdin")
-        await self.proc.sys.send(self.stdin, Message(abi.CHAR, code, 0))
 
 
 class Proc:

@@ -2,10 +2,8 @@
 
 * F1 shows the system console (it has no input: keys typed there are dropped).
 * F2-F5 show user console 1-4; 2-4 are created, with their own program, on first use.
-* Shift+PgUp / Shift+PgDn scroll the console on screen half a screen back / forward through its
-  scrollback (Short(SCROLL, id, +-SCROLL_LINES) to the console driver, which does the rest); the
-  next other key returns a scrolled console to the bottom (SCROLL 0) and then goes on as usual.
-  The system console keeps SYSTEM_SCROLLBACK rows (the whole boot log), user consoles the driver's
+* Shift+PgUp / Shift+PgDn scroll the console on screen through its scrollback; the console
+  driver does that (and returns a scrolled console to the bottom on the next key). The system console keeps SYSTEM_SCROLLBACK rows (the whole boot log), user consoles the driver's
   default (1000).
 * Any other key goes to the console driver, for the console on screen: the console is a tty
   (drivers/tty.py) that keeps its input and hands it to the reader in front.
@@ -44,7 +42,6 @@ QUICK_EXIT = 2.0  # seconds: a console program that exits faster than this is "c
 MAX_QUICK_EXITS = 3
 DEFAULT_PROGRAM = "/bin/login"
 VGA_PAGES = 1
-SCROLL_LINES = 12  # Shift+PgUp/PgDn: half of the 25-row screen, as the Linux console
 SYSTEM_SCROLLBACK = 10000  # the system console keeps the whole boot log (the most the driver allows)
 MISSED_LINES = 64  # system-console writes kept while the console driver is down...
 MISSED_CHARS = 8192  # ...and at most this much of their text (a few screens: the latest part)
@@ -90,7 +87,6 @@ class Console:
         self.generation = 0  # which console driver opened it (Consoles.vga_generation)
         self.hangup = False  # its program was killed because the console driver restarted
         self.getty: int | None = None  # our reader on it (its first): programs are pushed through it
-        self.scrolled = False  # its view is scrolled back (the console driver said so)
 
 
 class Consoles:
@@ -310,37 +306,26 @@ class Consoles:
         return True
 
     # ------------------------------------------------------------------ keys
-    async def scroll(self, con: Console, delta: int) -> None:
-        """Ask the console driver to scroll `con`'s view (0: back to the bottom)."""
-        try:
-            reply = await self.sys.rcall(self.vga, abi.SCROLL, con.cid, delta, expect=abi.OK)
-        except SyscallError:
-            con.scrolled = False  # no driver, or not its console any more: nothing is scrolled
-            return
-        con.scrolled = isinstance(reply.d2, int) and reply.d2 > 0
-
     async def key(self, code: int) -> None:
-        shown = self.consoles[self.current]
-        if code in (KEY_SHIFT_PGUP, KEY_SHIFT_PGDN):
-            if shown is not None:
-                await self.scroll(shown, SCROLL_LINES if code == KEY_SHIFT_PGUP else -SCROLL_LINES)
-            return
-        if shown is not None and shown.scrolled:
-            await self.scroll(shown, 0)  # typing returns to the bottom, as on Linux
+        """A key from the keyboard driver (before it sends to the console driver itself, or
+        while that restarts) or a console-switching key the console driver passed on."""
         if code in F_KEYS[: 1 + USER_CONSOLES]:
             index = F_KEYS.index(code)
             try:
-                con = self.consoles[index] if index == 0 else await self.user_console(index)
+                if index:
+                    await self.user_console(index)
             finally:
                 # Always answer with an activate: the console driver holds the keys typed after
                 # a switching key until we have said where they go.
-                target = con if (con := self.consoles[index]) is not None else self.consoles[self.current]
+                target = self.consoles[index]
+                if target is None:
+                    target = self.consoles[self.current]
                 if target is not None:
                     await self.activate(target)
             return
         con = self.consoles[self.current]
-        if con is None or con.index == 0:
-            return  # the system console has no input
+        if con is None or (con.index == 0 and code not in (KEY_SHIFT_PGUP, KEY_SHIFT_PGDN)):
+            return  # the system console has no input, only its scrollback
         try:
             await self.sys.send(self.vga, Message(abi.CHAR, code, 0))
         except SyscallError:
@@ -416,7 +401,6 @@ class Consoles:
             if con is None or con.generation == generation:
                 continue  # not created yet, or created on the new driver already
             reply = await sys.rcall(self.vga, abi.OPEN_READWRITE, scrollback(con.index))
-            con.scrolled = False
             if reply.tag != abi.COMM_HANDLE or not isinstance(reply.d2, Handle) or not isinstance(reply.d3, int):
                 await discard(sys, reply)
                 raise SyscallError(abi.PARAM, reply, detail="console driver gave no console")
