@@ -5,8 +5,13 @@ Everything that real hardware keeps in RAM lives here as bytes: page tables (wal
 it as plain bytes (rather than Python objects per frame) is what makes the kernel program the
 hardware "as a CPU would": a page table entry is eight little-endian bytes in a frame, nothing more.
 
-Accesses outside RAM raise :class:`BusError` instead of silently growing or wrapping, because a
-stray physical address is always a bug in the kernel or a device model and should fail loudly.
+Accesses outside RAM go to the memory-mapped I/O map (:attr:`PhysicalMemory.mmio`,
+machine/mmio.py: device registers behind PCI memory BARs); anything else outside RAM raises
+:class:`BusError` instead of silently growing or wrapping, because a stray physical address is
+always a bug in the kernel or a device model and should fail loudly. The MMIO lookup sits on the
+out-of-RAM branch of each bounds check, so RAM accesses cost exactly what they did before.
+:meth:`PhysicalMemory.cpu_read`/:meth:`~PhysicalMemory.cpu_write` are the CPU's view (loads and
+stores through the MMU), where an address nothing decodes is an open bus, as on a PC.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import mmap
 import struct
 from collections.abc import Callable
+
+from .mmio import MmioBus
 
 PAGE_SIZE = 4096
 _MIB = 2**20
@@ -79,6 +86,8 @@ class PhysicalMemory:
         # Empty tuple when nothing is watched, so the write fast path is one truthiness test.
         self._watches: tuple[_Watch, ...] = ()
         self._last8 = size - 8  # highest address where a u64 still fits, precomputed for read_u64
+        #: Device memory past RAM (the PCI host fills it from enabled memory BARs).
+        self.mmio: MmioBus = MmioBus()
 
     def __repr__(self) -> str:
         return f"<PhysicalMemory {_size_text(self.size)}, {self.frames} frames>"
@@ -94,7 +103,10 @@ class PhysicalMemory:
     def read(self, paddr: int, n: int) -> bytes:
         """Copy ``n`` bytes starting at ``paddr`` (a copy, so later writes do not show through)."""
         if paddr < 0 or n < 0 or paddr + n > self.size:
-            raise self._bus_error(paddr, n)
+            data = self.mmio.read(paddr, n) if paddr >= self.size and n > 0 else None
+            if data is None:
+                raise self._bus_error(paddr, n)
+            return data
         return bytes(self.buf[paddr : paddr + n])
 
     def write(self, paddr: int, data: bytes | bytearray | memoryview) -> None:
@@ -102,6 +114,8 @@ class PhysicalMemory:
         data = _as_bytes(data)
         n = len(data)
         if paddr < 0 or paddr + n > self.size:
+            if paddr >= self.size and n > 0 and self.mmio.write(paddr, data):
+                return
             raise self._bus_error(paddr, n)
         self.buf[paddr : paddr + n] = data
         if self._watches:
@@ -122,7 +136,7 @@ class PhysicalMemory:
         if size not in _UINT_SIZES:
             raise ValueError(f"integer size must be 1, 2, 4 or 8 bytes, got {size!r}")
         if paddr < 0 or paddr + size > self.size:
-            raise self._bus_error(paddr, size)
+            return int.from_bytes(self.read(paddr, size), "little")  # MMIO, or the BusError
         return int.from_bytes(self.buf[paddr : paddr + size], "little")
 
     def write_uint(self, paddr: int, size: int, value: int) -> None:
@@ -132,18 +146,42 @@ class PhysicalMemory:
         its register or field is a bug in the caller, not something to wrap silently."""
         if size not in _UINT_SIZES:
             raise ValueError(f"integer size must be 1, 2, 4 or 8 bytes, got {size!r}")
-        if paddr < 0 or paddr + size > self.size:
-            raise self._bus_error(paddr, size)
         try:
             raw = value.to_bytes(size, "little")
         except OverflowError:
             raise ValueError(f"value {value!r} does not fit in {size} unsigned bytes") from None
+        if paddr < 0 or paddr + size > self.size:
+            self.write(paddr, raw)  # MMIO, or the BusError
+            return
         self.buf[paddr : paddr + size] = raw
         if self._watches:
             self._fire(paddr, size)
 
+    # -- the CPU's view: RAM, device memory, else an open bus ----------------------------------
+
+    def cpu_read(self, paddr: int, n: int) -> bytes:
+        """A load by the CPU (through the MMU): RAM, else MMIO; bytes nothing decodes read 0xFF."""
+        if 0 <= paddr and paddr + n <= self.size:
+            return bytes(self.buf[paddr : paddr + n])
+        if paddr < self.size:
+            raise self._bus_error(paddr, n)  # straddles the top of RAM: a kernel bug
+        data = self.mmio.read(paddr, n, open_bus=True)
+        assert data is not None
+        return data
+
+    def cpu_write(self, paddr: int, data: bytes | bytearray | memoryview) -> None:
+        """A store by the CPU: RAM (with write watches), else MMIO; undecoded bytes vanish."""
+        data = _as_bytes(data)
+        if paddr >= self.size:
+            self.mmio.write(paddr, data, open_bus=True)
+        else:
+            self.write(paddr, data)
+
+    # -- u64: page tables and descriptors live in RAM, never in device memory ----------------------
+
     def read_u64(self, paddr: int) -> int:
-        """Read one little-endian u64: the hot path of every page-table walk."""
+        """Read one little-endian u64: the hot path of every page-table walk (RAM only: the page
+        walker reads tables from RAM, so a table pointer past RAM is always a BusError)."""
         if paddr < 0 or paddr > self._last8:
             raise self._bus_error(paddr, 8)
         return _U64.unpack_from(self.buf, paddr)[0]

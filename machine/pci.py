@@ -15,8 +15,17 @@ interrupt line register filled in (11 for the NIC), bus mastering left to the dr
 I/O BARs are live: the host bridge forwards ports 0xC000-0xFFFF (the window SeaBIOS allocates PCI
 I/O space from) to whichever function decodes them, i.e. has the port inside an I/O BAR and the I/O
 space bit of its command register set. Moving a BAR or clearing the bit moves or hides the device's
-registers immediately, as on real hardware. Memory BARs are reported (QEMU has them) but this
-machine has no MMIO decoding, so nothing answers at those addresses.
+registers immediately, as on real hardware.
+
+Memory BARs are live the same way: a function given ``mmio={index: device}`` answers loads and
+stores inside memory BAR ``index`` while the Memory Space bit (CMD_MEMORY) is set; the host
+bridge keeps the machine's MMIO map (machine/mmio.py, consulted by PhysicalMemory for addresses
+past RAM) in step with every BAR and command write. A memory BAR is 32-bit or, with
+``Bar(wide=True)``, 64-bit: it then takes two BAR slots (the upper dword in the next one), as
+QEMU's virtio-pci modern BAR4 does. A memory BAR without a device behind it decodes nothing.
+
+Capabilities (``add_capability``) form the standard list at 0x34 with the Capabilities List bit
+in the status register, linked newest first as QEMU's ``pci_add_capability`` links them.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
+
+from machine.mmio import MmioBus, MmioDevice
 
 CONFIG_ADDRESS = 0xCF8
 CONFIG_DATA = 0xCFC
@@ -46,6 +57,7 @@ HEADER_TYPE = 0x0E
 BAR0 = 0x10
 SUBSYSTEM_VENDOR = 0x2C
 SUBSYSTEM_ID = 0x2E
+CAPABILITIES = 0x34
 INTERRUPT_LINE = 0x3C
 INTERRUPT_PIN = 0x3D
 
@@ -57,6 +69,9 @@ CMD_PARITY = 0x0040
 CMD_SERR = 0x0100
 CMD_INTX_DISABLE = 0x0400
 _CMD_WRITABLE = CMD_IO | CMD_MEMORY | CMD_BUS_MASTER | CMD_PARITY | CMD_SERR | CMD_INTX_DISABLE
+
+# status register bits
+STATUS_CAP_LIST = 0x0010
 
 MULTIFUNCTION = 0x80
 
@@ -74,16 +89,20 @@ class IoDevice(Protocol):
 
 @dataclass(frozen=True)
 class Bar:
-    """One base address register: I/O or 32-bit memory space, a power-of-two size, an address."""
+    """One base address register: I/O, 32-bit or (``wide``) 64-bit memory space, a power-of-two
+    size, an address."""
 
     kind: str  # "io" or "mem"
     size: int
     address: int
     prefetchable: bool = False
+    wide: bool = False  # a 64-bit memory BAR: two slots, the upper dword in the next one
 
     def __post_init__(self) -> None:
         if self.kind not in ("io", "mem"):
             raise ValueError(f"BAR kind must be 'io' or 'mem', not {self.kind!r}")
+        if self.wide and self.kind != "mem":
+            raise ValueError("only a memory BAR can be 64-bit")
         minimum = 4 if self.kind == "io" else 16
         if self.size < minimum or self.size & (self.size - 1):
             raise ValueError(f"BAR size must be a power of two >= {minimum}, not {self.size}")
@@ -95,7 +114,7 @@ class Bar:
         """The read-only low bits: bit 0 set for I/O space; type and prefetchable for memory."""
         if self.kind == "io":
             return 0x1
-        return 0x8 if self.prefetchable else 0x0
+        return (0x8 if self.prefetchable else 0x0) | (0x4 if self.wide else 0x0)
 
 
 class PciFunction:
@@ -114,13 +133,17 @@ class PciFunction:
         irq_pin: int = 0,
         subsystem: tuple[int, int] = QEMU_SUBSYSTEM,
         io: IoDevice | None = None,
+        mmio: dict[int, MmioDevice] | None = None,
         command: int | None = None,
         name: str = "",
     ) -> None:
         """``class_code`` is the 24-bit class << 16 | subclass << 8 | prog-if. ``command`` defaults
-        to what firmware leaves: I/O and memory decoding on where the function has such BARs."""
+        to what firmware leaves: I/O and memory decoding on where the function has such BARs.
+        ``io`` answers the I/O BARs; ``mmio`` maps a memory BAR's index to the device behind it."""
         self.name = name
         self.io = io
+        self.mmio: dict[int, MmioDevice] = dict(mmio or {})
+        self._cap_bodies: dict[int, bytes] = {}
         self.bars: dict[int, Bar] = dict(bars or {})
         self.config = bytearray(256)
         self.wmask = bytearray(256)
@@ -143,9 +166,19 @@ class PciFunction:
             if not 0 <= index <= 5:
                 raise ValueError(f"BAR index must be 0..5, not {index}")
             off = BAR0 + 4 * index
-            c[off:off + 4] = (bar.address | bar.flags).to_bytes(4, "little")
+            c[off:off + 4] = ((bar.address & 0xFFFF_FFFF) | bar.flags).to_bytes(4, "little")
             self.wmask[off:off + 4] = (~(bar.size - 1) & 0xFFFF_FFFF & ~0xF if bar.kind == "mem"
                                        else ~(bar.size - 1) & 0xFFFF_FFFC).to_bytes(4, "little")
+            if bar.wide:
+                if index == 5 or index + 1 in self.bars:
+                    raise ValueError(f"64-bit BAR{index} needs BAR{index + 1} free for its upper half")
+                c[off + 4:off + 8] = (bar.address >> 32).to_bytes(4, "little")
+                self.wmask[off + 4:off + 8] = b"\xff" * 4
+            elif bar.address >> 32:
+                raise ValueError(f"32-bit BAR{index} cannot hold {bar.address:#x}")
+        for index in self.mmio:
+            if index not in self.bars or self.bars[index].kind != "mem":
+                raise ValueError(f"mmio device for BAR{index}, which is not a memory BAR")
         if command is None:
             command = (CMD_IO if any(b.kind == "io" for b in self.bars.values()) else 0) | \
                       (CMD_MEMORY if any(b.kind == "mem" for b in self.bars.values()) else 0)
@@ -181,6 +214,39 @@ class PciFunction:
     def bar_value(self, index: int) -> int:
         """The current raw value of BAR ``index`` (as software reads it)."""
         return self.read(BAR0 + 4 * index, 4)
+
+    def bar_address(self, index: int) -> int:
+        """The address BAR ``index`` decodes at now (both halves of a 64-bit BAR)."""
+        bar = self.bars[index]
+        if bar.kind == "io":
+            return self.bar_value(index) & 0xFFFF_FFFC
+        low = self.bar_value(index) & 0xFFFF_FFF0
+        return low | (self.bar_value(index + 1) << 32 if bar.wide else 0)
+
+    def mem_bases(self) -> Iterator[tuple[int, int, int]]:
+        """(BAR index, base address, size) of every memory BAR, as currently programmed."""
+        for index, bar in self.bars.items():
+            if bar.kind == "mem":
+                yield index, self.bar_address(index), bar.size
+
+    def add_capability(self, cap_id: int, body: bytes) -> int:
+        """Put a capability (``cap_id``, next pointer, then ``body``) in config space, linked at the
+        head of the list as QEMU does; returns its offset. Read-only to software."""
+        offset = 0x40
+        node = self.config[CAPABILITIES]
+        while node:  # the first free dword-aligned offset after every capability so far
+            length = 2 + len(self._cap_bodies[node])
+            offset = max(offset, (node + length + 3) & ~3)
+            node = self.config[node + 1]
+        if offset + 2 + len(body) > 256:
+            raise ValueError("no room left in configuration space for the capability")
+        self.config[offset] = cap_id
+        self.config[offset + 1] = self.config[CAPABILITIES]
+        self.config[offset + 2:offset + 2 + len(body)] = body
+        self._cap_bodies[offset] = bytes(body)
+        self.config[CAPABILITIES] = offset
+        self.config[STATUS] |= STATUS_CAP_LIST
+        return offset
 
     def io_bases(self) -> Iterator[tuple[int, int]]:
         """(base port, size) of every I/O BAR, as currently programmed."""
@@ -219,10 +285,13 @@ class PciHost:
 
     config_ports = range(CONFIG_ADDRESS, CONFIG_ADDRESS + 8)
 
-    def __init__(self) -> None:
+    def __init__(self, mmio: MmioBus | None = None) -> None:
+        """``mmio``: the machine's memory-mapped I/O map (``PhysicalMemory.mmio``) that enabled
+        memory BARs are routed into; a host of its own when none is given (tests)."""
         self.address = 0
         self.functions: dict[tuple[int, int, int], PciFunction] = {}
         self.window = IoWindow()
+        self.mmio = mmio if mmio is not None else MmioBus()
 
     def add(self, slot: int, function: int, fn: PciFunction, bus: int = 0) -> PciFunction:
         """Plug ``fn`` in at bus:slot.function (bus 0 is the only bus this machine has)."""
@@ -281,6 +350,15 @@ class PciHost:
                     if port in IO_WINDOW and port not in routes:
                         routes[port] = (fn.io, base)
         self.window.routes = routes
+        regions: list[tuple[int, int, MmioDevice]] = []
+        for fn in self.functions.values():
+            if not fn.mmio or not fn.config[COMMAND] & CMD_MEMORY:
+                continue
+            for index, base, size in fn.mem_bases():
+                device = fn.mmio.get(index)
+                if device is not None and base:  # a BAR at 0 is unassigned, never decoded
+                    regions.append((base, base + size, device))
+        self.mmio.map(regions)
 
 
 class IoWindow:

@@ -187,7 +187,8 @@ class Rtl8139:
         self.transmit: Callable[[bytes], object] = lambda frame: None
         self.pci = PciFunction(
             VENDOR, DEVICE, 0x020000, revision=0x20, irq_line=line, irq_pin=1, io=self,
-            bars={0: Bar("io", IO_SIZE, io_base), 1: Bar("mem", IO_SIZE, MMIO_BASE)}, name="RTL8139")
+            bars={0: Bar("io", IO_SIZE, io_base), 1: Bar("mem", IO_SIZE, MMIO_BASE)}, mmio={1: self},
+            name="RTL8139")
         #: Counters for the host (``stats()``): frames and bytes each way and why frames were lost.
         self.counters = dict.fromkeys(
             ("rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "rx_filtered", "rx_disabled", "rx_overflow",
@@ -272,6 +273,13 @@ class Rtl8139:
         for i in range(size):
             value |= self._read_byte(offset + i) << (8 * i)
         return value
+
+    def mmio_read(self, offset: int, size: int) -> int:
+        """BAR1: the same registers, memory-mapped (the chip decodes both; so does QEMU)."""
+        return self.io_read(offset, size)
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None:
+        self.io_write(offset, size, value)
 
     def _read_byte(self, off: int) -> int:
         off &= 0xFF

@@ -5,6 +5,7 @@
   pin X` when the function has an interrupt pin, each BAR as programmed (I/O or 32-bit memory,
   with its last address) and `id ""` (no device here has a -device id).
 * info network is QEMU's for a NIC and its peer: ``NAME: index=0,type=nic,model=rtl8139,macaddr=..``
+  (model virtio-net-pci for that card, with its offered and negotiated features under it)
   then `` \\ PEER: index=0,type=KIND,...`` for the backend (--net's words; user shows QEMU's
   net=10.0.2.0,restrict=... info string). No card prints nothing, as QEMU with -nic none.
 * info irq is QEMU's for the i8259 pair: per chip, `IRQ statistics for isa-i8259:` and
@@ -53,9 +54,10 @@ def pci_lines(functions: dict[tuple[int, int, int], PciFunction]) -> list[str]:
                 addr = raw & 0xFFFF_FFFC
                 out.append(f"      BAR{index}: I/O at 0x{addr:04x} [0x{addr + bar.size - 1:04x}].")
             else:
-                addr = raw & 0xFFFF_FFF0
+                addr = fn.bar_address(index)
                 pre = " prefetchable" if bar.prefetchable else ""
-                out.append(f"      BAR{index}: 32 bit{pre} memory at 0x{addr:08x} [0x{addr + bar.size - 1:08x}].")
+                bits = 64 if bar.wide else 32
+                out.append(f"      BAR{index}: {bits} bit{pre} memory at 0x{addr:08x} [0x{addr + bar.size - 1:08x}].")
         out.append('      id ""')
     return out
 
@@ -80,11 +82,22 @@ def _backend_info(backend: Any) -> tuple[str, str]:
 
 
 def network_lines(nic: Any, backend: Any) -> list[str]:
-    """`info network`: the RTL8139 and, indented under it, its backend."""
+    """`info network`: the card (RTL8139 or virtio-net-pci) and, indented under it, its backend.
+    A virtio card also shows what it offered and what its driver negotiated (QEMU shows neither;
+    a learner wants both), and why it needs a reset when it does."""
     if nic is None:
         return []
     mac = ":".join(f"{b:02x}" for b in nic.mac)
-    out = [f"rtl8139.0: index=0,type=nic,model=rtl8139,macaddr={mac}"]
+    model = getattr(nic, "name", "rtl8139")
+    out = [f"{model}.0: index=0,type=nic,model={model},macaddr={mac}"]
+    info = getattr(nic, "info", None)
+    if callable(info):
+        details = info()
+        out.append(f" features offered: {' '.join(details['offered'])}")
+        out.append(f" features negotiated: {' '.join(details['negotiated']) or '(none: no driver yet)'}"
+                   + (" (legacy interface)" if details["legacy"] else ""))
+        if details["error"]:
+            out.append(f" status {details['status']:#04x}: {details['error']}")
     if backend is not None:
         kind, info = _backend_info(backend)
         wrappers = []

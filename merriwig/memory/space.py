@@ -247,7 +247,10 @@ class AddressSpace:
         first = PAGE - (vaddr & 0xFFF)
         if n <= first:  # within one page: the common case (time page, small messages)
             paddr = self.translate(vaddr, USER_READ)
-            return bytes(self.mem.buf[paddr : paddr + n])
+            data = bytes(self.mem.buf[paddr : paddr + n])
+            if len(data) != n:  # past RAM: device memory (a MAP_PHYS mapping of a BAR)
+                return self.mem.cpu_read(paddr, n)
+            return data
         # Gather page-sized views and copy once (a bytearray grown page by page copied twice).
         view = memoryview(self.mem.buf)
         parts = []
@@ -255,7 +258,11 @@ class AddressSpace:
             while n > 0:
                 paddr = self.translate(vaddr, USER_READ)
                 take = min(n, PAGE - (vaddr & 0xFFF))
-                parts.append(view[paddr : paddr + take])
+                part = view[paddr : paddr + take]
+                if len(part) != take:  # device memory
+                    part.release()
+                    part = memoryview(self.mem.cpu_read(paddr, take))
+                parts.append(part)
                 vaddr += take
                 n -= take
             return b"".join(parts)
@@ -273,7 +280,10 @@ class AddressSpace:
         while pos < n:
             paddr = self.translate(vaddr, USER_WRITE)
             take = min(n - pos, PAGE - (vaddr & 0xFFF))
-            mem.write(paddr, view[pos : pos + take])
+            if paddr + take > mem.size:  # device memory (a MAP_PHYS mapping of a BAR)
+                mem.cpu_write(paddr, view[pos : pos + take])
+            else:
+                mem.write(paddr, view[pos : pos + take])
             vaddr += take
             pos += take
 
