@@ -8,6 +8,12 @@ Two ways out, both from the guest's own port writes as on a PC: the keyboard con
 records why in ``halt_reason`` ("reset" or "poweroff") and sets ``halted``; whoever runs the
 machine (euralios.monitor.vm.Vm) then boots a fresh one or ends. ``stop()``/``cont()`` are the
 monitor's: the PIT stops counting and interrupts wait at the PIC (the kernel parks its threads).
+
+The network card (``card``, the CLI's ``--nic``, QEMU's ``-nic model=``): ``rtl8139`` (the
+default, the seed's card) or ``virtio-net-pci`` (alias ``virtio``), either in slot 3 on IRQ 11
+with BAR0 at I/O port 0xC000; the virtio card also has its modern registers in a 64-bit memory
+BAR at 0xFE000000. Device memory past RAM is decoded through ``memory.mmio``, which the PCI host
+keeps in step with the BARs.
 """
 
 from __future__ import annotations
@@ -27,6 +33,20 @@ from machine.ps2 import PS2Controller
 from machine.rtl8139 import Rtl8139
 from machine.serial import Serial
 from machine.vga import VgaText
+from machine.virtio.net import VirtioNet
+
+RTL8139 = "rtl8139"
+VIRTIO_NET = "virtio-net-pci"
+#: ``--nic`` words: the model names QEMU uses, and the short alias.
+NIC_MODELS = {RTL8139: RTL8139, VIRTIO_NET: VIRTIO_NET, "virtio": VIRTIO_NET}
+
+
+def parse_nic(text: str) -> str:
+    """'rtl8139', 'virtio-net-pci' or 'virtio' -> the model name; ValueError (one line) otherwise."""
+    model = NIC_MODELS.get(text.strip().lower())
+    if model is None:
+        raise ValueError(f"--nic: unknown network card {text!r} (choose from rtl8139, virtio-net-pci, virtio)")
+    return model
 
 
 def parse_size(text: str | int) -> int:
@@ -43,10 +63,12 @@ def parse_size(text: str | int) -> int:
 
 
 class Machine:
-    """A QEMU ``-machine pc``-like PC. ``nic`` plugs an RTL8139 (slot 3, IRQ 11) into the PCI bus
-    with that backend as its wire; ``mac`` is the card's address (default 52:54:00:12:34:56)."""
+    """A QEMU ``-machine pc``-like PC. ``nic`` plugs a network card (slot 3, IRQ 11) into the PCI
+    bus with that backend as its wire: ``card`` says which (an RTL8139 by default, see
+    :data:`NIC_MODELS`); ``mac`` is the card's address (default 52:54:00:12:34:56)."""
 
-    def __init__(self, mem: str | int = "64M", nic: Backend | None = None, mac: str | bytes | None = None) -> None:
+    def __init__(self, mem: str | int = "64M", nic: Backend | None = None, mac: str | bytes | None = None,
+                 card: str = RTL8139) -> None:
         self.memory = PhysicalMemory(parse_size(mem))
         self.mmu = MMU(self.memory)
         self.ports = PortBus()
@@ -57,16 +79,23 @@ class Machine:
         self.ports.register(self.serial.ports, self.serial)
         self.keyboard = PS2Controller(self.irq, self.ports)
         self.vga = VgaText(self.memory, self.ports)
-        self.pci = PciHost()
+        self.pci = PciHost(self.memory.mmio)
         self.ports.register(self.pci.config_ports, self.pci)
         self.ports.register(IO_WINDOW, self.pci.window)
         for slot, function, fn in i440fx_functions():
             self.pci.add(slot, function, fn)
         self.backend = nic
-        self.nic: Rtl8139 | None = None
+        self.card = parse_nic(card)
+        self.nic: Rtl8139 | VirtioNet | None = None
         if nic is not None:
-            self.nic = Rtl8139(self.memory, self.irq, mac=mac)
-            self.nic.transmit = nic.send
+            if self.card == VIRTIO_NET:
+                self.nic = VirtioNet(self.memory, self.irq, mac=mac)
+                self.nic.transmit = nic.send
+                if hasattr(nic, "send_gso"):  # the offload path (machine/netdev); else counted, dropped
+                    self.nic.transmit_gso = nic.send_gso
+            else:
+                self.nic = Rtl8139(self.memory, self.irq, mac=mac)
+                self.nic.transmit = nic.send
             self.pci.add(3, 0, self.nic.pci)
         self.acpi = AcpiPm(lambda: self.halt("poweroff"))
         self.ports.register(ACPI_PORTS, self.acpi)
@@ -108,7 +137,9 @@ class Machine:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.pit.run)
-                if self.backend is not None and self.nic is not None:
+                if self.backend is not None and isinstance(self.nic, VirtioNet):
+                    nursery.start_soon(self.nic.run, self.backend)  # it chooses run's arguments
+                elif self.backend is not None and self.nic is not None:
                     nursery.start_soon(self.backend.run, self.nic.receive)
         finally:
             self.close()

@@ -151,3 +151,25 @@ def test_sendkey_holds_modifiers_around_the_key() -> None:
     assert sendkey.scan_bytes(sendkey.parse_keys("0xc8")) == bytes([0xE0, 0x48, 0xE0, 0xC8])  # Up
     with pytest.raises(sendkey.SendkeyError, match="invalid parameter: nokey"):
         sendkey.parse_keys("ctrl-nokey")
+
+
+def test_info_pci_and_network_show_the_virtio_card() -> None:
+    from machine.netdev import NoneBackend
+    from machine.virtio.net import VirtioNet
+
+    host = PciHost()
+    nic = VirtioNet(PhysicalMemory(4 << 20), irq=None)
+    host.add(3, 0, nic.pci)
+    assert devices.pci_lines(host.functions) == [
+        "  Bus  0, device   3, function 0:",
+        "    Ethernet controller: PCI device 1af4:1000",
+        "      PCI subsystem 1af4:0001",
+        "      IRQ 11, pin A",
+        "      BAR0: I/O at 0xc000 [0xc01f].",
+        "      BAR4: 64 bit prefetchable memory at 0xfe000000 [0xfe003fff].",
+        '      id ""']
+    lines = devices.network_lines(nic, NoneBackend())
+    assert lines[0] == "virtio-net-pci.0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:12:34:56"
+    assert lines[1].startswith(" features offered: CSUM GUEST_CSUM MAC") and "VERSION_1" in lines[1]
+    assert lines[2] == " features negotiated: (none: no driver yet)"
+    assert lines[-1] == " \\ none.0: index=0,type=none,none"
