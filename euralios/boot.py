@@ -108,11 +108,15 @@ class System:
             r = self.kernel.new_rendezvous(refs=1)
             self.kernel.spawn(_klog_sink, name="netlog", args=["netlog"], stdin=r, vfs=self.vfs)
             sink = r
-        for path, mount, name, args, io in (
-            ("drivers/pci.py", "/pci", "pci", ["pci"], True),
-            ("drivers/rtl8139.py", "/dev/nic", "rtl8139", ["rtl8139"], True),
-            ("net/server.py", "/tcp", "tcp", ["tcp", *(tcp_args or [])], False),
-        ):
+        services = [("drivers/pci.py", "/pci", "pci", ["pci"], True)]
+        if self.machine.card == "rtl8139":
+            services += [("drivers/rtl8139.py", "/dev/nic", "rtl8139", ["rtl8139"], True),
+                         ("net/server.py", "/tcp", "tcp", ["tcp", *(tcp_args or [])], False)]
+        else:
+            # No driver for this card yet: /dev/nic and /tcp stay unmounted (never the RTL8139
+            # driver against a card that is not there).
+            self.kernel.log(f"[boot] network card {self.machine.card}: no driver for virtio-net yet")
+        for path, mount, name, args, io in services:
             r = self.kernel.new_rendezvous(refs=2)  # the mount's reference and the server's stdin
             self.vfs.mount(mount, r)
             if sink is not None:
@@ -347,6 +351,7 @@ async def boot(
     system_class: type[System] = System,
     nic: Backend | None = None,
     mac: str | None = None,
+    card: str = "rtl8139",
     ramdisk: bool = True,
     isolation: Isolation | str = Isolation.HOST,
     serial_tty: bool = False,
@@ -355,13 +360,14 @@ async def boot(
 
     machine: a Machine the caller built (a front-end that must show its screen from the start);
     system_class: a System subclass to hand back (euralios.system_boot's FullSystem);
-    nic, mac: a frame backend (machine.netdev) to wire an RTL8139 to, and its MAC address, when
-    no machine is given. The NIC drivers are not started here (drivers/pci, drivers/rtl8139);
+    nic, mac, card: a frame backend (machine.netdev) to wire a network card to, its MAC address
+    and which card (``--nic``: "rtl8139", the default, or "virtio-net-pci"/"virtio"), when no
+    machine is given. The NIC drivers are not started here (drivers/pci, drivers/rtl8139);
     ramdisk: mount a RAM disk at /ramdisk (the full boot's init starts its own);
     serial_tty: the serial line is a terminal from the start (a login runs on it: `--serial`).
     isolation: "host" (programs from files run in confined host workers) or "none" (everything
     in the kernel's interpreter, unconfined: SECURITY.md)."""
-    machine = machine or Machine(mem, nic=nic, mac=mac)
+    machine = machine or Machine(mem, nic=nic, mac=mac, card=card)
     kernel = Kernel(machine, entry, quota=quota, watchdog=watchdog, slice_ms=slice_ms, trace=trace is not None,
                     confinement=Confinement(Isolation(isolation)))
     for service in SERVICES:

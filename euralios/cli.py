@@ -13,7 +13,8 @@ in-process, as host scripting, unless --isolated.
 
 Network options (both forms): --net SPEC (the NIC's wire: every form is in NET_FORMS, which --help
 prints),
---mac MAC (the card's address), --pcap FILE (record every frame), --impair SPEC (loss, delay,
+--nic MODEL (the card: rtl8139, the default, or virtio-net-pci alias virtio; no driver for the
+latter yet, so no /dev/nic or /tcp with it), --mac MAC (the card's address), --pcap FILE (record every frame), --impair SPEC (loss, delay,
 reorder... on the wire). A full boot has a network by default (--net user); `euralios run` only
 with --net, and then starts pci, rtl8139 and the TCP/IP stack (/tcp) before the program.
 
@@ -83,6 +84,8 @@ def _network(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--net", default=default, metavar="SPEC",
                    help="the network card's wire: user[,OPTIONS], tap:NAME, raw:NAME, switch:NAME or none "
                         "(see 'network backends' below)" + (f"; default {default}" if default else ""))
+    p.add_argument("--nic", metavar="MODEL",
+                   help="the network card, as QEMU's -nic model=: rtl8139 (default) or virtio-net-pci (alias virtio)")
     p.add_argument("--mac", metavar="MAC", help="the network card's MAC address (default 52:54:00:12:34:56)")
     p.add_argument("--pcap", metavar="FILE", help="record every frame the network card sends and receives")
     p.add_argument("--impair", metavar="SPEC", help="impair the wire: loss=%%,delay=ms,reorder=%%,dup=%%,corrupt=%%,seed=N")
@@ -179,7 +182,7 @@ def run_command(opts: argparse.Namespace) -> int:
 async def _run(opts: argparse.Namespace, path: Path, image: bytes, backend: object = None,
                mac: str | None = None) -> int:
     from euralios.boot import boot
-    from euralios.frontend import net_args
+    from euralios.frontend import net_args, nic_model
 
     out = sys.stdout.buffer
 
@@ -188,7 +191,8 @@ async def _run(opts: argparse.Namespace, path: Path, image: bytes, backend: obje
         out.flush()
 
     async with boot(opts.mem, quota=opts.quota, watchdog=opts.watchdog, trace=opts.trace,
-                    nic=backend, mac=mac, isolation=opts.isolation) as system:  # type: ignore[arg-type]
+                    nic=backend, mac=mac, card=nic_model(opts),  # type: ignore[arg-type]
+                    isolation=opts.isolation) as system:
         if not opts.isolated and system.kernel.confinement is not None:
             system.kernel.confinement.trust(image)  # your own file, run as host scripting: in-process
         if backend is not None:

@@ -10,7 +10,9 @@ a bad regex, a bad --net/--mac/--impair, a backend the host refuses) is one line
 exit status 2, before booting.
 
 The network: `--net SPEC` builds the NIC's wire with machine.netdev.make_backend (wrapped by
-`--impair` and `--pcap`) and the machine gets an RTL8139 on it (`--mac` sets its address); init
+`--impair` and `--pcap`) and the machine gets a network card on it, QEMU's `-nic model=`:
+`--nic rtl8139` (the default) or `--nic virtio-net-pci` (alias `virtio`; its driver is not written
+yet, so init only says so); `--mac` sets its address; with an RTL8139 init
 then starts the driver and the TCP/IP stack (/tcp), which asks DHCP. `--net none` is QEMU's
 `-nic none`: no network card, so init starts no driver, no stack and no DHCP client (one that asks
 a wire nobody answers would retry for as long as the system runs).
@@ -53,8 +55,16 @@ def network(opts: argparse.Namespace) -> tuple[Any, str | None]:
     spec = getattr(opts, "net", None)
     mac = getattr(opts, "mac", None)
     pcap, impair = getattr(opts, "pcap", None), getattr(opts, "impair", None)
+    nic = getattr(opts, "nic", None)
+    if nic is not None:
+        from machine.board import parse_nic
+
+        try:
+            opts.nic = parse_nic(nic)
+        except ValueError as e:
+            raise NetError(str(e)) from None
     if spec is None:
-        for name, value in (("--mac", mac), ("--pcap", pcap), ("--impair", impair)):
+        for name, value in (("--mac", mac), ("--pcap", pcap), ("--impair", impair), ("--nic", nic)):
             if value is not None:
                 raise NetError(f"{name} needs --net")
         return None, None
@@ -69,7 +79,8 @@ def network(opts: argparse.Namespace) -> tuple[Any, str | None]:
     if spec.strip() == "none":
         # QEMU's -nic none: no network card at all. init then says "no network card" and starts
         # neither the driver nor the TCP/IP stack, so no DHCP client asks a wire that cannot answer.
-        for name, value in (("--mac", mac), ("--pcap", pcap), ("--impair", impair), ("--ip", getattr(opts, "ip", None))):
+        for name, value in (("--mac", mac), ("--pcap", pcap), ("--impair", impair), ("--ip", getattr(opts, "ip", None)),
+                            ("--nic", nic)):
             if value is not None:
                 raise NetError(f"{name} needs a network card (--net none has none)")
         return None, None
@@ -89,6 +100,11 @@ def network(opts: argparse.Namespace) -> tuple[Any, str | None]:
         raise NetError(f"--hosts {hosts}: {e.strerror or e}") from None
     except (ValueError, BackendError) as e:
         raise NetError(str(e)) from None
+
+
+def nic_model(opts: argparse.Namespace) -> str:
+    """The card --nic chose (after network() checked it): rtl8139 unless told otherwise."""
+    return getattr(opts, "nic", None) or "rtl8139"
 
 
 def net_args(opts: argparse.Namespace) -> list[str]:
@@ -181,7 +197,7 @@ def _vm(opts: argparse.Namespace, backend: Any, mac: str | None, on_klog: Any, s
     from machine.board import Machine
 
     def make_machine(wire: Any) -> Machine:
-        return Machine(opts.mem, nic=wire, mac=mac)
+        return Machine(opts.mem, nic=wire, mac=mac, card=nic_model(opts))
 
     def boot(machine: Machine) -> Any:
         return boot_full(opts.mem, machine=machine, on_klog=on_klog, net_args=net_args(opts),
@@ -273,11 +289,11 @@ def _terminal(opts: argparse.Namespace, backend: Any = None, mac: str | None = N
 
     klog: deque[str] = deque(maxlen=2000)  # the UI owns the terminal: --verbose prints it afterwards
     vm = _vm(opts, backend, mac, klog.append)
-    first: list[Machine] = [Machine(opts.mem, nic=backend, mac=mac)]  # shown from the start
+    first: list[Machine] = [Machine(opts.mem, nic=backend, mac=mac, card=nic_model(opts))]  # shown from the start
     uis: list[TerminalUI] = []
 
     def make_machine(wire: Any) -> Machine:
-        machine = first.pop() if first else Machine(opts.mem, nic=wire, mac=mac)
+        machine = first.pop() if first else Machine(opts.mem, nic=wire, mac=mac, card=nic_model(opts))
         for ui in uis:
             ui.set_machine(machine)  # a reset: the screen and keyboard are the new machine's
         return machine

@@ -153,7 +153,15 @@ class Services:
             await log(f"{RED}pci: {e}{RESET}")
             return
         if reply.tag != ADDRESS:
-            await log("no network card")
+            try:
+                virtio = await self.sys.rcall(pci.handle, FIND_DEVICE, 0x1AF4, 0x1000)
+            except SyscallError:
+                virtio = None
+            if virtio is not None and virtio.tag == ADDRESS:
+                # The card is there but its driver is not written yet: no /dev/nic, no /tcp.
+                await log("virtio-net network card found: no driver for virtio-net yet")
+            else:
+                await log("no network card")
             return
         await self.start("rtl8139", Image.NIC, "/dev/nic", io=True)
         # The TCP/IP stack at /tcp: DHCP unless NET_ARGS (e.g. "--static 10.0.2.15/24,gw=10.0.2.2")
