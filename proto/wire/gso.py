@@ -29,7 +29,7 @@ from proto.wire import DecodeError
 from proto.wire.checksum import finish, ones_sum
 from proto.wire.vnet import GsoType, VnetHdr
 
-__all__ = ["complete_checksum", "segment", "wire_frames", "MAX_GSO_FRAME", "ETH_HLEN"]
+__all__ = ["check", "complete_checksum", "segment", "wire_frames", "MAX_GSO_FRAME", "ETH_HLEN"]
 
 ETH_HLEN = 14
 #: The largest frame a GSO header may describe: an IPv4 datagram of 65535 bytes in Ethernet.
@@ -83,6 +83,19 @@ def _tcp_headers(hdr: VnetHdr, frame: bytes) -> tuple[int, int, int]:
     if hdr.hdr_len > n:
         raise DecodeError(f"gso: hdr_len {hdr.hdr_len} is past the end of the {n}-byte frame")
     return ihl, headers, end
+
+
+def check(hdr: VnetHdr, frame: bytes) -> None:
+    """DecodeError unless the work ``hdr`` asks for can be done on ``frame`` (headers only: cheap).
+
+    For a hop that passes the frame on whole (a tap's kernel, a raw socket) and should hand it
+    nothing that it would not accept from us."""
+    if hdr.is_gso:
+        _tcp_headers(hdr, frame)
+    if hdr.needs_csum:
+        field = hdr.csum_start + hdr.csum_offset
+        if hdr.csum_start >= len(frame) or field + 2 > len(frame):
+            raise DecodeError(f"gso: checksum at {hdr.csum_start}+{hdr.csum_offset} lies outside the frame")
 
 
 def segment(hdr: VnetHdr, frame: bytes) -> list[bytes]:

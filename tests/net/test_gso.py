@@ -13,7 +13,7 @@ from scapy.packet import Raw
 from proto.wire import DecodeError
 from proto.wire.checksum import finish, pseudo_header_sum
 from proto.wire.frame import decode_frame
-from proto.wire.gso import complete_checksum, segment, wire_frames
+from proto.wire.gso import check, complete_checksum, segment, wire_frames
 from proto.wire.vnet import GsoType, HdrFlags, VnetHdr
 
 SRC, DST = "10.0.2.15", "93.184.216.34"
@@ -172,3 +172,13 @@ def test_ones_sum_of_segments_is_independent_of_the_stale_field() -> None:
     hdr, frame, _ = super_frame(b"q" * 2000)
     garbage = _bad(frame, 50, b"\xde\xad")
     assert segment(gso(hdr, 1000), garbage) == segment(gso(hdr, 1000), frame)
+
+
+def test_check_accepts_what_can_be_done_and_refuses_the_rest() -> None:
+    hdr, frame, _ = super_frame(b"z" * 3000)
+    check(gso(hdr, 1000), frame)
+    check(VnetHdr(), b"")
+    with pytest.raises(DecodeError):
+        check(gso(hdr, 0), frame)
+    with pytest.raises(DecodeError):
+        check(VnetHdr(HdrFlags.NEEDS_CSUM, csum_start=len(frame), csum_offset=0), frame)
