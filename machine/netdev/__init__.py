@@ -3,13 +3,34 @@
 Every backend has the same small interface, so the NIC model and the wrappers (pcap capture,
 impairment) never care what is behind it:
 
-* ``await backend.run(deliver)``: runs until cancelled, calling ``deliver(frame)`` for every frame
-  arriving from the outside. Backends with a host fd wait on it with ``trio.lowlevel.wait_readable``
-  and so cost nothing while the network is quiet (no polling).
+* ``await backend.run(deliver, deliver_gso=None)``: runs until cancelled, calling ``deliver(frame)``
+  for every frame arriving from the outside. Backends with a host fd wait on it with
+  ``trio.lowlevel.wait_readable`` and so cost nothing while the network is quiet (no polling).
 * ``backend.send(frame)``: put one frame from the guest on the wire. Never blocks and never raises
   for network conditions (a full socket buffer, an interface that is down): like a real wire, it
   drops the frame and counts it in ``stats``.
 * ``backend.close()``: release host resources; safe to call twice.
+
+Offloads (a virtio-net card: checksum offload and TSO both ways) add two things:
+
+* ``backend.send_gso(hdr, frame)``: one frame from the guest with work left, as its
+  :class:`~proto.wire.vnet.VnetHdr` says -- NEEDS_CSUM (``csum_start``/``csum_offset``) and/or
+  ``gso_type`` TCPV4 with ``gso_size`` (the MSS) and ``hdr_len``; frames up to 64 KiB. The base
+  class does the work in software (:func:`proto.wire.gso.wire_frames`) and calls :meth:`send`
+  for each resulting frame; a backend whose other end has real offloads (a tap, a raw socket,
+  the ``user`` router, a switch port that takes big frames) passes the frame on whole. Like
+  ``send`` it never raises for network conditions; a header or frame that makes no sense is
+  dropped and counted in ``tx_bad_offload``.
+* ``deliver_gso(hdr, frame)``, the optional second argument of ``run``: given, the backend may
+  hand over a frame larger than the MTU (up to 64 KiB, ``gso_type`` TCPV4, ``gso_size`` the
+  MSS it came in) and/or one whose checksum is not done (NEEDS_CSUM, with ``csum_start`` and
+  ``csum_offset``) or already checked (DATA_VALID), so the guest does large receive. Frames
+  with nothing to say still go to ``deliver``. Not given (``None``, the RTL8139), the backend
+  delivers only complete, checksummed, MTU-sized frames, segmenting in software anything large
+  the host gave it -- the card sees exactly what it saw before offloads existed.
+
+:func:`software_gso` turns a ``deliver`` into a ``deliver_gso`` for a card that learns only
+later (feature negotiation) whether its guest takes large frames.
 
 ``make_backend("tap:tap0", pcap="out.pcap", impair="loss=5,seed=1")`` builds one from the command
 line's words. Bad words raise ValueError with a one-line message; a backend the host will not allow
@@ -28,7 +49,13 @@ from collections.abc import Callable
 
 import trio
 
+from proto.wire import DecodeError
+from proto.wire.gso import wire_frames
+from proto.wire.vnet import VnetHdr
+
 Deliver = Callable[[bytes], object]
+#: ``deliver_gso(hdr, frame)``: a frame towards the guest with offload work left for it.
+DeliverGso = Callable[[VnetHdr, bytes], object]
 
 
 class BackendError(Exception):
@@ -53,13 +80,31 @@ class Backend:
         """Frames and bytes each way and frames lost on the way out (wrappers add their own)."""
         return self.counters
 
-    async def run(self, deliver: Deliver) -> None:
-        """Deliver frames from the outside until cancelled."""
+    async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
+        """Deliver frames from the outside until cancelled (``deliver_gso``: see the module)."""
         await trio.sleep_forever()
 
     def send(self, frame: bytes) -> None:
         """One frame from the guest; the base class (and ``none``) drops it."""
         self.counters["tx_dropped"] += 1
+
+    def send_gso(self, hdr: VnetHdr, frame: bytes) -> None:
+        """One frame from the guest with offload work left: done here, then :meth:`send` each."""
+        for piece in self.wire_frames(hdr, frame):
+            self.send(piece)
+
+    def wire_frames(self, hdr: VnetHdr, frame: bytes, bad: str = "tx_bad_offload") -> list[bytes]:
+        """The frames ``hdr`` and ``frame`` stand for on a wire; none (counted as ``bad``) if
+        malformed. Used both ways: ``rx_bad_offload`` for a frame towards the guest."""
+        try:
+            return wire_frames(hdr, frame)
+        except DecodeError:
+            self.count(bad)
+            return []
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add to a counter that exists only once something happened (offload trouble)."""
+        self.counters[name] = self.counters.get(name, 0) + n
 
     def close(self) -> None:
         """Release host resources (nothing here)."""
@@ -80,8 +125,44 @@ class Wrapper(Backend):
         self.inner = inner
         self.spec = inner.spec
 
+    async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
+        await self.inner.run(deliver, deliver_gso)
+
+    def send(self, frame: bytes) -> None:
+        self.inner.send(frame)
+
+    def send_gso(self, hdr: VnetHdr, frame: bytes) -> None:
+        self.inner.send_gso(hdr, frame)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return self.inner.stats
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.inner.count(name, n)  # one set of counters: the inner backend's, which stats shows
+
     def close(self) -> None:
         self.inner.close()
+
+
+def software_gso(deliver: Deliver, counters: dict[str, int] | None = None) -> DeliverGso:
+    """A ``deliver_gso`` that does the offload work itself and hands plain frames to ``deliver``.
+
+    For a card that passes a ``deliver_gso`` to ``run`` before it knows whether its guest will
+    take large frames (virtio-net before feature negotiation), and for tests. A frame that makes
+    no sense is dropped, counted as ``rx_bad_offload`` in ``counters`` if given."""
+
+    def deliver_gso(hdr: VnetHdr, frame: bytes) -> None:
+        try:
+            pieces = wire_frames(hdr, frame)
+        except DecodeError:
+            if counters is not None:
+                counters["rx_bad_offload"] = counters.get("rx_bad_offload", 0) + 1
+            return
+        for piece in pieces:
+            deliver(piece)
+
+    return deliver_gso
 
 
 def _tap(arg: str) -> Backend:
@@ -166,4 +247,5 @@ def make_backend(
     return backend
 
 
-__all__ = ["Backend", "BackendError", "Deliver", "FACTORIES", "NoneBackend", "Wrapper", "make_backend"]
+__all__ = ["Backend", "BackendError", "Deliver", "DeliverGso", "FACTORIES", "NoneBackend", "Wrapper", "make_backend",
+           "software_gso"]

@@ -12,6 +12,11 @@ consumes the same number of draws whatever happens to it, so the same seed and t
 of frames always get the same fate, in each direction independently of the other. Only *when*
 delayed frames leave depends on the clock: they wait on trio timers (one task sleeping until the
 earliest due frame), never by polling.
+
+Impairment is of the wire, so it applies to segments: a 64 KiB TSO frame from the guest is cut
+into segments (and checksummed) first, and each segment meets its own fate, as on a real network
+where the host's NIC segments before the cable loses anything. The same holds towards the guest:
+an impaired receive direction asks the backend for plain frames only (no ``deliver_gso``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from dataclasses import dataclass, field
 
 import trio
 
-from machine.netdev import Backend, Deliver, Wrapper
+from machine.netdev import Backend, Deliver, DeliverGso, Wrapper
+from proto.wire.vnet import VnetHdr
 
 _PERCENT_KEYS = ("loss", "reorder", "dup", "corrupt")
 _MS_KEYS = ("delay", "jitter", "hold")
@@ -217,15 +223,23 @@ class ImpairBackend(Wrapper):
         else:
             self.tx.push(frame)
 
-    async def run(self, deliver: Deliver) -> None:
+    def send_gso(self, hdr: VnetHdr, frame: bytes) -> None:
+        """Segment first (Backend.send_gso), then impair each segment; untouched with dir=rx."""
+        if self.tx is None:
+            self.inner.send_gso(hdr, frame)
+        else:
+            Backend.send_gso(self, hdr, frame)
+
+    async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
         if self.rx is not None:
             self.rx.output = deliver
-            rx = self.rx.push
+            rx: Deliver = self.rx.push
+            deliver_gso = None  # the inner backend segments; each segment is then impaired
         else:
             rx = deliver
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._timer)
-            await self.inner.run(rx)
+            await self.inner.run(rx, deliver_gso)
             nursery.cancel_scope.cancel()
 
     async def _timer(self) -> None:

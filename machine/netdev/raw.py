@@ -7,6 +7,14 @@ promiscuous mode for as long as it is open, because the guest's MAC is not the i
 socket also sees the host's own outgoing frames, including the guest's; those are skipped, or the
 guest would hear itself. A consequence shared with macvtap: the host itself cannot talk to the
 guest through NAME. Needs CAP_NET_RAW.
+
+Offloads: the socket asks for ``PACKET_VNET_HDR``, so every frame read or written starts with the
+10-byte virtio-net header (:mod:`proto.wire.vnet`). A TSO frame from the guest (``send_gso``) is
+handed to the kernel whole, which segments it for NAME (or lets NAME's driver do it); a large
+frame NAME received (GRO, or a veth peer's TSO) comes with its header and goes to ``deliver_gso``,
+or is segmented and checksummed here when the card takes only plain frames. A kernel that refuses
+the option leaves it all to software (``offload_note`` says so); large frames then arrive as the
+kernel has them, as before offloads.
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ import struct
 
 import trio
 
-from machine.netdev import Backend, BackendError, Deliver
-from machine.netdev.tap import BURST, READ_SIZE, check_ifname, denied
+from machine.netdev import Backend, BackendError, Deliver, DeliverGso
+from machine.netdev.tap import BURST, READ_SIZE, RX_SIZE, check_ifname, denied
+from proto.wire import DecodeError
+from proto.wire.gso import check
+from proto.wire.vnet import HDR_LEN_LEGACY, VnetHdr
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -26,6 +37,8 @@ PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 PACKET_IGNORE_OUTGOING = 23  # Linux 4.20+: the kernel skips our outgoing copies for us
 PACKET_OUTGOING = 4
+PACKET_VNET_HDR = 15
+_PLAIN = VnetHdr().pack(HDR_LEN_LEGACY)
 RCVBUF = 1 << 20
 
 
@@ -55,6 +68,7 @@ class RawBackend(Backend):
                 sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             except OSError:
                 pass  # older kernel: run() filters by packet type instead
+            self.vnet = self._vnet_hdr(sock)
         except OSError as e:
             sock.close()
             if e.errno in (errno.EPERM, errno.EACCES):
@@ -62,34 +76,81 @@ class RawBackend(Backend):
             raise BackendError(f"--net {self.spec}: {e.strerror}") from None
         self.sock: socket.socket | None = sock
 
-    async def run(self, deliver: Deliver) -> None:
+    def _vnet_hdr(self, sock: socket.socket) -> bool:
+        """Ask for the virtio-net header on every frame; without it offloads are software."""
+        self.offload_note = ""
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+        except OSError as e:
+            self.offload_note = f"PACKET_VNET_HDR refused ({e.strerror}): offloads done in software"
+            return False
+        return True
+
+    async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
         stats = self.counters
+        size, skip = (RX_SIZE, HDR_LEN_LEGACY) if self.vnet else (READ_SIZE, 0)
         while self.sock is not None:
             sock = self.sock
             await trio.lowlevel.wait_readable(sock)
             for _ in range(BURST):
                 try:
-                    frame, addr = sock.recvfrom(READ_SIZE)
+                    data, addr = sock.recvfrom(size)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError as e:
                     self.error = e.strerror or str(e)  # interface gone: the cable is cut
                     await trio.sleep_forever()
-                if addr[2] == PACKET_OUTGOING:
+                if addr[2] == PACKET_OUTGOING or len(data) <= skip:
                     continue
+                frame = data[skip:] if skip else data
                 stats["rx_frames"] += 1
                 stats["rx_bytes"] += len(frame)
-                deliver(frame)
+                if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
+                    deliver(frame)
+                    continue
+                try:
+                    hdr = VnetHdr.unpack(data, HDR_LEN_LEGACY)
+                except DecodeError:
+                    self.count("rx_bad_offload")
+                    continue
+                if deliver_gso is not None:
+                    deliver_gso(hdr, frame)
+                    continue
+                self.count("rx_software_offload")
+                for piece in self.wire_frames(hdr, frame, "rx_bad_offload"):
+                    deliver(piece)
 
     def send(self, frame: bytes) -> None:
         if self.sock is None:
             self.counters["tx_dropped"] += 1
             return
         try:
-            self.sock.send(frame)
+            if self.vnet:
+                self.sock.sendmsg((_PLAIN, frame))
+            else:
+                self.sock.send(frame)
         except OSError:
             # full buffer, frame over the MTU, interface down: lost, as on a wire
             self.counters["tx_dropped"] += 1
+            return
+        self.counters["tx_frames"] += 1
+        self.counters["tx_bytes"] += len(frame)
+
+    def send_gso(self, hdr: VnetHdr, frame: bytes) -> None:
+        """The frame whole to the kernel with its header (it segments for NAME); software if
+        the socket has no header, or for GSO without NEEDS_CSUM."""
+        if self.sock is None or not self.vnet or (hdr.is_gso and not hdr.needs_csum):
+            super().send_gso(hdr, frame)
+            return
+        try:
+            check(hdr, frame)
+        except DecodeError:
+            self.count("tx_bad_offload")
+            return
+        try:
+            self.sock.sendmsg((hdr.pack(HDR_LEN_LEGACY), frame))
+        except OSError as e:
+            self.count("tx_bad_offload" if e.errno == errno.EINVAL else "tx_dropped")
             return
         self.counters["tx_frames"] += 1
         self.counters["tx_bytes"] += len(frame)

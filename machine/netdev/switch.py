@@ -9,7 +9,8 @@ to the hub, which forwards them -- to the member that owns the destination MAC w
 it (a learning switch), else to everyone -- and delivers what is meant for its own guest.
 
 Datagrams carry one type byte before the payload: ``F`` a frame, ``J`` join, ``L`` leave, ``H``
-"the hub is leaving". Why a hub rather than a mesh: a mesh needs every member to find every other,
+"the hub is leaving", ``G`` a frame with offload work left (a 12-byte virtio-net header, then
+the frame: up to 64 KiB, see :mod:`proto.wire.vnet`). Why a hub rather than a mesh: a mesh needs every member to find every other,
 which means a directory to scan; with a hub the only shared fact is one name.
 
 Hand-over: the first instance to bind the name becomes the hub. A hub that closes releases the
@@ -17,6 +18,13 @@ name first and then tells every member (``H``); each member tries to bind the na
 the others join it. A hub that dies without a word is noticed by the first member that fails to
 send to it, which does the same. Frames in flight during a hand-over are lost, as when a real
 switch reboots. Nothing polls: every socket is awaited with ``wait_readable``.
+
+Offloads: a frame with work left crosses the switch whole, as one ``G`` datagram, to every port
+it goes to; the port at the end cuts it into checksummed segments (:mod:`proto.wire.gso`) if its
+card takes only plain frames (its ``run`` got no ``deliver_gso``). So a 64 KiB TSO frame is one
+datagram between two virtio guests, an RTL8139 guest on the same switch sees ordinary frames,
+and no port's socket queue (net.unix.max_dgram_qlen datagrams, 10 by default) meets a burst of
+45 segments that it would mostly drop.
 
 Abstract sockets have no file permissions: any process of this host can join a switch (as any
 can reach a QEMU socket netdev on localhost); the socket-file fallback has the file's.
@@ -36,10 +44,13 @@ import uuid
 
 import trio
 
-from machine.netdev import Backend, BackendError, Deliver
+from machine.netdev import Backend, BackendError, Deliver, DeliverGso
+from proto.wire import DecodeError
+from proto.wire.gso import MAX_GSO_FRAME, check, wire_frames
+from proto.wire.vnet import HDR_LEN, VnetHdr
 
-FRAME, JOIN, LEAVE, HUB_LEAVING = b"F", b"J", b"L", b"H"
-MAX_DATAGRAM = 65536
+FRAME, JOIN, LEAVE, HUB_LEAVING, GSO_FRAME = b"F", b"J", b"L", b"H", b"G"
+MAX_DATAGRAM = 1 + HDR_LEN + MAX_GSO_FRAME
 MAX_MEMBERS = 64
 BURST = 64
 _ABSTRACT = sys.platform == "linux"
@@ -81,6 +92,7 @@ class SwitchBackend(Backend):
         self.members: dict[Address, None] = {}  # hub only: member addresses, in join order
         self.macs: dict[bytes, Address | None] = {}  # hub only: MAC -> member (None: our guest)
         self._deliver: Deliver | None = None
+        self._deliver_gso: DeliverGso | None = None
         self.events = dict.fromkeys(("forwarded", "flooded", "dropped", "hub_changes"), 0)
         self._elect()
 
@@ -202,35 +214,71 @@ class SwitchBackend(Backend):
             else:
                 self._to_hub(FRAME + frame)
 
-    def _forward(self, frame: bytes, origin: Address | None) -> None:
-        """Hub: deliver or pass on a frame from ``origin`` (None: our own guest)."""
+    def send_gso(self, hdr: VnetHdr, frame: bytes) -> None:
+        """A frame with offload work left: across the switch whole, cut up only by a port whose
+        card needs plain frames."""
+        if self.sock is None:
+            self.counters["tx_dropped"] += 1
+            return
+        try:
+            check(hdr, frame)
+        except DecodeError:
+            self.count("tx_bad_offload")
+            return
+        self.counters["tx_frames"] += 1
+        self.counters["tx_bytes"] += len(frame)
+        message = GSO_FRAME + hdr.pack(HDR_LEN) + frame
+        if self.is_hub:
+            self._forward(frame, None, hdr)
+        elif not self._to_hub(message):
+            try:
+                self._elect()
+            except BackendError:
+                self.counters["tx_dropped"] += 1
+                return
+            if self.is_hub:
+                self._forward(frame, None, hdr)
+            else:
+                self._to_hub(message)
+
+    def _forward(self, frame: bytes, origin: Address | None, hdr: VnetHdr | None = None) -> None:
+        """Hub: deliver or pass on a frame from ``origin`` (None: our own guest); ``hdr`` for a
+        frame with offload work left, which goes on whole."""
         if len(frame) < 14:
             return
         src = frame[6:12]
         if not src[0] & 1:
             self.macs[src] = origin
         dst = frame[:6]
+        out = _Outgoing(frame, hdr)
         if not dst[0] & 1 and dst in self.macs:
             port = self.macs[dst]
             if port != origin:
                 self.events["forwarded"] += 1
-                self._port_send(port, frame)
+                self._port_send(port, out)
             return
         self.events["flooded"] += 1
         if origin is not None:
-            self._port_send(None, frame)
+            self._port_send(None, out)
         for member in list(self.members):
             if member != origin:
-                self._port_send(member, frame)
+                self._port_send(member, out)
 
-    def _port_send(self, port: Address | None, frame: bytes) -> None:
+    def _port_send(self, port: Address | None, out: _Outgoing) -> None:
         if port is None:
-            if self._deliver is not None:
-                self._receive(frame)
+            if self._deliver is None:
+                return
+            if out.hdr is not None and self._deliver_gso is not None:
+                self.counters["rx_frames"] += 1
+                self.counters["rx_bytes"] += len(out.frame)
+                self._deliver_gso(out.hdr, out.frame)
+                return
+            for piece in out.pieces():
+                self._receive(piece)
             return
         assert self.sock is not None
         try:
-            self.sock.sendto(FRAME + frame, port)
+            self.sock.sendto(FRAME + out.frame if out.hdr is None else out.gso_message(), port)
         except (ConnectionRefusedError, FileNotFoundError):
             self._drop_member(port)  # it went away without saying so
         except OSError:
@@ -250,11 +298,17 @@ class SwitchBackend(Backend):
     def _datagram(self, data: bytes, sender: Address) -> None:
         kind, body = data[:1], data[1:]
         if self.is_hub:
-            if kind == FRAME:
+            if kind in (FRAME, GSO_FRAME):
                 if sender not in self.members:
                     self._join(sender)
-                if sender in self.members:
+                if sender not in self.members:
+                    return
+                if kind == FRAME:
                     self._forward(body, sender)
+                else:
+                    gso = self._gso_datagram(body)
+                    if gso is not None:
+                        self._forward(gso[1], sender, gso[0])
             elif kind == JOIN:
                 self._join(sender)
             elif kind == LEAVE:
@@ -262,11 +316,26 @@ class SwitchBackend(Backend):
         elif kind == FRAME:
             if sender == self.hub_addr and self._deliver is not None:
                 self._receive(body)
+        elif kind == GSO_FRAME:
+            gso = self._gso_datagram(body) if sender == self.hub_addr and self._deliver is not None else None
+            if gso is not None:
+                self._port_send(None, _Outgoing(gso[1], gso[0]))
         elif kind == HUB_LEAVING:
             try:
                 self._elect()
             except BackendError:
                 pass  # the next send() tries again
+
+    def _gso_datagram(self, body: bytes) -> tuple[VnetHdr, bytes] | None:
+        """A G datagram's header and frame, or None (counted) if another switch port sent nonsense."""
+        try:
+            hdr = VnetHdr.unpack(body, HDR_LEN)
+            frame = body[HDR_LEN:]
+            check(hdr, frame)
+        except DecodeError:
+            self.count("rx_bad_offload")
+            return None
+        return hdr, frame
 
     def _join(self, sender: Address) -> None:
         if not sender:
@@ -274,8 +343,8 @@ class SwitchBackend(Backend):
         if sender not in self.members and len(self.members) < MAX_MEMBERS:
             self.members[sender] = None
 
-    async def run(self, deliver: Deliver) -> None:
-        self._deliver = deliver
+    async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
+        self._deliver, self._deliver_gso = deliver, deliver_gso
         try:
             while True:
                 sock = self.sock
@@ -297,7 +366,7 @@ class SwitchBackend(Backend):
                     if data:
                         self._datagram(data, sender)
         finally:
-            self._deliver = None
+            self._deliver = self._deliver_gso = None
 
     def close(self) -> None:
         """Leave the switch: a member says goodbye; a hub gives up the name, then tells the
@@ -324,3 +393,22 @@ class SwitchBackend(Backend):
             self._close_socket(sock)
         self.members.clear()
         self.macs.clear()
+
+
+class _Outgoing:
+    """One frame on its way: whole, and (cut at most once) as the segments a plain card gets."""
+
+    __slots__ = ("frame", "hdr", "_pieces")
+
+    def __init__(self, frame: bytes, hdr: VnetHdr | None) -> None:
+        self.frame, self.hdr = frame, hdr
+        self._pieces: list[bytes] | None = None
+
+    def pieces(self) -> list[bytes]:
+        if self._pieces is None:
+            self._pieces = [self.frame] if self.hdr is None else wire_frames(self.hdr, self.frame)
+        return self._pieces
+
+    def gso_message(self) -> bytes:
+        assert self.hdr is not None
+        return GSO_FRAME + self.hdr.pack(HDR_LEN) + self.frame

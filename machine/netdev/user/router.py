@@ -9,6 +9,7 @@
 Frames from the guest are handled synchronously inside :meth:`UserBackend.send` (it must never
 block: it is called from the NIC's port writes); frames to the guest are queued and handed to
 ``deliver`` by the backend's own task, so the NIC never receives while it is transmitting.
+Large segments both ways (a card with offloads): :mod:`~machine.netdev.user.large`.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from collections.abc import Iterable, Mapping
 
 import trio
 
-from machine.netdev import Backend, Deliver
+from machine.netdev import Backend, Deliver, DeliverGso
 from machine.netdev.user import dhcp
 from machine.netdev.user.dns import DnsForwarder
 from machine.netdev.user.host import Connect, Resolve, host_connect, host_resolve
 from machine.netdev.user.icmp import Unreachable, echo_reply, unreachable
+from machine.netdev.user.large import coalesce, gso_header, partial_checksum
 from machine.netdev.user.options import DEFAULT_DOMAIN, HostFwd, load_hosts, parse_user_options
 from machine.netdev.user.segment import (
     BROADCAST_IP,
@@ -44,8 +46,10 @@ from proto.wire import DecodeError, mac_to_bytes
 from proto.wire import icmp as _icmp
 from proto.wire.arp import REPLY, REQUEST
 from proto.wire.frame import Frame, build_arp, decode_frame
+from proto.wire.gso import check
 from proto.wire.tcp import TcpSegment, build_ipv4_tcp
 from proto.wire.udp import build_ipv4_udp
+from proto.wire.vnet import GsoType, VnetHdr
 
 __all__ = ["UserBackend", "make_user_backend"]
 
@@ -91,7 +95,8 @@ class UserBackend(Backend):
         self._eth_prefix: dict[str, bytes] = {}  # source IP -> dst MAC + src MAC + type, per guest MAC
         self._waiting: deque[tuple[str, bytes]] = deque()
         self._arp_asked = -math.inf
-        self._to_guest: deque[bytes] = deque()
+        self._to_guest: deque[bytes | tuple[VnetHdr, bytes]] = deque()
+        self._large = False  # the card takes large segments (run() got a deliver_gso)
         self._pump = Wakeup()
         self._early: list[bytes] = []
         #: The nursery of :meth:`run` while it runs: flows and DNS lookups are its tasks.
@@ -139,9 +144,10 @@ class UserBackend(Backend):
 
     # ------------------------------------------------------------------ Backend interface
 
-    async def run(self, deliver: Deliver) -> None:
+    async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
         if self._closed:
             raise RuntimeError("UserBackend.run() after close()")
+        self._large = deliver_gso is not None
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
@@ -154,13 +160,19 @@ class UserBackend(Backend):
                 queue = self._to_guest
                 while True:
                     while queue:
-                        frame = queue.popleft()
+                        item = queue.popleft()
                         counters["rx_frames"] += 1
-                        counters["rx_bytes"] += len(frame)
-                        deliver(frame)
+                        if isinstance(item, tuple):
+                            assert deliver_gso is not None  # only queued when there is one
+                            counters["rx_bytes"] += len(item[1])
+                            deliver_gso(*item)
+                        else:
+                            counters["rx_bytes"] += len(item)
+                            deliver(item)
                     await self._pump.wait()
         finally:
             self.nursery = None
+            self._large = False
             if self._closed:
                 self._release_sockets()
 
@@ -176,6 +188,26 @@ class UserBackend(Backend):
         except DecodeError:
             self.events["bad_frames"] += 1
             return
+        self._dispatch(f, frame)
+
+    def send_gso(self, hdr: VnetHdr, frame: bytes) -> None:
+        """A TSO frame goes to its flow whole (the relay takes the payload as one segment);
+        anything else with work left is done in software and sent as usual."""
+        if hdr.gso_type is not GsoType.TCPV4 or self.nursery is None:
+            super().send_gso(hdr, frame)
+            return
+        try:
+            check(hdr, frame)
+            f = decode_frame(frame, verify=False)  # the checksum is the guest's to leave undone
+        except DecodeError:
+            self.count("tx_bad_offload")
+            return
+        self.counters["tx_frames"] += 1
+        self.counters["tx_bytes"] += len(frame)
+        self.events["tcp_large_segments_in"] += 1
+        self._dispatch(f, frame)
+
+    def _dispatch(self, f: Frame, frame: bytes) -> None:
         src = f.eth.src
         if src not in (GATEWAY_MAC, DNS_MAC) and not int(src[:2], 16) & 1 and src != self.guest_mac:
             self._learn(src)
@@ -271,9 +303,25 @@ class UserBackend(Backend):
         self._pump.set()
 
     def emit_tcp(self, conn: TcpConnection, now: float) -> None:
-        """Send what a connection has to send, each segment in IPv4 from its local address."""
+        """Send what a connection has to send, each segment in IPv4 from its local address --
+        joined into large segments when the card takes them (see :mod:`.large`)."""
         src, dst = conn.local[0], conn.remote[0]
-        for seg in conn.segments_to_send(now):
+        segments = conn.segments_to_send(now)
+        if self._large and len(segments) > 1 and self._eth_prefix:
+            mss = conn.send_mss
+            for seg, count in coalesce(segments, mss):
+                ident = self.next_ident()
+                packet = build_ipv4_tcp(seg, src, dst, ident=ident)
+                if count == 1:
+                    self._emit_ip(packet, src)
+                    continue
+                self._ident = (self._ident + count - 1) & 0xFFFF  # the idents its segments take
+                prefix = self._eth_prefix.get(src) or self._eth_prefix[GATEWAY]
+                self.events["tcp_large_segments_out"] += 1
+                self._to_guest.append((gso_header(packet, mss), prefix + partial_checksum(packet)))
+                self._pump.set()
+            return
+        for seg in segments:
             self._emit_ip(build_ipv4_tcp(seg, src, dst, ident=self.next_ident()), src)
 
     def emit_tcp_segment(self, seg: TcpSegment, src: str, dst: str) -> None:

@@ -1,0 +1,96 @@
+"""A 64 KiB TSO frame through a real tap reaches a Linux TCP socket as the right bytes (the kernel
+segments it), in a private network namespace. Run under ``flock /tmp/euralios-net.lock``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = textwrap.dedent(
+    """
+    import json, secrets, socket
+    import trio, trio.testing
+    from machine.netdev.tap import TapBackend
+    from machine.netdev.user.large import gso_header, partial_checksum
+    from proto.wire.frame import build_tcp_frame, decode_frame
+    from proto.wire.tcp import ACK, PSH, SYN, TcpSegment, build_ipv4_tcp
+
+    GMAC, GIP, HIP = "52:54:00:12:34:56", "10.77.0.2", "10.77.0.1"
+
+    async def main():
+        tap = TapBackend("hoff0")
+        host_mac = open("/sys/class/net/hoff0/address").read().strip()
+        listener = trio.socket.socket()
+        await listener.bind((HIP, 7777))
+        listener.listen()
+        synack = trio.Event()
+        got = {}
+        def deliver(raw):
+            f = decode_frame(raw)
+            if f.tcp is not None and f.tcp.flags & SYN:
+                got["synack"] = f.tcp
+                synack.set()
+        data = secrets.token_bytes(60000)
+        async with trio.open_nursery() as n:
+            n.start_soon(tap.run, deliver)
+            await trio.testing.wait_all_tasks_blocked()
+            tap.send(build_tcp_frame(GMAC, host_mac, GIP, HIP, TcpSegment(40000, 7777, 1000, 0, SYN, 65535,
+                                                                           options=((2, 1460),))))
+            with trio.fail_after(5):
+                await synack.wait()
+            sa = got["synack"]
+            ack = (sa.seq + 1) & 0xFFFFFFFF
+            tap.send(build_tcp_frame(GMAC, host_mac, GIP, HIP, TcpSegment(40000, 7777, 1001, ack, ACK, 65535)))
+            sock, _ = await listener.accept()
+            n_bytes = min(len(data), sa.window)
+            packet = build_ipv4_tcp(TcpSegment(40000, 7777, 1001, ack, ACK | PSH, 65535, data[:n_bytes]), GIP, HIP)
+            eth = bytes.fromhex(host_mac.replace(":", "") + GMAC.replace(":", "")) + b"\\x08\\x00"
+            tap.send_gso(gso_header(packet, 1460), eth + partial_checksum(packet))
+            received = b""
+            with trio.fail_after(5):
+                while len(received) < n_bytes:
+                    received += await sock.recv(65536)
+            n.cancel_scope.cancel()
+        tap.close()
+        print(json.dumps({"ok": received == data[:n_bytes], "size": n_bytes, "frame": len(packet) + 14,
+                          "stats": tap.stats, "hdr_size": tap.hdr_size}))
+
+    trio.run(main)
+    """
+)
+
+NEED_ROOT = pytest.mark.skipif(
+    not (os.path.exists("/dev/net/tun") and os.geteuid() == 0 and shutil.which("ip")),
+    reason="needs /dev/net/tun, root and iproute2 (ip netns) to make a private network namespace",
+)
+
+
+@NEED_ROOT
+def test_a_tso_frame_through_the_tap_reaches_a_linux_socket() -> None:
+    ns = f"hoff-{uuid.uuid4().hex[:8]}"
+    ip = shutil.which("ip") or "ip"
+    subprocess.run([ip, "netns", "add", ns], check=True)
+    try:
+        subprocess.run([ip, "-n", ns, "tuntap", "add", "hoff0", "mode", "tap"], check=True)
+        for cmd in (["addr", "add", "10.77.0.1/24", "dev", "hoff0"], ["link", "set", "hoff0", "up"],
+                    ["neigh", "replace", "10.77.0.2", "lladdr", "52:54:00:12:34:56", "dev", "hoff0"]):
+            subprocess.run([ip, "-n", ns, *cmd], check=True)
+        r = subprocess.run([ip, "netns", "exec", ns, sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True,
+                           timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert r.returncode == 0, r.stderr.decode()
+        result = json.loads(r.stdout)
+    finally:
+        subprocess.run([ip, "netns", "del", ns], check=False)
+    assert result["hdr_size"] == 12
+    assert result["ok"] and result["frame"] > 30000, result  # one frame far above the MTU
+    assert "tx_bad_offload" not in result["stats"]
