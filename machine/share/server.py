@@ -51,6 +51,7 @@ from proto.ninep import (
     HEADER_LEN,
     IOHDRSZ,
     MAXWELEM,
+    MESSAGE_TYPES,
     MIN_MSIZE,
     NOFID,
     V9FS_MAGIC,
@@ -59,6 +60,7 @@ from proto.ninep import (
     Errno,
     GetattrMask,
     Message,
+    MsgType,
     OpenFlag,
     Qid,
     Rattach,
@@ -135,6 +137,15 @@ class _Fid:
         self.node.close()
 
 
+def _unimplemented(mtype: int) -> bool:
+    """A 9P request this server does not serve (symlink, link, xattrs, locks, 9P2000's own...)."""
+    try:
+        t = MsgType(mtype)
+    except ValueError:
+        return False
+    return t.is_request and t not in MESSAGE_TYPES
+
+
 def _errno(e: OSError) -> Errno:
     try:
         return Errno(e.errno or 0)
@@ -146,11 +157,12 @@ class ShareServer:
     """One 9P session over the host directory `path` (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
-                 max_msize: int = DEFAULT_MSIZE, strict: bool = False) -> None:
+                 max_msize: int = DEFAULT_MSIZE, max_fids: int = 1024, strict: bool = False) -> None:
         self.path = os.fspath(path)
         self.readonly = readonly
         self.max_msize = max_msize
         self.msize = max_msize
+        self.max_fids = max_fids  # each fid holds up to three host fds: the guest may not exhaust ours
         self.strict = strict  # tests: let a bug in a handler raise instead of answering EIO
         self._fids: dict[int, _Fid] = {}
         self._root: Node | None = None
@@ -207,7 +219,8 @@ class ShareServer:
                 raise DecodeError("size field disagrees with the frame")
             msg = decode_body(mtype, memoryview(frame)[HEADER_LEN:])
         except DecodeError:
-            return encode(Rlerror(Errno.EINVAL), tag)
+            code = Errno.EOPNOTSUPP if _unimplemented(mtype) else Errno.EINVAL
+            return encode(Rlerror(code), tag)
         return encode(self.handle(tag, msg), tag)
 
     def close(self) -> None:
@@ -235,6 +248,8 @@ class ShareServer:
     def _new_fid(self, n: int) -> None:
         if n == NOFID or n in self._fids:
             raise Fail(Errno.EINVAL)
+        if len(self._fids) >= self.max_fids:
+            raise Fail(Errno.EMFILE)
 
     def _root_node(self) -> Node:
         if self._root is None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import pathlib
 import shutil
+import tempfile
 
 import pytest
 
@@ -311,3 +313,57 @@ def test_lcreate_result_is_checked(client, world):
     r = client.call(Tlcreate(d, "n", OpenFlag.RDWR, 0o600, 0))
     assert isinstance(r, Rlcreate) and r.qid.path == os.stat(share / "a" / "n").st_ino
     assert isinstance(client.call(Tlopen(client.walk("a", "n")[0], OpenFlag.RDONLY)), Rlopen)
+
+
+
+def _unreadable_checks(share) -> None:
+    with ShareServer(share, strict=True) as s:
+        c = Client(s)
+        fid, _ = c.walk("private")
+        assert err(c.call(Tlopen(fid, OpenFlag.RDONLY))) == Errno.EACCES
+        closed, r = c.walk("closed")
+        _, r = c.walk("inner", fid=closed)
+        assert err(r) == Errno.EACCES  # a directory the host user cannot search
+        assert err(c.call(Tlopen(closed, OpenFlag.RDONLY))) == Errno.EACCES
+        assert err(c.call(Tunlinkat(c.root, "private", 0))) in (Errno.EACCES, Errno.EPERM)
+
+
+def test_files_the_host_user_cannot_read_stay_unreadable():
+    """The share gives the guest the host user's rights, no more: a file that user cannot read
+    answers EACCES. As root (who reads everything) the checks run in a forked child that has
+    become `nobody` (in a /tmp folder of its own: pytest's tmp_path is not reachable by nobody)."""
+    top = tempfile.mkdtemp(prefix="ninep-perm-")
+    try:
+        _check_unreadable(pathlib.Path(top))
+    finally:
+        shutil.rmtree(top)
+
+
+def _check_unreadable(top: pathlib.Path) -> None:
+    share = top / "share"
+    share.mkdir()
+    (share / "private").write_bytes(SECRET)
+    os.chmod(share / "private", 0o600)
+    (share / "closed").mkdir()
+    (share / "closed" / "inner").write_bytes(b"x")
+    os.chmod(share / "closed", 0o700)
+    if os.geteuid() != 0:
+        _unreadable_checks(share)
+        return
+    for p in (top, share):
+        os.chmod(p, 0o755)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            _unreadable_checks(share)
+            code = 0
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -109,6 +109,8 @@ def test_handle_frame_bad_input_is_answered(share):
         assert s.handle_frame(bytes.fromhex("0b000000" "03" "2a00" "00000000")) == encode(Rlerror(Errno.EINVAL), 42)
         short = bytes.fromhex("09000000" "78" "2b00" "0000")  # Tclunk with half a fid
         assert s.handle_frame(short) == encode(Rlerror(Errno.EINVAL), 43)
+        tfsync = bytes.fromhex("0f000000" "32" "2c00" "01000000" "00000000")  # known, not served
+        assert s.handle_frame(tfsync) == encode(Rlerror(Errno.EOPNOTSUPP), 44)
         s.handle(NOTAG, Tversion(8192, VERSION))
         big = encode(Twrite(1, 0, b"x" * 9000), 44)
         assert s.handle_frame(big) == encode(Rlerror(Errno.EMSGSIZE), 44)
@@ -276,6 +278,16 @@ def test_mkdir_unlinkat_renameat(client, share):
     assert sorted(os.listdir(share)) == ["sub"]
     assert err(client.call(Trenameat(client.root, "nope", client.root, "x"))) == Errno.ENOENT
     assert err(client.call(Tmkdir(f, "x", 0o755, 0))) == Errno.ENOTDIR
+
+
+def test_fid_limit(share):
+    with ShareServer(share, max_fids=3, strict=True) as s:
+        c = Client(s)
+        c.walk()
+        c.walk()
+        _, r = c.walk()
+        assert err(r) == Errno.EMFILE
+        assert s.fids == 3
 
 
 def test_clunk_releases_every_fd(share):
