@@ -51,7 +51,7 @@ import trio
 
 from proto.wire import DecodeError
 from proto.wire.gso import wire_frames
-from proto.wire.vnet import VnetHdr
+from proto.wire.vnet import HDR_LEN_LEGACY, VnetHdr
 
 Deliver = Callable[[bytes], object]
 #: ``deliver_gso(hdr, frame)``: a frame towards the guest with offload work left for it.
@@ -101,6 +101,24 @@ class Backend:
         except DecodeError:
             self.count(bad)
             return []
+
+    def deliver_offloaded(self, data: bytes, frame: bytes, deliver: Deliver,
+                          deliver_gso: DeliverGso | None) -> None:
+        """A frame the host (tap, raw socket) left work in, ``data`` starting with its header:
+        to the card whole if it takes that, else segmented and checksummed here.
+
+        Only the first 10 header bytes are read: the kernel does not write ``num_buffers``."""
+        try:
+            hdr = VnetHdr.unpack(data, HDR_LEN_LEGACY)
+        except DecodeError:
+            self.count("rx_bad_offload")
+            return
+        if deliver_gso is not None:
+            deliver_gso(hdr, frame)
+            return
+        self.count("rx_software_offload")
+        for piece in self.wire_frames(hdr, frame, "rx_bad_offload"):
+            deliver(piece)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add to a counter that exists only once something happened (offload trouble)."""

@@ -108,17 +108,7 @@ class RawBackend(Backend):
                 if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
                     deliver(frame)
                     continue
-                try:
-                    hdr = VnetHdr.unpack(data, HDR_LEN_LEGACY)
-                except DecodeError:
-                    self.count("rx_bad_offload")
-                    continue
-                if deliver_gso is not None:
-                    deliver_gso(hdr, frame)
-                    continue
-                self.count("rx_software_offload")
-                for piece in self.wire_frames(hdr, frame, "rx_bad_offload"):
-                    deliver(piece)
+                self.deliver_offloaded(data, frame, deliver, deliver_gso)
 
     def send(self, frame: bytes) -> None:
         if self.sock is None:

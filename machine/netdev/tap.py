@@ -168,23 +168,7 @@ class TapBackend(Backend):
                 if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
                     deliver(frame)
                     continue
-                self._deliver_offloaded(data, frame, deliver, deliver_gso)
-
-    def _deliver_offloaded(self, data: bytes, frame: bytes, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
-        """A frame the host left work in: to the card whole if it takes that, else done here.
-
-        Only the first 10 header bytes are read: the kernel does not write ``num_buffers``."""
-        try:
-            hdr = VnetHdr.unpack(data, HDR_LEN_LEGACY)
-        except DecodeError:
-            self.count("rx_bad_offload")
-            return
-        if deliver_gso is not None:
-            deliver_gso(hdr, frame)
-            return
-        self.count("rx_software_offload")
-        for piece in self.wire_frames(hdr, frame, "rx_bad_offload"):
-            deliver(piece)
+                self.deliver_offloaded(data, frame, deliver, deliver_gso)
 
     def send(self, frame: bytes) -> None:
         try:
