@@ -81,14 +81,31 @@ class Screen:
         self.chunk = chunk
         self.offset = offset
         self.shadow: bytearray | None = None  # what video memory holds now (None: unknown)
+        self.shown: TextConsole | None = None  # whose live screen shadow holds (None: unsure)
         self.cursor: tuple[int, bool] | None = None  # (offset, visible) last programmed
         self.want: tuple[int, bool] | None = None  # (offset, visible) most recently asked for
         self._programming = False
 
     async def show(self, con: TextConsole) -> None:
-        """Copy the changed rows of `con`'s view to video memory and program its cursor."""
-        cells = con.view()
+        """Copy the changed rows of `con`'s view to video memory and program its cursor.
+
+        When video memory already shows `con`'s live screen, only the rows it wrote since are
+        copied (its damage range): comparing all 25 rows was the largest cost of echoing a key.
+        Another console, or a scrolled view, is compared row by row against what is shown."""
+        damage = con.take_damage()
         shadow = self.shadow
+        if shadow is not None and self.shown is con and not con.offset:
+            lo, hi = damage
+            if lo < hi:
+                lo, hi = lo - lo % ROW_BYTES, -(-hi // ROW_BYTES) * ROW_BYTES
+                cells = con.cells
+                self.chunk.write(self.offset + lo, cells[lo:hi])
+                shadow[lo:hi] = cells[lo:hi]
+            con.dirty = False
+            await self.set_cursor(con.cursor_row * COLS + con.cursor_col, con.shown_cursor_visible)
+            return
+        self.shown = con if not con.offset else None
+        cells = con.view()
         if shadow is None:
             first, last = 0, ROWS - 1
         elif cells == shadow:

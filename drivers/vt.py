@@ -150,6 +150,8 @@ class TextConsole:
     def _clear(self) -> None:
         """The screen and terminal state of a fresh console (the history is not touched)."""
         self.cells = bytearray(_BLANK_SCREEN)
+        #: Bytes of ``cells`` changed since :meth:`take_damage` last asked: [lo, hi).
+        self.damage_lo, self.damage_hi = 0, SIZE
         self.cursor_row = INITIAL_ROW
         self.cursor_col = 0
         self.cursor_visible = True
@@ -216,6 +218,19 @@ class TextConsole:
     def scroll_to_bottom(self) -> None:
         """Back to the live screen."""
         self.scroll(-self.offset)
+
+    def take_damage(self) -> tuple[int, int]:
+        """The byte range [lo, hi) of ``cells`` written since the last call (lo >= hi: none),
+        and forget it: a screen that already shows the rest copies only this."""
+        lo, hi = self.damage_lo, self.damage_hi
+        self.damage_lo, self.damage_hi = SIZE, 0
+        return lo, hi
+
+    def _damage(self, lo: int, hi: int) -> None:
+        if lo < self.damage_lo:
+            self.damage_lo = lo
+        if hi > self.damage_hi:
+            self.damage_hi = hi
 
     def view(self, offset: int | None = None) -> bytes | bytearray:
         """The ROWS x COLS cells (VGA layout) seen ``offset`` rows back (default: the current
@@ -499,6 +514,7 @@ class TextConsole:
                     self.offset += 1  # output does not move a scrolled view
             cells[: SIZE - 2 * COLS] = cells[2 * COLS :]
             cells[SIZE - 2 * COLS :] = _BLANK_ROW
+            self.damage_lo, self.damage_hi = 0, SIZE
         self.dirty = True
 
     def _put(self, run: bytes) -> None:
@@ -516,6 +532,7 @@ class TextConsole:
             self.cursor_col = 0
         pos, total = 0, len(run)
         row, col = self.cursor_row, self.cursor_col
+        start = (row * COLS + col) * 2
         while True:
             k = min(total - pos, COLS - col)
             off = (row * COLS + col) * 2
@@ -523,6 +540,7 @@ class TextConsole:
             cells[off + 1 : off + 2 * k : 2] = bytes((attr,)) * k
             pos += k
             col += k
+            self._damage(start, off + 2 * k)
             if col < COLS:
                 break
             if pos == total:
@@ -539,6 +557,7 @@ class TextConsole:
         """Spaces with ``attr`` in cells [start, end) (cell indices)."""
         if end > start:
             self.cells[start * 2 : end * 2] = bytes((0x20, attr)) * (end - start)
+            self._damage(start * 2, end * 2)
             self.dirty = True
 
     def _erase_display(self, mode: int) -> None:
