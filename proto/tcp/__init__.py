@@ -11,13 +11,16 @@ package's public surface; the engine is cut by concept, one file each:
     scoreboard.py   the sender's SACK scoreboard (RFC 2018/6675)
     reassembly.py   the receiver's out-of-order queue and the SACK blocks it reports
     rtt.py          the RTT estimator and retransmission timeout (RFC 6298, Karn)
+    timestamps.py   RFC 7323 timestamps: our clock, TS.Recent, PAWS, RTT from TSecr
+    synopts.py      what a SYN offers (MSS, SACK-permitted, TS, window scale), Linux's layout
     tcb.py          the connection's variables, and how the classes above layer over them
     listener.py     TcpListener: LISTEN and its SYN backlog
     states.py       TcpState and TcpErrorKind; reset.py, seq.py, counters.py: small shared parts
 
+Window scaling and timestamps (RFC 7323) are on by default and used when the peer offers them
+too; TSO (``tso_max``) lets one segment carry many MSS' worth for a card that cuts it.
 Not implemented: urgent data (URG is ignored and the data delivered in line), keep-alives,
-window scaling and timestamps (windows are at most 65535), D-SACK, IP-level concerns (ICMP,
-PMTU).
+D-SACK, IP-level concerns (ICMP, PMTU).
 """
 
 from __future__ import annotations

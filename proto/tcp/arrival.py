@@ -16,6 +16,11 @@
   is buffered (reassembly.py) and draws an immediate duplicate ACK, and filling a hole ACKs
   immediately (RFC 5681 4.2). Delayed ACK otherwise (``ack_delay`` seconds, default 40 ms; 0
   acks every segment), but at least every second full-sized segment is ACKed at once.
+* RFC 7323: window scaling and timestamps are used when both SYNs offered them (the peer's
+  shift is taken as at most 14). With timestamps, PAWS drops old duplicates before the
+  sequence check (an ACK answers them), a segment without TSopt is taken as Linux takes it
+  (RFC 7323 3.2's SHOULD-drop is not followed), TS.Recent follows the rules of timestamps.py, and every ACK of new
+  data is an RTT sample from its TSecr (4.1) instead of one timed segment per round trip.
 * FIN in both directions, half-close, simultaneous close, TIME-WAIT for 2*MSL (``msl``, default
   30 s) restarted by a retransmitted FIN. Urgent data is not implemented: URG is ignored and
   the data delivered in line.
@@ -40,6 +45,7 @@ from proto.tcp.states import (
     TIME_WAIT,
     TcpErrorKind,
 )
+from proto.tcp.synopts import MAX_WSCALE, TS_OPTION_LEN
 from proto.tcp.tcb import DEFAULT_PEER_MSS
 from proto.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
@@ -56,6 +62,7 @@ class SegmentArrival(Output):
         self._touch()
         self.counters.segments_received += 1
         self._last_rx = now
+        self._ts_now = self._ts.clock(now)
         if seg.dst_port != self.local[1] or seg.src_port != self.remote[1]:
             self.counters.bad_segments += 1
             return
@@ -88,7 +95,7 @@ class SegmentArrival(Output):
         if not flags & SYN:
             self.counters.bad_segments += 1
             return
-        self._syn_arrived(seg)
+        self._syn_arrived(seg, now)
         if flags & ACK:
             self._snd_wl2 = seg.ack
             self._syn_acked(seg.ack, now)
@@ -110,15 +117,28 @@ class SegmentArrival(Output):
             self.state = SYN_RECEIVED
             self._snd_nxt = self._iss
 
-    def _syn_arrived(self, syn: TcpSegment) -> None:
-        """Record the peer's SYN: its ISN, MSS and initial window."""
+    def _syn_arrived(self, syn: TcpSegment, now: float) -> None:
+        """Record the peer's SYN: its ISN, MSS, initial window and the options both offered.
+
+        On a SYN-ACK, what the peer offers is what it agrees to of ours; on a SYN, what our
+        SYN-ACK will agree to. Either way an option is on only if both SYNs carry it."""
         self._irs = syn.seq
         self._rcv_nxt = (syn.seq + 1) & MASK
         self._rcv_adv = self._rcv_nxt
         self._last_ack_sent = self._rcv_nxt
         self._sack_ok = self.sack and syn.sack_permitted
+        shift = syn.wscale if self.window_scaling else None
+        self._ws_ok = shift is not None
+        self._snd_scale = min(shift, MAX_WSCALE) if shift is not None else 0
+        self._rcv_scale = self._wscale_offer if shift is not None else 0
+        stamps = syn.timestamps if self.timestamps else None
+        overhead = 0
+        if stamps is not None:
+            self._ts.agree(stamps[0], now)
+            overhead = TS_OPTION_LEN
         peer_mss = syn.mss if syn.mss is not None else DEFAULT_PEER_MSS
-        self._send_mss = max(64, min(peer_mss, self.mss))
+        self._send_mss = max(64, min(peer_mss, self.mss)) - overhead
+        self._rcv_mss = self.mss - overhead
         self._set_initial_window()
         self._snd_wnd = syn.window
         self._max_snd_wnd = syn.window
@@ -150,11 +170,26 @@ class SegmentArrival(Output):
             self._timewait_deadline = now + 2 * self.msl
             return
 
-        # 1. Sequence number check.
         seq = seg.seq
         payload = seg.payload
         seg_len = seg.seg_len
-        space = max(0, self.rcv_buf - len(self._rcvbuf))
+        ts = self._ts
+        stamps: tuple[int, int] | None = None
+        if ts.ok and not flags & RST:
+            # RFC 7323 3.2 says a segment without TSopt SHOULD be dropped once they are agreed;
+            # Linux takes it (there is just nothing for PAWS to compare), and so do we: a peer
+            # or middlebox that strips the option from one segment must not stall the transfer.
+            stamps = seg.timestamps
+            if stamps is not None and ts.paws_rejects(stamps[0], now):  # 5.3 R1: an old duplicate
+                self.counters.paws_drops += 1
+                if seg_len:
+                    self._ack_now = True
+                else:
+                    self._ack_limited(now)
+                return
+
+        # 1. Sequence number check.
+        space = self._rcv_space()
         start = seq_diff(seq, self._rcv_nxt)  # where the segment starts, relative to RCV.NXT
         if seg_len == 0 or (space == 0 and not payload and start == 0):
             acceptable = start == 0 if space == 0 else 0 <= start < space
@@ -179,6 +214,8 @@ class SegmentArrival(Output):
             else:
                 self.counters.bad_segments += 1
             return
+        if stamps is not None:
+            ts.update(stamps[0], seq, self._last_ack_sent, now)  # 5.3 R3
 
         # 2. RST (RFC 5961 3.2: exact match resets, anywhere else in the window challenges).
         if flags & RST:
@@ -213,8 +250,9 @@ class SegmentArrival(Output):
     def _establish(self, seg: TcpSegment, now: float) -> None:
         """SYN-RECEIVED -> ESTABLISHED on an acceptable ACK of our SYN."""
         self._syn_acked(seg.ack, now)
-        self._snd_wnd = seg.window
-        self._max_snd_wnd = max(self._max_snd_wnd, seg.window)
+        window = seg.window if seg.flags & SYN else seg.window << self._snd_scale
+        self._snd_wnd = window
+        self._max_snd_wnd = max(self._max_snd_wnd, window)
         self._snd_wl1 = seg.seq
         self._snd_wl2 = seg.ack
         self.state = ESTABLISHED
@@ -255,15 +293,16 @@ class SegmentArrival(Output):
             self._challenge_ack(now)
             return False
         old_una = self._snd_una
+        window = seg.window << self._snd_scale
         if self._sack_ok:
             self._scoreboard.update(seg.sack_blocks if seg.options else (), ack, self._snd_max)
         if seq_diff(ack, old_una) > 0:
-            self._on_new_ack(ack, now)
+            self._on_new_ack(ack, now, seg)
         elif (
             ack == old_una
             and not seg.payload
             and not seg.flags & (SYN | FIN)
-            and seg.window == self._snd_wnd
+            and window == self._snd_wnd
             and self._snd_max != old_una
         ):
             self._on_dupack()
@@ -276,11 +315,11 @@ class SegmentArrival(Output):
             seq_diff(seg.seq, self._snd_wl1) > 0
             or (seg.seq == self._snd_wl1 and seq_diff(ack, self._snd_wl2) >= 0)
         ):
-            self._snd_wnd = seg.window
+            self._snd_wnd = window
             self._snd_wl1 = seg.seq
             self._snd_wl2 = ack
-            self._max_snd_wnd = max(self._max_snd_wnd, seg.window)
-            if seg.window == 0 and seq_diff(self._snd_nxt, self._snd_una) > 0:
+            self._max_snd_wnd = max(self._max_snd_wnd, window)
+            if window == 0 and seq_diff(self._snd_nxt, self._snd_una) > 0:
                 # The peer closed (shrank) its window over data in flight: stop retransmitting
                 # into it, take the data back as unsent and let the persist timer probe.
                 self._snd_nxt = self._snd_una
@@ -296,9 +335,19 @@ class SegmentArrival(Output):
                 return False
         return True
 
-    def _on_new_ack(self, ack: int, now: float) -> None:
+    def _on_new_ack(self, ack: int, now: float, seg: TcpSegment) -> None:
         acked = seq_diff(ack, self._snd_una)
-        self._rtt.on_ack(ack, now)
+        if self._ts.ok:
+            # RFC 7323 4: every ACK of new data times the segment whose TSval it echoes, also
+            # a retransmitted one (no Karn ambiguity); weighted as Appendix G says, so that a
+            # window's worth of samples moves the estimate as one RFC 6298 sample would.
+            stamps = seg.timestamps
+            r = self._ts.rtt(stamps[1], now) if stamps is not None else None
+            if r is not None:
+                flight = seq_diff(self._snd_max, self._snd_una)
+                self._rtt.sample(r, max(1, -(-flight // (2 * self._send_mss))))
+        else:
+            self._rtt.on_ack(ack, now)
         data_acked = min(seq_diff(ack, self._snd_base), len(self._sndbuf))
         if data_acked > 0:
             del self._sndbuf[:data_acked]
@@ -324,7 +373,7 @@ class SegmentArrival(Output):
             payload = payload[-start:]
             seq = self._rcv_nxt
             start = 0
-        space = max(0, self.rcv_buf - len(self._rcvbuf))
+        space = self._rcv_space()
         if start + len(payload) > space:
             payload = payload[: max(0, space - start)]
             fin = False  # the FIN lies beyond the window
@@ -335,7 +384,7 @@ class SegmentArrival(Output):
                 if self._reasm.segments:
                     self._rcv_nxt = self._reasm.drain(self._rcv_nxt, self._rcvbuf)
                     self._ack_now = True  # filled (part of) a hole: ACK at once (RFC 5681)
-                elif self.ack_delay <= 0 or seq_diff(self._rcv_nxt, self._last_ack_sent) >= 2 * self.mss:
+                elif self.ack_delay <= 0 or seq_diff(self._rcv_nxt, self._last_ack_sent) >= 2 * self._rcv_mss:
                     self._ack_now = True
                 elif self._delack_deadline is None:
                     self._delack_deadline = now + self.ack_delay

@@ -101,7 +101,7 @@ class TcpConnection(SegmentArrival):
         # be one too, so the one loose spot is here.
         conn = cls(local, remote, iss=iss, **options)  # type: ignore[arg-type]
         conn._passive = True
-        conn._syn_arrived(syn)
+        conn._syn_arrived(syn, now)
         conn.state = SYN_RECEIVED
         return conn
 
@@ -204,13 +204,25 @@ class TcpConnection(SegmentArrival):
 
     @property
     def send_mss(self) -> int:
-        """Largest payload we put in one segment: min(our ``mss``, the peer's MSS option)."""
+        """Largest payload we put in one segment on the wire: min(our ``mss``, the peer's MSS
+        option), less 12 when timestamps ride on every segment. With TSO, the size the card
+        cuts larger segments into (gso_size)."""
         return self._send_mss
 
     @property
     def snd_wnd(self) -> int:
-        """The peer's last advertised receive window."""
+        """The peer's last advertised receive window (scaled: in bytes)."""
         return self._snd_wnd
+
+    @property
+    def window_scale(self) -> tuple[int, int] | None:
+        """(our shift, the peer's shift) when window scaling is in use, else None."""
+        return (self._rcv_scale, self._snd_scale) if self._ws_ok else None
+
+    @property
+    def timestamps_on(self) -> bool:
+        """Do both ends stamp every segment (RFC 7323 timestamps agreed)?"""
+        return self._ts.ok
 
     def __repr__(self) -> str:
         return f"<TcpConnection {self.local[0]}:{self.local[1]} -> {self.remote[0]}:{self.remote[1]} {self.state}>"
@@ -234,6 +246,7 @@ class TcpConnection(SegmentArrival):
     def poll_timers(self, now: float) -> None:
         """Run every timer that has expired by ``now`` (early or repeated calls are harmless)."""
         self._touch()
+        self._ts_now = self._ts.clock(now)
         if self._timewait_deadline is not None and now >= self._timewait_deadline:
             self._teardown(None)
             return

@@ -24,3 +24,4 @@ class TcpCounters:
     probes: int = 0  # zero-window probes sent
     challenge_acks: int = 0  # RFC 5961 challenge ACKs sent
     sack_retransmits: int = 0  # holes the peer's SACK blocks showed, resent in fast recovery
+    paws_drops: int = 0  # old duplicates PAWS dropped (RFC 7323 5)

@@ -3,8 +3,15 @@
 Output is produced lazily by ``segments_to_send``: several ``send()`` calls become full-sized
 segments, and an ACK owed for received data rides on outgoing data when there is some.
 
-* The SYN (or SYN-ACK) carries our MSS option and, if we do SACK (and, on a SYN-ACK, the peer
-  offered it), SACK-permitted; no window scaling or timestamps, so windows are at most 65535.
+* The SYN (or SYN-ACK) carries our MSS option and, if we do them (and, on a SYN-ACK, the peer
+  offered them), SACK-permitted, timestamps and window scale (RFC 7323), laid out as Linux does
+  (synopts.py). Once timestamps are agreed every segment carries TSval/TSecr (NOP NOP TS, 12
+  bytes, taken from the payload: data segments carry ``send_mss`` = MSS - 12); once window
+  scaling is agreed the windows we advertise are shifted, rounded *up* to the shift's unit so
+  that the right edge the peer sees never moves back.
+* TSO (``tso_max``): new data may leave as one segment of up to ``tso_max`` bytes, a multiple of
+  ``send_mss`` unless it is the tail, where several MSS-sized segments would (cwnd and the
+  peer's window still rule); the card cuts it. Retransmissions stay MSS-sized.
 * Sliding window with sender SWS avoidance (a small segment waits while data is in flight and
   it would be under half the largest window the peer has offered) and receiver SWS avoidance
   (the advertised right edge moves only by >= min(buffer/2, MSS), never back).
@@ -15,7 +22,7 @@ segments, and an ACK owed for received data rides on outgoing data when there is
   closed window, so its ACK brings the peer's window), the segment at SND.UNA on a fast
   retransmit or NewReno partial ACK, and the next SACK hole during SACK recovery.
 * SACK blocks (reassembly.py) ride only on segments without data, so that their 34 bytes can
-  never push a full segment past the MTU.
+  never push a full segment past the MTU; with timestamps, at most three blocks fit.
 """
 
 from __future__ import annotations
@@ -23,11 +30,10 @@ from __future__ import annotations
 from proto.tcp.recovery import Recovery
 from proto.tcp.seq import MASK, seq_diff
 from proto.tcp.states import CLOSED, FIN_STATES, SENDING, SYN_RECEIVED, SYN_SENT
-from proto.wire.tcp import ACK, FIN, OPT_MSS, OPT_SACK, OPT_SACK_PERMITTED, PSH, SYN, TcpOption, TcpSegment
+from proto.tcp.synopts import MAX_WINDOW, syn_options
+from proto.wire.tcp import ACK, FIN, OPT_NOP, OPT_SACK, OPT_TIMESTAMP, PSH, SYN, TcpOption, TcpSegment
 
 __all__ = ["Output", "MAX_WINDOW"]
-
-MAX_WINDOW = 0xFFFF  # no window scaling is negotiated
 
 
 class Output(Recovery):
@@ -36,7 +42,8 @@ class Output(Recovery):
     def segments_to_send(self, now: float) -> list[TcpSegment]:
         """Everything to transmit now, in order; the caller wraps each in IPv4 to ``remote``.
 
-        ``now`` times the segments sent (RTO timer start, RTT measurement)."""
+        ``now`` times the segments sent (RTO timer start, RTT measurement, TSval)."""
+        self._ts_now = self._ts.clock(now)
         out = self._out
         self._out = []
         state = self.state
@@ -68,12 +75,15 @@ class Output(Recovery):
             self._rtt.start(self._iss, (self._iss + 1) & MASK, now)
         else:
             self.counters.retransmits += 1
-        # SACK-permitted: offered on our SYN if we do SACK, on a SYN-ACK only if the peer offered.
-        offer = self._sack_ok if flags & ACK else self.sack
-        options: tuple[TcpOption, ...] = (
-            ((OPT_MSS, self.mss), (OPT_SACK_PERMITTED, None)) if offer else ((OPT_MSS, self.mss),)
-        )
-        self._emit(out, self._iss, flags, options=options)
+        # Each option is offered on our SYN if we do it, on a SYN-ACK only if the peer offered it.
+        ts = self._ts
+        if flags & ACK:
+            sack, wscale = self._sack_ok, (self._wscale_offer if self._ws_ok else None)
+            stamps = (self._ts_now, ts.recent) if ts.ok else None
+        else:
+            sack, wscale = self.sack, (self._wscale_offer if self.window_scaling else None)
+            stamps = (self._ts_now, 0) if self.timestamps else None
+        self._emit(out, self._iss, flags, options=syn_options(self.mss, sack, wscale, stamps))
         self._snd_nxt = self._snd_max = (self._iss + 1) & MASK
         if self._rto_deadline is None:
             self._rto_deadline = now + self._rtt.rto
@@ -81,6 +91,8 @@ class Output(Recovery):
 
     def _output_data(self, now: float, out: list[TcpSegment]) -> None:
         smss = self._send_mss
+        # With TSO one segment may carry many MSS' worth (the card cuts it), a multiple of them.
+        most = smss * (self.tso_max // smss) if self.tso_max > smss else smss
         if self._retx_una:
             self._retx_una = False
             self._retransmit_first(now, out)
@@ -104,7 +116,9 @@ class Output(Recovery):
             remaining = max(remaining, 0)
             window = min(self._snd_wnd, cwnd)
             usable = seq_diff((self._snd_una + window) & MASK, self._snd_nxt)
-            n = min(smss, remaining, max(usable, 0))
+            n = min(most, remaining, max(usable, 0))
+            if smss < n < remaining:
+                n -= n % smss  # only the tail of what is queued may leave a short piece
             if force and n == 0 and remaining:
                 # RTO with no usable window: resend (some of) the first unacknowledged segment
                 # anyway; its ACK brings the peer's current window.
@@ -129,7 +143,7 @@ class Output(Recovery):
             if seq_diff(seq, self._snd_max) < 0:
                 self.counters.retransmits += 1
                 rtt.karn(seq, end)
-            elif rtt.timed_end is None:
+            elif rtt.timed_end is None and not self._ts.ok:  # with timestamps every ACK times
                 rtt.start(seq, end, now)
             self._snd_nxt = end
             if seq_diff(end, self._snd_max) > 0:
@@ -195,11 +209,21 @@ class Output(Recovery):
         """Build one segment; every segment with ACK settles what we owe the peer."""
         if flags & ACK:
             ack = self._rcv_nxt
-            window = self._advertise_window()
-            if self._reasm.segments and self._sack_ok and not payload and not flags & SYN:
-                # Only on segments without data: the blocks' 34 bytes must not push a full
-                # segment past the MTU.
-                options = ((OPT_SACK, self._reasm.sack_edges(ack)),)
+            ts = self._ts
+            if flags & SYN:  # a SYN-ACK's window is never scaled (RFC 7323 2.2)
+                window = self._advertise_window(0)
+            else:
+                window = self._advertise_window(self._rcv_scale)
+                if ts.ok:
+                    options = ((OPT_NOP, None), (OPT_NOP, None), (OPT_TIMESTAMP, (self._ts_now, ts.recent)))
+                if self._reasm.segments and self._sack_ok and not payload:
+                    # Only on segments without data: the blocks' 34 bytes must not push a full
+                    # segment past the MTU. Beside timestamps, three blocks fit.
+                    edges = self._reasm.sack_edges(ack)
+                    if ts.ok:
+                        options += ((OPT_NOP, None), (OPT_NOP, None), (OPT_SACK, edges[:6]))
+                    else:
+                        options = ((OPT_SACK, edges),)
             self._ack_now = False
             self._delack_deadline = None
             self._last_ack_sent = ack
@@ -209,18 +233,31 @@ class Output(Recovery):
         out.append(TcpSegment(self.local[1], self.remote[1], seq, ack, flags, window, payload, options))
         self.counters.segments_sent += 1
 
-    def _advertise_window(self) -> int:
-        """Receive window to put in a segment, with receiver SWS avoidance (RFC 9293 3.8.6.2.2):
-        the right edge only moves once it can move by min(rcv_buf/2, MSS), and never back."""
-        space = min(max(0, self.rcv_buf - len(self._rcvbuf)), MAX_WINDOW)
+    def _advertise_window(self, shift: int) -> int:
+        """The window field to put in a segment, with receiver SWS avoidance (RFC 9293
+        3.8.6.2.2): the right edge only moves once it can move by min(rcv_buf/2, MSS), and never
+        back. Scaled by ``shift``, the window is rounded up to a whole unit and the edge the
+        peer will see is what we remember, so a later, smaller unit count cannot shrink it."""
+        cap = MAX_WINDOW << shift
+        space = min(max(0, self.rcv_buf - len(self._rcvbuf)), cap)
         right = (self._rcv_nxt + space) & MASK
         if seq_diff(right, self._rcv_adv) >= min(self.rcv_buf // 2, self.mss):
             self._rcv_adv = right
-        return max(0, min(seq_diff(self._rcv_adv, self._rcv_nxt), MAX_WINDOW))
+        window = max(0, min(seq_diff(self._rcv_adv, self._rcv_nxt), cap))
+        if not shift:
+            return window
+        units = min(-(-window >> shift), MAX_WINDOW)
+        self._rcv_adv = (self._rcv_nxt + (units << shift)) & MASK
+        return units
+
+    def _rcv_space(self) -> int:
+        """How much beyond RCV.NXT we take: the free buffer, or what we already promised if
+        that is more (a scaled window rounded up promises a few bytes more than is free)."""
+        return max(self.rcv_buf - len(self._rcvbuf), seq_diff(self._rcv_adv, self._rcv_nxt), 0)
 
     def _window_update_due(self) -> bool:
         """Has reading opened the window enough that the peer should hear about it now?"""
-        space = min(max(0, self.rcv_buf - len(self._rcvbuf)), MAX_WINDOW)
+        space = min(max(0, self.rcv_buf - len(self._rcvbuf)), MAX_WINDOW << self._rcv_scale)
         right = (self._rcv_nxt + space) & MASK
         return seq_diff(right, self._rcv_adv) >= min(self.rcv_buf // 2, self.mss)
 

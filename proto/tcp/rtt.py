@@ -11,6 +11,8 @@ RTO that the connection arms its timers with. Choices made where the RFC leaves 
   gives no sample, and after a timeout the backed-off RTO (doubled each time, 5.5) is kept
   until a fresh sample.
 * 3 s after a retransmitted SYN when the handshake produced no sample (5.7).
+* With RFC 7323 timestamps the connection gives a sample on every ACK of new data instead
+  (``sample(r, per_rtt)``, Appendix G's weighting) and times no segment itself.
 """
 
 from __future__ import annotations
@@ -84,14 +86,17 @@ class RttEstimator:
             self._syn_retransmitted = True
         self.timed_end = None
 
-    def sample(self, r: float) -> None:
-        """RFC 6298 2.2/2.3."""
+    def sample(self, r: float, per_rtt: int = 1) -> None:
+        """RFC 6298 2.2/2.3. ``per_rtt``: how many samples a round trip brings (timestamps
+        time every ACK); each then weighs 1/per_rtt of one (RFC 7323 Appendix G)."""
         r = max(r, 0.0)
         if self.srtt is None:
             self.srtt = r
             self.rttvar = r / 2
         else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
-            self.srtt = 0.875 * self.srtt + 0.125 * r
+            beta = 0.25 / per_rtt
+            alpha = 0.125 / per_rtt
+            self.rttvar = (1 - beta) * self.rttvar + beta * abs(self.srtt - r)
+            self.srtt = (1 - alpha) * self.srtt + alpha * r
         rto = self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar)
         self.rto = min(max(rto, self.rto_min), self.rto_max)

@@ -29,11 +29,16 @@ from proto.tcp.rtt import RttEstimator
 from proto.tcp.scoreboard import Scoreboard
 from proto.tcp.seq import MASK
 from proto.tcp.states import CLOSED, TIME_WAIT, TcpErrorKind
+from proto.tcp.synopts import MAX_WINDOW, wscale_for
+from proto.tcp.timestamps import Timestamps
 from proto.wire.tcp import TcpSegment
 
-__all__ = ["Tcb", "DEFAULT_PEER_MSS"]
+__all__ = ["Tcb", "DEFAULT_PEER_MSS", "DEFAULT_RCV_BUF_SCALED"]
 
 DEFAULT_PEER_MSS = 536  # RFC 9293 3.7.1: assumed when the SYN carries no MSS option
+# The receive buffer when window scaling is on and the caller names none: four 64 KiB windows,
+# enough to keep a LAN (or the emulated link) busy; the bytearray grows only as far as used.
+DEFAULT_RCV_BUF_SCALED = 256 * 1024
 
 
 class Tcb:
@@ -49,7 +54,7 @@ class Tcb:
         *,
         iss: int,
         mss: int = 1460,
-        rcv_buf: int = 65535,
+        rcv_buf: int | None = None,
         snd_buf: int = 65535,
         msl: float = 30.0,
         rto_initial: float = 1.0,
@@ -59,11 +64,24 @@ class Tcb:
         ack_delay: float = 0.04,
         fin_wait_2_timeout: float | None = None,
         sack: bool = True,
+        window_scaling: bool = True,
+        timestamps: bool = True,
+        tso_max: int = 0,
+        ts_offset: int | None = None,
     ) -> None:
         """``mss`` is the MSS we advertise and also caps what we send; ``rcv_buf``/``snd_buf``
-        bound the bytes buffered each way (the receive window is what is free in ``rcv_buf``).
-        ``iss`` is the initial send sequence number: the caller picks it (RFC 6528 says
-        unpredictable; tests pick values near 2**32 to exercise wraparound)."""
+        bound the bytes buffered each way (the receive window is what is free in ``rcv_buf``;
+        default 256 KiB with window scaling, else 65535). ``iss`` is the initial send sequence
+        number: the caller picks it (RFC 6528 says unpredictable; tests pick values near 2**32
+        to exercise wraparound).
+
+        ``window_scaling`` and ``timestamps`` (RFC 7323) are offered on our SYN and used when
+        the peer's SYN offered them too; with a peer that offers neither the connection behaves
+        as without them (windows of at most 65535, no option on data segments).
+        ``tso_max`` > 0 (bytes of payload): the card segments for us (TSO), so one segment of up
+        to that much may leave where several MSS-sized ones would; the I/O layer cuts it by
+        ``send_mss``. ``ts_offset``: the timestamp clock's origin (default: derived from
+        ``iss``, as unpredictable as it is)."""
         if not (0 <= iss <= MASK):
             raise ValueError("iss must be a 32-bit unsigned integer")
         self.local = local
@@ -72,6 +90,8 @@ class Tcb:
         self.error: TcpErrorKind | None = None
         self.counters = TcpCounters()
         self.mss = mss
+        if rcv_buf is None:
+            rcv_buf = DEFAULT_RCV_BUF_SCALED if window_scaling else MAX_WINDOW
         self.rcv_buf = rcv_buf
         self.snd_buf = snd_buf
         self.msl = msl
@@ -80,6 +100,15 @@ class Tcb:
         self.fin_wait_2_timeout = fin_wait_2_timeout
         self.sack = sack  # offer/accept SACK (RFC 2018); used only when both ends agree
         self._sack_ok = False
+        self.window_scaling = window_scaling
+        self.timestamps = timestamps
+        self.tso_max = tso_max
+        self._wscale_offer = wscale_for(rcv_buf)  # the shift our SYN offers
+        self._ws_ok = False  # both SYNs offered window scaling
+        self._snd_scale = 0  # agreed (both SYNs offered it): the peer's shift for its windows
+        self._rcv_scale = 0  # agreed: our shift for the windows we advertise
+        self._ts = Timestamps(ts_offset if ts_offset is not None else (iss * 0x9E3779B1) >> 7)
+        self._ts_now = 0  # our TSval for the event being handled (every entry point sets it)
 
         self._iss = iss
         self._irs = 0
@@ -94,6 +123,7 @@ class Tcb:
         self._snd_wl2 = 0
         self._max_snd_wnd = 0
         self._send_mss = min(mss, DEFAULT_PEER_MSS)
+        self._rcv_mss = mss  # a full-sized segment from the peer (less 12 with timestamps)
         self._sndbuf = bytearray()
         self._snd_base = (iss + 1) & MASK
         self._close_requested = False

@@ -32,20 +32,28 @@ from proto.wire.tcp import ACK, FIN, OPT_MSS, OPT_SACK, OPT_SACK_PERMITTED, RST,
 # --------------------------------------------------------------------------- handshake
 
 
-def test_three_way_handshake_negotiates_mss() -> None:
-    sim, a, b = pair(a_kw={"mss": 1460}, b_kw={"mss": 1000})
+@pytest.mark.parametrize("rfc7323", [False, True])
+def test_three_way_handshake_negotiates_mss(rfc7323: bool) -> None:
+    kw = {"window_scaling": rfc7323, "timestamps": rfc7323}
+    sim, a, b = pair(a_kw={"mss": 1460, **kw}, b_kw={"mss": 1000, **kw})
     assert a.state == b.state == ESTABLISHED
-    assert a.send_mss == b.send_mss == 1000
+    # With timestamps every data segment carries 12 bytes of options, taken from the payload.
+    effective = 1000 - 12 if rfc7323 else 1000
+    assert a.send_mss == b.send_mss == effective
     syn = sim.segments(A_IP, lambda s: bool(s.flags & SYN))[0][1]
     synack = sim.segments(B_IP, lambda s: bool(s.flags & SYN))[0][1]
-    assert syn.flags == SYN and syn.options == ((OPT_MSS, 1460), (OPT_SACK_PERMITTED, None)) and syn.seq == 1000
+    if rfc7323:  # Linux's layout (tests/net/test_tcp_rfc7323.py checks the bytes)
+        assert syn.mss == 1460 and syn.sack_permitted and syn.wscale == 3 and syn.timestamps is not None
+    else:  # without RFC 7323, the SYN is what it always was
+        assert syn.options == ((OPT_MSS, 1460), (OPT_SACK_PERMITTED, None))
+    assert syn.flags == SYN and syn.seq == 1000
     assert synack.flags == SYN | ACK and synack.mss == 1000 and synack.ack == 1001 and synack.seq == 5000
     third = sim.segments(A_IP)[1][1]
     assert third.flags == ACK and third.seq == 1001 and third.ack == 5001
     # Segments are capped at the negotiated MSS.
     a.send(bytes(5000))
     sim.run(lambda: b.available == 5000)
-    assert max(len(s.payload) for _, s in sim.segments(A_IP)) == 1000
+    assert max(len(s.payload) for _, s in sim.segments(A_IP)) == effective
 
 
 def test_handshake_survives_lost_syn_and_synack() -> None:
@@ -108,7 +116,7 @@ def test_fast_retransmit_repairs_a_single_loss_without_timeout() -> None:
     dropped: list[int] = []
 
     def drop(src: str, seg: TcpSegment) -> bool:
-        if src == A_IP and seg.payload and seg.seq == 1001 + 10 * 1460 and not dropped:
+        if src == A_IP and seg.payload and seg.seq == 1001 + 10 * a.send_mss and not dropped:
             dropped.append(seg.seq)
             return True
         return False
@@ -131,8 +139,8 @@ def test_sack_is_used_only_when_both_ends_offer_it(a_sack: bool, b_sack: bool) -
     assert syn.sack_permitted == a_sack
     assert synack.sack_permitted == (a_sack and b_sack)  # offered back only if offered to it
     lost: list[int] = []
-    sim.drop = lambda src, seg: src == A_IP and seg.seq == 1001 + 1460 and not lost and not lost.append(1)
-    data = random.Random(5).randbytes(20 * 1460)
+    sim.drop = lambda src, seg: src == A_IP and seg.seq == 1001 + a.send_mss and not lost and not lost.append(1)
+    data = random.Random(5).randbytes(20 * a.send_mss)
     app = Transfer(a, b, data, b"")
     sim.run(lambda: len(app.received(1)) == len(data), app=app)
     sacks = sim.segments(B_IP, lambda s: any(k == OPT_SACK for k, _ in s.options))
@@ -154,8 +162,8 @@ def drop_first_sends(seqs: set[int]) -> Callable[[str, TcpSegment], bool]:
 
 def test_duplicate_acks_carry_sack_blocks_latest_arrival_first() -> None:
     sim, a, b = pair(a_kw={"ack_delay": 0.0}, b_kw={"ack_delay": 0.0})
-    a._cwnd = 30 * 1460  # one flight holds both losses  # noqa: SLF001
-    mss = 1460
+    a._cwnd = 30 * a.send_mss  # one flight holds both losses  # noqa: SLF001
+    mss = a.send_mss
     holes = {1001 + 2 * mss, 1001 + 5 * mss}  # segments 2 and 5 of the first flight
     sim.drop = drop_first_sends(holes)
     data = random.Random(6).randbytes(40 * mss)
@@ -179,8 +187,8 @@ def test_several_losses_in_one_window_are_repaired_in_fast_recovery_with_sack(sa
     trip (or times out)."""
     opts = {"ack_delay": 0.0, "sack": sack}
     sim, a, b = pair(a_kw=opts, b_kw=opts)
-    a._cwnd = 30 * 1460  # a flight large enough to hold several losses  # noqa: SLF001
-    mss = 1460
+    a._cwnd = 30 * a.send_mss  # a flight large enough to hold several losses  # noqa: SLF001
+    mss = a.send_mss
     sim.drop = drop_first_sends({1001 + k * mss for k in (3, 7, 11, 15)})
     data = random.Random(8).randbytes(60 * mss)
     app = Transfer(a, b, data, b"")
@@ -203,7 +211,7 @@ def test_go_back_n_after_a_timeout_skips_what_the_peer_sacked() -> None:
     meanwhile report as held."""
     opts = {"ack_delay": 0.0}
     sim, a, b = pair(a_kw=opts, b_kw=opts)
-    mss = 1460
+    mss = a.send_mss
     # Segments 0 and 3 are lost twice (first send, then the fast retransmit / the SACK resend),
     # so only the RTO can repair them; 1, 2 and 4-11 arrive and are SACKed.
     left = {1001: 2, 1001 + 3 * mss: 2}
@@ -233,8 +241,8 @@ def test_one_loss_in_a_short_transfer_is_repaired_without_a_timeout(n: int) -> N
     retransmit and the SACKed data repair it within round trips, never after an RTO."""
     for k in range(n - 1):
         sim, a, b = pair(a_kw={"ack_delay": 0.0}, b_kw={"ack_delay": 0.0})
-        sim.drop = drop_first_sends({1001 + k * 1460})
-        data = random.Random(n * 100 + k).randbytes(n * 1460)
+        sim.drop = drop_first_sends({1001 + k * a.send_mss})
+        data = random.Random(n * 100 + k).randbytes(n * a.send_mss)
         app = Transfer(a, b, data, b"")
         sim.run(lambda: len(app.received(1)) == len(data), app=app)  # noqa: B023 - run now
         assert app.received(1) == data

@@ -42,6 +42,10 @@ class Impair:
     dup: float = 0.0
     corrupt: float = 0.0
     delay: float = 0.01  # one way
+    # Bytes per second each sender's link carries (None: infinitely fast, so a whole flight
+    # arrives at one instant and draws one ACK). With a rate, frames queue behind each other
+    # and arrive spaced out, as on a wire -- what ACK clocking and slow start are built on.
+    rate: float | None = None
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Sim:
     drop: Callable[[str, TcpSegment], bool] | None = None  # extra targeted loss for a test
     black_holes: set[str] = field(default_factory=set)  # IPs whose frames vanish
     _queue: list[tuple[float, int, str, bytes]] = field(default_factory=list)
+    _link_free: dict[str, float] = field(default_factory=dict)  # when each sender's link is idle
     _n: int = 0
 
     def __post_init__(self) -> None:
@@ -75,6 +80,10 @@ class Sim:
             return
         frame = build_tcp_frame(MACS.get(src, MACS[A_IP]), MACS.get(dst, MACS[B_IP]), src, dst, seg)
         imp, rng = self.impair, self.rng
+        depart = self.now
+        if imp.rate is not None:
+            depart = max(depart, self._link_free.get(src, 0.0)) + len(frame) / imp.rate
+            self._link_free[src] = depart
         if rng.random() < imp.loss:
             return
         copies = 2 if rng.random() < imp.dup else 1
@@ -85,7 +94,7 @@ class Sim:
                 pos = rng.randrange(14, len(data))
                 data[pos] ^= rng.randrange(1, 256)
                 self.corrupted += 1
-            t = self.now + imp.delay + i * rng.uniform(0.001, 0.02)
+            t = depart + imp.delay + i * rng.uniform(0.001, 0.02)
             if rng.random() < imp.reorder:
                 t += rng.uniform(0.005, 0.03)
             self._n += 1
