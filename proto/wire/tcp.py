@@ -284,8 +284,14 @@ def build_ipv4_tcp(
     ident: int = 0,
     tos: int = 0,
     ip_flags: int = _ipv4.FLAG_DF,
+    partial_csum: bool = False,
 ) -> bytes:
-    """The fast path: one IPv4 datagram (no IP options) carrying ``seg``, both checksums set."""
+    """The fast path: one IPv4 datagram (no IP options) carrying ``seg``, both checksums set.
+
+    ``partial_csum``: leave the TCP checksum to the card (checksum offload, Linux's
+    CHECKSUM_PARTIAL): the field holds the folded pseudo-header sum, not complemented, and the
+    card adds the ones-complement sum of the segment and stores its complement there -- so
+    the payload is never summed here."""
     opts = encode_options(seg.options) if seg.options else b""
     rest = opts + seg.payload
     tcp_len = HEADER_LEN + len(rest)
@@ -300,7 +306,10 @@ def build_ipv4_tcp(
     frag = ip_flags << 13
     ip_csum = finish(0x4500 + tos + total_len + ident + frag + (ttl << 8) + 6 + addr_words)
     offset_flags = ((5 + len(opts) // 4) << 12) | (seg.flags & 0xFFF)
-    tcp_csum = finish(addr_words + 6 + tcp_len + _header_words(seg, offset_flags) + ones_sum(rest))
+    if partial_csum:
+        tcp_csum = ~finish(addr_words + 6 + tcp_len) & 0xFFFF
+    else:
+        tcp_csum = finish(addr_words + 6 + tcp_len + _header_words(seg, offset_flags) + ones_sum(rest))
     return (
         _IP_TCP.pack(
             0x45,
