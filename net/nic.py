@@ -6,6 +6,13 @@ batch); frames go out the same way, WRITE_FRAMES batches in a chunk the driver h
 its answer. A one-page chunk while frames come a few at a time (ACKs), a 64 KiB one while they
 come in bulk: moving a chunk costs a TLB shootdown per page. The protocol and the batch format
 are euralios.std.protocols.nic's.
+
+Inside the stack every frame travels with its virtio-net header (proto/wire/vnet.py): `send`
+takes (VnetHdr, frame) pairs and `receive` gives them. The /dev/nic protocol does not carry
+headers yet, so `offloads` is NO_OFFLOADS, every header in is NO_OFFLOAD, and a frame going out
+with work left for a card (a partial checksum, a TSO segment) is counted in nic_errors and not
+sent -- a stack built with this client's `offloads` never makes one. The next round extends
+the protocol (offloads asked of the driver, a header before each frame in a batch) here alone.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from euralios.std.protocols.nic import (
     pack_frames,
     split_frames,
 )
+from net.offloads import NO_OFFLOAD, NO_OFFLOADS, NicOffloads
+from proto.wire.vnet import VnetHdr
 
 
 async def mac_address(sys: Any, handle: int) -> bytes:
@@ -85,8 +94,9 @@ class NicClient:
         self.counters = counters
         self.chunks = BatchChunks(self.sys)
         self.big = False  # the last batch in was large: offer a large chunk for the next
+        self.offloads: NicOffloads = NO_OFFLOADS  # what the card does (/dev/nic cannot say yet)
 
-    async def receive(self) -> list[bytes]:
+    async def receive(self) -> list[tuple[VnetHdr, bytes]]:
         """The next batch of frames in (waiting for one; a failed request is retried after a
         pause). Raises SyscallError (CLOSED, INVALID_HANDLE) once /dev/nic is gone."""
         sys = self.sys
@@ -118,13 +128,16 @@ class NicClient:
             frames = split_frames(data)
             self.counters["nic_batches_in"] += 1
             self.counters["frames_in"] += len(frames)
-            return frames
+            return [(NO_OFFLOAD, frame) for frame in frames]
 
-    async def send(self, frames: list[bytes]) -> None:
+    async def send(self, frames: list[tuple[VnetHdr, bytes]]) -> None:
         """Put `frames` on the wire, in order, in WRITE_FRAMES batches. A batch that cannot go
         (no memory, the driver failed) is lost, as on a wire: TCP will resend."""
         sys = self.sys
-        for batch, count in pack_frames(frames, BATCH_BYTES):
+        plain = [frame for hdr, frame in frames if hdr == NO_OFFLOAD]
+        if len(plain) != len(frames):
+            self.counters["nic_errors"] += len(frames) - len(plain)  # work for a card we lack
+        for batch, count in pack_frames(plain, BATCH_BYTES):
             mem = await self.chunks.get(len(batch))
             if mem is None:
                 self.counters["nic_errors"] += count  # no memory for it: lost, as on a wire

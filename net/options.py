@@ -4,7 +4,7 @@
     --fallback ADDR/PREFIX[,...]                          use this when DHCP is silent
     --dhcp-timeout SECONDS                                before the fallback (default 10)
     --hostname NAME                                       sent in DHCP requests
-    --rcvbuf BYTES                                        TCP receive window (default 61320, see RCVBUF)
+    --rcvbuf BYTES                                        TCP receive buffer/window (default 61320, see RCVBUF)
     --sndbuf BYTES                                        TCP send buffer (default 131072, see SNDBUF)
     --rto-max SECONDS                                     cap on the backed-off retransmission timeout (default 60)
     --retries N                                           retransmissions before "timed out" (default 8)
@@ -27,6 +27,9 @@ from net.config import ConfigSource, IfConfig, parse_config
 # four fitted and the window was 5840). Lower it with --rcvbuf for a driver started with a
 # smaller --ring.
 RCVBUF = 42 * 1460
+# Beyond 65535 the window is advertised scaled (RFC 7323), for a card whose ring holds more
+# (virtio-net's queues); a peer that does not scale still sees at most 65535.
+RCVBUF_MAX = 16 << 20
 # Bytes a connection buffers for sending (unacknowledged + not yet sent). Twice the largest
 # window a peer can offer (no window scaling): a program's 64 KiB write is taken whole while the
 # previous one is still in flight, instead of waiting for ACKs half-way (measured 27 -> 34 MB/s
@@ -82,8 +85,8 @@ def parse_args(args: list[str], env: dict[str, str]) -> Options:
             if opts.dhcp_timeout <= 0:
                 raise ValueError("--dhcp-timeout must be positive")
         elif key == "--rcvbuf":
-            if not value.isdigit() or not 1460 <= int(value) <= 65535:
-                raise ValueError(f"--rcvbuf {value!r}: a number of bytes from 1460 to 65535")
+            if not value.isdigit() or not 1460 <= int(value) <= RCVBUF_MAX:
+                raise ValueError(f"--rcvbuf {value!r}: a number of bytes from 1460 to {RCVBUF_MAX}")
             opts.rcvbuf = int(value)
         elif key == "--sndbuf":
             if not value.isdigit() or not 1460 <= int(value) <= 1 << 20:

@@ -38,6 +38,7 @@ from net.errors import DNS_REASONS, BadPath, NetError, dns_error, stack_error, t
 from net.lookups import Lookup
 from net.namespace import Root, Snapshot, parse_port, split_hostport
 from net.nic import NicClient, mac_address
+from net.offloads import NO_OFFLOADS
 from net.options import parse_args
 from net.sessions.mount import MountSession
 from net.sessions.mux import MuxSession
@@ -127,9 +128,9 @@ class NetServer(Server):
                 await self.say(f"[tcp] /dev/nic went away: {e}")
                 return
             now = self.proc.now()
-            for frame in frames:
+            for hdr, frame in frames:
                 try:
-                    self.stack.frame_received(frame, now)
+                    self.stack.frame_received(frame, now, hdr)
                 except Exception as e:  # noqa: BLE001 - a stack bug must not end networking
                     await self.bug("input", e)
             await self.kick()
@@ -143,7 +144,7 @@ class NetServer(Server):
         try:
             while True:
                 try:
-                    frames = self.stack.frames_to_send(self.proc.now())
+                    frames = self.stack.frames_out(self.proc.now())
                 except Exception as e:  # noqa: BLE001 - a stack bug must not end networking
                     await self.bug("output", e)
                     return
@@ -327,8 +328,9 @@ async def main(proc: Any) -> int:
         await proc.print("[tcp] no network card at /dev/nic")
         return 1
     mac = await mac_address(sys, nic)
+    # The card's offloads: none until /dev/nic can say which (net/nic.py); then the client asks.
     stack = NetStack(mac, config=opts.static, dhcp=opts.static is None, fallback=opts.fallback,
                      dhcp_timeout=opts.dhcp_timeout, hostname=opts.hostname, tcp_options=opts.tcp_options(),
-                     seed=opts.seed)
+                     seed=opts.seed, offloads=NO_OFFLOADS)
     await NetServer(proc, stack, nic).run()
     return 0

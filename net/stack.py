@@ -36,6 +36,12 @@ What it does, and the choices made:
   ports). A fresh boot's first port is not guessable (RFC 6056's aim; its algorithms also
   randomise later choices, which this simple counter does not); `seed` makes it reproducible.
 * DNS over UDP 53 by net/lookups.py (`resolve`).
+* The card's offloads (net/offloads.py's NicOffloads, all off by default): with them every
+  frame goes out with its virtio-net header (`frames_out`: (VnetHdr, frame) pairs) -- TCP with
+  its checksum left to the card, and with TSO segments of up to 64 KiB cut by the card at the
+  connection's MSS -- and frames come in with theirs (`frame_received(data, now, hdr)`),
+  DATA_VALID sparing the L4 checksum and large receive taking a 64 KiB segment as one. Looped
+  back frames never leave, so they are always built whole.
 
 Errors raised to callers are `StackError(kind, detail)` (net/sockets.py), `kind` a
 StackErrorKind. Connection failures are reported the TCP engine's way (`conn.error`, a
@@ -53,6 +59,7 @@ from net.config import LIMITED_BROADCAST, MTU, IfConfig, StackEvent
 from net.connections import ConnectionTable
 from net.lookups import Lookup, Lookups
 from net.neighbours import Neighbours, Queued
+from net.offloads import NO_OFFLOAD, NO_OFFLOADS, NicOffloads, rx_checksum_done, tcp_tx_header
 from net.sockets import PingReply, PingSocket, SocketError, StackError, StackErrorKind, UdpSocket
 from proto.tcp import CLOSED, SYN_SENT, TcpConnection, TcpErrorKind, TcpListener, reset_for
 from proto.wire import ChecksumError, DecodeError, bytes_to_ip, mac_to_bytes
@@ -61,8 +68,10 @@ from proto.wire import ethernet as _eth
 from proto.wire import icmp as _icmp
 from proto.wire import ipv4 as _ipv4
 from proto.wire import udp as _udp
+from proto.wire.checksum import internet_checksum
 from proto.wire.frame import build_arp, build_tcp_frame, decode_frame
 from proto.wire.tcp import TcpSegment
+from proto.wire.vnet import VnetHdr
 
 BROADCAST_MAC = _eth.BROADCAST
 EPHEMERAL_FIRST, EPHEMERAL_LAST = 49152, 65535
@@ -84,7 +93,7 @@ COUNTERS = (
     "loopback",
     "drop_bad_frame", "drop_ip_checksum", "drop_l4_checksum", "drop_not_for_us", "drop_ethertype",
     "drop_fragment", "drop_protocol", "drop_no_route", "drop_arp_failed", "drop_arp_queue",
-    "drop_udp_no_port", "drop_udp_queue", "drop_icmp_rate", "drop_unconfigured",
+    "drop_udp_no_port", "drop_udp_queue", "drop_icmp_rate", "drop_unconfigured", "drop_offload",
 )
 
 
@@ -102,11 +111,12 @@ class NetStack:
         hostname: str = "euralios",
         seed: int | None = None,
         tcp_options: dict[str, float] | None = None,
+        offloads: NicOffloads = NO_OFFLOADS,
     ) -> None:
         """`config`: a static configuration; `dhcp`: ask DHCP (the default of the server) and
         use `fallback` when nobody answers within `dhcp_timeout` seconds. `seed` makes ISNs,
         the first ephemeral port, DHCP xids and DNS ids reproducible (tests); otherwise they
-        are unpredictable."""
+        are unpredictable. `offloads`: what the card does for us (net/offloads.py)."""
         self.mac = mac if isinstance(mac, str) else mac.hex(":")
         self._mac_bytes = mac_to_bytes(self.mac)
         self.config: IfConfig | None = config
@@ -115,7 +125,8 @@ class NetStack:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.events: list[tuple[StackEvent, IfConfig | None]] = []
         self.arp = Neighbours(self.counters, self._send_arp_request, self._arp_failed)
-        self._out: list[bytes] = []
+        self.offloads = offloads
+        self._out: list[tuple[VnetHdr, bytes]] = []
         self._loop: deque[bytes] = deque()
         self._ip_ident = self._rng.getrandbits(16)
         self._next_port = EPHEMERAL_FIRST + self._rng.randrange(EPHEMERAL_LAST - EPHEMERAL_FIRST + 1)
@@ -159,20 +170,29 @@ class NetStack:
                            else (StackEvent.UNCONFIGURED, None))
 
     # ------------------------------------------------------------------ driving
-    def frame_received(self, data: bytes, now: float) -> None:
-        """One Ethernet frame from the wire (without FCS)."""
+    def frame_received(self, data: bytes, now: float, hdr: VnetHdr = NO_OFFLOAD) -> None:
+        """One Ethernet frame from the wire (without FCS), with the card's header if it has
+        offloads (what it checked, whether it coalesced segments)."""
         self.now = now
         self.counters["rx_frames"] += 1
         self.counters["rx_bytes"] += len(data)
-        self._input(data, now, loop=False)
+        self._input(data, now, loop=False, hdr=hdr)
 
-    def frames_to_send(self, now: float | None = None) -> list[bytes]:
-        """Every frame to put on the wire now, in order (TCP output is produced here, lazily)."""
+    def frames_out(self, now: float | None = None) -> list[tuple[VnetHdr, bytes]]:
+        """Every frame to put on the wire now, in order, each with the virtio-net header that
+        says what the card still has to do (NO_OFFLOAD: nothing). TCP output is produced here,
+        lazily."""
         if now is not None:
             self.now = now
         self._collect(self.now)
         out, self._out = self._out, []
         return out
+
+    def frames_to_send(self, now: float | None = None) -> list[bytes]:
+        """`frames_out` for a card without offloads: the frames alone, each complete."""
+        if self.offloads != NO_OFFLOADS:
+            raise RuntimeError("a stack with offloads sends (header, frame) pairs: use frames_out")
+        return [frame for _, frame in self.frames_out(now)]
 
     def next_deadline(self) -> float | None:
         """The earliest time `poll` has work to do; None when nothing is pending at all."""
@@ -202,10 +222,20 @@ class NetStack:
         self.tcp.poll(now)
 
     # ------------------------------------------------------------------ input
-    def _input(self, data: bytes, now: float, loop: bool) -> None:
+    def _input(self, data: bytes, now: float, loop: bool, hdr: VnetHdr = NO_OFFLOAD) -> None:
         c = self.counters
+        verify = True
+        if hdr.flags or hdr.is_gso:
+            if hdr.is_gso and not self.offloads.large_receive:
+                c["drop_offload"] += 1  # a coalesced segment we never asked for
+                return
+            verify = not rx_checksum_done(self.offloads, hdr)
         try:
-            frame = decode_frame(data)
+            frame = decode_frame(data, verify=verify)
+            if not verify and frame.ip is not None:
+                ihl = (data[14] & 0xF) * 4  # the card checked L4 only: IPv4's header is ours to check
+                if internet_checksum(data[14:14 + ihl]) != 0:
+                    raise ChecksumError("ipv4: bad header checksum")
         except ChecksumError as e:
             c["drop_ip_checksum" if str(e).startswith("ipv4") else "drop_l4_checksum"] += 1
             return
@@ -261,10 +291,10 @@ class NetStack:
         if pkt.sender_ip == "0.0.0.0":  # an address probe (RFC 5227): nothing to learn
             return
         for q in self.arp.learn(pkt.sender_ip, pkt.sender_mac, now, ours):
-            self._emit(self._frame(pkt.sender_mac, q.src, q.dst, q.proto, q.payload), q.proto)
+            self._emit(self._frame(pkt.sender_mac, q.src, q.dst, q.proto, q.payload, q.owner), q.proto)
         if ours and pkt.op == _arp.REQUEST:
             assert self.address is not None
-            self._send_frame(build_arp(_arp.REPLY, self.mac, self.address, pkt.sender_ip, pkt.sender_mac))
+            self._send_frame((NO_OFFLOAD, build_arp(_arp.REPLY, self.mac, self.address, pkt.sender_ip, pkt.sender_mac)))
             self.counters["arp_replies_sent"] += 1
 
     def _tcp_input(self, ip: _ipv4.Ipv4Header, seg: TcpSegment, now: float) -> None:
@@ -370,18 +400,18 @@ class NetStack:
         c = self.counters
         if dst == self.address or is_loopback(dst):
             c["loopback"] += 1
-            self._loop.append(self._frame(self.mac, src, dst, proto, payload))
+            self._loop.append(self._frame(self.mac, src, dst, proto, payload, offload=False)[1])
             return True
         hop = self._next_hop(dst)
         if hop is None:
             c["drop_no_route"] += 1
             return False
         if hop == BROADCAST_MAC:
-            self._emit(self._frame(BROADCAST_MAC, src, dst, proto, payload), proto)
+            self._emit(self._frame(BROADCAST_MAC, src, dst, proto, payload, owner), proto)
             return True
         mac = self.arp.lookup(hop, self.now)
         if mac is not None:
-            self._emit(self._frame(mac, src, dst, proto, payload), proto)
+            self._emit(self._frame(mac, src, dst, proto, payload, owner), proto)
             return True
         self.arp.hold(hop, Queued(src, dst, proto, payload, owner, tag), self.now)
         return True
@@ -389,13 +419,22 @@ class NetStack:
     def _tcp_output(self, conn: TcpConnection, seg: TcpSegment) -> None:
         self._output(conn.local[0], conn.remote[0], _ipv4.PROTO_TCP, seg, owner=conn)
 
-    def _frame(self, dst_mac: str, src: str, dst: str, proto: int, payload: bytes | TcpSegment) -> bytes:
+    def _frame(self, dst_mac: str, src: str, dst: str, proto: int, payload: bytes | TcpSegment,
+               owner: object = None, offload: bool = True) -> tuple[VnetHdr, bytes]:
+        """The frame and its header. With checksum offload a TCP frame's checksum is the
+        card's, and one larger than its connection's MSS (TSO) is cut there at that MSS."""
         if isinstance(payload, TcpSegment):
-            return build_tcp_frame(self.mac, dst_mac, src, dst, payload, ttl=TTL, ident=self._ident())
+            if offload and self.offloads.tx_csum:
+                frame = build_tcp_frame(self.mac, dst_mac, src, dst, payload, ttl=TTL, ident=self._ident(),
+                                        partial_csum=True)
+                gso = owner.send_mss if isinstance(owner, TcpConnection) and self.offloads.tso_max else 0
+                return tcp_tx_header(frame, gso), frame
+            return NO_OFFLOAD, build_tcp_frame(self.mac, dst_mac, src, dst, payload, ttl=TTL, ident=self._ident())
         header = _ipv4.Ipv4Header(src, dst, proto, ttl=TTL, ident=self._ident())
-        return _eth.encode(_eth.EthernetHeader(dst_mac, self.mac, _eth.ETH_P_IPV4), _ipv4.encode(header, payload))
+        return NO_OFFLOAD, _eth.encode(_eth.EthernetHeader(dst_mac, self.mac, _eth.ETH_P_IPV4),
+                                       _ipv4.encode(header, payload))
 
-    def _emit(self, frame: bytes, proto: int) -> None:
+    def _emit(self, frame: tuple[VnetHdr, bytes], proto: int) -> None:
         c = self.counters
         c["ip_out"] += 1
         if proto == _ipv4.PROTO_TCP:
@@ -406,9 +445,9 @@ class NetStack:
             c["icmp_out"] += 1
         self._send_frame(frame)
 
-    def _send_frame(self, frame: bytes) -> None:
+    def _send_frame(self, frame: tuple[VnetHdr, bytes]) -> None:
         self.counters["tx_frames"] += 1
-        self.counters["tx_bytes"] += len(frame)
+        self.counters["tx_bytes"] += len(frame[1])
         self._out.append(frame)
 
     def _icmp_error(self, ip: _ipv4.Ipv4Header, raw: bytes, type_: int, code: int, now: float) -> None:
@@ -451,7 +490,7 @@ class NetStack:
     # ------------------------------------------------------------------ ARP
     def _send_arp_request(self, hop: str, eth_dst: str | None = None) -> None:
         src = self.address or "0.0.0.0"
-        self._send_frame(build_arp(_arp.REQUEST, self.mac, src, hop, eth_dst=eth_dst))
+        self._send_frame((NO_OFFLOAD, build_arp(_arp.REQUEST, self.mac, src, hop, eth_dst=eth_dst)))
         self.counters["arp_requests_sent"] += 1
 
     def _arp_failed(self, queue: deque[Queued], now: float) -> None:
@@ -557,7 +596,10 @@ class NetStack:
 
     # ------------------------------------------------------------------ TCP
     def _conn_options(self) -> dict[str, float]:
-        return {"mss": self.mtu - 40, **self._tcp_options}
+        options: dict[str, float] = {"mss": self.mtu - 40}
+        if self.offloads.tso_max:
+            options["tso_max"] = self.offloads.tso_payload
+        return {**options, **self._tcp_options}
 
     def _isn(self) -> int:
         return self._rng.getrandbits(32)
@@ -640,6 +682,7 @@ class NetStack:
         return {
             "mac": self.mac,
             "config": self.config.as_dict() if self.config is not None else None,
+            "offloads": self.offloads.as_dict(),
             "dhcp": None if self.dhcp is None else {"state": self.dhcp.client.state},
             "counters": dict(self.counters),
             "tcp": self.tcp_counters(),

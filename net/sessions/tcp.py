@@ -86,7 +86,9 @@ class ConnSession(Session):
             info = {"type": "tcp", "local": f"{conn.local[0]}:{conn.local[1]}",
                     "remote": f"{conn.remote[0]}:{conn.remote[1]}", "state": conn.state, "error": conn.error,
                     "srtt": conn.srtt, "rto": conn.rto, "mss": conn.send_mss, "available": conn.available,
-                    "send_queued": conn.send_queued, "retransmits": conn.counters.retransmits}
+                    "send_queued": conn.send_queued, "retransmits": conn.counters.retransmits,
+                    "window_scale": conn.window_scale, "timestamps": conn.timestamps_on,
+                    "snd_wnd": conn.snd_wnd}
             return await srv.blob_reply(abi.JSON, json.dumps(info).encode())
         return P.unknown()
 

@@ -113,10 +113,12 @@ def build_tcp_frame(
     *,
     ttl: int = 64,
     ident: int = 0,
+    partial_csum: bool = False,
 ) -> bytes:
-    """Ethernet + IPv4 (DF, no options) + TCP via the struct fast path."""
+    """Ethernet + IPv4 (DF, no options) + TCP via the struct fast path (``partial_csum``: the
+    TCP checksum left to the card, see ``tcp.build_ipv4_tcp``)."""
     eth = _eth.encode(EthernetHeader(dst_mac, src_mac, ETH_P_IPV4))
-    return eth + _tcp.build_ipv4_tcp(seg, src_ip, dst_ip, ttl=ttl, ident=ident)
+    return eth + _tcp.build_ipv4_tcp(seg, src_ip, dst_ip, ttl=ttl, ident=ident, partial_csum=partial_csum)
 
 
 def build_udp_frame(

@@ -66,6 +66,8 @@ OptionValue = int | tuple[int, ...] | bytes | None
 TcpOption = tuple[int, OptionValue]
 
 _TCP = struct.Struct("!HHIIHHHH")
+_TS_PREFIX = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMP, 10))
+_TS_VALUES = struct.Struct("!II")
 _IP_TCP = struct.Struct("!BBHHHBBH4s4sHHIIHHHH")
 
 
@@ -141,6 +143,9 @@ def encode_options(options: tuple[TcpOption, ...] | list[TcpOption]) -> bytes:
     """Options in the given order, zero-padded to a multiple of 4 bytes (at most 40)."""
     if not options:
         return b""
+    if len(options) == 3 and options[2][0] == OPT_TIMESTAMP and options[0][0] == options[1][0] == OPT_NOP:
+        # NOP NOP TS: what every segment of a connection with timestamps carries.
+        return _TS_PREFIX + _TS_VALUES.pack(*options[2][1])  # type: ignore[misc]  # kind says: a tuple
     out = bytearray()
     for kind, value in options:
         if kind in (OPT_EOL, OPT_NOP):
@@ -174,6 +179,8 @@ def decode_options(raw: bytes) -> tuple[TcpOption, ...]:
     Strict, because a malformed option means a malformed segment: a kind without its length
     byte, a length below 2 or past the area, or a known kind with the wrong length is a
     ``DecodeError`` (RFC 9293 3.1 asks receivers to be prepared for exactly these)."""
+    if len(raw) == 12 and raw[:4] == _TS_PREFIX:  # NOP NOP TS, the common case
+        return ((OPT_NOP, None), (OPT_NOP, None), (OPT_TIMESTAMP, _TS_VALUES.unpack_from(raw, 4)))
     opts: list[TcpOption] = []
     i, n = 0, len(raw)
     while i < n:
@@ -284,8 +291,14 @@ def build_ipv4_tcp(
     ident: int = 0,
     tos: int = 0,
     ip_flags: int = _ipv4.FLAG_DF,
+    partial_csum: bool = False,
 ) -> bytes:
-    """The fast path: one IPv4 datagram (no IP options) carrying ``seg``, both checksums set."""
+    """The fast path: one IPv4 datagram (no IP options) carrying ``seg``, both checksums set.
+
+    ``partial_csum``: leave the TCP checksum to the card (checksum offload, Linux's
+    CHECKSUM_PARTIAL): the field holds the folded pseudo-header sum, not complemented, and the
+    card adds the ones-complement sum of the segment and stores its complement there -- so
+    the payload is never summed here."""
     opts = encode_options(seg.options) if seg.options else b""
     rest = opts + seg.payload
     tcp_len = HEADER_LEN + len(rest)
@@ -300,7 +313,10 @@ def build_ipv4_tcp(
     frag = ip_flags << 13
     ip_csum = finish(0x4500 + tos + total_len + ident + frag + (ttl << 8) + 6 + addr_words)
     offset_flags = ((5 + len(opts) // 4) << 12) | (seg.flags & 0xFFF)
-    tcp_csum = finish(addr_words + 6 + tcp_len + _header_words(seg, offset_flags) + ones_sum(rest))
+    if partial_csum:
+        tcp_csum = ~finish(addr_words + 6 + tcp_len) & 0xFFFF
+    else:
+        tcp_csum = finish(addr_words + 6 + tcp_len + _header_words(seg, offset_flags) + ones_sum(rest))
     return (
         _IP_TCP.pack(
             0x45,

@@ -187,6 +187,9 @@ async def test_refused_port_and_100k_download_byte_exact(guest: System) -> None:
         with pytest.raises(SyscallError) as e:
             await proc.connect(HOST, 71)  # nobody listens: Linux answers RST
         got["refused"] = e.value.code
+        stream = await proc.connect(HOST, 70)  # Linux offers WS and TS: both are used
+        got["query"] = await stream.query()
+        await stream.close()
         t0 = proc.now()
         got["data"] = await download(proc, "www.test")
         got["seconds"] = proc.now() - t0
@@ -194,6 +197,9 @@ async def test_refused_port_and_100k_download_byte_exact(guest: System) -> None:
 
     await run_in(guest, program)
     assert got["refused"] == abi.REFUSED
+    query = got["query"]
+    assert query["timestamps"] is True and query["mss"] == 1460 - 12
+    assert query["window_scale"] is not None and query["window_scale"][1] > 0  # Linux's shift
     assert len(got["data"]) == len(BIG) and hashlib.sha256(got["data"]).digest() == hashlib.sha256(BIG).digest()
     counters = got["stats"]["counters"]
     assert counters["drop_ip_checksum"] == counters["drop_l4_checksum"] == 0
