@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from netns_root import NEED_ROOT
 
 from machine.netdev import BackendError, NoneBackend, make_backend
 from machine.netdev.impair import Decider, ImpairBackend, Impairment, parse_impair
@@ -241,10 +242,6 @@ def test_make_backend_wraps_impairment_inside_capture(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------------- tap and raw
 
-NEED_ROOT = pytest.mark.skipif(
-    not (os.path.exists("/dev/net/tun") and os.geteuid() == 0 and shutil.which("ip")),
-    reason="needs /dev/net/tun, root and iproute2 (ip netns) to make a private network namespace",
-)
 
 CHILD = textwrap.dedent(
     """

@@ -12,7 +12,7 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import pytest
+from netns_root import NEED_ROOT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,10 +69,6 @@ CHILD = textwrap.dedent(
     """
 )
 
-NEED_ROOT = pytest.mark.skipif(
-    not (os.path.exists("/dev/net/tun") and os.geteuid() == 0 and shutil.which("ip")),
-    reason="needs /dev/net/tun, root and iproute2 (ip netns) to make a private network namespace",
-)
 
 
 @NEED_ROOT
