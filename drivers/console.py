@@ -92,21 +92,12 @@ class Screen:
         When video memory already shows `con`'s live screen, only the rows it wrote since are
         copied (its damage range): comparing all 25 rows was the largest cost of echoing a key.
         Another console, or a scrolled view, is compared row by row against what is shown."""
-        damage = con.take_damage()
+        lo, hi = con.take_damage()
         shadow = self.shadow
-        if shadow is not None and self.shown is con and not con.offset:
-            lo, hi = damage
-            if lo < hi:
-                lo, hi = lo - lo % ROW_BYTES, -(-hi // ROW_BYTES) * ROW_BYTES
-                cells = con.cells
-                self.chunk.write(self.offset + lo, cells[lo:hi])
-                shadow[lo:hi] = cells[lo:hi]
-            con.dirty = False
-            await self.set_cursor(con.cursor_row * COLS + con.cursor_col, con.shown_cursor_visible)
-            return
-        self.shown = con if not con.offset else None
         cells = con.view()
-        if shadow is None:
+        if shadow is not None and self.shown is con and not con.offset:
+            first, last = (lo // ROW_BYTES, (hi - 1) // ROW_BYTES) if lo < hi else (-1, -1)
+        elif shadow is None:
             first, last = 0, ROWS - 1
         elif cells == shadow:
             first = last = -1
@@ -117,6 +108,7 @@ class Screen:
             last = ROWS - 1
             while cells[last * ROW_BYTES : (last + 1) * ROW_BYTES] == shadow[last * ROW_BYTES : (last + 1) * ROW_BYTES]:
                 last -= 1
+        self.shown = con if not con.offset else None
         if first >= 0:
             lo, hi = first * ROW_BYTES, (last + 1) * ROW_BYTES
             self.chunk.write(self.offset + lo, cells[lo:hi])
