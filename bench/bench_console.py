@@ -203,6 +203,8 @@ async def main() -> None:
                hot / hot_trip, "<= 12x (issue 15)", hot / hot_trip <= 12)
         record("console.keystroke_latency_vs_hot_roundtrip", latency, "us", "trio_event_roundtrip",
                baseline_us, latency / baseline_us, "")
+        record("trio.roundtrip_after_pause", idle_trip, "us", "trio_event_roundtrip", baseline_us,
+               idle_trip / baseline_us, "")  # the host's idle penalty, with no OS code in it
         fps = scroll_fps_value = await scroll_fps(system)
         base_fps = sans_io_fps()
         record("console.scroll_fps", scroll_fps_value, "screens/s", "textconsole_sans_io", base_fps,
