@@ -85,7 +85,8 @@ def _network(p: argparse.ArgumentParser, default: str | None) -> None:
                    help="the network card's wire: user[,OPTIONS], tap:NAME, raw:NAME, switch:NAME or none "
                         "(see 'network backends' below)" + (f"; default {default}" if default else ""))
     p.add_argument("--nic", metavar="MODEL",
-                   help="the network card, as QEMU's -nic model=: rtl8139 (default) or virtio-net-pci (alias virtio)")
+                   help="the network card, as QEMU's -nic model=: rtl8139 (default) or virtio-net-pci (alias virtio), "
+                        "which takes QEMU's feature properties: virtio,csum=off,host_tso4=off,...")
     p.add_argument("--mac", metavar="MAC", help="the network card's MAC address (default 52:54:00:12:34:56)")
     p.add_argument("--pcap", metavar="FILE", help="record every frame the network card sends and receives")
     p.add_argument("--impair", metavar="SPEC", help="impair the wire: loss=%%,delay=ms,reorder=%%,dup=%%,corrupt=%%,seed=N")

@@ -34,6 +34,7 @@ from machine.rtl8139 import Rtl8139
 from machine.serial import Serial
 from machine.vga import VgaText
 from machine.virtio.net import VirtioNet
+from machine.virtio.spec import Feature
 
 RTL8139 = "rtl8139"
 VIRTIO_NET = "virtio-net-pci"
@@ -41,12 +42,43 @@ VIRTIO_NET = "virtio-net-pci"
 NIC_MODELS = {RTL8139: RTL8139, VIRTIO_NET: VIRTIO_NET, "virtio": VIRTIO_NET}
 
 
-def parse_nic(text: str) -> str:
-    """'rtl8139', 'virtio-net-pci' or 'virtio' -> the model name; ValueError (one line) otherwise."""
-    model = NIC_MODELS.get(text.strip().lower())
+#: QEMU's virtio-net-pci properties that withdraw a feature from the card's offer
+#: (``--nic virtio-net-pci,csum=off,host_tso4=off``): so a learner can see what each one buys.
+NIC_PROPERTIES: dict[str, Feature] = {
+    "csum": Feature.NET_CSUM, "guest_csum": Feature.NET_GUEST_CSUM,
+    "host_tso4": Feature.NET_HOST_TSO4, "guest_tso4": Feature.NET_GUEST_TSO4,
+    "mrg_rxbuf": Feature.NET_MRG_RXBUF, "event_idx": Feature.EVENT_IDX,
+    "indirect_desc": Feature.INDIRECT_DESC,
+}  # fmt: skip
+
+
+def parse_nic_spec(text: str) -> tuple[str, int]:
+    """'virtio-net-pci,csum=off,...' -> (model name, feature bits withdrawn from the offer);
+    ValueError (one line) for an unknown model, property or value."""
+    word, *props = [part.strip() for part in text.strip().lower().split(",")]
+    model = NIC_MODELS.get(word)
     if model is None:
-        raise ValueError(f"--nic: unknown network card {text!r} (choose from rtl8139, virtio-net-pci, virtio)")
-    return model
+        raise ValueError(f"--nic: unknown network card {word!r} (choose from rtl8139, virtio-net-pci, virtio)")
+    withdrawn = 0
+    for prop in props:
+        key, eq, value = prop.partition("=")
+        if model != VIRTIO_NET:
+            raise ValueError(f"--nic: {model} has no property {key!r}")
+        if key not in NIC_PROPERTIES or not eq or value not in ("on", "off"):
+            raise ValueError(f"--nic: bad property {prop!r} (use {'|'.join(NIC_PROPERTIES)}=on|off)")
+        if value == "off":
+            withdrawn |= NIC_PROPERTIES[key]
+        else:
+            withdrawn &= ~NIC_PROPERTIES[key]
+    return model, withdrawn
+
+
+def parse_nic(text: str) -> str:
+    """'rtl8139', 'virtio-net-pci' or 'virtio', for virtio with properties (``,csum=off``) ->
+    the same in canonical form (the model's full name, the withdrawn features as ``name=off``);
+    ValueError (one line) otherwise."""
+    model, withdrawn = parse_nic_spec(text)
+    return ",".join([model] + [f"{key}=off" for key, bit in NIC_PROPERTIES.items() if withdrawn & bit])
 
 
 def parse_size(text: str | int) -> int:
@@ -85,11 +117,12 @@ class Machine:
         for slot, function, fn in i440fx_functions():
             self.pci.add(slot, function, fn)
         self.backend = nic
-        self.card = parse_nic(card)
+        self.card, withdrawn = parse_nic_spec(card)
         self.nic: Rtl8139 | VirtioNet | None = None
         if nic is not None:
             if self.card == VIRTIO_NET:
                 self.nic = VirtioNet(self.memory, self.irq, mac=mac)
+                self.nic.offered &= ~withdrawn
                 self.nic.transmit = nic.send
                 if hasattr(nic, "send_gso"):  # the offload path (machine/netdev); else counted, dropped
                     self.nic.transmit_gso = nic.send_gso
