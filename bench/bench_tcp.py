@@ -4,7 +4,10 @@
 TCP/IP stack at /tcp) connects to a trio server in a private network namespace over a tap and
 writes TOTAL bytes; the server times them from the first byte to the end of the stream.
 ``tcp.linux_to_guest_mb_per_s``: the server writes TOTAL bytes to the guest, which times its
-reads from connect to the end of the stream. Everything real is on the path: the guest's
+reads from connect to the end of the stream. ``tcp.virtio_*``: the same with the virtio-net card
+(its offloads negotiated, a 1 MiB window), against the RTL8139's figure of the same run (target
+>= 4x each way), and then with one feature withdrawn at a time (``--nic virtio,csum=off`` ...),
+against the full card: what each feature buys. Everything real is on the path: the guest's
 syscalls and IPC, /tcp, the NIC driver's port I/O and DMA, the RTL8139 model, the tap and the
 namespace's kernel TCP. The baseline, ``linux_loopback_tcp``, moves the same bytes between two
 trio sockets over 127.0.0.1 in the same process and run. The ratios are far below 1 by nature
@@ -67,9 +70,10 @@ async def loopback(direction_bytes: int) -> float:
     return result["rate"]
 
 
-async def guest_rates(backend: Any, lsock: socket.socket) -> tuple[float, float]:
-    """(guest->Linux, Linux->guest) best MB/s over ROUNDS, with the guest on `backend` and the
-    Linux side listening on `lsock` (reached from the guest as HOST:PORT)."""
+async def guest_rates(backend: Any, lsock: socket.socket, card: str = "rtl8139",
+                      stack_args: tuple[str, ...] = ()) -> tuple[float, float]:
+    """(guest->Linux, Linux->guest) best MB/s over ROUNDS, with the guest's `card` on `backend`
+    and the Linux side listening on `lsock` (reached from the guest as HOST:PORT)."""
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.listen()
     lsock.setblocking(False)
@@ -119,8 +123,8 @@ async def guest_rates(backend: Any, lsock: socket.socket) -> tuple[float, float]
             await proc.sleep(0.2)  # let the last upload's receiver finish its timing
         return 0
 
-    async with boot(nic=backend, watchdog=0) as system:
-        system.start_network(["--static", f"{GUEST}/24,gw={HOST}"])
+    async with boot(nic=backend, card=card, watchdog=0) as system:
+        system.start_network(["--static", f"{GUEST}/24,gw={HOST}", *stack_args])
         await system.wait_for_output(r"\[tcp\] static", 15)
         system.nursery.start_soon(server)
         with trio.fail_after(300):
@@ -129,13 +133,28 @@ async def guest_rates(backend: Any, lsock: socket.socket) -> tuple[float, float]
     return max(up), max(down)
 
 
+#: The virtio card's window and send buffer: its receive queue holds 256 buffers of up to 64 KiB
+#: (GUEST_TSO4), so the stack may advertise far more than the RTL8139's 64 KiB ring allows.
+VIRTIO_STACK = ("--rcvbuf", str(1 << 20), "--sndbuf", str(1 << 20))
+#: What each feature buys (docs/PERFORMANCE.md): the card with one feature withdrawn at a time.
+WITHOUT = ("csum", "host_tso4", "guest_tso4", "mrg_rxbuf", "event_idx")
+
+
+async def tap_rates(card: str, stack_args: tuple[str, ...] = ()) -> tuple[float, float]:
+    with Netns() as ns:
+        lsock = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.bind((HOST, PORT))
+        return await guest_rates(ns.backend(), lsock, card, stack_args)
+
+
 async def run(tap: bool) -> None:
-    up = down = 0.0
+    up = down = v_up = v_down = 0.0
+    without: dict[str, tuple[float, float]] = {}
     if tap:
-        with Netns() as ns:
-            lsock = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
-            lsock.bind((HOST, PORT))
-            up, down = await guest_rates(ns.backend(), lsock)
+        up, down = await tap_rates("rtl8139")
+        v_up, v_down = await tap_rates("virtio-net-pci", VIRTIO_STACK)
+        for prop in WITHOUT:
+            without[prop] = await tap_rates(f"virtio-net-pci,{prop}=off", VIRTIO_STACK)
     # The root-free user network: the router relays 10.0.2.2:PORT to the host's 127.0.0.1:PORT.
     from machine.netdev import make_backend
 
@@ -151,6 +170,15 @@ async def run(tap: bool) -> None:
     if tap:
         record("tcp.guest_to_linux_mb_per_s", up, "MB/s", "linux_loopback_tcp", base, up / base, ">= 20 MB/s", up >= 20)
         record("tcp.linux_to_guest_mb_per_s", down, "MB/s", "linux_loopback_tcp", base, down / base)
+        record("tcp.virtio_guest_to_linux_mb_per_s", v_up, "MB/s", "rtl8139_guest_to_linux", up,
+               v_up / up, ">= 4x (issue 16)", v_up >= 4 * up)
+        record("tcp.virtio_linux_to_guest_mb_per_s", v_down, "MB/s", "rtl8139_linux_to_guest", down,
+               v_down / down, ">= 4x (issue 16)", v_down >= 4 * down)
+        for prop, (w_up, w_down) in without.items():
+            record(f"tcp.virtio_{prop}_off_guest_to_linux_mb_per_s", w_up, "MB/s", "virtio_guest_to_linux", v_up,
+                   w_up / v_up if v_up else 0.0)
+            record(f"tcp.virtio_{prop}_off_linux_to_guest_mb_per_s", w_down, "MB/s", "virtio_linux_to_guest", v_down,
+                   w_down / v_down if v_down else 0.0)
         record("usernet.guest_to_host_vs_tap", u_up, "MB/s", "tap_guest_to_linux", up, u_up / up if up else 0.0)
     else:
         record("usernet.guest_to_host_mb_per_s", u_up, "MB/s", "linux_loopback_tcp", base, u_up / base)
