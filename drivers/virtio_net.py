@@ -56,7 +56,6 @@ from euralios.std.protocols.nic import (
     FEATURES,
     GET_FEATURES,
     GET_MAC_ADDRESS,
-    HDR_FRAME_MAX,
     MAC_ADDRESS,
     READ_FRAMES,
     READ_FRAMES_HDR,
@@ -242,10 +241,10 @@ def plain_batch(nic: VirtioNic, room: int) -> bytes:
 
 
 def hdr_batch(nic: VirtioNic, room: int) -> bytes:
-    """A READ_FRAMES_HDR batch: frames with their headers; one too large for a header batch
-    is cut in software first."""
+    """A READ_FRAMES_HDR batch: frames with their headers; one too large for the caller's
+    chunk (a page while frames come a few at a time) is cut in software first."""
     fifo = nic.frames
-    while fifo and len(fifo[0]) - HDR_LEN > HDR_FRAME_MAX:
+    while fifo and len(fifo[0]) + 2 > room:
         frames = plain_frames(nic, fifo.popleft())
         for f in reversed(frames):
             fifo.appendleft(PLAIN_HDR + f)
@@ -370,7 +369,7 @@ async def read_frames(nic: VirtioNic, msg: Message, headers: bool) -> Message:
     chunk = None
     if isinstance(mem, Memory):
         chunk = await received(sys, mem)
-        if chunk is None or chunk.size < (BATCH_BYTES if headers else ETH_MIN_READ):
+        if chunk is None or chunk.size < ETH_MIN_READ + (HDR_LEN if headers else 0):
             await discard(sys, msg)
             return Message(abi.ERROR_INVALID_VALUE, 0, 0)
         room = min(chunk.size, BATCH_BYTES)

@@ -96,7 +96,7 @@ def take_hdr_batch(queue: deque[bytes], room: int) -> tuple[bytes, int]:
     (VNET_HDR_BYTES + frame), each goes out as the frame's u16 length and the entry."""
     if not queue:
         return b"", 0
-    parts = []
+    parts: list[bytes] = []
     used = 0
     while queue and (not parts or used + 2 + len(queue[0]) <= room):
         entry = queue.popleft()
