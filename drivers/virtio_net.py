@@ -10,7 +10,8 @@ mastering, the IRQ line from QUERY), its vendor-specific capabilities walked wit
 BAR they point into mapped with MAP_PHYS; then reset, ACKNOWLEDGE, DRIVER, the offered features
 read, a subset accepted, FEATURES_OK written and read back (a device that clears it refused),
 both queues set up in physically contiguous chunks (drivers/virtqueue.py), DRIVER_OK, and every
-receive buffer offered. The negotiated features are logged (``virtio-net: features ...``).
+receive buffer offered. The negotiated features go to the kernel log (``virtio-net: features
+...``, which dmesg and the F1 console show).
 
 Features: VERSION_1, MAC, STATUS, MRG_RXBUF and EVENT_IDX, and the offloads CSUM, HOST_TSO4,
 GUEST_CSUM, GUEST_TSO4 unless ``--no-offloads``; whichever of these the card offers (a feature
@@ -491,8 +492,7 @@ async def main(proc) -> int:
     await kick(nic, rx, 0)
     names = " ".join(feature_names(card.features))
     await proc.sys.debug_write(f"virtio-net: features {names}")
-    await say(proc, f"[virtio-net] features {names}\n"
-                    f"[virtio-net] MAC address {':'.join(f'{b:02X}' for b in card.mac)}")
+    await say(proc, f"[virtio-net] MAC address {':'.join(f'{b:02X}' for b in card.mac)}")
     await proc.spawn_thread(interrupt_thread, nic)
     nic.servers = 2
     nic.idle = 2
