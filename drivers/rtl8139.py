@@ -24,6 +24,7 @@ Requests on handle 0 (replies only to callers that wait for one):
 | Short/Long(READ_FRAMES=262, flags, [chunk]) | Long(DATA, len, chunk): as many queued frames as fit, each as a u16 little-endian length and the frame; in the caller's chunk when it sent one (it comes back, to be sent again: no allocation per batch), else in a fresh one. flags bit 0: wait for a frame; else Short(EMPTY) / Long(EMPTY, 0, chunk) |
 | Long(WRITE_FRAMES=261, len, chunk)   | sends every frame of the chunk (the same u16-length-prefixed format, len bytes in all) in order; Long(OK, frames, chunk): the chunk comes back for the next batch |
 | Short(GET_MAC_ADDRESS=260, 0, 0)     | Short(MAC_ADDRESS=300, mac, 0), octet 0 in the low byte  |
+| Short(GET_FEATURES=263, 0, 0)        | Short(FEATURES=301, 0, 0): no virtio features, no offloads (so no header batches) |
 | Short(QUERY=7, 0, 0)                 | Long(JSON, len, chunk): mac, rx, tx, drops, queued ...   |
 | anything else / bad arguments        | Short(ERROR_UNKNOWN_MESSAGE=133) / Short(ERROR_INVALID_VALUE=132) |
 
@@ -53,6 +54,8 @@ from euralios.std.fs import send_bytes, take_bytes
 from euralios.std.protocols.nic import (
     BATCH_BYTES,
     BLOCKING,
+    FEATURES,
+    GET_FEATURES,
     GET_MAC_ADDRESS,
     MAC_ADDRESS,
     READ_FRAMES,
@@ -469,6 +472,8 @@ async def handle(nic: Nic, msg: Message) -> Message | None:
             return await read(nic, msg.d2 == BLOCKING)
         if tag == GET_MAC_ADDRESS:
             return Message(MAC_ADDRESS, int.from_bytes(nic.mac, "little"), 0)
+        if tag == GET_FEATURES:
+            return Message(FEATURES, 0, 0)  # the card does no offloads: plain batches only
         if tag == abi.QUERY:
             return await query(nic)
         if tag == abi.CLOSE_TAG:
