@@ -47,9 +47,10 @@ import json
 from collections import deque
 from functools import partial
 
+from drivers.nicserve import received, wait_frames
 from drivers.virtio_card import Card, say, setup
 from drivers.virtqueue import VirtQueue
-from euralios.std import STDIN, Chunk, Memory, Message, SyscallError, abi, discard
+from euralios.std import STDIN, Memory, Message, abi, discard
 from euralios.std.fs import send_bytes
 from euralios.std.protocols.nic import (
     BATCH_BYTES,
@@ -81,7 +82,6 @@ PLAIN_HDR = bytes(HDR_LEN)  # a frame with nothing left to do
 ETH_MAX = 1514 + 4  # a plain frame: 1514 and an 802.1Q tag
 ETH_MIN_READ = 2 + ETH_MAX  # the least room a client's READ_FRAMES chunk must have
 FIFO_LIMIT = 256
-MAX_SERVERS = 8
 
 
 class VirtioNic:
@@ -326,32 +326,8 @@ def reclaim(nic: VirtioNic) -> None:
 
 # ---------------------------------------------------------------------------------------- serving
 
-async def wait_frames(nic: VirtioNic, blocking: bool) -> bool:
-    """Until the FIFO has a frame (True), or False at once when not blocking (or when blocking
-    would leave no server thread free for writes): drivers/rtl8139.py's scheme."""
-    while not nic.frames:
-        if not blocking:
-            return False
-        if nic.idle == 0:
-            if nic.servers >= MAX_SERVERS:
-                return False
-            nic.servers += 1
-            nic.idle += 1
-            await nic.proc.spawn_thread(server, nic)
-            continue
-        await nic.readers.sleep()
-    return True
-
-
-async def received(sys, mem: Memory) -> Chunk | None:
-    try:
-        return await Chunk.received(sys, mem)
-    except SyscallError:
-        return None
-
-
 async def read(nic: VirtioNic, blocking: bool) -> Message:
-    while await wait_frames(nic, blocking):
+    while await wait_frames(nic, blocking, server):
         frames = plain_frames(nic, nic.frames.popleft())
         if frames:
             for f in reversed(frames[1:]):
@@ -376,7 +352,7 @@ async def read_frames(nic: VirtioNic, msg: Message, headers: bool) -> Message:
         room = min(chunk.size, BATCH_BYTES)
     data = b""
     while not data:
-        if not await wait_frames(nic, bool(flags & BLOCKING)):
+        if not await wait_frames(nic, bool(flags & BLOCKING), server):
             return Message(EMPTY, 0, mem) if isinstance(mem, Memory) else Message(EMPTY, 0, 0)
         data = hdr_batch(nic, room) if headers else plain_batch(nic, room)
     if chunk is not None:
