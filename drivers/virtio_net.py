@@ -229,12 +229,11 @@ def plain_batch(nic: VirtioNic, room: int) -> bytes:
     """A READ_FRAMES batch: complete frames only (offloaded ones finished here)."""
     out: deque[bytes] = deque()
     fifo = nic.frames
-    while fifo:
-        entry = fifo.popleft()
-        frames = plain_frames(nic, entry)
+    size = 0
+    while fifo and size < room:
+        frames = plain_frames(nic, fifo.popleft())
         out.extend(frames)
-        if sum(map(len, out)) + 2 * len(out) >= room:
-            break
+        size += sum(map(len, frames)) + 2 * len(frames)
     data, taken = take_batch(out, room)
     for left in reversed(out):  # what did not fit waits, as a plain frame
         fifo.appendleft(PLAIN_HDR + left)
@@ -304,9 +303,8 @@ async def transmit_chains(nic: VirtioNic, entries: list[bytes], heads: list[int]
             if len(tx.free) >= need:
                 break
             nic.stats["tx_waits"] += 1
-            tx.interrupt_after()
-            reclaim(nic)  # returned meanwhile: no interrupt is coming for it
-            if len(tx.free) < need:
+            tx.interrupt_after()  # the next chain the device finishes interrupts us
+            if not (tx.used_idx() - tx.last_used) & 0xFFFF:  # (none finished in between)
                 await nic.tx_room.sleep()
         pieces = [(entry[i:i + slot], min(slot, len(entry) - i)) for i in range(0, len(entry), slot)]
         heads.append(tx.chain(pieces))
@@ -315,7 +313,8 @@ async def transmit_chains(nic: VirtioNic, entries: list[bytes], heads: list[int]
 
 
 def reclaim(nic: VirtioNic) -> None:
-    """Chains the device has sent are ours again; no transmit interrupts until we wait."""
+    """Chains the device has sent are ours again; no transmit interrupts until we wait for
+    one (used_event kept just behind us, so the used index never reaches it)."""
     tx = nic.tx
     used = tx.peek_used()
     for head, _ in used:
