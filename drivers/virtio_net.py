@@ -118,12 +118,10 @@ class VirtioNic:
 
 # ---------------------------------------------------------------------------------------- receive
 
-def offer_rx(nic: VirtioNic, heads: list[int] | None = None) -> None:
-    """Receive buffers back to the device (all of them at start-up)."""
+def offer_rx(nic: VirtioNic) -> None:
+    """Every receive buffer to the device (at start-up; drain gives them back one by one)."""
     rx = nic.rx
-    if heads is None:
-        heads = [rx.chain([(b"", rx.slot)], DESC_F_WRITE) for _ in range(len(rx.free))]
-    rx.offer(heads)
+    rx.offer([rx.chain([(b"", rx.slot)], DESC_F_WRITE) for _ in range(len(rx.free))])
 
 
 def drain(nic: VirtioNic) -> int:
@@ -234,7 +232,7 @@ def plain_batch(nic: VirtioNic, room: int) -> bytes:
         frames = plain_frames(nic, fifo.popleft())
         out.extend(frames)
         size += sum(map(len, frames)) + 2 * len(frames)
-    data, taken = take_batch(out, room)
+    data, _ = take_batch(out, room)
     for left in reversed(out):  # what did not fit waits, as a plain frame
         fifo.appendleft(PLAIN_HDR + left)
     return data
