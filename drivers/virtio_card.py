@@ -14,6 +14,7 @@ configured (size, the three addresses in 32-bit halves, enable), DRIVER_OK.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from drivers.virtqueue import VirtQueue, ring_bytes
 from euralios.std import Chunk, SyscallError, abi
@@ -47,7 +48,7 @@ CAPS_MAX = 48  # a capability list longer than this loops
 _CAP_TYPES = frozenset(int(t) for t in CapType)
 
 
-async def say(proc, text: str) -> None:
+async def say(proc: Any, text: str) -> None:
     try:
         await proc.print(text)
     except SyscallError:
@@ -57,7 +58,7 @@ async def say(proc, text: str) -> None:
 class Card:
     """The card's registers, through the mapping of the BAR its capabilities point into."""
 
-    def __init__(self, sys, window: Chunk, caps: dict[int, tuple[int, int]], multiplier: int, irq: int) -> None:
+    def __init__(self, sys: Any, window: Chunk, caps: dict[int, tuple[int, int]], multiplier: int, irq: int) -> None:
         self.sys = sys
         self.window = window
         self.caps = caps  # cfg_type -> (offset in the window, length)
@@ -135,7 +136,7 @@ def choose(offered: int, offloads: bool) -> int:
     return int(want)
 
 
-async def find(proc) -> tuple[int, int, dict[int, tuple[int, int, int]], int] | None:
+async def find(proc: Any) -> tuple[int, int, dict[int, tuple[int, int, int]], int] | None:
     """(PCI address, IRQ, cfg_type -> (bar, offset, length), notify multiplier), from /pci."""
     sys = proc.sys
     h, _ = await sys.open("/pci")
@@ -185,7 +186,7 @@ async def find(proc) -> tuple[int, int, dict[int, tuple[int, int, int]], int] | 
         await sys.close(h)
 
 
-async def setup(proc, offloads: bool) -> tuple[Card | None, VirtQueue | None, VirtQueue | None]:
+async def setup(proc: Any, offloads: bool) -> tuple[Card | None, VirtQueue | None, VirtQueue | None]:
     """The card brought up to DRIVER_OK with both queues, or Nones (the reason said)."""
     found = await find(proc)
     if found is None:

@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from functools import partial
+from typing import Any
 
 from drivers.nicserve import received, wait_frames
 from drivers.virtio_card import Card, say, setup
@@ -87,7 +88,7 @@ FIFO_LIMIT = 256
 class VirtioNic:
     """The driver's state, shared by its threads (they run one at a time, between syscalls)."""
 
-    def __init__(self, proc, card: Card, rx: VirtQueue, tx: VirtQueue, readers: Wakeup, tx_room: Wakeup) -> None:
+    def __init__(self, proc: Any, card: Card, rx: VirtQueue, tx: VirtQueue, readers: Wakeup, tx_room: Wakeup) -> None:
         self.proc = proc
         self.sys = proc.sys
         self.card = card
@@ -447,7 +448,7 @@ async def server(nic: VirtioNic) -> None:
     await serve(nic.sys, STDIN, partial(handle, nic))
 
 
-async def main(proc) -> int:
+async def main(proc: Any) -> int:
     args = list(proc.args[1:])
     offloads = True
     if args == ["--no-offloads"]:
