@@ -14,12 +14,14 @@ Requests on handle 0 (replies only to callers that wait for one, i.e. used send_
 | Short(FIND_DEVICE=256, vendor, device)    | Short(ADDRESS=384, addr, 0) / Short(NOTFOUND=385, 2**64-1, 0) |
 | Short(READ_BAR=257, addr, bar)            | Short(BAR=386, value, bar); NOTFOUND for bar > 5 or an unknown addr |
 | Short(ENABLE_BUS_MASTERING=258, addr, 0)  | sets bit 2 of the command register; Short(OK, 0, 0) |
+| Short(READ_CONFIG=259, addr, offset)     | Short(CONFIG=387, dword, offset): configuration space, read only; offset 0-0xFC, a multiple of 4, else Short(ERROR_INVALID_VALUE) |
 | Short(QUERY=7)                            | Long(JSON, len, chunk): {"subdirs": [device, ...], ...} |
 | Short(CLOSE=32)                           | nothing to end; Short(OK, 0, 0)                     |
 | anything else                             | Short(ERROR_UNKNOWN_MESSAGE=133, 0, 0)             |
 
-Unlike the seed, READ_BAR and ENABLE_BUS_MASTERING accept only addresses of devices found on the
-bus, so a client cannot read or write arbitrary configuration space through this server, and every
+Unlike the seed, READ_BAR, READ_CONFIG and ENABLE_BUS_MASTERING accept only addresses of devices
+found on the bus, so a client cannot read or write arbitrary configuration space through this
+server (READ_CONFIG reads: a driver walks its card's capability list with it), and every
 message gets an answer (the seed printed unknown messages and left the caller waiting forever).
 """
 
@@ -32,11 +34,13 @@ from euralios.std.fs import send_bytes
 from euralios.std.protocols.pci import (
     ADDRESS,
     BAR,
+    CONFIG,
     ENABLE_BUS_MASTERING,
     FIND_DEVICE,
     NOT_FOUND_VALUE,
     NOTFOUND,
     READ_BAR,
+    READ_CONFIG,
 )
 from euralios.std.serve import serve
 
@@ -179,6 +183,12 @@ async def handle(pci: Pci, devices: list[dict], msg: Message) -> Message | None:
         if d2 not in by_address or not 0 <= d3 <= 5:
             return Message(NOTFOUND, NOT_FOUND_VALUE, 0)
         return Message(BAR, await pci.read(d2, 0x10 + 4 * d3), d3)
+    if tag == READ_CONFIG:
+        if d2 not in by_address:
+            return Message(NOTFOUND, NOT_FOUND_VALUE, 0)
+        if not isinstance(d3, int) or not 0 <= d3 <= 0xFC or d3 % 4:
+            return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+        return Message(CONFIG, await pci.read(d2, d3), d3)
     if tag == ENABLE_BUS_MASTERING:
         if d2 not in by_address:
             return Message(NOTFOUND, NOT_FOUND_VALUE, 0)
@@ -190,7 +200,8 @@ async def handle(pci: Pci, devices: list[dict], msg: Message) -> Message | None:
             "short": "PCI",
             "description": "PCI bus devices",
             "messages": {"find_device": FIND_DEVICE, "read_bar": READ_BAR,
-                         "enable_bus_mastering": ENABLE_BUS_MASTERING, "query": abi.QUERY},
+                         "enable_bus_mastering": ENABLE_BUS_MASTERING, "read_config": READ_CONFIG,
+                         "query": abi.QUERY},
             "subdirs": devices,
             "files": [],
         }

@@ -24,6 +24,7 @@ Requests on handle 0 (replies only to callers that wait for one):
 | Short/Long(READ_FRAMES=262, flags, [chunk]) | Long(DATA, len, chunk): as many queued frames as fit, each as a u16 little-endian length and the frame; in the caller's chunk when it sent one (it comes back, to be sent again: no allocation per batch), else in a fresh one. flags bit 0: wait for a frame; else Short(EMPTY) / Long(EMPTY, 0, chunk) |
 | Long(WRITE_FRAMES=261, len, chunk)   | sends every frame of the chunk (the same u16-length-prefixed format, len bytes in all) in order; Long(OK, frames, chunk): the chunk comes back for the next batch |
 | Short(GET_MAC_ADDRESS=260, 0, 0)     | Short(MAC_ADDRESS=300, mac, 0), octet 0 in the low byte  |
+| Short(GET_FEATURES=263, 0, 0)        | Short(FEATURES=301, 0, 0): no virtio features, no offloads (so no header batches) |
 | Short(QUERY=7, 0, 0)                 | Long(JSON, len, chunk): mac, rx, tx, drops, queued ...   |
 | anything else / bad arguments        | Short(ERROR_UNKNOWN_MESSAGE=133) / Short(ERROR_INVALID_VALUE=132) |
 
@@ -35,10 +36,7 @@ buffers (OWN set in the TSAD summary register, read once per round of the four b
 vectored port I/O call (PORT_VIO) writes their TSDs.
 
 Several server threads receive on handle 0, so a client blocked in READ(1) never holds up another
-client's WRITE; a server about to block makes sure another one is free first (up to
-MAX_SERVERS, after which a blocking READ on an empty FIFO answers EMPTY rather than risk leaving
-nobody to serve writes). A blocked reader sleeps in receive on a private rendezvous; the interrupt
-thread sends it a wake-up once per queued frame.
+client's WRITE (drivers/nicserve.py's scheme, shared with drivers/virtio_net.py).
 """
 
 from __future__ import annotations
@@ -48,11 +46,14 @@ import zlib
 from collections import deque
 from functools import partial
 
+from drivers.nicserve import received, wait_frames
 from euralios.std import STDIN, Chunk, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes, take_bytes
 from euralios.std.protocols.nic import (
     BATCH_BYTES,
     BLOCKING,
+    FEATURES,
+    GET_FEATURES,
     GET_MAC_ADDRESS,
     MAC_ADDRESS,
     READ_FRAMES,
@@ -104,7 +105,6 @@ TX_MAX = 1792  # the chip's largest transmit size
 ETH_MIN = 60
 FRAME_MAX = 1518 + 4  # longest frame the card places in the ring, CRC included
 FIFO_LIMIT = 256
-MAX_SERVERS = 8
 RESET_POLLS = 1000
 TX_POLLS = 1000
 
@@ -341,36 +341,10 @@ async def frame_reply(nic: Nic) -> Message:
     return Message(abi.DATA, len(frame), await send_bytes(nic.sys, frame))
 
 
-async def wait_frames(nic: Nic, blocking: bool) -> bool:
-    """Until the FIFO has a frame (True), or at once False when not blocking (or when blocking
-    would leave no server thread free for writes)."""
-    while not nic.frames:
-        if not blocking:
-            return False
-        if nic.idle == 0:
-            if nic.servers >= MAX_SERVERS:
-                return False  # never leave nobody to serve writes
-            nic.servers += 1
-            nic.idle += 1
-            await nic.proc.spawn_thread(server, nic)
-            continue  # a frame may have come while we waited for the thread: look again
-        await nic.readers.sleep()
-    return True
-
-
 async def read(nic: Nic, blocking: bool) -> Message:
-    if not await wait_frames(nic, blocking):
+    if not await wait_frames(nic, blocking, server):
         return Message(EMPTY, 0, 0)
     return await frame_reply(nic)
-
-
-async def received(sys, mem: Memory) -> Chunk | None:
-    """The chunk a request brought, sized by the kernel (None when it is not a chunk we hold):
-    a length the client claims is checked against it, never trusted."""
-    try:
-        return await Chunk.received(sys, mem)
-    except SyscallError:
-        return None
 
 
 async def read_frames(nic: Nic, msg: Message) -> Message:
@@ -388,7 +362,7 @@ async def read_frames(nic: Nic, msg: Message) -> Message:
             await discard(sys, msg)
             return Message(abi.ERROR_INVALID_VALUE, 0, 0)
         room = chunk.size
-    if not await wait_frames(nic, bool(flags & BLOCKING)):
+    if not await wait_frames(nic, bool(flags & BLOCKING), server):
         return Message(EMPTY, 0, mem) if isinstance(mem, Memory) else Message(EMPTY, 0, 0)
     data, _ = take_batch(nic.frames, room)  # room holds any one frame (checked above)
     if chunk is not None:
@@ -469,6 +443,8 @@ async def handle(nic: Nic, msg: Message) -> Message | None:
             return await read(nic, msg.d2 == BLOCKING)
         if tag == GET_MAC_ADDRESS:
             return Message(MAC_ADDRESS, int.from_bytes(nic.mac, "little"), 0)
+        if tag == GET_FEATURES:
+            return Message(FEATURES, 0, 0)  # the card does no offloads: plain batches only
         if tag == abi.QUERY:
             return await query(nic)
         if tag == abi.CLOSE_TAG:

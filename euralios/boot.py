@@ -31,7 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # and login. Their images are trusted: started by root or the host they run in-process, as the
 # trusted base (DESIGN.md 1b); every other program image runs confined, even root's.
 SERVICES = ("drivers/keyboard.py", "drivers/console.py", "drivers/serial.py", "drivers/pci.py",
-            "drivers/rtl8139.py", "vfs/ramdisk.py", "net/server.py", "programs/login.py")
+            "drivers/rtl8139.py", "drivers/virtio_net.py", "vfs/ramdisk.py", "net/server.py", "programs/login.py")
+
+
+# The driver of each network card model (machine.board's names): its module and process name.
+NIC_DRIVERS = {"rtl8139": ("drivers/rtl8139.py", "rtl8139"), "virtio-net-pci": ("drivers/virtio_net.py", "virtio_net")}
 
 
 def program_source(module_path: str) -> bytes:
@@ -94,7 +98,7 @@ class System:
         self.vfs.mount("/ramdisk", r)
 
     def start_network(self, tcp_args: list[str] | None = None, *, log: str = "console") -> None:
-        """The network of the small system: drivers/pci at /pci, drivers/rtl8139 at /dev/nic and
+        """The network of the small system: drivers/pci at /pci, the card's driver (NIC_DRIVERS) at /dev/nic and
         the TCP/IP stack (net/server.py) at /tcp, as the full boot's init starts them.
 
         Needs a machine with a network card (`boot(nic=backend)`). tcp_args: the stack's options
@@ -109,13 +113,9 @@ class System:
             self.kernel.spawn(_klog_sink, name="netlog", args=["netlog"], stdin=r, vfs=self.vfs)
             sink = r
         services = [("drivers/pci.py", "/pci", "pci", ["pci"], True)]
-        if self.machine.card == "rtl8139":
-            services += [("drivers/rtl8139.py", "/dev/nic", "rtl8139", ["rtl8139"], True),
-                         ("net/server.py", "/tcp", "tcp", ["tcp", *(tcp_args or [])], False)]
-        else:
-            # No driver for this card yet: /dev/nic and /tcp stay unmounted (never the RTL8139
-            # driver against a card that is not there).
-            self.kernel.log(f"[boot] network card {self.machine.card}: no driver for virtio-net yet")
+        driver = NIC_DRIVERS[self.machine.card]
+        services += [(driver[0], "/dev/nic", driver[1], [driver[1]], True),
+                     ("net/server.py", "/tcp", "tcp", ["tcp", *(tcp_args or [])], False)]
         for path, mount, name, args, io in services:
             r = self.kernel.new_rendezvous(refs=2)  # the mount's reference and the server's stdin
             self.vfs.mount(mount, r)
@@ -362,7 +362,7 @@ async def boot(
     system_class: a System subclass to hand back (euralios.system_boot's FullSystem);
     nic, mac, card: a frame backend (machine.netdev) to wire a network card to, its MAC address
     and which card (``--nic``: "rtl8139", the default, or "virtio-net-pci"/"virtio"), when no
-    machine is given. The NIC drivers are not started here (drivers/pci, drivers/rtl8139);
+    machine is given. The NIC drivers are not started here (start_network does that);
     ramdisk: mount a RAM disk at /ramdisk (the full boot's init starts its own);
     serial_tty: the serial line is a terminal from the start (a login runs on it: `--serial`).
     isolation: "host" (programs from files run in confined host workers) or "none" (everything

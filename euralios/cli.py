@@ -13,10 +13,10 @@ in-process, as host scripting, unless --isolated.
 
 Network options (both forms): --net SPEC (the NIC's wire: every form is in NET_FORMS, which --help
 prints),
---nic MODEL (the card: rtl8139, the default, or virtio-net-pci alias virtio; no driver for the
-latter yet, so no /dev/nic or /tcp with it), --mac MAC (the card's address), --pcap FILE (record every frame), --impair SPEC (loss, delay,
+--nic MODEL (the card: rtl8139, the default, or virtio-net-pci alias virtio, driven by
+drivers/virtio_net with checksum and TCP segmentation offloads), --mac MAC (the card's address), --pcap FILE (record every frame), --impair SPEC (loss, delay,
 reorder... on the wire). A full boot has a network by default (--net user); `euralios run` only
-with --net, and then starts pci, rtl8139 and the TCP/IP stack (/tcp) before the program.
+with --net, and then starts pci, the card's driver and the TCP/IP stack (/tcp) before the program.
 
 A bad option prints one line and exits with status 2 (argparse's convention).
 """

@@ -44,6 +44,7 @@ SBIN = {
     "console": "drivers/console.py",
     "pci": "drivers/pci.py",
     "rtl8139": "drivers/rtl8139.py",
+    "virtio_net": "drivers/virtio_net.py",
     "ramdisk": "vfs/ramdisk.py",
     "tcp": "net/server.py",
 }

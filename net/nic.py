@@ -8,11 +8,12 @@ come in bulk: moving a chunk costs a TLB shootdown per page. The protocol and th
 are euralios.std.protocols.nic's.
 
 Inside the stack every frame travels with its virtio-net header (proto/wire/vnet.py): `send`
-takes (VnetHdr, frame) pairs and `receive` gives them. The /dev/nic protocol does not carry
-headers yet, so `offloads` is NO_OFFLOADS, every header in is NO_OFFLOAD, and a frame going out
-with work left for a card (a partial checksum, a TSO segment) is counted in nic_errors and not
-sent -- a stack built with this client's `offloads` never makes one. The next round extends
-the protocol (offloads asked of the driver, a header before each frame in a batch) here alone.
+takes (VnetHdr, frame) pairs and `receive` gives them. The driver says what its card does
+(GET_FEATURES: virtio feature bits, 0 for the RTL8139): `offloads` is what net/offloads.py makes
+of them. With any offload, frames travel in header batches (READ_FRAMES_HDR / WRITE_FRAMES_HDR,
+a header before each frame); without, in plain batches, every header in is NO_OFFLOAD, and a
+frame going out with work left for a card (a partial checksum, a TSO segment) is counted in
+nic_errors and not sent -- a stack built with this client's `offloads` never makes one.
 """
 
 from __future__ import annotations
@@ -23,21 +24,55 @@ from euralios.std import Chunk, Memory, Message, SyscallError, abi, discard
 from euralios.std.protocols.nic import (
     BATCH_BYTES,
     BLOCKING,
+    FEATURES,
+    GET_FEATURES,
     GET_MAC_ADDRESS,
     MAC_ADDRESS,
     READ_FRAMES,
+    READ_FRAMES_HDR,
     WRITE_FRAMES,
+    WRITE_FRAMES_HDR,
     pack_frames,
+    pack_hdr_frames,
     split_frames,
+    split_hdr_frames,
 )
-from net.offloads import NO_OFFLOAD, NO_OFFLOADS, NicOffloads
-from proto.wire.vnet import VnetHdr
+from net.offloads import NO_OFFLOAD, NO_OFFLOADS, NicOffloads, offloads_from_features
+from proto.wire import DecodeError
+from proto.wire.vnet import HDR_LEN, VnetHdr
+
+PLAIN_HDR = NO_OFFLOAD.pack()
 
 
 async def mac_address(sys: Any, handle: int) -> bytes:
     """The card's MAC (GET_MAC_ADDRESS); six zero bytes if the answer carries none."""
     reply = await sys.rcall(handle, GET_MAC_ADDRESS, 0, 0, expect=MAC_ADDRESS)
     return int(reply.d2).to_bytes(6, "little") if isinstance(reply.d2, int) else bytes(6)
+
+
+async def nic_features(sys: Any, handle: int) -> int:
+    """The virtio feature bits the card's driver negotiated (GET_FEATURES); 0 from a driver
+    that does not know the request (a card without offloads)."""
+    try:
+        reply = await sys.rcall(handle, GET_FEATURES, 0, 0)
+    except SyscallError:
+        return 0
+    return reply.d2 if reply.tag == FEATURES and isinstance(reply.d2, int) else 0
+
+
+def unpack_entries(entries: list[bytes], counters: dict[str, int]) -> list[tuple[VnetHdr, bytes]]:
+    """(header, frame) of each header + frame entry of a header batch; a header that does not
+    decode loses its frame (counted in nic_errors)."""
+    out = []
+    for entry in entries:
+        if not entry[0] and not entry[1]:
+            out.append((NO_OFFLOAD, entry[HDR_LEN:]))  # the common case, without a decode
+            continue
+        try:
+            out.append((VnetHdr.unpack(entry), entry[HDR_LEN:]))
+        except DecodeError:
+            counters["nic_errors"] += 1
+    return out
 
 
 class BatchChunks:
@@ -87,14 +122,16 @@ class NicClient:
     """/dev/nic open on `handle`. `counters` (the server's) gets frames_in, frames_out,
     nic_batches_in, nic_batches_out and nic_errors."""
 
-    def __init__(self, proc: Any, handle: int, counters: dict[str, int]) -> None:
+    def __init__(self, proc: Any, handle: int, counters: dict[str, int], features: int = 0) -> None:
         self.proc = proc
         self.sys = proc.sys
         self.handle = handle
         self.counters = counters
         self.chunks = BatchChunks(self.sys)
         self.big = False  # the last batch in was large: offer a large chunk for the next
-        self.offloads: NicOffloads = NO_OFFLOADS  # what the card does (/dev/nic cannot say yet)
+        self.features = features  # the driver's GET_FEATURES answer (nic_features)
+        self.offloads: NicOffloads = offloads_from_features(features)  # what the card does for us
+        self.headers = self.offloads != NO_OFFLOADS  # header batches (only worth it with offloads)
 
     async def receive(self) -> list[tuple[VnetHdr, bytes]]:
         """The next batch of frames in (waiting for one; a failed request is retried after a
@@ -103,7 +140,8 @@ class NicClient:
         while True:
             mem = await self.chunks.get(BATCH_BYTES if self.big else abi.PAGE)
             try:
-                reply = await sys.rcall(self.handle, READ_FRAMES, BLOCKING, mem if mem is not None else 0)
+                reply = await sys.rcall(self.handle, READ_FRAMES_HDR if self.headers else READ_FRAMES, BLOCKING,
+                                        mem if mem is not None else 0)
             except SyscallError as e:
                 self.counters["nic_errors"] += 1
                 if isinstance(e.message, Message):
@@ -125,8 +163,12 @@ class NicClient:
             data = Chunk(sys, mem.vaddr, room).read(0, n) if 0 < n <= room else b""
             await self.chunks.put(mem, room)
             self.big = n > abi.PAGE // 2
-            frames = split_frames(data)
             self.counters["nic_batches_in"] += 1
+            if self.headers:
+                pairs = unpack_entries(split_hdr_frames(data), self.counters)
+                self.counters["frames_in"] += len(pairs)
+                return pairs
+            frames = split_frames(data)
             self.counters["frames_in"] += len(frames)
             return [(NO_OFFLOAD, frame) for frame in frames]
 
@@ -134,17 +176,22 @@ class NicClient:
         """Put `frames` on the wire, in order, in WRITE_FRAMES batches. A batch that cannot go
         (no memory, the driver failed) is lost, as on a wire: TCP will resend."""
         sys = self.sys
-        plain = [frame for hdr, frame in frames if hdr == NO_OFFLOAD]
-        if len(plain) != len(frames):
-            self.counters["nic_errors"] += len(frames) - len(plain)  # work for a card we lack
-        for batch, count in pack_frames(plain, BATCH_BYTES):
+        if self.headers:
+            entries = [(PLAIN_HDR if hdr == NO_OFFLOAD else hdr.pack()) + frame for hdr, frame in frames]
+            batches, request = pack_hdr_frames(entries, BATCH_BYTES), WRITE_FRAMES_HDR
+        else:
+            plain = [frame for hdr, frame in frames if hdr == NO_OFFLOAD]
+            if len(plain) != len(frames):
+                self.counters["nic_errors"] += len(frames) - len(plain)  # work for a card we lack
+            batches, request = pack_frames(plain, BATCH_BYTES), WRITE_FRAMES
+        for batch, count in batches:
             mem = await self.chunks.get(len(batch))
             if mem is None:
                 self.counters["nic_errors"] += count  # no memory for it: lost, as on a wire
                 continue
             Chunk(sys, mem.vaddr, len(batch)).write(0, batch)  # ours: get() gave at least that
             try:
-                reply = await sys.rcall(self.handle, WRITE_FRAMES, len(batch), mem)
+                reply = await sys.rcall(self.handle, request, len(batch), mem)
                 self.counters["frames_out"] += count
                 self.counters["nic_batches_out"] += 1
                 if isinstance(reply.d3, Memory):

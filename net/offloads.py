@@ -23,9 +23,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from euralios.std.protocols.nic import HDR_FRAME_MAX
+from proto.virtio import Feature
 from proto.wire.vnet import NO_OFFLOAD, GsoType, HdrFlags, VnetHdr
 
-__all__ = ["NicOffloads", "NO_OFFLOADS", "TSO_PAYLOAD_MAX", "CSUM_START", "CSUM_OFFSET", "tcp_tx_header",
+__all__ = ["NicOffloads", "NO_OFFLOADS", "offloads_from_features", "TSO_VIA_NIC", "TSO_PAYLOAD_MAX", "CSUM_START", "CSUM_OFFSET", "tcp_tx_header",
            "rx_checksum_done", "NO_OFFLOAD"]
 
 ETH_IP = 14 + 20  # Ethernet + an IPv4 header without options: where TCP starts in our frames
@@ -33,6 +35,9 @@ CSUM_START = ETH_IP
 CSUM_OFFSET = 16  # the checksum field's offset in a TCP header
 # The most payload one IPv4 datagram can carry with a full TCP option area (65535 - 20 - 60).
 TSO_PAYLOAD_MAX = 0xFFFF - 20 - 60
+# The most payload one segment may carry through /dev/nic: its frame, with the largest headers,
+# fits one header batch (euralios.std.protocols.nic.HDR_FRAME_MAX).
+TSO_VIA_NIC = HDR_FRAME_MAX - ETH_IP - 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +82,13 @@ def tcp_tx_header(frame: bytes, gso_size: int) -> VnetHdr:
 def rx_checksum_done(offloads: NicOffloads, hdr: VnetHdr) -> bool:
     """May the L4 checksum of a frame received with ``hdr`` go unchecked?"""
     return offloads.rx_csum and bool(hdr.flags & (HdrFlags.DATA_VALID | HdrFlags.NEEDS_CSUM))
+
+
+def offloads_from_features(bits: int) -> NicOffloads:
+    """The offloads of a card whose driver negotiated the virtio feature ``bits`` (/dev/nic's
+    GET_FEATURES; 0 for a card without any): CSUM -> tx_csum, HOST_TSO4 (with CSUM) -> TSO up to
+    TSO_VIA_NIC, GUEST_CSUM -> rx_csum, GUEST_TSO4 -> large_receive."""
+    tx_csum = bool(bits & Feature.NET_CSUM)
+    return NicOffloads(tx_csum=tx_csum, tso_max=TSO_VIA_NIC if tx_csum and bits & Feature.NET_HOST_TSO4 else 0,
+                       rx_csum=bool(bits & Feature.NET_GUEST_CSUM),
+                       large_receive=bool(bits & Feature.NET_GUEST_TSO4))

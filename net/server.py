@@ -37,8 +37,8 @@ from net.dns import DnsErrorKind, is_address
 from net.errors import DNS_REASONS, BadPath, NetError, dns_error, stack_error, tcp_error
 from net.lookups import Lookup
 from net.namespace import Root, Snapshot, parse_port, split_hostport
-from net.nic import NicClient, mac_address
-from net.offloads import NO_OFFLOADS
+from net.nic import NicClient, mac_address, nic_features
+from net.offloads import offloads_from_features
 from net.options import parse_args
 from net.sessions.mount import MountSession
 from net.sessions.mux import MuxSession
@@ -49,6 +49,7 @@ from net.sockets import StackError
 from net.stack import NetStack
 from net.timers import Timer
 from proto.tcp import CLOSED, SYN_RECEIVED, SYN_SENT, TcpErrorKind
+from proto.virtio import feature_names
 from vfs import protocol as P
 from vfs.protocol import FsError
 from vfs.server import FileSession, Server
@@ -61,7 +62,7 @@ CONFIG_WAIT = 15.0  # how long an open waits for DHCP to finish
 class NetServer(Server):
     """The stack's I/O layer: NIC, timer, mount workers, sessions (see the module docstring)."""
 
-    def __init__(self, proc: Any, stack: NetStack, nic: int) -> None:
+    def __init__(self, proc: Any, stack: NetStack, nic: int, features: int = 0) -> None:
         self.root = Root(self)
         super().__init__(proc, self.root, writable=False, max_read=READ_MAX)
         self.stack = stack
@@ -71,7 +72,7 @@ class NetServer(Server):
         self.flushing = False
         self.info = dict.fromkeys(("timer_wakeups", "timer_parks", "alarms_started", "wakeups", "nic_errors",
                                    "frames_in", "frames_out", "nic_batches_in", "nic_batches_out"), 0)
-        self.nic = NicClient(proc, nic, self.info)
+        self.nic = NicClient(proc, nic, self.info, features)
         self.timer = Timer(proc, self.info, self.deadline, self.tick)
         self.waiters = Condition(proc.sys, proc.now, self.timer.check)
 
@@ -303,6 +304,7 @@ class NetServer(Server):
     # -------------------------------------------------------------- introspection
     def stats_json(self) -> bytes:
         data = self.stack.stats()
+        data["nic_features"] = feature_names(self.nic.features)
         data["server"] = {**self.info, "sessions": self.sessions, "mount_workers": self.mount_workers,
                           "waiting": len(self.waiters), "timer_parked": self.timer.parked,
                           "alarms": len(self.timer.alarms), "bugs": self.bugs}
@@ -328,9 +330,10 @@ async def main(proc: Any) -> int:
         await proc.print("[tcp] no network card at /dev/nic")
         return 1
     mac = await mac_address(sys, nic)
-    # The card's offloads: none until /dev/nic can say which (net/nic.py); then the client asks.
+    # What the card does for us: its driver's negotiated features (0 for the RTL8139).
+    features = await nic_features(sys, nic)
     stack = NetStack(mac, config=opts.static, dhcp=opts.static is None, fallback=opts.fallback,
                      dhcp_timeout=opts.dhcp_timeout, hostname=opts.hostname, tcp_options=opts.tcp_options(),
-                     seed=opts.seed, offloads=NO_OFFLOADS)
-    await NetServer(proc, stack, nic).run()
+                     seed=opts.seed, offloads=offloads_from_features(features))
+    await NetServer(proc, stack, nic, features).run()
     return 0

@@ -1,8 +1,8 @@
 """virtio devices on PCI, as QEMU models them: the split virtqueue, the transport, the net card.
 
-One concept a file:
+One concept a file (the specification's numbers -- status, features, capability types, register
+maps -- are proto/virtio.py's: the device model and drivers/virtio_net.py read the same names):
 
-* ``spec.py``   the specification's numbers (status, features, capability types, register maps)
 * ``dma.py``    the device's bounds-checked access to guest RAM (rings and buffers)
 * ``queue.py``  the split virtqueue (descriptor table, available and used rings, EVENT_IDX)
 * ``device.py`` status and feature negotiation, queues, ISR and the INTx line

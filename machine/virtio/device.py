@@ -39,7 +39,7 @@ from machine.irq import IrqController
 from machine.memory import PhysicalMemory
 from machine.virtio.dma import Dma, DmaError
 from machine.virtio.queue import QueueError, SplitQueue
-from machine.virtio.spec import Feature, Isr, Status
+from proto.virtio import Feature, Isr, Status
 
 _ORDER = ((Status.DRIVER, Status.ACKNOWLEDGE), (Status.FEATURES_OK, Status.DRIVER),
           (Status.DRIVER_OK, Status.FEATURES_OK))

@@ -41,7 +41,7 @@ from machine.irq import IrqController
 from machine.memory import PhysicalMemory
 from machine.virtio.device import VirtioDevice
 from machine.virtio.pci import VirtioPci
-from machine.virtio.spec import TRANSITIONAL_NET, VIRTIO_ID_NET, Feature, feature_names
+from proto.virtio import NET_S_LINK_UP, TRANSITIONAL_NET, VIRTIO_ID_NET, Feature, feature_names
 from proto.wire import DecodeError
 from proto.wire.vnet import HDR_LEN, HDR_LEN_LEGACY, GsoType, VnetHdr
 
@@ -50,7 +50,6 @@ IRQ_LINE = 11
 IO_BASE = 0xC000
 MEM_BASE = 0xFE00_0000
 DEFAULT_MAC = "52:54:00:12:34:56"
-LINK_UP = 1
 ETH_MAX = 1518  # a frame without offloads: 1514 + an 802.1Q tag
 GSO_MAX = 65550  # the largest frame a header may describe (Linux's and QEMU's bound)
 CLASS_ETHERNET = 0x020000
@@ -113,7 +112,7 @@ class VirtioNet(VirtioDevice):
         return None
 
     def config_bytes(self) -> bytes:
-        return self.mac + struct.pack("<HH", LINK_UP if self.link_up else 0, 1)
+        return self.mac + struct.pack("<HH", NET_S_LINK_UP if self.link_up else 0, 1)
 
     @property
     def hdr_len(self) -> int:

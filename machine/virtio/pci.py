@@ -36,7 +36,7 @@ import struct
 
 from machine.pci import Bar, PciFunction
 from machine.virtio.device import VirtioDevice
-from machine.virtio.spec import (
+from proto.virtio import (
     COMMON_CFG_SIZE,
     LEGACY_PAGE,
     NO_VECTOR,

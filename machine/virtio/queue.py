@@ -35,22 +35,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from machine.virtio.dma import Dma, DmaError
+from proto.virtio import (
+    AVAIL_F_NO_INTERRUPT,
+    DESC_F_INDIRECT,
+    DESC_F_NEXT,
+    DESC_F_WRITE,
+    need_event,
+)
 
-DESC_F_NEXT = 1
-DESC_F_WRITE = 2
-DESC_F_INDIRECT = 4
-AVAIL_F_NO_INTERRUPT = 1
-USED_F_NO_NOTIFY = 1
 MAX_QUEUE_SIZE = 32768
 
 
 class QueueError(Exception):
     """The driver broke the queue's rules; the device must stop using it until a reset."""
-
-
-def need_event(event: int, new: int, old: int) -> bool:
-    """vring_need_event (§2.7.10): did the index move from ``old`` to ``new`` past ``event``?"""
-    return (new - event - 1) & 0xFFFF < (new - old) & 0xFFFF
 
 
 @dataclass(slots=True)

@@ -39,6 +39,7 @@ class Image(StrEnum):
     RAMDISK = "sbin/ramdisk"
     PCI = "sbin/pci"
     NIC = "sbin/rtl8139"
+    VIRTIO_NIC = "sbin/virtio_net"
     TCP = "sbin/tcp"
     ECHO = "bin/echo"  # the console program when there is no /bin/login
 
@@ -152,18 +153,17 @@ class Services:
         except SyscallError as e:
             await log(f"{RED}pci: {e}{RESET}")
             return
-        if reply.tag != ADDRESS:
+        if reply.tag == ADDRESS:
+            await self.start("rtl8139", Image.NIC, "/dev/nic", io=True)
+        else:
             try:
                 virtio = await self.sys.rcall(pci.handle, FIND_DEVICE, 0x1AF4, 0x1000)
             except SyscallError:
                 virtio = None
-            if virtio is not None and virtio.tag == ADDRESS:
-                # The card is there but its driver is not written yet: no /dev/nic, no /tcp.
-                await log("virtio-net network card found: no driver for virtio-net yet")
-            else:
+            if virtio is None or virtio.tag != ADDRESS:
                 await log("no network card")
-            return
-        await self.start("rtl8139", Image.NIC, "/dev/nic", io=True)
+                return
+            await self.start("virtio_net", Image.VIRTIO_NIC, "/dev/nic", io=True)
         # The TCP/IP stack at /tcp: DHCP unless NET_ARGS (e.g. "--static 10.0.2.15/24,gw=10.0.2.2")
         # says otherwise. Mounted now, started once the system is idle (abi.EXEC_IDLE): loading
         # its image (scapy) takes a fifth of a second, which an idle start moves past the moment

@@ -10,34 +10,19 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from nic_harness import BROADCAST, MAC, PEER, frame, read_frame, run, start_server, write_frame
 
-from euralios.boot import System, boot, program_source
+from euralios.boot import System, boot
 from euralios.pytest_plugin import wait_until
 from euralios.std import Memory, Message, abi
 from euralios.std.fs import send_bytes, take_bytes
+from euralios.std.protocols.nic import FEATURES, GET_FEATURES, READ_FRAMES_HDR
 from machine.netdev.memory import MemoryBackend
-
-MAC = bytes.fromhex("525400123456")
-PEER = bytes.fromhex("020000000002")
-BROADCAST = b"\xff" * 6
 
 FIND_DEVICE, READ_BAR, ENABLE_BUS_MASTERING = 256, 257, 258
 ADDRESS, NOTFOUND, BAR = 384, 385, 386
 GET_MAC_ADDRESS, MAC_ADDRESS = 260, 300
 NIC_ADDRESS = 0x8000_1800
-
-
-def frame(dst: bytes, src: bytes, n: int, size: int = 100) -> bytes:
-    body = n.to_bytes(4, "big") * ((size - 14) // 4 + 1)
-    return dst + src + b"\x88\xb5" + body[: size - 14]
-
-
-def start_server(system: System, path: str, mount: str, args: list[str] | None = None) -> Any:
-    """Start a driver from its source as a root program with I/O privilege, serving at ``mount``."""
-    r = system.kernel.new_rendezvous(refs=2)  # one for the driver's stdin, one for the mount
-    system.vfs.mount(mount, r)
-    name = path.rsplit("/", 1)[-1].removesuffix(".py")
-    return system.spawn(program_source(path), [name, *(args or [])], io=True, name=name, stdin=r)
 
 
 @pytest.fixture
@@ -57,38 +42,6 @@ async def nic_system(system: System) -> AsyncIterator[System]:
     start_server(system, "drivers/rtl8139.py", "/dev/nic")
     await system.wait_for_output(r"\[rtl8139\] MAC address 52:54:00:12:34:56", 10)
     yield system
-
-
-async def run(system: System, program: Any) -> None:
-    """Run a test program; a failed assert inside it kills it, so re-raise what it recorded."""
-    failure: list[BaseException] = []
-
-    async def main(proc: Any) -> int:
-        try:
-            await program(proc)
-        except BaseException as e:  # noqa: BLE001 - carried back to pytest below
-            failure.append(e)
-            return 1
-        return 0
-
-    with trio.fail_after(20):
-        status = await system.run(main)
-    if failure:
-        raise failure[0]
-    assert status == 0, system.output()
-
-
-async def write_frame(proc: Any, h: int, data: bytes) -> Message:
-    return await proc.sys.rcall(h, abi.WRITE, len(data), await send_bytes(proc.sys, data))
-
-
-async def read_frame(proc: Any, h: int, blocking: bool = True) -> bytes | None:
-    reply = await proc.sys.rcall(h, abi.READ, 1 if blocking else 0, 0)
-    if reply.tag == abi.EMPTY:
-        assert (reply.d2, reply.d3) == (0, 0)
-        return None
-    assert reply.tag == abi.DATA and isinstance(reply.d3, Memory)
-    return await take_bytes(proc.sys, reply)
 
 
 # -------------------------------------------------------------------------------------------- /pci
@@ -176,6 +129,10 @@ async def test_mac_address_and_empty_read(nic_system: System) -> None:
         assert (r.tag, r.d2, r.d3) == (MAC_ADDRESS, 0x5634_1200_5452, 0)
         r = await proc.sys.rcall(h, abi.READ, 0, 0)
         assert (r.tag, r.d2, r.d3) == (abi.EMPTY, 0, 0)
+        r = await proc.sys.rcall(h, GET_FEATURES, 0, 0)  # no virtio features: no offloads
+        assert (r.tag, r.d2, r.d3) == (FEATURES, 0, 0)
+        r = await proc.sys.rcall(h, READ_FRAMES_HDR, 0, 0)  # so no header batches either
+        assert r.tag == abi.ERROR_UNKNOWN_MESSAGE
 
     await run(nic_system, program)
 

@@ -198,13 +198,16 @@ def test_shift_pgup_scrolls_back_and_shift_pgdn_returns() -> None:
     assert "Welcome" not in r.stdout and lines[-4:] == ["# echo back", "back", "#", ""]
 
 
-def test_nic_virtio_boots_with_the_card_and_starts_no_rtl8139_driver(tmp_path: Path) -> None:
-    """--nic virtio-net-pci (or virtio) puts the virtio card in slot 3; there is no driver for it
-    yet, so init says so and starts neither the RTL8139 driver nor the stack; a bad model is one
-    line and status 2."""
-    r = euralios("--headless", "--nic", "virtio", "--type", "{F1}", "--expect", "no driver for virtio-net yet", "-v")
-    assert r.returncode == 0, r.stderr
-    assert "[init] starting rtl8139" not in r.stdout and "mounted /dev/nic" not in r.stderr
+def test_nic_virtio_boots_with_its_driver_and_gets_an_address(tmp_path: Path) -> None:
+    """--nic virtio-net-pci (or virtio) puts the virtio card in slot 3: init starts its driver
+    (not the RTL8139's) at /dev/nic, which logs the features it negotiated, and the stack gets
+    its address by DHCP from the user router; a bad model is one line and status 2."""
+    r = euralios("--headless", "--nic", "virtio", "--timeout", "30", "--type", "{F1}",
+                 "--expect", r"\[virtio-net\] MAC address 52:54:00:12:34:56", "--expect", r"DHCP: 10\.0\.2\.15", "-v")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[init] starting virtio_net mounted at /dev/nic" in r.stdout
+    assert "virtio-net: features CSUM GUEST_CSUM MAC GUEST_TSO4 HOST_TSO4 MRG_RXBUF STATUS EVENT_IDX VERSION_1" in r.stderr
+    assert "[init] starting rtl8139" not in r.stdout and "no driver" not in r.stdout
     r = euralios("--headless", "--nic", "e1000")
     assert r.returncode == 2
     assert r.stderr == ("euralios: --nic: unknown network card 'e1000' "

@@ -97,12 +97,13 @@ def peers(tmp_path: Path) -> Iterator[Peers]:
         yield Peers(ns, tmp_path)
 
 
-@pytest.fixture
-async def guest(peers: Peers) -> AsyncIterator[System]:
-    """dnsmasq and the Gopher server up, then a guest on the tap taking its address by DHCP."""
+@pytest.fixture(params=["rtl8139", "virtio"])
+async def guest(peers: Peers, request: pytest.FixtureRequest) -> AsyncIterator[System]:
+    """dnsmasq and the Gopher server up, then a guest on the tap taking its address by DHCP,
+    with either card (the virtio one with its offloads: the tap carries virtio-net headers)."""
     await peers.dnsmasq()
     await peers.gopher()
-    async with boot(nic=peers.ns.backend(), mac=GUEST_MAC) as system:
+    async with boot(nic=peers.ns.backend(), mac=GUEST_MAC, card=request.param) as system:
         system.start_network()
         await system.wait_for_output(r"\[tcp\] DHCP: ", 15)
         yield system

@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass, field
 
 from machine.board import Machine
-from machine.virtio.spec import PCI_CAP_VENDOR, CapType, Common, Legacy, Status
+from proto.virtio import PCI_CAP_VENDOR, CapType, Common, Legacy, Status
 
 DESC = struct.Struct("<QIHH")
 F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4

@@ -12,7 +12,7 @@ from virtio_driver import LegacyDriver, ModernDriver
 
 from machine.board import Machine
 from machine.netdev import Backend
-from machine.virtio.spec import Common, Feature, Legacy, Status
+from proto.virtio import Common, Feature, Legacy, Status
 from proto.wire.vnet import GsoType, HdrFlags, VnetHdr
 
 BASIC = Feature.VERSION_1 | Feature.NET_MAC | Feature.NET_STATUS

@@ -9,7 +9,7 @@ from virtio_driver import Cfg, LegacyDriver, ModernDriver
 from machine.board import Machine
 from machine.netdev import NoneBackend
 from machine.virtio.net import OFFERED
-from machine.virtio.spec import CapType, Common, Feature, Legacy, Status
+from proto.virtio import CapType, Common, Feature, Legacy, Status
 
 A, D, FOK, DOK = Status.ACKNOWLEDGE, Status.DRIVER, Status.FEATURES_OK, Status.DRIVER_OK
 BASIC = Feature.VERSION_1 | Feature.NET_MAC | Feature.NET_STATUS

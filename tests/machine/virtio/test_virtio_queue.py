@@ -7,7 +7,8 @@ import struct
 import pytest
 from support_queue import make_queue
 
-from machine.virtio.queue import QueueError, need_event
+from machine.virtio.queue import QueueError
+from proto.virtio import need_event
 
 
 def test_a_chain_of_readable_then_writable_buffers() -> None:

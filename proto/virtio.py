@@ -1,8 +1,9 @@
 """The numbers of the virtio 1.2 specification this package speaks: status bits, feature bits,
 PCI capability types, the common configuration layout and the legacy register layout.
 
-One place, so the device model, its tests and (later) the driver's author read the same names.
-Section numbers are virtio 1.2's.
+One place, in proto/ (plain data, no I/O), so the device model (machine/virtio/), its tests, the
+driver (drivers/virtio_net.py) and the stack (net/offloads.py maps feature bits to offloads) read
+the same names. Section numbers are virtio 1.2's.
 """
 
 from __future__ import annotations
@@ -125,3 +126,26 @@ class Isr(IntFlag):
 
     QUEUE = 1  # a used buffer notification
     CONFIG = 2  # the configuration changed (or the device needs a reset)
+
+
+# -- the split virtqueue (§2.7): what driver and device both write ------------------------------
+
+DESC_F_NEXT = 1  # the chain goes on at ``next``
+DESC_F_WRITE = 2  # device-writable (a receive buffer)
+DESC_F_INDIRECT = 4  # addr/len is a table of descriptors (INDIRECT_DESC)
+AVAIL_F_NO_INTERRUPT = 1  # the driver does not want used-buffer interrupts (without EVENT_IDX)
+USED_F_NO_NOTIFY = 1  # the device does not want kicks (without EVENT_IDX)
+DESC_SIZE = 16  # addr le64, len le32, flags le16, next le16
+USED_ELEM_SIZE = 8  # id le32, len le32
+
+
+def need_event(event: int, new: int, old: int) -> bool:
+    """vring_need_event (§2.7.10): did the index move from ``old`` to ``new`` past ``event``?"""
+    return (new - event - 1) & 0xFFFF < (new - old) & 0xFFFF
+
+
+# -- virtio-net's device configuration (§5.1.4) -------------------------------------------------
+
+NET_CFG_MAC = 0x00  # mac[6]
+NET_CFG_STATUS = 0x06  # le16, with NET_STATUS
+NET_S_LINK_UP = 1

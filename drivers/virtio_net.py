@@ -1,0 +1,475 @@
+"""virtio-net driver: Ethernet frames at /dev/nic from a virtio-net-pci card (virtio 1.2 §4.1, §5.1).
+
+Started with I/O privilege; whoever starts it mounts its stdin (handle 0) at /dev/nic, as with
+drivers/rtl8139.py, and it serves the same protocol (euralios.std.protocols.nic), so net/ runs
+unchanged on either card; it adds GET_FEATURES and the header batches that carry offloads.
+
+Start-up, in the spec's order (§3.1.1): the card through /pci (FIND_DEVICE 1AF4:1000, bus
+mastering, the IRQ line from QUERY), its vendor-specific capabilities walked with READ_CONFIG
+(cfg_type COMMON, NOTIFY with its multiplier, ISR, DEVICE: the offsets are never assumed), the
+BAR they point into mapped with MAP_PHYS; then reset, ACKNOWLEDGE, DRIVER, the offered features
+read, a subset accepted, FEATURES_OK written and read back (a device that clears it refused),
+both queues set up in physically contiguous chunks (drivers/virtqueue.py), DRIVER_OK, and every
+receive buffer offered. The negotiated features go to the kernel log (``virtio-net: features
+...``, which dmesg and the F1 console show).
+
+Features: VERSION_1, MAC, STATUS, MRG_RXBUF and EVENT_IDX, and the offloads CSUM, HOST_TSO4,
+GUEST_CSUM, GUEST_TSO4 unless ``--no-offloads``; whichever of these the card offers (a feature
+whose dependency is missing is dropped). No INDIRECT_DESC: chains of 2 KiB slots do.
+
+Receive: 2 KiB buffers, one descriptor each; with MRG_RXBUF a frame (a coalesced TCP segment up
+to 64 KiB with GUEST_TSO4) spans ``num_buffers`` of them. Each frame is queued with its 12-byte
+header in a bounded FIFO (a frame arriving while it is full is dropped and counted) and the
+buffers go straight back to the device. A plain READ/READ_FRAMES gets complete frames: a frame
+that still has work to do (NEEDS_CSUM, a GSO type) is finished in software first
+(proto/wire/gso.py); READ_FRAMES_HDR gets them with their headers as they came.
+
+Transmit: each frame with its header goes in a chain of 2 KiB slots; a header asking for work
+the card did not agree to is done in software instead. The card is kicked once per batch (and
+only when EVENT_IDX says it wants one); finished chains are taken back when slots run short,
+and only then do we ask for a transmit interrupt.
+
+Interrupts (no MSI-X: INTx and the ISR, read to clear): an interrupt thread sleeps in
+await_interrupt(IRQ), reads ISR, drains the receive used ring, re-arms used_event and looks once
+more (a frame placed between the drain and the re-arm is not left waiting), then wakes readers.
+A configuration interrupt re-reads the link status and notes a NEEDS_RESET.
+
+Requests on handle 0: those of drivers/rtl8139.py (READ, WRITE, READ_FRAMES, WRITE_FRAMES,
+GET_MAC_ADDRESS, QUERY, CLOSE) with the same semantics, plus Short(GET_FEATURES) ->
+Short(FEATURES, bits, 0) and READ_FRAMES_HDR / WRITE_FRAMES_HDR. Bad requests get
+ERROR_INVALID_VALUE / ERROR_UNKNOWN_MESSAGE and change nothing. The serving threads follow
+drivers/rtl8139.py's scheme (several, so a reader blocked in READ(1) never holds up a writer).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from functools import partial
+from typing import Any
+
+from drivers.nicserve import received, wait_frames
+from drivers.virtio_card import Card, say, setup
+from drivers.virtqueue import VirtQueue
+from euralios.std import STDIN, Memory, Message, abi, discard
+from euralios.std.fs import send_bytes
+from euralios.std.protocols.nic import (
+    BATCH_BYTES,
+    BLOCKING,
+    FEATURES,
+    GET_FEATURES,
+    GET_MAC_ADDRESS,
+    MAC_ADDRESS,
+    READ_FRAMES,
+    READ_FRAMES_HDR,
+    WRITE_FRAMES,
+    WRITE_FRAMES_HDR,
+    packed_hdr_size,
+    packed_size,
+    split_frames,
+    split_hdr_frames,
+    take_batch,
+    take_hdr_batch,
+)
+from euralios.std.serve import serve
+from euralios.std.sync import Wakeup
+from proto.virtio import DESC_F_WRITE, NET_CFG_STATUS, NET_S_LINK_UP, Feature, Isr, Status, feature_names
+from proto.wire import DecodeError
+from proto.wire.gso import wire_frames
+from proto.wire.vnet import HDR_LEN, HdrFlags, VnetHdr
+
+EMPTY = abi.EMPTY
+PLAIN_HDR = bytes(HDR_LEN)  # a frame with nothing left to do
+ETH_MAX = 1514 + 4  # a plain frame: 1514 and an 802.1Q tag
+ETH_MIN_READ = 2 + ETH_MAX  # the least room a client's READ_FRAMES chunk must have
+FIFO_LIMIT = 256
+
+
+class VirtioNic:
+    """The driver's state, shared by its threads (they run one at a time, between syscalls)."""
+
+    def __init__(self, proc: Any, card: Card, rx: VirtQueue, tx: VirtQueue, readers: Wakeup, tx_room: Wakeup) -> None:
+        self.proc = proc
+        self.sys = proc.sys
+        self.card = card
+        self.rx = rx
+        self.tx = tx
+        self.readers = readers  # server threads blocked in READ(1) until a frame is queued
+        self.tx_room = tx_room  # server threads waiting for transmit descriptors
+        self.frames: deque[bytes] = deque()  # header + frame, as received
+        self.tx_busy = False
+        self.servers = 0
+        self.idle = 0
+        self.link_up = True
+        self.stats = dict.fromkeys(("rx", "tx", "drops", "rx_bytes", "tx_bytes", "rx_gso", "tx_gso", "tx_csum",
+                                    "sw_offloads", "bad_frames", "interrupts", "config_interrupts", "kicks",
+                                    "tx_waits", "rx_batches", "tx_batches"), 0)
+
+    @property
+    def features(self) -> int:
+        return self.card.features
+
+    def allowed(self, hdr: bytes) -> bool:
+        """Whether the card agreed to do what ``hdr`` asks (else we do it in software)."""
+        flags, gso = hdr[0], hdr[1]
+        if flags & HdrFlags.NEEDS_CSUM and not self.features & Feature.NET_CSUM:
+            return False
+        return not gso or (gso == 1 and bool(self.features & Feature.NET_HOST_TSO4))
+
+
+# ---------------------------------------------------------------------------------------- receive
+
+def offer_rx(nic: VirtioNic) -> None:
+    """Every receive buffer to the device (at start-up; drain gives them back one by one)."""
+    rx = nic.rx
+    rx.offer([rx.chain([(b"", rx.slot)], DESC_F_WRITE) for _ in range(len(rx.free))])
+
+
+def drain(nic: VirtioNic) -> int:
+    """Every complete frame from the receive used ring into the FIFO; the buffers are offered
+    again (not kicked: the caller does). Returns how many buffers went back."""
+    rx = nic.rx
+    stats = nic.stats
+    used = rx.peek_used()
+    merge = bool(nic.features & Feature.NET_MRG_RXBUF)
+    pos = 0
+    heads: list[int] = []
+    while pos < len(used):
+        head, length = used[pos]
+        first = rx.buffers.read(head * rx.slot, min(length, rx.slot))
+        count = (first[10] | first[11] << 8) if merge and len(first) >= HDR_LEN else 1
+        if count < 1 or pos + count > len(used):
+            if count >= 1 and pos + count <= rx.size:
+                break  # the rest of this frame is not in the used ring yet
+            count = 1  # nonsense from the device: drop this buffer's frame
+            first = b""
+        parts = [first]
+        for h, n in used[pos + 1:pos + count]:
+            parts.append(rx.buffers.read(h * rx.slot, min(n, rx.slot)))
+        for h, _ in used[pos:pos + count]:
+            rx.release(h)
+            heads.append(rx.chain([(b"", rx.slot)], DESC_F_WRITE))
+        pos += count
+        entry = b"".join(parts)
+        if len(entry) <= HDR_LEN:
+            stats["bad_frames"] += 1
+        elif len(nic.frames) >= FIFO_LIMIT:
+            stats["drops"] += 1
+        else:
+            nic.frames.append(entry)
+            stats["rx"] += 1
+            stats["rx_bytes"] += len(entry) - HDR_LEN
+            if entry[1]:
+                stats["rx_gso"] += 1
+    rx.consume(pos)
+    if heads:
+        rx.offer(heads)
+    return len(heads)
+
+
+async def kick(nic: VirtioNic, q: VirtQueue, index: int) -> None:
+    if q.kick_needed():
+        nic.stats["kicks"] += 1
+        await nic.card.notify(index)
+
+
+async def receive_all(nic: VirtioNic) -> None:
+    """Drain, re-arm the interrupt, look once more (a frame placed in between would otherwise
+    wait for the next interrupt), kick for the buffers given back, wake readers."""
+    rx = nic.rx
+    while True:
+        nic.stats["rx_batches"] += 1
+        drain(nic)
+        rx.interrupt_after()
+        if not (rx.used_idx() - rx.last_used) & 0xFFFF:
+            break
+    await kick(nic, rx, 0)
+    while nic.readers.sleeping and nic.frames:
+        await nic.readers.wake()
+
+
+async def interrupt_thread(nic: VirtioNic) -> None:
+    sys = nic.sys
+    card = nic.card
+    while True:
+        await receive_all(nic)
+        if nic.tx_room.sleeping:
+            await nic.tx_room.wake()
+        await sys.await_interrupt(card.irq)
+        nic.stats["interrupts"] += 1
+        isr = card.isr()
+        if isr & Isr.CONFIG:
+            nic.stats["config_interrupts"] += 1
+            await config_changed(nic)
+
+
+async def config_changed(nic: VirtioNic) -> None:
+    card = nic.card
+    if card.features & Feature.NET_STATUS:
+        nic.link_up = bool(card.device_cfg(NET_CFG_STATUS, 2) & NET_S_LINK_UP)
+    if card.status() & Status.NEEDS_RESET:
+        await say(nic.proc, "[virtio-net] the device needs a reset (it found a fault in our queues)")
+
+
+def plain_frames(nic: VirtioNic, entry: bytes) -> list[bytes]:
+    """The complete frames of a received header + frame: itself, or what software makes of it."""
+    hdr, frame = entry[:HDR_LEN], entry[HDR_LEN:]
+    if not hdr[1] and not hdr[0] & HdrFlags.NEEDS_CSUM:
+        return [frame]
+    nic.stats["sw_offloads"] += 1
+    try:
+        return wire_frames(VnetHdr.unpack(hdr), frame)
+    except DecodeError:
+        nic.stats["bad_frames"] += 1
+        return []
+
+
+def plain_batch(nic: VirtioNic, room: int) -> bytes:
+    """A READ_FRAMES batch: complete frames only (offloaded ones finished here)."""
+    out: deque[bytes] = deque()
+    fifo = nic.frames
+    size = 0
+    while fifo and size < room:
+        frames = plain_frames(nic, fifo.popleft())
+        out.extend(frames)
+        size += sum(map(len, frames)) + 2 * len(frames)
+    data, _ = take_batch(out, room)
+    for left in reversed(out):  # what did not fit waits, as a plain frame
+        fifo.appendleft(PLAIN_HDR + left)
+    return data
+
+
+def hdr_batch(nic: VirtioNic, room: int) -> bytes:
+    """A READ_FRAMES_HDR batch: frames with their headers; one too large for the caller's
+    chunk (a page while frames come a few at a time) is cut in software first."""
+    fifo = nic.frames
+    while fifo and len(fifo[0]) + 2 > room:
+        frames = plain_frames(nic, fifo.popleft())
+        for f in reversed(frames):
+            fifo.appendleft(PLAIN_HDR + f)
+    data, _ = take_hdr_batch(fifo, room)
+    return data
+
+
+# ---------------------------------------------------------------------------------------- transmit
+
+async def transmit(nic: VirtioNic, entries: list[bytes]) -> int:
+    """Send header + frame entries in order; how many went. Chains of slots, one kick a batch."""
+    sys = nic.sys
+    while nic.tx_busy:  # another server thread is mid-batch: frames go in order
+        await sys.yield_()
+    nic.tx_busy = True
+    tx = nic.tx
+    stats = nic.stats
+    sent = 0
+    try:
+        heads: list[int] = []
+        for entry in entries:
+            if entry[0] or entry[1]:
+                if not nic.allowed(entry):
+                    stats["sw_offloads"] += 1
+                    try:
+                        more = [PLAIN_HDR + f for f in wire_frames(VnetHdr.unpack(entry[:HDR_LEN]), entry[HDR_LEN:])]
+                    except DecodeError:
+                        stats["bad_frames"] += 1
+                        continue
+                    await transmit_chains(nic, more, heads)
+                    sent += 1
+                    continue
+                stats["tx_gso" if entry[1] else "tx_csum"] += 1
+            await transmit_chains(nic, [entry], heads)
+            sent += 1
+        if heads:
+            tx.offer(heads)
+        await kick(nic, tx, 1)
+        return sent
+    finally:
+        nic.tx_busy = False
+
+
+async def transmit_chains(nic: VirtioNic, entries: list[bytes], heads: list[int]) -> None:
+    """Chain each entry into slots (heads collected, offered by the caller); waits for slots."""
+    tx = nic.tx
+    slot = tx.slot
+    for entry in entries:
+        need = -(-len(entry) // slot)
+        while len(tx.free) < need:
+            if heads:  # what we chained so far goes first, so the device can finish it
+                tx.offer(heads)
+                heads.clear()
+                await kick(nic, tx, 1)
+            reclaim(nic)
+            if len(tx.free) >= need:
+                break
+            nic.stats["tx_waits"] += 1
+            tx.interrupt_after()  # the next chain the device finishes interrupts us
+            if not (tx.used_idx() - tx.last_used) & 0xFFFF:  # (none finished in between)
+                await nic.tx_room.sleep()
+        pieces = [(entry[i:i + slot], min(slot, len(entry) - i)) for i in range(0, len(entry), slot)]
+        heads.append(tx.chain(pieces))
+        nic.stats["tx"] += 1
+        nic.stats["tx_bytes"] += len(entry) - HDR_LEN
+
+
+def reclaim(nic: VirtioNic) -> None:
+    """Chains the device has sent are ours again; no transmit interrupts until we wait for
+    one (used_event kept just behind us, so the used index never reaches it)."""
+    tx = nic.tx
+    used = tx.peek_used()
+    for head, _ in used:
+        tx.release(head)
+    tx.consume(len(used))
+    tx.no_interrupts()
+
+
+# ---------------------------------------------------------------------------------------- serving
+
+async def read(nic: VirtioNic, blocking: bool) -> Message:
+    while await wait_frames(nic, blocking, server):
+        frames = plain_frames(nic, nic.frames.popleft())
+        if frames:
+            for f in reversed(frames[1:]):
+                nic.frames.appendleft(PLAIN_HDR + f)
+            return Message(abi.DATA, len(frames[0]), await send_bytes(nic.sys, frames[0]))
+    return Message(EMPTY, 0, 0)
+
+
+async def read_frames(nic: VirtioNic, msg: Message, headers: bool) -> Message:
+    sys = nic.sys
+    flags, mem = msg.d2, msg.d3
+    if not isinstance(flags, int) or not isinstance(mem, (Memory, int)):
+        await discard(sys, msg)
+        return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+    room = BATCH_BYTES
+    chunk = None
+    if isinstance(mem, Memory):
+        chunk = await received(sys, mem)
+        if chunk is None or chunk.size < ETH_MIN_READ + (HDR_LEN if headers else 0):
+            await discard(sys, msg)
+            return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+        room = min(chunk.size, BATCH_BYTES)
+    data = b""
+    while not data:
+        if not await wait_frames(nic, bool(flags & BLOCKING), server):
+            return Message(EMPTY, 0, mem) if isinstance(mem, Memory) else Message(EMPTY, 0, 0)
+        data = hdr_batch(nic, room) if headers else plain_batch(nic, room)
+    if chunk is not None:
+        chunk.write(0, data)
+        return Message(abi.DATA, len(data), chunk.memory)
+    return Message(abi.DATA, len(data), await send_bytes(sys, data))
+
+
+async def write_frames(nic: VirtioNic, msg: Message, headers: bool) -> Message:
+    sys = nic.sys
+    n, mem = msg.d2, msg.d3
+    chunk = await received(sys, mem) if isinstance(mem, Memory) else None
+    if chunk is None or not isinstance(n, int) or not 0 < n <= chunk.size:
+        await discard(sys, msg)
+        return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+    data = chunk.read(0, n)
+    if headers:
+        entries = split_hdr_frames(data)
+        ok = packed_hdr_size(entries) == n
+    else:
+        frames = split_frames(data, ETH_MAX)
+        ok = packed_size(frames) == n
+        entries = [PLAIN_HDR + f for f in frames]
+    if not ok:  # malformed: a length of 0, too long or past n
+        await discard(sys, msg)
+        return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+    nic.stats["tx_batches"] += 1
+    sent = await transmit(nic, entries)
+    return Message(abi.OK, sent, mem)
+
+
+async def write(nic: VirtioNic, msg: Message) -> Message:
+    sys = nic.sys
+    n, mem = msg.d2, msg.d3
+    if not isinstance(mem, Memory) or not isinstance(n, int):
+        await discard(sys, msg)
+        return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+    chunk = await received(sys, mem)
+    data = chunk.read(0, n) if chunk is not None and 0 < n <= min(ETH_MAX, chunk.size) else b""
+    await discard(sys, msg)
+    if not data:
+        return Message(abi.ERROR_INVALID_VALUE, 0, 0)
+    await transmit(nic, [PLAIN_HDR + data])
+    return Message(abi.OK, n, 0)
+
+
+async def query(nic: VirtioNic) -> Message:
+    info = {
+        "name": "nic",
+        "description": "virtio-net Ethernet",
+        "mac": ":".join(f"{b:02x}" for b in nic.card.mac),
+        "features": feature_names(nic.features),
+        "irq": nic.card.irq,
+        "link_up": nic.link_up,
+        "queue_size": nic.rx.size,
+        "queued": len(nic.frames),
+        **nic.stats,
+        "subdirs": [],
+        "files": [],
+    }
+    data = json.dumps(info).encode()
+    return Message(abi.JSON, len(data), await send_bytes(nic.sys, data))
+
+
+async def handle(nic: VirtioNic, msg: Message) -> Message | None:
+    nic.idle -= 1
+    try:
+        tag = msg.tag
+        offloads = nic.card.offloads
+        if tag in (WRITE_FRAMES, WRITE_FRAMES_HDR) and msg.is_long and (offloads or tag == WRITE_FRAMES):
+            return await write_frames(nic, msg, tag == WRITE_FRAMES_HDR)
+        if tag == READ_FRAMES or (tag == READ_FRAMES_HDR and offloads):
+            return await read_frames(nic, msg, tag == READ_FRAMES_HDR)
+        if tag == abi.WRITE and msg.is_long:
+            return await write(nic, msg)
+        if msg.is_long:
+            await discard(nic.sys, msg)
+            return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+        if tag == abi.READ:
+            return await read(nic, msg.d2 == BLOCKING)
+        if tag == GET_MAC_ADDRESS:
+            return Message(MAC_ADDRESS, int.from_bytes(nic.card.mac, "little"), 0)
+        if tag == GET_FEATURES:
+            return Message(FEATURES, nic.features, 0)
+        if tag == abi.QUERY:
+            return await query(nic)
+        if tag == abi.CLOSE_TAG:
+            return Message(abi.OK, 0, 0)
+        return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+    finally:
+        nic.idle += 1
+
+
+async def server(nic: VirtioNic) -> None:
+    await serve(nic.sys, STDIN, partial(handle, nic))
+
+
+async def main(proc: Any) -> int:
+    args = list(proc.args[1:])
+    offloads = True
+    if args == ["--no-offloads"]:
+        offloads = False
+    elif args:
+        await say(proc, "[virtio-net] usage: virtio_net [--no-offloads]")
+        return 2
+    card, rx, tx = await setup(proc, offloads)
+    if card is None or rx is None or tx is None:
+        return 1
+    nic = VirtioNic(proc, card, rx, tx, await Wakeup.new(proc.sys), await Wakeup.new(proc.sys))
+    offer_rx(nic)
+    rx.interrupt_after()
+    tx.no_interrupts()
+    await kick(nic, rx, 0)
+    names = " ".join(feature_names(card.features))
+    await proc.sys.debug_write(f"virtio-net: features {names}")
+    await say(proc, f"[virtio-net] MAC address {':'.join(f'{b:02X}' for b in card.mac)}")
+    await proc.spawn_thread(interrupt_thread, nic)
+    nic.servers = 2
+    nic.idle = 2
+    await proc.spawn_thread(server, nic)
+    await server(nic)
+    return 0

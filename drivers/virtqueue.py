@@ -1,0 +1,159 @@
+"""The driver's half of a split virtqueue (virtio 1.2 §2.7), in one physically contiguous chunk.
+
+drivers/virtio_net.py keeps two (receive and transmit). The layout is the modern one, which
+lets the driver place the three areas anywhere (QUEUE_DESC/DRIVER/DEVICE):
+
+    offset 0                       descriptor table  size x 16  (addr le64, len le32, flags le16, next le16)
+    16 x size                      available ring    flags le16, idx le16, ring[size] le16, used_event le16
+    align4(16 x size + 6 + 2 x size)  used ring      flags le16, idx le16, ring[size] (id le32, len le32), avail_event le16
+
+Every descriptor ``i`` always points at buffer slot ``i`` of the queue's buffer chunk (``slot``
+bytes each): a buffer never moves, so handing one to the device is writing its length, flags
+and next, never its address. The available index and our position in the used ring are
+free-running 16-bit counters, as in the spec; the ring slot is the counter modulo the size.
+
+Notification suppression with EVENT_IDX: we kick only when the device's ``avail_event`` says it
+wants to hear (:meth:`kick_needed`), and ask for an interrupt by writing ``used_event``
+(:meth:`interrupt_after`, :meth:`no_interrupts`). Without it, the NO_INTERRUPT flag and the
+device's NO_NOTIFY flag do the same, coarser. The numbers are proto/virtio.py's.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+
+from euralios.std import Chunk
+from proto.virtio import (
+    AVAIL_F_NO_INTERRUPT,
+    DESC_F_NEXT,
+    DESC_SIZE,
+    USED_ELEM_SIZE,
+    USED_F_NO_NOTIFY,
+    need_event,
+)
+
+_DESC = struct.Struct("<QIHH")
+_U16 = struct.Struct("<H")
+
+
+def ring_bytes(size: int) -> int:
+    """The bytes of a queue of ``size`` entries in the layout above."""
+    return used_offset(size) + 6 + USED_ELEM_SIZE * size
+
+
+def used_offset(size: int) -> int:
+    return (DESC_SIZE * size + 6 + 2 * size + 3) & ~3
+
+
+class VirtQueue:
+    """One split queue: ``ring`` holds its three areas, ``buffers`` its ``size`` slots."""
+
+    def __init__(self, ring: Chunk, buffers: Chunk, size: int, slot: int, event_idx: bool) -> None:
+        self.ring = ring
+        self.buffers = buffers
+        self.size = size
+        self.slot = slot
+        self.event_idx = event_idx
+        self.avail = DESC_SIZE * size
+        self.used = used_offset(size)
+        self.free: deque[int] = deque(range(size))
+        self.chains: dict[int, list[int]] = {}  # head -> its descriptors, while the device has it
+        self.avail_idx = 0
+        self.kicked_idx = 0  # the available index at our last kick decision
+        self.last_used = 0
+
+    @property
+    def desc_phys(self) -> int:
+        return self.ring.phys
+
+    @property
+    def avail_phys(self) -> int:
+        return self.ring.phys + self.avail
+
+    @property
+    def used_phys(self) -> int:
+        return self.ring.phys + self.used
+
+    def buffer_phys(self, i: int) -> int:
+        return self.buffers.phys + i * self.slot
+
+    # -- offering buffers ----------------------------------------------------------------------
+
+    def chain(self, pieces: list[tuple[bytes, int]], flags: int = 0) -> int:
+        """Put ``pieces`` (data, length) in free descriptors, chained, each in its own slot;
+        the head, not offered yet (:meth:`offer`). ``data`` may be empty (a receive buffer of
+        ``length``). The caller checked there are enough free descriptors."""
+        ids = [self.free.popleft() for _ in pieces]
+        last = len(ids) - 1
+        for n, (i, (data, length)) in enumerate(zip(ids, pieces, strict=True)):
+            if data:
+                self.buffers.write(i * self.slot, data)
+            nxt = ids[n + 1] if n < last else 0
+            self.ring.write(DESC_SIZE * i, _DESC.pack(self.buffer_phys(i), length,
+                                                      flags | (DESC_F_NEXT if n < last else 0), nxt))
+        self.chains[ids[0]] = ids
+        return ids[0]
+
+    def offer(self, heads: list[int]) -> None:
+        """Heads into the available ring, then the index (§2.7.13: entries before the index)."""
+        idx = self.avail_idx
+        size = self.size
+        for head in heads:
+            self.ring.write(self.avail + 4 + 2 * (idx % size), _U16.pack(head))
+            idx = (idx + 1) & 0xFFFF
+        self.avail_idx = idx
+        self.ring.write(self.avail + 2, _U16.pack(idx))
+
+    def kick_needed(self) -> bool:
+        """Whether the device wants a notification for what was offered since the last call."""
+        old, new = self.kicked_idx, self.avail_idx
+        self.kicked_idx = new
+        if old == new:
+            return False
+        if self.event_idx:
+            event = _U16.unpack(self.ring.read(self.used + 4 + USED_ELEM_SIZE * self.size, 2))[0]
+            return need_event(event, new, old)
+        return not _U16.unpack(self.ring.read(self.used, 2))[0] & USED_F_NO_NOTIFY
+
+    # -- the used ring -------------------------------------------------------------------------
+
+    def used_idx(self) -> int:
+        return _U16.unpack(self.ring.read(self.used + 2, 2))[0]
+
+    def peek_used(self) -> list[tuple[int, int]]:
+        """(head, bytes written) of every chain the device returned that we have not taken."""
+        n = (self.used_idx() - self.last_used) & 0xFFFF
+        if not n:
+            return []
+        start = self.last_used % self.size
+        first = min(n, self.size - start)
+        raw = self.ring.read(self.used + 4 + USED_ELEM_SIZE * start, USED_ELEM_SIZE * first)
+        if first < n:
+            raw += self.ring.read(self.used + 4, USED_ELEM_SIZE * (n - first))
+        return list(struct.iter_unpack("<II", raw))
+
+    def consume(self, count: int) -> None:
+        """We are done reading the next ``count`` used entries."""
+        self.last_used = (self.last_used + count) & 0xFFFF
+
+    def release(self, head: int) -> None:
+        """The chain at ``head`` is ours again: its descriptors go back to the free list."""
+        self.free.extend(self.chains.pop(head, ()))
+
+    # -- interrupts ----------------------------------------------------------------------------
+
+    def interrupt_after(self) -> None:
+        """Ask for an interrupt when the device returns anything past what we have taken."""
+        if self.event_idx:
+            self.ring.write(self.avail + 4 + 2 * self.size, _U16.pack(self.last_used))
+        else:
+            self.ring.write(self.avail, _U16.pack(0))
+
+    def no_interrupts(self) -> None:
+        """No interrupts for this queue (we look at its used ring when we need descriptors):
+        with EVENT_IDX a used_event just behind us, which the used index never reaches."""
+        if self.event_idx:
+            self.ring.write(self.avail + 4 + 2 * self.size, _U16.pack((self.last_used - 1) & 0xFFFF))
+        else:
+            self.ring.write(self.avail, _U16.pack(AVAIL_F_NO_INTERRUPT))

@@ -1,0 +1,277 @@
+"""drivers/virtio_net against the virtio-net-pci model in a booted system: test programs talk to
+/dev/nic as net/ does, the wire is an in-memory backend. Frames both ways, the MAC and the
+negotiated features, interrupts, rings that wrap, offloads through header batches and finished
+in software for plain clients, bad requests answered while the driver lives on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+from nic_harness import BROADCAST, MAC, PEER, frame, read_frame, run, start_server, write_frame
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from euralios.boot import System, boot
+from euralios.std import abi
+from euralios.std.fs import send_bytes, take_bytes
+from euralios.std.protocols.nic import (
+    FEATURES,
+    GET_FEATURES,
+    GET_MAC_ADDRESS,
+    MAC_ADDRESS,
+    READ_FRAMES,
+    READ_FRAMES_HDR,
+    VNET_HDR_BYTES,
+    WRITE_FRAMES,
+    WRITE_FRAMES_HDR,
+    pack_frames,
+    pack_hdr_frames,
+    split_frames,
+    split_hdr_frames,
+)
+from euralios.std.protocols.pci import CONFIG, NOTFOUND, READ_CONFIG
+from machine.netdev.memory import MemoryBackend
+from machine.virtio.net import VirtioNet
+from proto.virtio import Feature, feature_names
+from proto.wire.checksum import finish, pseudo_header_sum
+from proto.wire.vnet import HDR_LEN, GsoType, HdrFlags, VnetHdr
+
+NIC_ADDRESS = 0x8000_1800
+OFFLOADS = Feature.NET_CSUM | Feature.NET_HOST_TSO4 | Feature.NET_GUEST_CSUM | Feature.NET_GUEST_TSO4
+BASIC = Feature.VERSION_1 | Feature.NET_MAC | Feature.NET_STATUS | Feature.NET_MRG_RXBUF | Feature.EVENT_IDX
+
+
+@pytest.fixture
+async def backend() -> MemoryBackend:
+    return MemoryBackend()
+
+
+async def start(backend: MemoryBackend, args: list[str] | None = None) -> AsyncIterator[System]:
+    async with boot(nic=backend, card="virtio") as s:
+        start_server(s, "drivers/pci.py", "/pci")
+        start_server(s, "drivers/virtio_net.py", "/dev/nic", args)
+        await s.wait_for_output(r"\[virtio-net\] MAC address 52:54:00:12:34:56", 10)
+        yield s
+
+
+@pytest.fixture
+async def system(backend: MemoryBackend) -> AsyncIterator[System]:
+    async for s in start(backend):
+        yield s
+
+
+def card(system: System) -> VirtioNet:
+    nic = system.machine.nic
+    assert isinstance(nic, VirtioNet)
+    return nic
+
+
+def tcp_super_frame(payload: bytes, seq: int = 1000) -> tuple[VnetHdr, bytes]:
+    """A TSO frame as a stack with offloads hands it over: NEEDS_CSUM, the pseudo-header sum."""
+    raw = bytearray(bytes(Ether(src="52:54:00:12:34:56", dst="02:00:00:00:00:02")
+                          / IP(src="10.0.2.2", dst="10.0.2.15", id=7, flags="DF")
+                          / TCP(sport=80, dport=40000, seq=seq, ack=1, flags="PA", window=65535) / Raw(payload)))
+    partial = ~finish(pseudo_header_sum(bytes(raw[26:30]), bytes(raw[30:34]), 6, len(raw) - 34)) & 0xFFFF
+    raw[50:52] = partial.to_bytes(2, "big")
+    return VnetHdr(HdrFlags.NEEDS_CSUM, GsoType.TCPV4, 54, 1460, 34, 16), bytes(raw)
+
+
+def valid_tcp(f: bytes) -> bytes:
+    """The TCP payload of a frame whose IPv4 and TCP checksums are what scapy computes afresh."""
+    pkt = Ether(f)
+    sums = (pkt[IP].chksum, pkt[TCP].chksum)
+    del pkt[IP].chksum
+    del pkt[TCP].chksum
+    again = Ether(bytes(pkt))
+    assert (again[IP].chksum, again[TCP].chksum) == sums
+    return bytes(again[TCP].payload)
+
+
+# -------------------------------------------------------------------------------------- bring-up
+
+async def test_negotiates_logs_features_and_answers_mac_and_features(system: System) -> None:
+    nic = card(system)
+    assert nic.features == BASIC | OFFLOADS
+    assert nic.driver_ok and nic.info()["error"] is None
+    names = " ".join(feature_names(nic.features))
+    assert any(f"virtio-net: features {names}" in line for _, line in system.kernel.klog.lines)
+
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/dev/nic")
+        r = await proc.sys.rcall(h, GET_MAC_ADDRESS, 0, 0)
+        assert (r.tag, r.d2.to_bytes(6, "little")) == (MAC_ADDRESS, MAC)
+        r = await proc.sys.rcall(h, GET_FEATURES, 0, 0)
+        assert (r.tag, r.d2) == (FEATURES, nic.features)
+
+    await run(system, program)
+
+
+async def test_no_offloads_negotiates_the_basic_set_and_refuses_header_batches(backend: MemoryBackend) -> None:
+    async for system in start(backend, ["--no-offloads"]):
+        assert card(system).features == BASIC
+
+        async def program(proc: Any) -> None:
+            h, _ = await proc.sys.open("/dev/nic")
+            r = await proc.sys.rcall(h, READ_FRAMES_HDR, 0, 0)
+            assert r.tag == abi.ERROR_UNKNOWN_MESSAGE
+            await write_frame(proc, h, frame(PEER, MAC, 1))  # still serving
+
+        await run(system, program)
+        assert backend.sent == [frame(PEER, MAC, 1)]
+
+
+async def test_pci_read_config_reads_only_and_checks_its_arguments(system: System) -> None:
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/pci")
+        r = await proc.sys.rcall(h, READ_CONFIG, NIC_ADDRESS, 0)
+        assert (r.tag, r.d2, r.d3) == (CONFIG, 0x1000_1AF4, 0)
+        r = await proc.sys.rcall(h, READ_CONFIG, NIC_ADDRESS, 0x34)
+        assert r.d2 & 0xFF == 0x70  # the capability list starts at the newest (machine/virtio/pci.py)
+        for bad in (2, 0x100, -4):
+            r = await proc.sys.rcall(h, READ_CONFIG, NIC_ADDRESS, bad)
+            assert r.tag == abi.ERROR_INVALID_VALUE, bad
+        r = await proc.sys.rcall(h, READ_CONFIG, 0x8000_F800, 0)  # no device there
+        assert r.tag == NOTFOUND
+
+    await run(system, program)
+
+
+# -------------------------------------------------------------------------------------- frames
+
+async def test_frames_both_ways_with_interrupts(system: System, backend: MemoryBackend) -> None:
+    nic = card(system)
+    out = frame(PEER, MAC, 1, 60)
+
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/dev/nic")
+        r = await write_frame(proc, h, out)
+        assert (r.tag, r.d2) == (abi.OK, len(out))
+        assert await read_frame(proc, h, blocking=False) is None
+        before = nic.counters["interrupts"]
+        backend.inject(frame(MAC, PEER, 2))
+        backend.inject(frame(BROADCAST, PEER, 3, 1514))
+        assert await read_frame(proc, h) == frame(MAC, PEER, 2)
+        assert await read_frame(proc, h) == frame(BROADCAST, PEER, 3, 1514)
+        assert nic.counters["interrupts"] > before  # the driver asked for them (used_event)
+        r = await proc.sys.rcall(h, abi.QUERY, 0, 0)
+        import json
+        info = json.loads(await take_bytes(proc.sys, r))
+        assert info["rx"] == 2 and info["tx"] == 1 and info["interrupts"] >= 1
+        assert "HOST_TSO4" in info["features"]
+
+    await run(system, program)
+    assert backend.sent == [out]
+
+
+async def test_many_frames_each_way_wrap_the_rings(system: System, backend: MemoryBackend) -> None:
+    nic = card(system)
+    size = nic.queues[0].size
+    n = 3 * size + 17
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        outgoing = [frame(PEER, MAC, i, 60 + i % 1400) for i in range(n)]
+        for batch, count in pack_frames(outgoing, 16 * 1024):
+            r = await sys.rcall(h, WRITE_FRAMES, len(batch), await send_bytes(sys, batch))
+            assert (r.tag, r.d2) == (abi.OK, count)
+            await sys.free(r.d3.vaddr)
+        # One batch of more frames than the queue has descriptors: the driver hands over what
+        # it chained, takes the finished chains back and goes on, within the one request.
+        tiny = [frame(PEER, MAC, i, 60) for i in range(2 * size + 5)]
+        ((batch, count),) = pack_frames(tiny, 64 * 1024)
+        r = await sys.rcall(h, WRITE_FRAMES, len(batch), await send_bytes(sys, batch))
+        assert (r.tag, r.d2) == (abi.OK, len(tiny))
+        got: list[bytes] = []
+        for start in range(0, n, 100):
+            wave = [frame(MAC, PEER, i, 60 + i % 1400) for i in range(start, min(n, start + 100))]
+            for f in wave:
+                backend.inject(f)
+            seen = 0
+            while seen < len(wave):
+                r = await sys.rcall(h, READ_FRAMES, 1, 0)
+                assert r.tag == abi.DATA
+                frames = split_frames(await take_bytes(sys, r))
+                seen += len(frames)
+                got += frames
+        assert got == [frame(MAC, PEER, i, 60 + i % 1400) for i in range(n)]
+
+    await run(system, program)
+    assert backend.sent == [frame(PEER, MAC, i, 60 + i % 1400) for i in range(n)] + \
+        [frame(PEER, MAC, i, 60) for i in range(2 * size + 5)]
+    rx, tx = nic.queues
+    assert rx.used_idx > size and tx.used_idx > size  # both rings went round more than once
+    assert nic.counters["rx_no_buffer"] == 0 and nic.counters["needs_reset"] == 0
+
+
+async def test_bad_requests_get_errors_and_the_driver_lives(system: System, backend: MemoryBackend) -> None:
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        bad = (2000).to_bytes(2, "little") + bytes(2000)  # longer than a plain frame
+        r = await sys.rcall(h, WRITE_FRAMES, len(bad), await send_bytes(sys, bad))
+        assert r.tag == abi.ERROR_INVALID_VALUE
+        cut = (100).to_bytes(2, "little") + bytes(50)  # the frame runs past the batch
+        r = await sys.rcall(h, WRITE_FRAMES_HDR, len(cut), await send_bytes(sys, cut))
+        assert r.tag == abi.ERROR_INVALID_VALUE
+        r = await sys.rcall(h, 999, 0, 0)
+        assert r.tag == abi.ERROR_UNKNOWN_MESSAGE
+        r = await sys.rcall(h, abi.WRITE, 5000, await send_bytes(sys, bytes(100)))  # length past the chunk
+        assert r.tag == abi.ERROR_INVALID_VALUE
+        r = await write_frame(proc, h, frame(PEER, MAC, 9))
+        assert r.tag == abi.OK
+
+    await run(system, program)
+    assert backend.sent == [frame(PEER, MAC, 9)]
+    assert card(system).counters["needs_reset"] == 0
+
+
+# -------------------------------------------------------------------------------------- offloads
+
+async def test_tso_segment_through_a_header_batch_reaches_the_wire_as_it_was_sent(
+        system: System, backend: MemoryBackend) -> None:
+    backend.gso = True  # the wire takes offloaded frames (as the user router and tap do)
+    payload = bytes(range(256)) * 40
+    hdr, big = tcp_super_frame(payload)
+    assert len(big) > 1514
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        plain = frame(PEER, MAC, 5)
+        ((batch, count),) = pack_hdr_frames([hdr.pack() + big, VnetHdr().pack() + plain], 64 * 1024)
+        r = await sys.rcall(h, WRITE_FRAMES_HDR, len(batch), await send_bytes(sys, batch))
+        assert (r.tag, r.d2) == (abi.OK, 2)
+
+    await run(system, program)
+    assert backend.sent_gso == [(hdr, big)]
+    assert backend.sent == [frame(PEER, MAC, 5)]
+    assert card(system).counters["tx_gso"] == 1
+
+
+async def test_large_receive_reaches_a_header_client_whole_and_a_plain_client_segmented(
+        system: System, backend: MemoryBackend) -> None:
+    payload = bytes(range(251)) * 20  # 5020 bytes: 4 segments of 1460 at most
+    hdr, big = tcp_super_frame(payload)
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        backend.inject_gso(hdr, big)
+        r = await sys.rcall(h, READ_FRAMES_HDR, 1, 0)
+        (entry,) = split_hdr_frames(await take_bytes(sys, r))
+        got = VnetHdr.unpack(entry[:VNET_HDR_BYTES])
+        assert (got.gso_type, got.gso_size, entry[HDR_LEN:]) == (GsoType.TCPV4, 1460, big)
+        backend.inject_gso(hdr, big)
+        r = await sys.rcall(h, READ_FRAMES, 1, 0)
+        segments = split_frames(await take_bytes(sys, r))
+        assert len(segments) == 4 and all(len(s) <= 1514 for s in segments)
+        assert b"".join(valid_tcp(s) for s in segments) == payload
+
+    with trio.fail_after(20):
+        await run(system, program)
+    assert card(system).counters["rx_gso"] == 2
