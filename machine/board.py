@@ -34,7 +34,7 @@ from machine.rtl8139 import Rtl8139
 from machine.serial import Serial
 from machine.vga import VgaText
 from machine.virtio.net import VirtioNet
-from machine.virtio.spec import Feature
+from proto.virtio import Feature
 
 RTL8139 = "rtl8139"
 VIRTIO_NET = "virtio-net-pci"

@@ -10,7 +10,7 @@ import pytest
 
 from machine.board import Machine, parse_nic, parse_nic_spec
 from machine.netdev import NoneBackend
-from machine.virtio.spec import Feature, feature_names
+from proto.virtio import Feature, feature_names
 
 
 def test_properties_withdraw_features_from_the_offer() -> None:
