@@ -33,7 +33,7 @@ import sys
 from dataclasses import dataclass
 
 OURS = ("proto", "machine", "merriwig", "euralios", "drivers", "vfs", "net", "programs")
-USER_LIBRARIES = ("euralios.std", "proto", "vfs.protocol", "vfs.server", "net")
+USER_LIBRARIES = ("euralios.std", "proto", "vfs.protocol", "vfs.server", "vfs.ninep", "net")
 USER_THIRD_PARTY = ("scapy",)
 PRIVILEGED_IMAGE_EXTRA = ("drivers",)  # what an image exec'd with I/O privilege may add
 
