@@ -5,7 +5,10 @@ diod runs on the host exporting a temporary folder (no authentication, `-n`), li
 host, and runs /bin-style `9mount 10.0.2.2:PORT /mnt/d FOLDER` (diod's aname is the exported
 path). Files must be byte-exact both ways, listings and changes must show on the host, and
 errors must be the file protocol's. diod 1.0 has no Trenameat/Tunlinkat, so this also runs the
-client's Trename/Tremove fallbacks. `make test-deps` installs diod.
+client's Trename/Tremove fallbacks. The last test does it all again over a tap in a private
+network namespace (DHCP from dnsmasq, diod bound to the tap's 10.0.2.2); run it under
+`flock /tmp/euralios-net.lock` as the other tap tests. Root only (NEED_ROOT: diod serves as
+root, namespaces need it); `make test-deps` installs diod and dnsmasq.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,31 +45,50 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def diod(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """A folder with a few files, exported by diod on 127.0.0.1:PORT."""
-    if not os.path.exists(DIOD):
-        pytest.fail("diod is not installed (`make test-deps` installs it as root)")
+def tool(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if path is None:
+        pytest.fail(f"{name} is not installed (`make test-deps` installs it as root)")
+    return path
+
+
+def make_folder() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="euralios-diod-", dir="/tmp"))
     (folder / "hello.txt").write_text("hello from diod\n")
     (folder / "big.bin").write_bytes(BIG)
     (folder / "full").mkdir()
     (folder / "full" / "x").write_text("x")
+    return folder
+
+
+def accepting(host: str, port: int, daemon: subprocess.Popen[Any], log: Path) -> Callable[[], bool]:
+    """A predicate: diod accepts on host:port (it is another process: trying is the only way)."""
+
+    def accepts() -> bool:
+        if daemon.poll() is not None:
+            pytest.fail(f"diod exited: {log.read_text()}")
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    return accepts
+
+
+@pytest.fixture
+def diod(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A folder with a few files, exported by diod on 127.0.0.1:PORT."""
+    if not os.path.exists(DIOD):
+        pytest.fail("diod is not installed (`make test-deps` installs it as root)")
+    folder = make_folder()
     port = free_port()
     log = tmp_path / "diod.log"
     proc = subprocess.Popen([DIOD, "-f", "-n", "-e", str(folder), "-l", f"127.0.0.1:{port}", "-L", "stderr"],
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
-        def accepts() -> bool:  # diod is another process: trying is the only way to know it listens
-            if proc.poll() is not None:
-                pytest.fail(f"diod exited: {log.read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-
-        wait_until_blocking(accepts, timeout=10, interval=0.02, what=f"diod listening on port {port}")
+        wait_until_blocking(accepting("127.0.0.1", port, proc, log), timeout=10, interval=0.02,
+                            what=f"diod listening on port {port}")
         yield folder, port
     finally:
         proc.terminate()
@@ -119,10 +141,14 @@ async def code_of(coro: Any) -> int:
 
 async def test_9mount_diod_files_byte_exact_both_ways_listing_and_errors(diod, guest) -> None:
     folder, port = diod
-    system = guest
+    await exercise(guest, folder, port)
+
+
+async def exercise(system: System, folder: Path, port: int) -> None:
+    """Mount diod's export at /mnt/d with 9mount; read, write, list, change, fail; check the host."""
 
     async def body(proc: Any) -> None:
-        assert await ninemount(proc, f"10.0.2.2:{port}", "/mnt/d", str(folder)) == 0
+        assert await ninemount(proc, f"10.0.2.2:{port}", "/mnt/d", str(folder)) == 0, system.output()
         assert "/mnt/d" in await proc.mounts()
         assert await proc.listdir("/mnt/d") == ["big.bin", "full", "hello.txt"]
         assert await proc.read_file("/mnt/d/hello.txt") == b"hello from diod\n"
@@ -200,3 +226,39 @@ async def test_user_types_9mount_in_the_shell_and_uses_the_host_folder(diod) -> 
     finally:
         nic.close()
     assert (folder / "typed.txt").read_text() == "typed in the OS\n"
+
+
+async def test_9mount_diod_over_a_tap(tmp_path: Path) -> None:
+    """The same over a real wire: a tap in a private namespace, DHCP from dnsmasq, diod there."""
+    from euralios.netns import Netns
+
+    folder = make_folder()
+    port = 5640
+    ns = Netns()
+    try:
+        with ns:
+            dlog = tmp_path / "dnsmasq.log"
+            ns.popen([tool("dnsmasq"), "--no-daemon",
+                      "--conf-file=/dev/null", "--no-resolv", "--no-hosts", f"--interface={ns.tap}",
+                      "--bind-interfaces", "--user=root", "--pid-file", "--dhcp-range=10.0.2.15,10.0.2.15,255.255.255.0,1h",
+                      "--dhcp-option=option:router,10.0.2.2", f"--dhcp-leasefile={tmp_path / 'leases'}", "--no-ping"],
+                     stdout=dlog.open("w"), stderr=subprocess.STDOUT)
+            await wait_until(lambda: "started" in dlog.read_text(), timeout=10, interval=0.02, what="dnsmasq started")
+            # diod looks up the name of every client (getnameinfo) and hangs up when that fails;
+            # the namespace has no DNS, so give it a hosts file (`ip netns exec` mounts
+            # /etc/netns/NAME/hosts over /etc/hosts for the programs it starts).
+            etc = Path("/etc/netns") / ns.name
+            etc.mkdir(parents=True, exist_ok=True)
+            (etc / "hosts").write_text("127.0.0.1 localhost\n10.0.2.2 host\n10.0.2.15 guest\n")
+            log = tmp_path / "diod.log"
+            daemon = ns.popen([DIOD, "-f", "-n", "-e", str(folder), "-l", f"10.0.2.2:{port}", "-L", "stderr"],
+                              stdout=log.open("w"), stderr=subprocess.STDOUT)
+            accepts = accepting("10.0.2.2", port, daemon, log)
+            await wait_until(lambda: ns.run(accepts), timeout=10, interval=0.02, what="diod listening in the namespace")
+            async with boot(nic=ns.backend()) as system:
+                system.start_network()
+                await system.wait_for_output(r"\[tcp\] DHCP: 10\.0\.2\.15/24", 20)
+                await exercise(system, folder, port)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(Path("/etc/netns") / ns.name, ignore_errors=True)
