@@ -88,9 +88,12 @@ async def test_files_read_and_write_byte_exact_both_ways(tmp_path: Path) -> None
             await f.write(b"TAIL")
         async with await proc.open(f"{MNT}/from_host.bin") as f:
             assert (await f.query())["size"] == len(host_data)
+        await trio.testing.wait_all_tasks_blocked()  # the last session's thread has ended
 
-    await with_share(tmp_path, body)
+    transport = ShareTransport(ShareServer(tmp_path), 65536)
+    await with_share(tmp_path, body, transport=transport)
     assert (tmp_path / "from_os.bin").read_bytes() == b"HEAD" + ours[4:] + b"TAIL"
+    assert transport.server.fids == 1  # every session closed: only the root fid is left
 
 
 async def test_list_create_rename_delete_mkdir_rmdir(tmp_path: Path) -> None:
