@@ -35,6 +35,11 @@ Robustness rules, because clients are other people's programs:
 * a node method that raises FsError answers that error; any other exception is a server bug: it
   is answered ERROR(PARAM), reported in the kernel log (one line), and serving goes on.
 
+Remote stores: a tree whose nodes live elsewhere (vfs/ninep/: a 9P server's) overrides the two
+async hooks, DirNode.find (an OPEN walks each path component with it) and Node.refresh (asked
+before a QUERY and a READ use entries(), size() and info()), so lookup() and size() may stay
+plain cached answers.
+
 Permissions: a session is writable or not. The mount root is writable when `serve` is told so;
 a directory session is writable when opened with O_WRITE through a writable directory; every
 mutation through a read-only one is answered ERROR_DENIED.
@@ -69,6 +74,11 @@ class Node:
 
     async def closed(self) -> None:
         """A session on this node ended."""
+
+    async def refresh(self) -> None:
+        """Bring what size(), entries() and info() report up to date; called before a QUERY and
+        before a READ uses them. A node whose store lives elsewhere (a 9P share: the host may
+        change it behind our back) asks that store here; a local node is always current."""
 
     def info(self) -> bytes:
         """The QUERY answer (JSON text)."""
@@ -120,6 +130,11 @@ class DirNode(Node):
     def entries(self) -> Iterable[tuple[str, Node]]:
         raise NotImplementedError
 
+    async def find(self, name: str) -> Node | None:
+        """lookup() for a store that must be asked (a walk over the network). The framework
+        resolves OPEN paths with it; a local store just looks in its table."""
+        return self.lookup(name)
+
     async def make_dir(self, name: str) -> DirNode:
         raise FsError(abi.NOT_IMPLEMENTED)
 
@@ -165,6 +180,7 @@ class DirSession(Session):
         assert isinstance(node, DirNode)
         srv = self.server
         if isinstance(req, P.Query):
+            await node.refresh()
             return await srv.blob_reply(abi.JSON, node.info())
         if isinstance(req, P.Open):
             return await self.open(node, req)
@@ -195,7 +211,7 @@ class DirSession(Session):
         for i, part in enumerate(parts):
             if not isinstance(target, DirNode):
                 raise FsError(abi.NOT_DIR)
-            child = target.lookup(part)
+            child = await target.find(part)
             if child is None:
                 if i == len(parts) - 1 and flags & abi.O_CREATE:
                     child = await target.make_file(part)
@@ -232,6 +248,7 @@ class FileSession(Session):
         assert isinstance(node, FileNode)
         srv = self.server
         if isinstance(req, P.Read):
+            await node.refresh()
             size = node.size()
             if req.offset >= size:
                 self.position = size
@@ -256,6 +273,7 @@ class FileSession(Session):
             self.position = start + n
             return P.ok(n)
         if isinstance(req, P.Query):
+            await node.refresh()
             return await srv.blob_reply(abi.JSON, node.info())
         if isinstance(req, (P.Open, P.Mkdir, P.Delete, P.Rename)):
             raise FsError(abi.NOT_DIR, "directory request to a file")

@@ -68,7 +68,7 @@ async def test_root_lists_slash_cds_there_and_completes_top_level_names(root: Fu
 async def test_mount_prints_a_table_and_binds_a_directory(root: FullSystem) -> None:
     s = root
     screen = await run(s, "mount", r"^MOUNT POINT +TYPE +CONTENTS$")
-    assert re.search(r"^/bin +dir +0 dirs, \d+ files +arp ", screen, re.MULTILINE)
+    assert re.search(r"^/bin +dir +0 dirs, \d+ files +9mount arp ", screen, re.MULTILINE)
     assert re.search(r"^/ramdisk +dir +\d+ dirs, \d+ files +bin/ root/", screen, re.MULTILINE)
     assert re.search(r"^/dev/login +- +a service", screen, re.MULTILINE)
     assert "[" not in screen and '"' not in screen  # not JSON
