@@ -19,6 +19,7 @@ import trio.testing
 from euralios.std.runtime import entry
 from machine.board import Machine
 from machine.netdev import Backend
+from machine.share.options import ShareOption
 from merriwig.confine.service import Confinement, Isolation
 from merriwig.kernel import Kernel
 from merriwig.namespace import Namespace
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # and login. Their images are trusted: started by root or the host they run in-process, as the
 # trusted base (DESIGN.md 1b); every other program image runs confined, even root's.
 SERVICES = ("drivers/keyboard.py", "drivers/console.py", "drivers/serial.py", "drivers/pci.py",
-            "drivers/rtl8139.py", "vfs/ramdisk.py", "net/server.py", "programs/login.py")
+            "drivers/rtl8139.py", "drivers/virtio_9p.py", "vfs/ramdisk.py", "net/server.py", "programs/login.py")
 
 
 def program_source(module_path: str) -> bytes:
@@ -122,6 +123,15 @@ class System:
             if sink is not None:
                 sink.incref()
             self.spawn(program_source(path), args, io=io, name=name, stdin=r, stdout=sink)
+
+    def start_shares(self) -> None:
+        """The small system's host folders: drivers/virtio_9p.py for each of the machine's
+        shares, mounted at /host/TAG, as the full boot's init starts them."""
+        for share in self.machine.shares:
+            r = self.kernel.new_rendezvous(refs=2)  # the mount's reference and the driver's stdin
+            self.vfs.mount(f"/host/{share.tag}", r)
+            args = ["virtio_9p", share.tag, *(["--readonly"] if share.readonly else [])]
+            self.spawn(program_source("drivers/virtio_9p.py"), args, io=True, name=f"9p-{share.tag}", stdin=r)
 
     async def _start_console(self, tty: bool = False) -> None:
         k = self.kernel
@@ -355,6 +365,7 @@ async def boot(
     ramdisk: bool = True,
     isolation: Isolation | str = Isolation.HOST,
     serial_tty: bool = False,
+    shares: list[ShareOption] | tuple[ShareOption, ...] = (),
 ) -> AsyncIterator[System]:
     """Boot a small system: kernel, serial console driver. Stops everything on exit.
 
@@ -365,9 +376,12 @@ async def boot(
     machine is given. The NIC drivers are not started here (drivers/pci, drivers/rtl8139);
     ramdisk: mount a RAM disk at /ramdisk (the full boot's init starts its own);
     serial_tty: the serial line is a terminal from the start (a login runs on it: `--serial`).
+    shares: host folders (machine.share.options.ShareOption, or parse_share("DIR,tag=x")) the
+    machine gets a virtio-9p device for, when no machine is given; the full boot's init mounts
+    each at /host/TAG (this small system mounts none: see System.start_shares).
     isolation: "host" (programs from files run in confined host workers) or "none" (everything
     in the kernel's interpreter, unconfined: SECURITY.md)."""
-    machine = machine or Machine(mem, nic=nic, mac=mac, card=card)
+    machine = machine or Machine(mem, nic=nic, mac=mac, card=card, shares=shares)
     kernel = Kernel(machine, entry, quota=quota, watchdog=watchdog, slice_ms=slice_ms, trace=trace is not None,
                     confinement=Confinement(Isolation(isolation)))
     for service in SERVICES:
