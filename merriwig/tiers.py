@@ -10,7 +10,7 @@ program meets at run time and the rule the source is held to cannot drift apart.
     euralios/std/   the user standard library                 -> nothing of ours, no third party
     euralios/       the front door (host side)                -> anything
     drivers/ vfs/ net/ programs/   user space                 -> the shared user-space libraries
-                    (euralios.std, proto, vfs.protocol, vfs.server, net.*), the standard library
+                    (euralios.std, proto, vfs.protocol, vfs.server, vfs.ninep, net.*), the standard library
                     and scapy
 
 Every module may import the modules of its own package (for user space: its own top-level
@@ -33,7 +33,7 @@ import sys
 from dataclasses import dataclass
 
 OURS = ("proto", "machine", "merriwig", "euralios", "drivers", "vfs", "net", "programs")
-USER_LIBRARIES = ("euralios.std", "proto", "vfs.protocol", "vfs.server", "net")
+USER_LIBRARIES = ("euralios.std", "proto", "vfs.protocol", "vfs.server", "vfs.ninep", "net")
 USER_THIRD_PARTY = ("scapy",)
 PRIVILEGED_IMAGE_EXTRA = ("drivers",)  # what an image exec'd with I/O privilege may add
 

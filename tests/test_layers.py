@@ -107,7 +107,7 @@ def test_the_table_says_what_design_md_says() -> None:
 def test_the_loader_allowlist_is_what_the_table_derives() -> None:
     """Pinned, as trio's test_exports pins its public surface: a change to either is deliberate."""
     assert loader.IMAGE_PREFIXES == tiers.image_imports(io=False) == (
-        "euralios.std", "proto", "vfs.protocol", "vfs.server", "net", "scapy")
+        "euralios.std", "proto", "vfs.protocol", "vfs.server", "vfs.ninep", "net", "scapy")
     assert loader.PRIVILEGED_IMAGE_PREFIXES == tiers.image_imports(io=True) == (
         *loader.IMAGE_PREFIXES, "drivers")
 

@@ -70,6 +70,11 @@ class Node:
     async def closed(self) -> None:
         """A session on this node ended."""
 
+    async def refresh(self) -> None:
+        """Bring what size(), entries() and info() report up to date; called before a QUERY and
+        before a READ uses them. A node whose store lives elsewhere (a 9P share: the host may
+        change it behind our back) asks that store here; a local node is always current."""
+
     def info(self) -> bytes:
         """The QUERY answer (JSON text)."""
         raise NotImplementedError
@@ -120,6 +125,11 @@ class DirNode(Node):
     def entries(self) -> Iterable[tuple[str, Node]]:
         raise NotImplementedError
 
+    async def find(self, name: str) -> Node | None:
+        """lookup() for a store that must be asked (a walk over the network). The framework
+        resolves OPEN paths with it; a local store just looks in its table."""
+        return self.lookup(name)
+
     async def make_dir(self, name: str) -> DirNode:
         raise FsError(abi.NOT_IMPLEMENTED)
 
@@ -165,6 +175,7 @@ class DirSession(Session):
         assert isinstance(node, DirNode)
         srv = self.server
         if isinstance(req, P.Query):
+            await node.refresh()
             return await srv.blob_reply(abi.JSON, node.info())
         if isinstance(req, P.Open):
             return await self.open(node, req)
@@ -195,7 +206,7 @@ class DirSession(Session):
         for i, part in enumerate(parts):
             if not isinstance(target, DirNode):
                 raise FsError(abi.NOT_DIR)
-            child = target.lookup(part)
+            child = await target.find(part)
             if child is None:
                 if i == len(parts) - 1 and flags & abi.O_CREATE:
                     child = await target.make_file(part)
@@ -232,6 +243,7 @@ class FileSession(Session):
         assert isinstance(node, FileNode)
         srv = self.server
         if isinstance(req, P.Read):
+            await node.refresh()
             size = node.size()
             if req.offset >= size:
                 self.position = size
@@ -256,6 +268,7 @@ class FileSession(Session):
             self.position = start + n
             return P.ok(n)
         if isinstance(req, P.Query):
+            await node.refresh()
             return await srv.blob_reply(abi.JSON, node.info())
         if isinstance(req, (P.Open, P.Mkdir, P.Delete, P.Rename)):
             raise FsError(abi.NOT_DIR, "directory request to a file")

@@ -99,4 +99,29 @@ def err(reply: Message) -> int | None:
     return reply.ecode if isinstance(reply, Rlerror) else None
 
 
-__all__ = ["Client", "err"]
+__all__ = ["Client", "ShareTransport", "err"]
+
+
+class ShareTransport:
+    """A vfs.ninep Transport whose rpc is a call into a ShareServer (the share in-process).
+    `vanish()` makes it fail as a dead link would: every later rpc raises TransportError."""
+
+    def __init__(self, server: ShareServer, max_message: int = 65536) -> None:
+        self.server = server
+        self.max_message = max_message
+        self.calls = 0
+        self.dead = False
+
+    async def rpc(self, request: bytes) -> bytes:
+        from vfs.ninep import TransportError
+
+        if self.dead:
+            raise TransportError("the share went away")
+        self.calls += 1
+        out = self.server.handle_frame(request)
+        if out is None:
+            raise TransportError("no reply")
+        return out
+
+    def vanish(self) -> None:
+        self.dead = True
