@@ -54,6 +54,7 @@ class System:
         self._output_sinks: list[Callable[[bytes], None]] = []
         self.console: Any = None  # rendezvous the serial console driver serves
         self.keyin: Any = None  # rendezvous the console driver sends typed keys to
+        self._pci = False  # drivers/pci started at /pci (by start_network or start_shares)
         machine.serial.output = self._on_serial
 
     # ------------------------------------------------------------------ console
@@ -109,7 +110,8 @@ class System:
             r = self.kernel.new_rendezvous(refs=1)
             self.kernel.spawn(_klog_sink, name="netlog", args=["netlog"], stdin=r, vfs=self.vfs)
             sink = r
-        services = [("drivers/pci.py", "/pci", "pci", ["pci"], True)]
+        services = [] if self._pci else [("drivers/pci.py", "/pci", "pci", ["pci"], True)]
+        self._pci = True
         if self.machine.card == "rtl8139":
             services += [("drivers/rtl8139.py", "/dev/nic", "rtl8139", ["rtl8139"], True),
                          ("net/server.py", "/tcp", "tcp", ["tcp", *(tcp_args or [])], False)]
@@ -124,9 +126,20 @@ class System:
                 sink.incref()
             self.spawn(program_source(path), args, io=io, name=name, stdin=r, stdout=sink)
 
+    def start_pci(self) -> None:
+        """drivers/pci at /pci, once (start_network and start_shares both need it)."""
+        if self._pci:
+            return
+        self._pci = True
+        r = self.kernel.new_rendezvous(refs=2)
+        self.vfs.mount("/pci", r)
+        self.spawn(program_source("drivers/pci.py"), ["pci"], io=True, name="pci", stdin=r)
+
     def start_shares(self) -> None:
         """The small system's host folders: drivers/virtio_9p.py for each of the machine's
         shares, mounted at /host/TAG, as the full boot's init starts them."""
+        if self.machine.shares:
+            self.start_pci()
         for share in self.machine.shares:
             r = self.kernel.new_rendezvous(refs=2)  # the mount's reference and the driver's stdin
             self.vfs.mount(f"/host/{share.tag}", r)
