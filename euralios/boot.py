@@ -126,25 +126,38 @@ class System:
                 sink.incref()
             self.spawn(program_source(path), args, io=io, name=name, stdin=r, stdout=sink)
 
-    def start_pci(self) -> None:
+    def _log_sink(self, log: str) -> Any:
+        """Where one driver's start-up lines go: None (the serial console) or, for "klog", a
+        rendezvous (its reference for the driver's stdout) whose lines end in the kernel log."""
+        if log != "klog":
+            return None
+        r = self.kernel.new_rendezvous(refs=2)  # the sink's stdin and the driver's stdout
+        self.kernel.spawn(_klog_sink, name="netlog", args=["netlog"], stdin=r, vfs=self.vfs)
+        return r
+
+    def start_pci(self, *, log: str = "console") -> None:
         """drivers/pci at /pci, once (start_network and start_shares both need it)."""
         if self._pci:
             return
         self._pci = True
         r = self.kernel.new_rendezvous(refs=2)
         self.vfs.mount("/pci", r)
-        self.spawn(program_source("drivers/pci.py"), ["pci"], io=True, name="pci", stdin=r)
+        self.spawn(program_source("drivers/pci.py"), ["pci"], io=True, name="pci", stdin=r,
+                   stdout=self._log_sink(log))
 
-    def start_shares(self) -> None:
+    def start_shares(self, *, log: str = "console") -> None:
         """The small system's host folders: drivers/virtio_9p.py for each of the machine's
-        shares, mounted at /host/TAG, as the full boot's init starts them."""
-        if self.machine.shares:
-            self.start_pci()
+        shares, mounted at /host/TAG, as the full boot's init starts them. log: as for
+        start_network."""
+        if not self.machine.shares:
+            return
+        self.start_pci(log=log)
         for share in self.machine.shares:
             r = self.kernel.new_rendezvous(refs=2)  # the mount's reference and the driver's stdin
             self.vfs.mount(f"/host/{share.tag}", r)
             args = ["virtio_9p", share.tag, *(["--readonly"] if share.readonly else [])]
-            self.spawn(program_source("drivers/virtio_9p.py"), args, io=True, name=f"9p-{share.tag}", stdin=r)
+            self.spawn(program_source("drivers/virtio_9p.py"), args, io=True, name=f"9p-{share.tag}", stdin=r,
+                       stdout=self._log_sink(log))
 
     async def _start_console(self, tty: bool = False) -> None:
         k = self.kernel

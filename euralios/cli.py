@@ -182,10 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_run_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="euralios run", description=RUN_SUMMARY, epilog=NET_FORMS,
+    p = _Parser(prog="euralios run", description=RUN_SUMMARY, epilog=NET_FORMS + "\n" + SHARE_FORMS,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     _network(p, None)
+    _shares(p)
     p.add_argument("--isolated", action="store_true",
                    help="run PROGRAM confined, as a program from a file inside the OS (default: in-process, "
                         "as host scripting)")
@@ -197,7 +198,10 @@ def build_run_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "run":
-        return run_command(build_run_parser().parse_args(argv[1:]))
+        run_parser = build_run_parser()
+        run_opts = run_parser.parse_args(argv[1:])
+        check_share_list(run_parser, run_opts)
+        return run_command(run_opts)
     parser = build_parser()
     opts = parser.parse_args(argv)
     check_share_list(parser, opts)
@@ -243,12 +247,13 @@ async def _run(opts: argparse.Namespace, path: Path, image: bytes, backend: obje
 
     async with boot(opts.mem, quota=opts.quota, watchdog=opts.watchdog, trace=opts.trace,
                     nic=backend, mac=mac, card=nic_model(opts),  # type: ignore[arg-type]
-                    isolation=opts.isolation) as system:
+                    isolation=opts.isolation, shares=opts.shares) as system:
         if not opts.isolated and system.kernel.confinement is not None:
             system.kernel.confinement.trust(image)  # your own file, run as host scripting: in-process
         if backend is not None:
             # Their start-up lines go to the kernel log (-v shows them): stdout is the program's.
             system.start_network(net_args(opts), log="klog")
+        system.start_shares(log="klog")  # each at /host/TAG, before the program looks
         system.add_output_sink(sink)
         klog = system.kernel.klog
 

@@ -111,3 +111,16 @@ async def test_readonly_share_refuses_writes(folder: Path) -> None:
         await run(system, "echo no > /host/ro/x.txt", r"/host/ro/x.txt: permission denied")
     assert not (folder / "x.txt").exists()
     assert sorted(p.name for p in folder.iterdir()) == ["hello.txt"]
+
+
+def test_euralios_run_mounts_shares_for_the_program(folder: Path, tmp_path: Path) -> None:
+    program = tmp_path / "show.py"
+    program.write_text("async def main(proc):\n"
+                       "    data = await proc.read_file('/host/src/hello.txt')\n"
+                       "    await proc.write_file('/host/src/out.txt', data.upper())\n"
+                       "    await proc.print(data.decode().strip())\n"
+                       "    return 0\n")
+    r = euralios("run", "--share", f"{folder},tag=src", str(program))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hello from the host\n"  # only the program's output: driver lines go to the klog
+    assert (folder / "out.txt").read_text() == "HELLO FROM THE HOST\n"
