@@ -13,7 +13,7 @@ import pytest
 
 from euralios.cli import build_parser, check_share_list
 from euralios.system_boot import boot_full
-from machine.share.options import ShareOption, parse_share
+from machine.share.options import ShareOption, parse_share, parse_virtfs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,8 +39,10 @@ def test_good_forms_parse(folder: Path) -> None:
     assert opts.shares == [ShareOption(str(folder), "project"),
                            ShareOption(str(folder), "ro", readonly=True, user=True),
                            ShareOption(str(folder), "q", readonly=True)]
-    mapped = parse_share(f"{folder},tag=x")
-    assert mapped.tag == "x" and not mapped.readonly and not mapped.user
+    plain = parse_share(f"{folder},tag=x")
+    assert plain.tag == "x" and not plain.readonly and not plain.user
+    mapped = parse_virtfs(f"local,path={folder},mount_tag=m,security_model=mapped-xattr,id=fs0")
+    assert mapped == ShareOption(str(folder), "m")
 
 
 def test_bad_forms_exit_2_with_one_line(folder: Path, tmp_path: Path) -> None:

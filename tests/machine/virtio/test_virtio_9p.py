@@ -136,6 +136,7 @@ def test_pci_identity_and_config_tag(folder: Path) -> None:
     assert legacy.reg(Legacy.CONFIG, 2) == 7
     assert bytes(legacy.reg(Legacy.CONFIG + 2 + i, 1) for i in range(7)) == b"hostdir"
     assert legacy.reg(Legacy.HOST_FEATURES, 4) & 1  # MOUNT_TAG on the legacy door too
+    assert machine.ninep[0].pci.bars[0].size == 64  # 0x14 of registers + the 34-byte config, as QEMU sizes it
 
 
 def test_modern_negotiation_needs_version_1(folder: Path) -> None:
