@@ -20,7 +20,8 @@ bytecode: $(STAMP)
 	@$(BIN)/python -m compileall -q proto machine merriwig euralios drivers net vfs programs >/dev/null
 
 # Host packages the real-peer network tests use (iproute2, dnsmasq, ping, Debian's gophernicus as
-# an independent Gopher server, setpriv to run it unprivileged). dnsmasq-base is the daemon
+# an independent Gopher server, diod as an independent 9P2000.L server, setpriv to run
+# gophernicus unprivileged). dnsmasq-base is the daemon
 # without a system service to start.
 # Installed only when missing, and only where we are root with apt (CI is).
 test-deps:
@@ -31,6 +32,7 @@ test-deps:
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v dnsmasq >/dev/null || missing="$$missing dnsmasq-base"; \
 	  command -v ping >/dev/null || missing="$$missing iputils-ping"; \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v gophernicus >/dev/null || missing="$$missing gophernicus"; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v diod >/dev/null || missing="$$missing diod"; \
 	  command -v setpriv >/dev/null || missing="$$missing util-linux"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

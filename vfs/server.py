@@ -35,6 +35,11 @@ Robustness rules, because clients are other people's programs:
 * a node method that raises FsError answers that error; any other exception is a server bug: it
   is answered ERROR(PARAM), reported in the kernel log (one line), and serving goes on.
 
+Remote stores: a tree whose nodes live elsewhere (vfs/ninep/: a 9P server's) overrides the two
+async hooks, DirNode.find (an OPEN walks each path component with it) and Node.refresh (asked
+before a QUERY and a READ use entries(), size() and info()), so lookup() and size() may stay
+plain cached answers.
+
 Permissions: a session is writable or not. The mount root is writable when `serve` is told so;
 a directory session is writable when opened with O_WRITE through a writable directory; every
 mutation through a read-only one is answered ERROR_DENIED.

@@ -32,7 +32,8 @@ __all__ = [
     "Tflush", "Rflush", "Twalk", "Rwalk", "Tgetattr", "Rgetattr", "Tsetattr", "Rsetattr",
     "Tlopen", "Rlopen", "Tlcreate", "Rlcreate", "Tread", "Rread", "Twrite", "Rwrite",
     "Treaddir", "Rreaddir", "Tmkdir", "Rmkdir", "Tunlinkat", "Runlinkat", "Trenameat",
-    "Rrenameat", "Tclunk", "Rclunk", "Tstatfs", "Rstatfs", "MESSAGE_TYPES", "layout", "attach",
+    "Rrenameat", "Trename", "Rrename",
+    "Tremove", "Rremove", "Tclunk", "Rclunk", "Tstatfs", "Rstatfs", "MESSAGE_TYPES", "layout", "attach",
 ]
 
 
@@ -361,6 +362,40 @@ class Trenameat(Message):
 @dataclass(frozen=True, slots=True)
 class Rrenameat(Message):
     TYPE: ClassVar[MsgType] = MsgType.RRENAMEAT
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Trename(Message):
+    """Renames what `fid` names to `name` in directory `dfid`: the older 9P2000.L rename, the
+    only one some servers have (diod 1.0 answers Trenameat EOPNOTSUPP)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.TRENAME
+    fid: int = u32()
+    dfid: int = u32()
+    name: str = string()
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Rrename(Message):
+    TYPE: ClassVar[MsgType] = MsgType.RRENAME
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Tremove(Message):
+    """Removes what `fid` names and clunks the fid, even if the removal fails (9P2000's; the
+    Linux client falls back to it where Tunlinkat is EOPNOTSUPP, as on diod 1.0)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.TREMOVE
+    fid: int = u32()
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Rremove(Message):
+    TYPE: ClassVar[MsgType] = MsgType.RREMOVE
 
 
 @_register

@@ -42,6 +42,8 @@ from proto.ninep import (
     Rmkdir,
     Rread,
     Rreaddir,
+    Rremove,
+    Rrename,
     Rrenameat,
     Rsetattr,
     Rstatfs,
@@ -62,6 +64,8 @@ from proto.ninep import (
     Tmkdir,
     Tread,
     Treaddir,
+    Tremove,
+    Trename,
     Trenameat,
     Tsetattr,
     Tstatfs,
@@ -166,6 +170,12 @@ VECTORS = [
     # Trenameat: size=21 type=74 olddirfid=3 "a" newdirfid=4 "b"
     (Trenameat(3, "a", 4, "b"), 1, h("15000000", "4a", "0100", "03000000", "0100", "61", "04000000", "0100", "62")),
     (Rrenameat(), 1, h("07000000", "4b", "0100")),
+    # Trename: size=18 type=20 fid=3 dfid=4 "b"
+    (Trename(3, 4, "b"), 1, h("12000000", "14", "0100", "03000000", "04000000", "0100", "62")),
+    (Rrename(), 1, h("07000000", "15", "0100")),
+    # Tremove: size=11 type=122 fid=3
+    (Tremove(3), 1, h("0b000000", "7a", "0100", "03000000")),
+    (Rremove(), 1, h("07000000", "7b", "0100")),
     # Tclunk: size=11 type=120 fid=3 ; Rclunk: size=7 type=121
     (Tclunk(3), 1, h("0b000000", "78", "0100", "03000000")),
     (Rclunk(), 1, h("07000000", "79", "0100")),

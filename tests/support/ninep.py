@@ -99,8 +99,6 @@ def err(reply: Message) -> int | None:
     return reply.ecode if isinstance(reply, Rlerror) else None
 
 
-__all__ = ["Client", "ShareTransport", "err"]
-
 
 class ShareTransport:
     """A vfs.ninep Transport whose rpc is a call into a ShareServer (the share in-process).
@@ -125,3 +123,6 @@ class ShareTransport:
 
     def vanish(self) -> None:
         self.dead = True
+
+
+__all__ = ["Client", "ShareTransport", "err"]

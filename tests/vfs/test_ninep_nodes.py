@@ -168,3 +168,22 @@ async def test_a_vanished_folder_and_a_dead_transport_are_errors(tmp_path: Path)
             await tree.root.find("f")
         assert ld.value.code == abi.RESET
     assert len(told) == 1  # said once
+
+
+async def test_paths_deeper_than_one_twalk_walk_on_in_place(tmp_path: Path) -> None:
+    """A Twalk carries at most 16 names: a 20-deep path is walked 16 + 4, and a missing name
+    past the first 16 still answers NOTFOUND without leaking the half-walked fid."""
+    names = [f"d{i}" for i in range(20)]
+    deep = tmp_path.joinpath(*names)
+    deep.mkdir(parents=True)
+    (deep / "leaf.txt").write_bytes(b"leaf")
+    tree, _ = await tree_on(tmp_path)
+    f = await file_at(tree.root, *names, "leaf.txt")
+    f.opened()
+    assert await f.read(0, 10) == b"leaf"
+    await f.closed()
+    with pytest.raises(RemoteError) as e:
+        await tree.client.walk((*names[:18], "nope", "x"))
+    assert e.value.code == abi.NOTFOUND
+    assert tree.client.fids_in_use == 0
+    assert tree.client.transport.server.fids == 1  # type: ignore[attr-defined]  # the root alone

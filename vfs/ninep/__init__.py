@@ -13,9 +13,10 @@ The entry point a driver or program calls:
                           msize: int = 256 * 1024) -> int
 
 Tversion (msize at most transport.max_message) + Tattach, then serve the file protocol on
-`handle` (normally the rendezvous mounted at the mount point) until the mount handle closes
-(returns 0) or the transport fails (returns 1; the mount handle is then closed, so clients get
-errors, never a hang or a crash). `writable=False` refuses every change (ERROR_DENIED) before
+`handle` (normally the rendezvous mounted at the mount point) until the mount handle closes:
+returns 0, or 1 when the attach failed (at once) or the transport had failed (from that moment
+every request is answered with the failure, Connection reset, never a hang or a crash, until
+the mount is umounted; see serve_attached for why it does not close the mount itself). `writable=False` refuses every change (ERROR_DENIED) before
 anything is sent; a server exporting read-only answers EROFS, which clients see as the same
 refusal. `attach` + `serve_attached` are the same in two steps, for a caller (9mount) that
 reports an attach failure itself before it serves.

@@ -49,6 +49,8 @@ from proto.ninep import (
     Rmkdir,
     Rread,
     Rreaddir,
+    Rremove,
+    Rrename,
     Rrenameat,
     Rsetattr,
     Rstatfs,
@@ -64,6 +66,8 @@ from proto.ninep import (
     Tmkdir,
     Tread,
     Treaddir,
+    Tremove,
+    Trename,
     Trenameat,
     Tsetattr,
     Tstatfs,
@@ -100,6 +104,8 @@ class Client:
         self._free_fids: list[int] = []
         self._next_fid = ROOT_FID + 1
         self.fids_in_use = 0  # besides the root (tests check nothing leaks)
+        self._no_unlinkat = False  # ... Tunlinkat: use Tremove
+        self._no_renameat = False  # the server answered Trenameat EOPNOTSUPP: use Trename
 
     # -------------------------------------------------------------- the wire
     def _tag(self) -> int:
@@ -291,10 +297,35 @@ class Client:
         return (await self.call(Tmkdir(dfid, name, mode, 0), Rmkdir, f"mkdir {name}")).qid
 
     async def unlinkat(self, dfid: int, name: str, flags: int = 0) -> None:
-        await self.call(Tunlinkat(dfid, name, flags), Runlinkat, f"remove {name}")
+        """Remove entry `name` of directory `dfid` (flags AT_REMOVEDIR for a directory):
+        Tunlinkat, or 9P2000's Tremove of a fid on it on a server without it (diod 1.0)."""
+        if not self._no_unlinkat:
+            try:
+                await self.call(Tunlinkat(dfid, name, flags), Runlinkat, f"remove {name}")
+                return
+            except RemoteError as e:
+                if e.errno not in (Errno.EOPNOTSUPP, Errno.ENOSYS):
+                    raise
+                self._no_unlinkat = True
+        fid, _ = await self.walk((name,), dfid)
+        try:
+            await self.call(Tremove(fid), Rremove, f"remove {name}")
+        finally:
+            self._give_back(fid)  # Tremove clunks the fid whatever its answer
 
-    async def renameat(self, olddir: int, old: str, newdir: int, new: str) -> None:
-        await self.call(Trenameat(olddir, old, newdir, new), Rrenameat, f"rename {old} {new}")
+    async def rename(self, dfid: int, old: str, new: str) -> None:
+        """Rename entry `old` of directory `dfid` to `new`: Trenameat, or the older Trename
+        (by a fid on the entry) on a server without it, such as diod 1.0."""
+        if not self._no_renameat:
+            try:
+                await self.call(Trenameat(dfid, old, dfid, new), Rrenameat, f"rename {old} {new}")
+                return
+            except RemoteError as e:
+                if e.errno not in (Errno.EOPNOTSUPP, Errno.ENOSYS):
+                    raise
+                self._no_renameat = True
+        async with self.walk_to((old,), dfid) as (fid, _):
+            await self.call(Trename(fid, dfid, new), Rrename, f"rename {old} {new}")
 
     async def truncate(self, fid: int, size: int) -> None:
         await self.call(Tsetattr(fid, SetattrMask.SIZE, 0, 0, 0, size, 0, 0, 0, 0), Rsetattr, "truncate")

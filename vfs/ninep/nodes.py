@@ -145,7 +145,7 @@ class NinepDir(DirNode):
             target = await self._qid(dfid, new)
             if target is not None and (_is_dir(source) or _is_dir(target)):
                 raise FsError(abi.EXISTS, new)
-            await self.client.renameat(dfid, old, dfid, new)
+            await self.client.rename(dfid, old, new)
         node = self._listing.pop(old, None)
         if node is not None:
             node.path, node.name = (*self.path, new), new

@@ -32,17 +32,19 @@ async def attach(transport: Transport, *, aname: str = "", uname: str = "root", 
 
 
 async def serve_attached(proc: Any, handle: int, client: Client, *, writable: bool = True) -> int:
-    """Serve the attached tree on `handle` until the mount handle closes (0) or the transport
-    fails (1). On a failure the mount handle is closed, so new opens through the mount point
-    fail at once (CLOSED); sessions already open answer the failure until their clients close
-    them, then their threads end, and with the last one the process."""
+    """Serve the attached tree on `handle` until the mount handle closes; 0, or 1 if the
+    transport had failed by then.
+
+    A failed transport does not end the serving: from then on every request through the mount
+    and its open sessions is answered at once with the failure (Connection reset), until the
+    mount is umounted. Why not close the mount handle instead: a client's open first takes its
+    own reference to the mount's rendezvous, so a rendezvous closed by its server alone is not
+    "closed" to that client, whose OPEN would wait for a receiver for ever (the kernel orphans
+    a mount only when its server process dies holding it). An error answered is also clearer to
+    a user than a rendezvous gone."""
 
     async def down(e: LinkDown) -> None:
-        await _log(proc, f"[9p] pid {proc.pid}: {e}; closing the mount")
-        try:
-            await proc.sys.close(handle)  # wakes the mount loop's receive with CLOSED
-        except SyscallError:
-            pass
+        await _log(proc, f"[9p] pid {proc.pid}: {e}; every request now answers that until umount")
 
     client.on_down = down
     tree = Tree(client)
