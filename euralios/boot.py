@@ -19,6 +19,7 @@ import trio.testing
 from euralios.std.runtime import entry
 from machine.board import Machine
 from machine.netdev import Backend
+from machine.share.options import ShareOption
 from merriwig.confine.service import Confinement, Isolation
 from merriwig.kernel import Kernel
 from merriwig.namespace import Namespace
@@ -31,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # and login. Their images are trusted: started by root or the host they run in-process, as the
 # trusted base (DESIGN.md 1b); every other program image runs confined, even root's.
 SERVICES = ("drivers/keyboard.py", "drivers/console.py", "drivers/serial.py", "drivers/pci.py",
-            "drivers/rtl8139.py", "drivers/virtio_net.py", "vfs/ramdisk.py", "net/server.py", "programs/login.py")
+            "drivers/rtl8139.py", "drivers/virtio_net.py", "drivers/virtio_9p.py", "vfs/ramdisk.py",
+            "net/server.py", "programs/login.py")
 
 
 # The driver of each network card model (machine.board's names): its module and process name.
@@ -57,6 +59,7 @@ class System:
         self._output_sinks: list[Callable[[bytes], None]] = []
         self.console: Any = None  # rendezvous the serial console driver serves
         self.keyin: Any = None  # rendezvous the console driver sends typed keys to
+        self._pci = False  # drivers/pci started at /pci (by start_network or start_shares)
         machine.serial.output = self._on_serial
 
     # ------------------------------------------------------------------ console
@@ -112,7 +115,8 @@ class System:
             r = self.kernel.new_rendezvous(refs=1)
             self.kernel.spawn(_klog_sink, name="netlog", args=["netlog"], stdin=r, vfs=self.vfs)
             sink = r
-        services = [("drivers/pci.py", "/pci", "pci", ["pci"], True)]
+        services = [] if self._pci else [("drivers/pci.py", "/pci", "pci", ["pci"], True)]
+        self._pci = True
         driver = NIC_DRIVERS[self.machine.card]
         services += [(driver[0], "/dev/nic", driver[1], [driver[1]], True),
                      ("net/server.py", "/tcp", "tcp", ["tcp", *(tcp_args or [])], False)]
@@ -122,6 +126,39 @@ class System:
             if sink is not None:
                 sink.incref()
             self.spawn(program_source(path), args, io=io, name=name, stdin=r, stdout=sink)
+
+    def _log_sink(self, log: str) -> Any:
+        """Where one driver's start-up lines go: None (the serial console) or, for "klog", a
+        rendezvous (its reference for the driver's stdout) whose lines end in the kernel log."""
+        if log != "klog":
+            return None
+        r = self.kernel.new_rendezvous(refs=2)  # the sink's stdin and the driver's stdout
+        self.kernel.spawn(_klog_sink, name="netlog", args=["netlog"], stdin=r, vfs=self.vfs)
+        return r
+
+    def start_pci(self, *, log: str = "console") -> None:
+        """drivers/pci at /pci, once (start_network and start_shares both need it)."""
+        if self._pci:
+            return
+        self._pci = True
+        r = self.kernel.new_rendezvous(refs=2)
+        self.vfs.mount("/pci", r)
+        self.spawn(program_source("drivers/pci.py"), ["pci"], io=True, name="pci", stdin=r,
+                   stdout=self._log_sink(log))
+
+    def start_shares(self, *, log: str = "console") -> None:
+        """The small system's host folders: drivers/virtio_9p.py for each of the machine's
+        shares, mounted at /host/TAG, as the full boot's init starts them. log: as for
+        start_network."""
+        if not self.machine.shares:
+            return
+        self.start_pci(log=log)
+        for share in self.machine.shares:
+            r = self.kernel.new_rendezvous(refs=2)  # the mount's reference and the driver's stdin
+            self.vfs.mount(f"/host/{share.tag}", r)
+            args = ["virtio_9p", share.tag, *(["--readonly"] if share.readonly else [])]
+            self.spawn(program_source("drivers/virtio_9p.py"), args, io=True, name=f"9p-{share.tag}", stdin=r,
+                       stdout=self._log_sink(log))
 
     async def _start_console(self, tty: bool = False) -> None:
         k = self.kernel
@@ -355,6 +392,7 @@ async def boot(
     ramdisk: bool = True,
     isolation: Isolation | str = Isolation.HOST,
     serial_tty: bool = False,
+    shares: list[ShareOption] | tuple[ShareOption, ...] = (),
 ) -> AsyncIterator[System]:
     """Boot a small system: kernel, serial console driver. Stops everything on exit.
 
@@ -365,9 +403,12 @@ async def boot(
     machine is given. The NIC drivers are not started here (start_network does that);
     ramdisk: mount a RAM disk at /ramdisk (the full boot's init starts its own);
     serial_tty: the serial line is a terminal from the start (a login runs on it: `--serial`).
+    shares: host folders (machine.share.options.ShareOption, or parse_share("DIR,tag=x")) the
+    machine gets a virtio-9p device for, when no machine is given; the full boot's init mounts
+    each at /host/TAG (this small system mounts none: see System.start_shares).
     isolation: "host" (programs from files run in confined host workers) or "none" (everything
     in the kernel's interpreter, unconfined: SECURITY.md)."""
-    machine = machine or Machine(mem, nic=nic, mac=mac, card=card)
+    machine = machine or Machine(mem, nic=nic, mac=mac, card=card, shares=shares)
     kernel = Kernel(machine, entry, quota=quota, watchdog=watchdog, slice_ms=slice_ms, trace=trace is not None,
                     confinement=Confinement(Isolation(isolation)))
     for service in SERVICES:

@@ -18,6 +18,10 @@ drivers/virtio_net with checksum and TCP segmentation offloads), --mac MAC (the 
 reorder... on the wire). A full boot has a network by default (--net user); `euralios run` only
 with --net, and then starts pci, the card's driver and the TCP/IP stack (/tcp) before the program.
 
+Host folders (full boot): --share DIR[,tag=NAME][,readonly=on][,user=on], repeatable, or QEMU's
+-virtfs local,path=DIR,mount_tag=NAME,security_model=none[,readonly=on]; init mounts each at
+/host/TAG (SHARE_FORMS, which --help prints, says the rest).
+
 A bad option prints one line and exits with status 2 (argparse's convention).
 """
 
@@ -29,7 +33,8 @@ from pathlib import Path
 
 import trio
 
-from machine.board import parse_size
+from machine.board import MAX_SHARES, parse_size
+from machine.share.options import ShareOption, check_shares, parse_share, parse_virtfs
 
 
 def _mem(text: str) -> str:
@@ -40,6 +45,49 @@ def _mem(text: str) -> str:
     if size < 4 << 20 or size % 4096:
         raise argparse.ArgumentTypeError(f"memory size {text!r} must be at least 4M and a multiple of 4K")
     return text
+
+
+def _option(parse):  # type: ignore[no-untyped-def]
+    """An argparse type from one of machine.share.options' parsers (its message, one line)."""
+    def convert(text: str) -> ShareOption:
+        try:
+            return parse(text)  # type: ignore[no-any-return]
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1]) from None
+
+    return convert
+
+
+SHARE_FORMS = f"""\
+host folders (--share, repeatable; at most {MAX_SHARES}), each mounted in the guest at /host/TAG:
+  --share DIR[,tag=NAME][,readonly=on][,user=on]
+                   tag: the name in the guest (default: the folder's name; letters, digits,
+                   '.', '_', '-', at most 31 bytes); readonly=on: every change is refused;
+                   user=on: the account `user` sees it too (root always does)
+  -virtfs local,path=DIR,mount_tag=NAME,security_model=none[,readonly=on]
+                   QEMU's form of the same (security_model none or mapped-xattr, both meaning:
+                   files are the host user's who runs euralios; no owners or xattrs are mapped)
+"""
+
+
+def _shares(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--share", dest="shares", action="append", type=_option(parse_share), default=[],
+                   metavar="DIR[,tag=NAME][,readonly=on][,user=on]",
+                   help="share a host folder with the guest at /host/TAG (see 'host folders' below)")
+    p.add_argument("-virtfs", dest="shares", action="append", type=_option(parse_virtfs),
+                   metavar="local,path=DIR,mount_tag=NAME,security_model=none[,readonly=on]",
+                   help="QEMU's form of --share")
+
+
+def check_share_list(p: argparse.ArgumentParser, opts: argparse.Namespace) -> None:
+    """Tags unique, not too many: else one line and exit 2."""
+    found = list(getattr(opts, "shares", None) or [])
+    try:
+        check_shares(found)
+    except ValueError as e:
+        p.error(str(e))
+    if len(found) > MAX_SHARES:
+        p.error(f"at most {MAX_SHARES} --share folders (one interrupt line each), not {len(found)}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitor += "".join(f"  info {name + (' ' + args if args else ''):<17} {text}\n" for name, args, text in INFO_HELP)
     epilog = (f"subcommands:\n  run              {RUN_SUMMARY}\n"
               f"                   usage: {RUN_USAGE}\n"
-              f"                   (euralios run --help for its options)\n\n{NET_FORMS}\n"
+              f"                   (euralios run --help for its options)\n\n{NET_FORMS}\n{SHARE_FORMS}\n"
               "monitor commands (--monitor, or Ctrl-] c in the terminal UI; QEMU's HMP):\n" + monitor)
     p = _Parser(prog="euralios", description="EuraliOS-py: an actor-model OS on an emulated PC",
                 usage="%(prog)s [OPTIONS]                (boot with the terminal UI)\n"
@@ -116,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                 epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     _network(p, "user")
+    _shares(p)
     p.add_argument("--headless", action="store_true", help="no UI: type keys and wait for screen text")
     p.add_argument("--serial", action="store_true",
                    help="log in on the serial line from this terminal, no full-screen UI (QEMU's -nographic; Ctrl-] quits)")
@@ -134,10 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_run_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="euralios run", description=RUN_SUMMARY, epilog=NET_FORMS,
+    p = _Parser(prog="euralios run", description=RUN_SUMMARY, epilog=NET_FORMS + "\n" + SHARE_FORMS,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     _network(p, None)
+    _shares(p)
     p.add_argument("--isolated", action="store_true",
                    help="run PROGRAM confined, as a program from a file inside the OS (default: in-process, "
                         "as host scripting)")
@@ -149,8 +199,13 @@ def build_run_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "run":
-        return run_command(build_run_parser().parse_args(argv[1:]))
-    opts = build_parser().parse_args(argv)
+        run_parser = build_run_parser()
+        run_opts = run_parser.parse_args(argv[1:])
+        check_share_list(run_parser, run_opts)
+        return run_command(run_opts)
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    check_share_list(parser, opts)
     from euralios import frontend
 
     return frontend.main(opts)
@@ -193,12 +248,13 @@ async def _run(opts: argparse.Namespace, path: Path, image: bytes, backend: obje
 
     async with boot(opts.mem, quota=opts.quota, watchdog=opts.watchdog, trace=opts.trace,
                     nic=backend, mac=mac, card=nic_model(opts),  # type: ignore[arg-type]
-                    isolation=opts.isolation) as system:
+                    isolation=opts.isolation, shares=opts.shares) as system:
         if not opts.isolated and system.kernel.confinement is not None:
             system.kernel.confinement.trust(image)  # your own file, run as host scripting: in-process
         if backend is not None:
             # Their start-up lines go to the kernel log (-v shows them): stdout is the program's.
             system.start_network(net_args(opts), log="klog")
+        system.start_shares(log="klog")  # each at /host/TAG, before the program looks
         system.add_output_sink(sink)
         klog = system.kernel.klog
 

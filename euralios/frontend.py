@@ -107,6 +107,11 @@ def nic_model(opts: argparse.Namespace) -> str:
     return getattr(opts, "nic", None) or "rtl8139"
 
 
+def shares(opts: argparse.Namespace) -> list[Any]:
+    """The --share / -virtfs folders (the CLI checked them: folders exist, tags unique)."""
+    return list(getattr(opts, "shares", None) or [])
+
+
 def net_args(opts: argparse.Namespace) -> list[str]:
     """Options for the guest's TCP/IP stack: a static address from --ip, else DHCP."""
     ip = getattr(opts, "ip", None)
@@ -197,7 +202,7 @@ def _vm(opts: argparse.Namespace, backend: Any, mac: str | None, on_klog: Any, s
     from machine.board import Machine
 
     def make_machine(wire: Any) -> Machine:
-        return Machine(opts.mem, nic=wire, mac=mac, card=nic_model(opts))
+        return Machine(opts.mem, nic=wire, mac=mac, card=nic_model(opts), shares=shares(opts))
 
     def boot(machine: Machine) -> Any:
         return boot_full(opts.mem, machine=machine, on_klog=on_klog, net_args=net_args(opts),
@@ -289,11 +294,11 @@ def _terminal(opts: argparse.Namespace, backend: Any = None, mac: str | None = N
 
     klog: deque[str] = deque(maxlen=2000)  # the UI owns the terminal: --verbose prints it afterwards
     vm = _vm(opts, backend, mac, klog.append)
-    first: list[Machine] = [Machine(opts.mem, nic=backend, mac=mac, card=nic_model(opts))]  # shown from the start
+    first: list[Machine] = [Machine(opts.mem, nic=backend, mac=mac, card=nic_model(opts), shares=shares(opts))]  # shown from the start
     uis: list[TerminalUI] = []
 
     def make_machine(wire: Any) -> Machine:
-        machine = first.pop() if first else Machine(opts.mem, nic=wire, mac=mac, card=nic_model(opts))
+        machine = first.pop() if first else Machine(opts.mem, nic=wire, mac=mac, card=nic_model(opts), shares=shares(opts))
         for ui in uis:
             ui.set_machine(machine)  # a reset: the screen and keyboard are the new machine's
         return machine

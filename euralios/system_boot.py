@@ -28,7 +28,10 @@ import trio
 
 from euralios.boot import System, boot
 from euralios.std import abi as std_abi
+from euralios.std.protocols.shares import SHARES_ENV, Share
+from euralios.std.protocols.shares import encode as encode_shares
 from machine.board import Machine
+from machine.share.options import ShareOption
 from machine.ui.headless import HeadlessScreen, KeyPress, parse_keys, press
 from merriwig.abi import D2_SHIFT, KIND_HANDLE, MSG_LONG
 from merriwig.kernel import Kernel
@@ -45,6 +48,7 @@ SBIN = {
     "pci": "drivers/pci.py",
     "rtl8139": "drivers/rtl8139.py",
     "virtio_net": "drivers/virtio_net.py",
+    "virtio_9p": "drivers/virtio_9p.py",
     "ramdisk": "vfs/ramdisk.py",
     "tcp": "net/server.py",
 }
@@ -163,6 +167,7 @@ async def boot_full(
     on_klog: Callable[[str], None] | None = None,
     isolation: str = "host",
     serial_login: bool = False,
+    shares: list[ShareOption] | tuple[ShareOption, ...] = (),
 ) -> AsyncIterator[FullSystem]:
     """Boot the full system and yield a FullSystem; everything stops when the block exits.
 
@@ -172,10 +177,11 @@ async def boot_full(
     boot). on_klog: called with every kernel-log line (e.g. `--verbose` copying it to stderr).
     isolation: "host" or "none" (see euralios.boot.boot). serial_login: init runs a login on the
     serial console too (`euralios --serial`): the host types into it with feed_input() and reads
-    it with add_output_sink()."""
+    it with add_output_sink(). shares: host folders for the machine (when no machine is given),
+    each mounted by init at /host/TAG (SHARES in its environment: euralios.std.protocols.shares)."""
     async with boot(mem, quota=quota, watchdog=watchdog, trace=trace, slice_ms=slice_ms, machine=machine,
                     system_class=FullSystem, ramdisk=False, isolation=isolation,
-                    serial_tty=serial_login) as base:
+                    serial_tty=serial_login, shares=shares) as base:
         system = base
         assert isinstance(system, FullSystem)
         kernel = system.kernel
@@ -194,6 +200,8 @@ async def boot_full(
             env["CONSOLE_PROGRAM"] = console_program
         if net_args:
             env["NET_ARGS"] = " ".join(net_args)
+        if system.machine.shares:
+            env[SHARES_ENV] = encode_shares([Share(s.tag, s.readonly, s.user) for s in system.machine.shares])
         if serial_login:
             # The serial line for init's getty, handed over as the video memory is.
             system.console.incref()

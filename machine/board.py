@@ -14,6 +14,13 @@ default, the seed's card) or ``virtio-net-pci`` (alias ``virtio``), either in sl
 with BAR0 at I/O port 0xC000; the virtio card also has its modern registers in a 64-bit memory
 BAR at 0xFE000000. Device memory past RAM is decoded through ``memory.mmio``, which the PCI host
 keeps in step with the BARs.
+
+Host folders (``shares``, the CLI's ``--share`` and ``-virtfs``): each is a virtio-9p-pci
+function of its own (machine/virtio/ninep.py) answered by a ShareServer over the folder, in slots
+4, 5, ... with BAR0 at I/O port 0xC100 + 0x40 * n, BAR4 at 0xFE010000 + 0x4000 * n (above the
+NIC's 16 KiB at 0xFE000000) and its own IRQ line from :data:`SHARE_IRQS`, at most
+:data:`MAX_SHARES` of them. A line of its own, not a shared INTx: the kernel hands a pending
+interrupt to one waiter, so two drivers on one line could lose each other's.
 """
 
 from __future__ import annotations
@@ -32,14 +39,22 @@ from machine.ports import PortBus
 from machine.ps2 import PS2Controller
 from machine.rtl8139 import Rtl8139
 from machine.serial import Serial
+from machine.share import ShareServer
+from machine.share.options import ShareOption, check_shares
 from machine.vga import VgaText
 from machine.virtio.net import VirtioNet
 from proto.virtio import Feature
+from machine.virtio.ninep import VirtioNinep
 
 RTL8139 = "rtl8139"
 VIRTIO_NET = "virtio-net-pci"
 #: ``--nic`` words: the model names QEMU uses, and the short alias.
 NIC_MODELS = {RTL8139: RTL8139, VIRTIO_NET: VIRTIO_NET, "virtio": VIRTIO_NET}
+SHARE_SLOT = 4
+SHARE_IO_BASE, SHARE_IO_STEP = 0xC100, 0x40
+SHARE_MEM_BASE, SHARE_MEM_STEP = 0xFE01_0000, 0x4000
+SHARE_IRQS = (10, 5, 7, 6, 3, 12, 14, 15)  # lines no other device of this PC raises
+MAX_SHARES = len(SHARE_IRQS)
 
 
 #: QEMU's virtio-net-pci properties that withdraw a feature from the card's offer
@@ -100,7 +115,7 @@ class Machine:
     :data:`NIC_MODELS`); ``mac`` is the card's address (default 52:54:00:12:34:56)."""
 
     def __init__(self, mem: str | int = "64M", nic: Backend | None = None, mac: str | bytes | None = None,
-                 card: str = RTL8139) -> None:
+                 card: str = RTL8139, shares: list[ShareOption] | tuple[ShareOption, ...] = ()) -> None:
         self.memory = PhysicalMemory(parse_size(mem))
         self.mmu = MMU(self.memory)
         self.ports = PortBus()
@@ -130,6 +145,16 @@ class Machine:
                 self.nic = Rtl8139(self.memory, self.irq, mac=mac)
                 self.nic.transmit = nic.send
             self.pci.add(3, 0, self.nic.pci)
+        self.shares = check_shares(list(shares))
+        if len(self.shares) > MAX_SHARES:
+            raise ValueError(f"at most {MAX_SHARES} shared folders (one IRQ line each), not {len(self.shares)}")
+        self.ninep: list[VirtioNinep] = []
+        for n, share in enumerate(self.shares):
+            device = VirtioNinep(self.memory, self.irq, ShareServer(share.path, readonly=share.readonly), share.tag,
+                                 line=SHARE_IRQS[n], io_base=SHARE_IO_BASE + SHARE_IO_STEP * n,
+                                 mem_base=SHARE_MEM_BASE + SHARE_MEM_STEP * n)
+            self.pci.add(SHARE_SLOT + n, 0, device.pci)
+            self.ninep.append(device)
         self.acpi = AcpiPm(lambda: self.halt("poweroff"))
         self.ports.register(ACPI_PORTS, self.acpi)
         self.keyboard.reset_line = lambda: self.halt("reset")
@@ -170,6 +195,8 @@ class Machine:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.pit.run)
+                for device in self.ninep:
+                    nursery.start_soon(device.run)
                 if self.backend is not None and isinstance(self.nic, VirtioNet):
                     nursery.start_soon(self.nic.run, self.backend)  # it chooses run's arguments
                 elif self.backend is not None and self.nic is not None:
@@ -178,6 +205,9 @@ class Machine:
             self.close()
 
     def close(self) -> None:
-        """Release host resources held by devices (the NIC backend's fd or socket)."""
+        """Release host resources held by devices (the NIC backend's fd or socket, the shares'
+        directory fds)."""
+        for device in self.ninep:
+            device.close()
         if self.backend is not None:
             self.backend.close()

@@ -1,7 +1,8 @@
 """login: who are you? Then a shell with the VFS your account may see.
 
 Accounts are the seed's: `root` (the whole system) and `user` (a private VFS: /bin read-only, its
-home directory as /ramdisk, /tcp, /proc). Neither has a password until one is set with
+home directory as /ramdisk, /tcp, /proc, and the host folders shared with ``user=on`` at
+/host/TAG). Neither has a password until one is set with
 `passwd`. Password hashes (scrypt) live in /etc/passwd.json on a store that only login's VFS
 mounts — no shell can reach it. `passwd` asks this login process, through /dev/login in the
 shell's VFS, to change the logged-in user's password; that rendezvous is the only door.
@@ -21,6 +22,8 @@ import secrets
 
 from euralios.std import Memory, Message, SyscallError, abi, discard, tty
 from euralios.std.fs import take_bytes
+from euralios.std.protocols.shares import SHARES_ENV
+from euralios.std.protocols.shares import decode as decode_shares
 from euralios.std.serve import serve
 
 WELCOME = """\x1b[1mWelcome to EuraliOS!\x1b[0m
@@ -111,8 +114,11 @@ class Login:
         if name == "root":
             return await self._exec_root(dev2, env)
         mounts: dict[str, int] = {}
+        # Host folders given with user=on (--share DIR,user=on), at the same /host/TAG as root's.
+        shared = [(sh.path, sh.path, "r" if sh.readonly else "r+")
+                  for sh in decode_shares(proc.env.get(SHARES_ENV, "")) if sh.user]
         for path, target, mode in (("/bin", "/ramdisk/bin", "r"), ("/ramdisk", "/ramdisk/user", "r+"),
-                                   ("/tcp", "/tcp", "r+"), ("/proc", "/proc", "r")):
+                                   ("/tcp", "/tcp", "r+"), ("/proc", "/proc", "r"), *shared):
             try:
                 mounts[path] = (await proc.open(target, mode)).handle
             except SyscallError:

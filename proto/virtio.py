@@ -77,6 +77,16 @@ VIRTIO_VENDOR = 0x1AF4
 TRANSITIONAL_NET = 0x1000  # legacy/transitional device id of a network card (§4.1.2.1)
 SUBSYSTEM_NET = 1  # the transitional device's subsystem device id: the virtio device id (net)
 VIRTIO_ID_NET = 1
+TRANSITIONAL_9P = 0x1009  # transitional device id of a 9P transport (§4.1.2.1: 0x1000 + id - 1)
+MODERN_9P = 0x1049  # a non-transitional 9P device's id (0x1040 + 9): what a driver also accepts
+VIRTIO_ID_9P = 9  # the virtio device id (and the transitional device's subsystem id)
+
+
+class NinepFeature(IntFlag):
+    """The 9P transport's own feature bits (virtio 1.2 §5.11.3); the transport ones are
+    :class:`Feature`'s (bits 24 and up), so the two never collide."""
+
+    MOUNT_TAG = 1 << 0  # the configuration space holds the mount tag
 
 
 class Common(IntEnum):

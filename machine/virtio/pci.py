@@ -21,7 +21,8 @@ Common-config fields take their natural width (§4.1.3.1); a 64-bit field may be
 aligned 32-bit halves; other writes are ignored. There is no MSI-X: the vector registers read
 NO_VECTOR (0xFFFF), so a driver knows to use INTx and the ISR.
 
-Legacy interface: I/O BAR0 (32 bytes), the registers of spec.Legacy then the device config at
+Legacy interface: I/O BAR0 (32 bytes, or the next power of two that holds a larger device
+config, as QEMU sizes it: ``legacy_io_size``), the registers of spec.Legacy then the device config at
 0x14 (§4.1.4.8). Its queue layout is fixed by QUEUE_ADDRESS (a 4096-byte page number): the
 descriptor table there, the available ring right after it, the used ring at the next 4096-byte
 boundary (§2.7.2 legacy interfaces); the queue size is the maximum and cannot be changed.
@@ -65,6 +66,12 @@ _LEGACY_WIDTH = {Legacy.HOST_FEATURES: 4, Legacy.GUEST_FEATURES: 4, Legacy.QUEUE
                  Legacy.DEVICE_STATUS: 1, Legacy.ISR_STATUS: 1}
 
 
+def legacy_io_size(config_len: int) -> int:
+    """BAR0's size: the legacy registers and the device config, rounded up to a power of two."""
+    size = Legacy.CONFIG + config_len
+    return max(IO_SIZE, 1 << (size - 1).bit_length())
+
+
 def _cap(cfg_type: CapType, offset: int, length: int, extra: bytes = b"") -> bytes:
     """A virtio capability's body after cap_vndr and cap_next."""
     return struct.pack("<BBBB2xII", 16 + len(extra), cfg_type, MODERN_BAR, 0, offset, length) + extra
@@ -75,7 +82,7 @@ class VirtioPci:
     (modern). ``pci`` is what the board plugs into the host bridge."""
 
     def __init__(self, device: VirtioDevice, pci_device_id: int, class_code: int, *, io_base: int,
-                 mem_base: int, irq_line: int, name: str) -> None:
+                 mem_base: int, irq_line: int, name: str, io_size: int = IO_SIZE) -> None:
         self.device = device
         self.device_feature_select = 0
         self.driver_feature_select = 0
@@ -83,7 +90,7 @@ class VirtioPci:
         self.pci = PciFunction(
             VIRTIO_VENDOR, pci_device_id, class_code, revision=0, irq_line=irq_line, irq_pin=1,
             subsystem=(VIRTIO_VENDOR, device.device_id), name=name, io=_Legacy(self),
-            bars={0: Bar("io", IO_SIZE, io_base), MODERN_BAR: Bar("mem", MEM_SIZE, mem_base, prefetchable=True,
+            bars={0: Bar("io", io_size, io_base), MODERN_BAR: Bar("mem", MEM_SIZE, mem_base, prefetchable=True,
                                                                    wide=True)},
             mmio={MODERN_BAR: _Modern(self)})
         self.caps = {
@@ -198,7 +205,7 @@ class VirtioPci:
     def legacy_write(self, offset: int, size: int, value: int) -> None:
         d = self.device
         if offset >= Legacy.CONFIG:
-            return  # the net config is read-only
+            return  # the device configs here (net, 9P) are read-only
         reg, _ = _field_at(_LEGACY_WIDTH, offset, size, split64=False)
         if reg is None:
             self.bad_accesses += 1

@@ -35,6 +35,7 @@ from collections import deque
 
 from euralios.std import STDIN, Handle, Memory, Message, SyscallError, abi, discard, tty
 from euralios.std.keys import F_KEYS, KEY_SHIFT_PGDN, KEY_SHIFT_PGUP
+from euralios.std.protocols.shares import SHARES_ENV
 from programs.init.supervisor import Service
 
 USER_CONSOLES = 4  # F2..F5
@@ -93,6 +94,11 @@ class Consoles:
     """The consoles on the console driver, the keys routed to them, and the driver's restarts.
 
     `fallback` is the echo image, run when there is no CONSOLE_PROGRAM file."""
+
+    def shares_env(self) -> dict[str, str]:
+        """SHARES for login: which host folders a `user` session gets (login reads it)."""
+        shares = self.proc.env.get(SHARES_ENV)
+        return {SHARES_ENV: shares} if shares else {}
 
     def __init__(self, proc, fallback: bytes) -> None:
         self.proc = proc
@@ -205,7 +211,7 @@ class Consoles:
                     raise SyscallError(abi.PARAM, detail="no getty entry on the console")
                 stdin, entry = await tty.foreground(sys, con.getty)
                 child = await self.proc.exec(image, args=[name], stdin=stdin, stdout=stdout, name=name,
-                                             env={"CONSOLE": f"F{con.index + 1}", tty.TTY_ENV: "1"},
+                                             env={"CONSOLE": f"F{con.index + 1}", tty.TTY_ENV: "1", **self.shares_env()},
                                              mounts=mounts)
             except SyscallError as e:
                 await self.say(con, f"{TAG} {RED}cannot start {name}: {e}{RESET}\n")
@@ -255,7 +261,7 @@ class Consoles:
                     mounts = {"/etc": await sys.copy_rendezvous(self.secrets.handle)}
                 stdin, entry = await tty.foreground(sys, getty)
                 child = await self.proc.exec(image, args=[name], stdin=stdin, stdout=stdout, name=name,
-                                             env={"CONSOLE": "ttyS0", tty.TTY_ENV: "1"}, mounts=mounts)
+                                             env={"CONSOLE": "ttyS0", tty.TTY_ENV: "1", **self.shares_env()}, mounts=mounts)
             except SyscallError as e:
                 await self.log(f"{RED}serial line: cannot start {name}: {e}{RESET}")
                 return

@@ -13,7 +13,8 @@ has /ramdisk/user as /ramdisk, so /ramdisk/sbin is root's to read.
 The services: the keyboard and console drivers (no mount: the keyboard driver writes keys to
 init's own stdin, the console driver is the screen), the RAM disk at /ramdisk, the password store
 (a second, small RAM disk that only login mounts), /pci, and /dev/nic and /tcp when there is a
-network card. A crashed keyboard driver is restarted with a new copy of our stdin as its stdout
+network card, and one drivers/virtio_9p.py per host folder (SHARES in our environment,
+euralios.std.protocols.shares) mounted at /host/TAG. A crashed keyboard driver is restarted with a new copy of our stdin as its stdout
 (keys typed meanwhile wait in the controller, and the new driver drains them first); the console
 driver's restart is programs/init/consoles.py's.
 """
@@ -27,6 +28,8 @@ from enum import StrEnum
 from euralios.std import STDIN, STDOUT, Memory, SyscallError, abi, discard
 from euralios.std.fs import take_bytes
 from euralios.std.protocols.pci import ADDRESS, FIND_DEVICE
+from euralios.std.protocols.shares import SHARES_ENV
+from euralios.std.protocols.shares import decode as decode_shares
 from programs.init.consoles import RED, RESET, Consoles
 from programs.init.supervisor import Service, Stdio, Supervisor
 
@@ -40,6 +43,7 @@ class Image(StrEnum):
     PCI = "sbin/pci"
     NIC = "sbin/rtl8139"
     VIRTIO_NIC = "sbin/virtio_net"
+    NINEP = "sbin/virtio_9p"
     TCP = "sbin/tcp"
     ECHO = "bin/echo"  # the console program when there is no /bin/login
 
@@ -145,9 +149,10 @@ class Services:
 
     # ------------------------------------------------------------------ devices
     async def devices(self) -> None:
-        """/pci, and /dev/nic and /tcp when there is a network card."""
+        """/pci, the host folders, and /dev/nic and /tcp when there is a network card."""
         log = self.consoles.log
         pci = await self.start("pci", Image.PCI, "/pci", io=True)
+        await self.shares()
         try:
             reply = await self.sys.rcall(pci.handle, FIND_DEVICE, 0x10EC, 0x8139)
         except SyscallError as e:
@@ -171,3 +176,10 @@ class Services:
         # stack meanwhile, it does not fail.
         await self.start("tcp", Image.TCP, "/tcp", args=["tcp", *self.proc.env.get("NET_ARGS", "").split()],
                          idle=True)
+
+    async def shares(self) -> None:
+        """One virtio-9p driver per host folder, mounted at /host/TAG in our (root's, shared) VFS.
+        The driver finds its device by the tag; a read-only share's server refuses writes too."""
+        for share in decode_shares(self.proc.env.get(SHARES_ENV, "")):
+            args = ["virtio_9p", share.tag, *(["--readonly"] if share.readonly else [])]
+            await self.start(f"9p-{share.tag}", Image.NINEP, share.path, args=args, io=True)

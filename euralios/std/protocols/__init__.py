@@ -11,4 +11,5 @@ nothing of ours but euralios.std.
     nic   /dev/nic, drivers/rtl8139.py: raw Ethernet frames, one at a time or in batches
     mux   /tcp/mux, net/sessions/mux.py: many sockets on one session, select/poll style
     udp   /tcp/udp/PORT, net/sessions/udp.py: a bound UDP socket's datagrams with their peers
+    shares  the host folders: the SHARES word init and login read, the 9P device ids, /host
 """
