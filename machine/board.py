@@ -43,8 +43,8 @@ from machine.share import ShareServer
 from machine.share.options import ShareOption, check_shares
 from machine.vga import VgaText
 from machine.virtio.net import VirtioNet
-from proto.virtio import Feature
 from machine.virtio.ninep import VirtioNinep
+from proto.virtio import Feature
 
 RTL8139 = "rtl8139"
 VIRTIO_NET = "virtio-net-pci"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import trio
+from machine.virtio.spec import Feature, Legacy, NinepFeature, Status
 from virtio_driver import Cfg, DriverQueue, LegacyDriver, ModernDriver
 
 from machine.board import SHARE_IRQS, Machine
 from machine.share.options import ShareOption
 from machine.virtio.ninep import VirtioNinep
-from machine.virtio.spec import Feature, Legacy, NinepFeature, Status
 from proto.ninep import (
     NOTAG,
     VERSION,
