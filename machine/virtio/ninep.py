@@ -54,8 +54,8 @@ from machine.share import ShareServer
 from machine.virtio.device import VirtioDevice
 from machine.virtio.pci import VirtioPci, legacy_io_size
 from machine.virtio.queue import Chain
-from machine.virtio.spec import TRANSITIONAL_9P, VIRTIO_ID_9P, Feature, NinepFeature
 from proto.ninep import HEADER_LEN
+from proto.virtio import TRANSITIONAL_9P, VIRTIO_ID_9P, Feature, NinepFeature
 
 REQUESTS = 0
 QUEUE_SIZE = 128

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import trio
-from machine.virtio.spec import Feature, Legacy, NinepFeature, Status
 from virtio_driver import Cfg, DriverQueue, LegacyDriver, ModernDriver
 
 from machine.board import SHARE_IRQS, Machine
@@ -32,6 +31,7 @@ from proto.ninep import (
     decode,
     encode,
 )
+from proto.virtio import Feature, Legacy, NinepFeature, Status
 
 SLOT = 4
 FEATURES = NinepFeature.MOUNT_TAG | Feature.VERSION_1
