@@ -15,9 +15,9 @@ T-message) chained to ``2n+1`` (device-writable, room for a whole R-message of `
 bytes), both in one contiguous chunk of the slot's. rpc writes the frame, offers head ``2n``,
 kicks, and sleeps until the interrupt thread finds ``2n`` in the used ring; the reply is the
 bytes the device says it wrote. Requests from several session threads are in flight at once,
-matched by head id; slots are made when all are busy, up to half the queue (no more chains fit),
-after which a caller waits for a free one. No polling: the interrupt thread sleeps in
-await_interrupt and callers in a Condition (euralios.std.sync).
+matched by head id; slots are made when all are busy, up to half the queue (no more chains fit)
+and SLOT_BUDGET bytes of them, after which a caller waits for a free one. No polling: the
+interrupt thread sleeps in await_interrupt and callers in a Condition (euralios.std.sync).
 
 If the device stops (NEEDS_RESET: a configuration interrupt) every waiting and later call
 raises TransportError: the mount then answers errors (vfs.ninep closes it), never hangs.
@@ -40,10 +40,17 @@ from drivers.virtio_legacy import (
 from euralios.std import STDIN, Chunk, SyscallError
 from euralios.std.protocols.shares import DEVICES, VENDOR
 from euralios.std.sync import Condition
+from proto.ninep import DEFAULT_MSIZE
 from vfs.ninep import TransportError, serve_ninep
 
 MOUNT_TAG = 1 << 0
-MSIZE = 128 * 1024  # the largest frame either way: Linux's default msize for virtio
+# The largest frame either way: what our ShareServer offers. 512 KiB rather than Linux's 128 KiB
+# because every Tread costs a kick, a host thread hop and an interrupt whatever its size: a 1 MiB
+# READ of a file is two Treads, not eight (bench/bench_ninep.py: 0.65x -> 0.78x the RAM disk).
+MSIZE = DEFAULT_MSIZE
+# Memory for slots, at most: each slot holds a request and a reply of MSIZE, contiguous, so
+# this caps the requests in flight (16 at 512 KiB) as much as the queue does.
+SLOT_BUDGET = 16 << 20
 REQUESTS = 0
 
 
@@ -63,7 +70,7 @@ class VirtioTransport:
         self.proc = proc
         self.queue = queue
         self.max_message = max_message
-        self.max_slots = queue.size // 2
+        self.max_slots = max(1, min(queue.size // 2, SLOT_BUDGET // (2 * max_message)))
         self.slots: list[_Slot] = []
         self.free: list[_Slot] = []
         self.by_head: dict[int, _Slot] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -413,6 +414,9 @@ async def boot(
                     confinement=Confinement(Isolation(isolation)))
     for service in SERVICES:
         kernel.confinement.trust(program_source(service))  # type: ignore[union-attr]
+    if kernel.tracer is not None:  # the 9P each host folder's device serves, decoded, in the trace
+        for device in machine.ninep:
+            device.on_exchange = partial(kernel.tracer.ninep, f"virtio-9p {device.tag}")
     async with trio.open_nursery() as nursery:
         nursery.start_soon(machine.run)
         await nursery.start(kernel.run)

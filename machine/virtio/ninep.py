@@ -36,12 +36,18 @@ fids and is not thread-safe, which is also how a single-threaded device backend 
 Reset: outstanding requests are dropped (their replies, if a thread is still busy, are thrown
 away: the queue they belonged to is gone) and the 9P session ends (every fid clunked), as
 QEMU's v9fs_reset does; the driver starts again with Tversion.
+
+Watching: ``on_exchange``, when set (``boot(trace=...)`` sets it to the kernel's tracer), is told
+each request frame, its reply and when the server started and finished it (perf_counter
+seconds). The device knows nothing of traces; a hook keeps the machine below the kernel.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -62,6 +68,8 @@ QUEUE_SIZE = 128
 MAX_TAG_LEN = 31
 CLASS_9P = 0x000200  # QEMU's virtio-9p-pci class_id 0x0002: base class 0, subclass 2
 RLERROR_LEN = HEADER_LEN + 4  # the smallest reply there is
+# (request frame, reply frame or None, start, end): see on_exchange in the module docstring
+Exchange = Callable[[bytes, bytes | None, float, float], None]
 CONFIG_LEN = 2 + MAX_TAG_LEN + 1  # what QEMU reserves (sizeof config + MAX_TAG_LEN); BAR0 is sized by it
 
 OFFERED = (NinepFeature.MOUNT_TAG | Feature.VERSION_1 | Feature.INDIRECT_DESC | Feature.EVENT_IDX
@@ -112,6 +120,7 @@ class VirtioNinep(VirtioDevice):
         self.generation = 0  # moves on at every reset: replies of an older one are dropped
         self._requests: deque[_Request | None] = deque()  # None: end the 9P session (a reset)
         self._more = trio.Event()
+        self.on_exchange: Exchange | None = None
         self.counters.update(dict.fromkeys(("requests", "replies", "dropped", "bytes_in", "bytes_out"), 0))
 
     # -- the device's rules ------------------------------------------------------------------------
@@ -159,7 +168,10 @@ class VirtioNinep(VirtioDevice):
             if request is None:
                 await trio.to_thread.run_sync(self.server.close)
                 continue
+            started = time.perf_counter()
             reply = await trio.to_thread.run_sync(self.server.handle_frame, request.frame)
+            if self.on_exchange is not None:
+                self.on_exchange(request.frame, reply, started, time.perf_counter())
             if request.generation != self.generation or not self.driver_ok:
                 self.counters["dropped"] += 1
                 continue

@@ -20,7 +20,8 @@ or :class:`StreamError` (an impossible size: close the stream). The codec raises
 
 Names and strings are ``str``; bytes that are not UTF-8 round-trip through ``surrogateescape``.
 Readdir entries are :class:`Dirent` tuples in :class:`Rreaddir`; :func:`dirent_size` tells a
-server how many fit in a Treaddir's `count`.
+server how many fit in a Treaddir's `count`. :func:`describe` / :func:`describe_frame` turn a
+message into a line and a dict of fields for a trace (``euralios --trace``).
 """
 
 from proto.ninep.codec import (
@@ -59,6 +60,7 @@ from proto.ninep.consts import (
     QidType,
     SetattrMask,
 )
+from proto.ninep.describe import describe, describe_frame
 from proto.ninep.fields import (
     DecodeError,
     Dirent,
@@ -121,6 +123,7 @@ __all__ = [
     "AT_REMOVEDIR", "DEFAULT_MSIZE", "HEADER_LEN", "IOHDRSZ", "MAXWELEM", "MIN_MSIZE", "NOFID",
     "NONUNAME", "NOTAG", "QID_LEN", "V9FS_MAGIC", "VERSION", "VERSION_UNKNOWN", "DirentType",
     "Errno", "GetattrMask", "MsgType", "OpenFlag", "QidType", "SetattrMask",
+    "describe", "describe_frame",
     "DecodeError", "Dirent", "EncodeError", "NinepError", "Qid", "decode_dirents", "dirent_size",
     "encode_dirents",
     "MESSAGE_TYPES", "Message", "Rattach", "Rauth", "Rclunk", "Rflush", "Rgetattr", "Rlcreate",

@@ -125,3 +125,46 @@ async def test_transport_multiplexes_requests_and_fails_cleanly_when_the_device_
     assert all(tag == t and isinstance(r, Rwalk) for t, (tag, r) in replies.items())
     assert seen["slots"] == 3  # three requests were in flight at once, each its own chain
     assert "reset" in str(seen["failed"])
+
+
+async def test_trace_shows_the_9p_a_file_read_becomes(folder: Path, tmp_path: Path) -> None:
+    """boot(trace=...) with a share: reading a host file puts each 9P request the device served
+    in the trace, decoded (title, tag, type, fields), with its reply, on the device's track."""
+    import json
+
+    path = tmp_path / "trace.json"
+
+    async def script(proc) -> int:  # type: ignore[no-untyped-def]
+        assert await proc.read_file("/host/src/hello.txt") == b"hello from the host\n"
+        return 0
+
+    async with boot("32M", shares=[ShareOption(str(folder), "src")], trace=str(path)) as system:
+        system.start_shares()
+        assert await system.run(script) == 0
+    events = json.loads(path.read_text())["traceEvents"]
+    tracks = {e["pid"] for e in events if e["ph"] == "M" and e["args"]["name"] == "virtio-9p src"}
+    assert len(tracks) == 1
+    ninep = [e for e in events if e.get("cat") == "9p"]
+    assert ninep and all(e["pid"] in tracks for e in ninep)
+    requests = [e for e in ninep if e["ph"] == "X"]
+    replies = [e for e in ninep if e["ph"] == "i"]
+    assert len(requests) == len(replies)  # each request and its reply
+    by_type = {}
+    for e in requests:
+        by_type.setdefault(e["args"]["type"], []).append(e)
+    version = by_type["Tversion"][0]
+    assert version["args"]["tag"] == "NOTAG" and version["args"]["msize"] >= 128 * 1024
+    assert version["args"]["reply"].startswith("Rversion msize=")
+    att = by_type["Tattach"][0]["args"]
+    assert att["fid"] == 0 and att["afid"] == "NOFID"
+    walks = [e for e in by_type["Twalk"] if e["args"]["wnames"] == ["hello.txt"]]
+    assert walks and walks[0]["name"] == "Twalk fid=0 newfid=1 wnames=['hello.txt']"
+    assert walks[0]["args"]["reply"] == "Rwalk qids=1"
+    opened = by_type["Tlopen"][0]["args"]
+    assert opened["fid"] == 1 and opened["reply"].startswith("Rlopen ")
+    read = by_type["Tread"][0]
+    assert read["args"]["fid"] == 1 and read["args"]["offset"] == 0 and read["dur"] >= 0
+    rread = next(e for e in replies if e["args"]["type"] == "Rread")
+    assert rread["name"] == "Rread count=20" and rread["args"]["tag"] == read["args"]["tag"]
+    assert rread["args"]["count"] == 20 and "hello from the host" in rread["args"]["data"]
+    assert rread["ts"] >= read["ts"]

@@ -126,3 +126,21 @@ def test_euralios_run_mounts_shares_for_the_program(folder: Path, tmp_path: Path
     assert r.returncode == 0, r.stderr
     assert r.stdout == "hello from the host\n"  # only the program's output: driver lines go to the klog
     assert (folder / "out.txt").read_text() == "HELLO FROM THE HOST\n"
+
+
+def test_trace_has_the_9p_of_a_cat(folder: Path, tmp_path: Path) -> None:
+    """`euralios --share ... --trace FILE`: a cat of a host file leaves its 9P, decoded, in FILE."""
+    import json
+
+    trace = tmp_path / "trace.json"
+    r = euralios("--headless", "--net", "none", "--share", f"{folder},tag=src", "--trace", str(trace),
+                 "--expect", "login: ", "--type", r"root\n", "--expect", r"^# ",
+                 "--type", r"cat /host/src/hello.txt\n", "--expect", r"^hello from the host", timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    events = [e for e in json.loads(trace.read_text())["traceEvents"] if e.get("cat") == "9p"]
+    names = [e["name"] for e in events]
+    assert any(n.startswith("Tversion msize=") for n in names) and any(n.startswith("Rversion ") for n in names)
+    assert any(n.startswith("Tattach fid=0 ") for n in names)
+    assert "Twalk fid=0 newfid=1 wnames=['hello.txt']" in names
+    assert any(n.startswith("Tlopen fid=1 ") for n in names)
+    assert any(n.startswith("Tread fid=1 offset=0 ") for n in names) and "Rread count=20" in names
