@@ -18,7 +18,8 @@ GUEST_CSUM, GUEST_TSO4 unless ``--no-offloads``; whichever of these the card off
 whose dependency is missing is dropped). No INDIRECT_DESC: chains of 2 KiB slots do.
 
 Receive: 2 KiB buffers, one descriptor each; with MRG_RXBUF a frame (a coalesced TCP segment up
-to 64 KiB with GUEST_TSO4) spans ``num_buffers`` of them. Each frame is queued with its 12-byte
+to 64 KiB with GUEST_TSO4) spans ``num_buffers`` of them. Without MRG_RXBUF but with GUEST_TSO4
+each buffer holds a whole 65562-byte frame (§5.1.6.3.1), 64 of them (drivers/virtio_card.py). Each frame is queued with its 12-byte
 header in a bounded FIFO (a frame arriving while it is full is dropped and counted) and the
 buffers go straight back to the device. A plain READ/READ_FRAMES gets complete frames: a frame
 that still has work to do (NEEDS_CSUM, a GSO type) is finished in software first
