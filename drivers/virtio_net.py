@@ -144,14 +144,10 @@ def drain(nic: VirtioNic) -> int:
                 break  # the rest of this frame is not in the used ring yet
             count = 1  # nonsense from the device: drop this buffer's frame
             first = b""
-        parts = [first]
-        for h, n in used[pos + 1:pos + count]:
-            parts.append(rx.buffers.read(h * rx.slot, min(n, rx.slot)))
-        for h, _ in used[pos:pos + count]:
-            rx.release(h)
-            heads.append(rx.chain([(b"", rx.slot)], DESC_F_WRITE))
+        entry = first + rx.read_used(used[pos + 1:pos + count]) if count > 1 else first
+        # Each buffer goes back as it was: one descriptor pointing at its own slot.
+        heads.extend(h for h, _ in used[pos:pos + count])
         pos += count
-        entry = b"".join(parts)
         if len(entry) <= HDR_LEN:
             stats["bad_frames"] += 1
         elif len(nic.frames) >= FIFO_LIMIT:
@@ -164,7 +160,7 @@ def drain(nic: VirtioNic) -> int:
                 stats["rx_gso"] += 1
     rx.consume(pos)
     if heads:
-        rx.offer(heads)
+        rx.repost(heads)
     return len(heads)
 
 

@@ -43,6 +43,7 @@ from machine.irq import IrqController
 from machine.memory import PhysicalMemory
 from machine.virtio.device import VirtioDevice
 from machine.virtio.pci import VirtioPci
+from machine.virtio.queue import runs
 from proto.virtio import NET_S_LINK_UP, TRANSITIONAL_NET, VIRTIO_ID_NET, Feature, feature_names
 from proto.wire import DecodeError
 from proto.wire.gso import wire_frames
@@ -284,11 +285,24 @@ class VirtioNet(VirtioDevice):
                        num_buffers=len(chains), ecn=hdr.ecn).pack(n)
         data = memoryview(head + frame)
         used = []
-        pos = 0
+        pieces: list[tuple[int, int]] = []  # (addr, len) in frame order, over every chain
+        left = len(data)
         for chain in chains:
-            written = chain.write(self.dma, data[pos:])
+            written = 0
+            for addr, size in chain.writable:
+                take = min(size, left - written)
+                if take <= 0:
+                    break
+                pieces.append((addr, take))
+                written += take
             used.append((chain.head, written))
-            pos += written
+            left -= written
+        # One DMA write per stretch of adjacent buffers (a driver's slots usually are), not one
+        # per 2 KiB buffer of a 64 KiB frame.
+        pos = 0
+        for addr, size in runs(pieces):
+            self.dma.write(addr, data[pos:pos + size])
+            pos += size
         self.counters["rx_frames"] += 1
         self.counters["rx_bytes"] += len(frame)
         self.used(q, used)
