@@ -41,6 +41,11 @@ from proto.virtio import (
 DEFAULT_IRQ = 11
 SLOT = 2048  # one receive buffer / transmit slot
 MAX_QUEUE = 256
+#: Without MRG_RXBUF a received frame must fit one buffer (§5.1.6.3.1): with GUEST_TSO4 that is
+#: 65562 bytes (a 64 KiB segment, its Ethernet header and the 12-byte virtio-net header), so each
+#: receive descriptor gets a slot that large, and fewer of them (the RAM they take).
+BIG_SLOT = 65562
+BIG_QUEUE = 64
 BASIC = Feature.VERSION_1 | Feature.NET_MAC | Feature.NET_STATUS | Feature.NET_MRG_RXBUF | Feature.EVENT_IDX
 OFFLOADS = Feature.NET_CSUM | Feature.NET_HOST_TSO4 | Feature.NET_GUEST_CSUM | Feature.NET_GUEST_TSO4
 OFFLOAD_BITS = int(OFFLOADS)
@@ -112,10 +117,11 @@ class Card:
             self.set_common(Common.DRIVER_FEATURE_SELECT, 4, half)
             self.set_common(Common.DRIVER_FEATURE, 4, (features >> (32 * half)) & 0xFFFF_FFFF)
 
-    def setup_queue(self, index: int, ring: Chunk, buffers: Chunk, size: int, event_idx: bool) -> VirtQueue:
+    def setup_queue(self, index: int, ring: Chunk, buffers: Chunk, size: int, event_idx: bool,
+                    slot: int = SLOT) -> VirtQueue:
         self.set_common(Common.QUEUE_SELECT, 2, index)
         self.set_common(Common.QUEUE_SIZE, 2, size)
-        q = VirtQueue(ring, buffers, size, SLOT, event_idx)
+        q = VirtQueue(ring, buffers, size, slot, event_idx)
         for reg, addr in ((Common.QUEUE_DESC, q.desc_phys), (Common.QUEUE_DRIVER, q.avail_phys),
                           (Common.QUEUE_DEVICE, q.used_phys)):
             self.set_common(reg, 4, addr & 0xFFFF_FFFF)
@@ -134,6 +140,14 @@ def choose(offered: int, offloads: bool) -> int:
     if not want & Feature.NET_GUEST_CSUM:
         want &= ~Feature.NET_GUEST_TSO4
     return int(want)
+
+
+def rx_slot(features: int) -> int:
+    """The size of one receive buffer (§5.1.6.3.1): with MRG_RXBUF a frame spans as many as it
+    needs, so 2 KiB; without it one buffer holds a whole frame, up to 64 KiB with GUEST_TSO4."""
+    if not features & Feature.NET_MRG_RXBUF and features & Feature.NET_GUEST_TSO4:
+        return BIG_SLOT
+    return SLOT
 
 
 async def find(proc: Any) -> tuple[int, int, dict[int, tuple[int, int, int]], int] | None:
@@ -230,9 +244,12 @@ async def setup(proc: Any, offloads: bool) -> tuple[Card | None, VirtQueue | Non
             card.set_status(Status.FAILED)
             await say(proc, f"[virtio-net] queue {index}: size {size}")
             return None, None, None
+        slot = rx_slot(features) if index == 0 else SLOT
+        if slot > SLOT:
+            size = min(size, BIG_QUEUE)
         ring = await Chunk.allocate(proc.sys, ring_bytes(size), 0xFFFF_FFFF_FFFF)
-        buffers = await Chunk.allocate(proc.sys, size * SLOT, 0xFFFF_FFFF_FFFF)
-        queues.append(card.setup_queue(index, ring, buffers, size, event_idx))
+        buffers = await Chunk.allocate(proc.sys, size * slot, 0xFFFF_FFFF_FFFF)
+        queues.append(card.setup_queue(index, ring, buffers, size, event_idx, slot))
     card.mac = bytes(card.device_cfg(i, 1) for i in range(6)) if features & Feature.NET_MAC else bytes(6)
     card.set_status(Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK)
     return card, queues[0], queues[1]

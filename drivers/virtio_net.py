@@ -18,7 +18,8 @@ GUEST_CSUM, GUEST_TSO4 unless ``--no-offloads``; whichever of these the card off
 whose dependency is missing is dropped). No INDIRECT_DESC: chains of 2 KiB slots do.
 
 Receive: 2 KiB buffers, one descriptor each; with MRG_RXBUF a frame (a coalesced TCP segment up
-to 64 KiB with GUEST_TSO4) spans ``num_buffers`` of them. Each frame is queued with its 12-byte
+to 64 KiB with GUEST_TSO4) spans ``num_buffers`` of them. Without MRG_RXBUF but with GUEST_TSO4
+each buffer holds a whole 65562-byte frame (§5.1.6.3.1), 64 of them (drivers/virtio_card.py). Each frame is queued with its 12-byte
 header in a bounded FIFO (a frame arriving while it is full is dropped and counted) and the
 buffers go straight back to the device. A plain READ/READ_FRAMES gets complete frames: a frame
 that still has work to do (NEEDS_CSUM, a GSO type) is finished in software first
@@ -143,14 +144,10 @@ def drain(nic: VirtioNic) -> int:
                 break  # the rest of this frame is not in the used ring yet
             count = 1  # nonsense from the device: drop this buffer's frame
             first = b""
-        parts = [first]
-        for h, n in used[pos + 1:pos + count]:
-            parts.append(rx.buffers.read(h * rx.slot, min(n, rx.slot)))
-        for h, _ in used[pos:pos + count]:
-            rx.release(h)
-            heads.append(rx.chain([(b"", rx.slot)], DESC_F_WRITE))
+        entry = first + rx.read_used(used[pos + 1:pos + count]) if count > 1 else first
+        # Each buffer goes back as it was: one descriptor pointing at its own slot.
+        heads.extend(h for h, _ in used[pos:pos + count])
         pos += count
-        entry = b"".join(parts)
         if len(entry) <= HDR_LEN:
             stats["bad_frames"] += 1
         elif len(nic.frames) >= FIFO_LIMIT:
@@ -163,7 +160,7 @@ def drain(nic: VirtioNic) -> int:
                 stats["rx_gso"] += 1
     rx.consume(pos)
     if heads:
-        rx.offer(heads)
+        rx.repost(heads)
     return len(heads)
 
 

@@ -21,7 +21,9 @@ HOST_TSO4, else the frame is dropped and counted. The chain goes back used with 
 Receive: :meth:`VirtioNet.run` runs ``backend.run(deliver)``, or ``backend.run(deliver,
 deliver_gso)`` once the driver has negotiated GUEST_CSUM or GUEST_TSO4 (the backend may then hand
 over large or unchecksummed frames with their header); the run is restarted when that changes
-(DRIVER_OK, reset). A frame is written as header + frame into receive buffers: with MRG_RXBUF over
+(DRIVER_OK, reset). A large segment the driver did not agree to take whole (GUEST_CSUM without
+GUEST_TSO4: the backend got a ``deliver_gso`` all the same) is cut into frames here first. A
+frame is written as header + frame into receive buffers: with MRG_RXBUF over
 as many buffers as it needs (``num_buffers`` in the first header says how many), else into one
 buffer that must hold it all. No buffer, or too little room: the frame is dropped and counted (a
 card cannot push back on the wire), and the buffers stay offered. Frames arriving before
@@ -41,8 +43,10 @@ from machine.irq import IrqController
 from machine.memory import PhysicalMemory
 from machine.virtio.device import VirtioDevice
 from machine.virtio.pci import VirtioPci
+from machine.virtio.queue import runs
 from proto.virtio import NET_S_LINK_UP, TRANSITIONAL_NET, VIRTIO_ID_NET, Feature, feature_names
 from proto.wire import DecodeError
+from proto.wire.gso import wire_frames
 from proto.wire.vnet import HDR_LEN, HDR_LEN_LEGACY, GsoType, VnetHdr
 
 RX, TX = 0, 1
@@ -97,7 +101,8 @@ class VirtioNet(VirtioDevice):
                                    irq_line=line, name="virtio-net")
         self.pci = self.transport.pci
         self.counters.update(dict.fromkeys(
-            ("rx_frames", "rx_bytes", "rx_gso", "rx_not_ready", "rx_no_buffer", "rx_too_long", "rx_offload_refused",
+            ("rx_frames", "rx_bytes", "rx_gso", "rx_software_gso", "rx_not_ready", "rx_no_buffer", "rx_too_long",
+             "rx_offload_refused",
              "tx_frames", "tx_bytes", "tx_gso", "tx_csum", "tx_bad_header", "tx_offload_refused", "tx_too_long", "tx_wire_no_offload"), 0))
         self._mode_changed = trio.Event()
         self._rx_offloads = False  # what the running backend.run was given
@@ -218,6 +223,21 @@ class VirtioNet(VirtioDevice):
     def receive_gso(self, hdr: VnetHdr, frame: bytes) -> bool:
         """A large or unchecksummed frame with its header (the backend's ``deliver_gso``)."""
         c = self.counters
+        if hdr.is_gso and hdr.gso_type is GsoType.TCPV4 and not self.has(Feature.NET_GUEST_TSO4):
+            # A backend may hand over large frames whenever it has a deliver_gso, which the card
+            # gives it for GUEST_CSUM alone too: the segments the driver cannot take whole are
+            # cut here, as a card without large receive would see them on its wire. (Refusing
+            # them instead loses every large frame, retransmissions included: a hang.)
+            c["rx_software_gso"] += 1
+            try:
+                pieces = wire_frames(hdr, frame)
+            except DecodeError:
+                c["rx_offload_refused"] += 1
+                return False
+            placed = True
+            for piece in pieces:
+                placed = self.receive(piece) and placed
+            return placed
         if (hdr.needs_csum and not self.has(Feature.NET_GUEST_CSUM)) or \
                 (hdr.is_gso and (hdr.gso_type is not GsoType.TCPV4 or not self.has(Feature.NET_GUEST_TSO4))):
             c["rx_offload_refused"] += 1
@@ -265,11 +285,24 @@ class VirtioNet(VirtioDevice):
                        num_buffers=len(chains), ecn=hdr.ecn).pack(n)
         data = memoryview(head + frame)
         used = []
-        pos = 0
+        pieces: list[tuple[int, int]] = []  # (addr, len) in frame order, over every chain
+        left = len(data)
         for chain in chains:
-            written = chain.write(self.dma, data[pos:])
+            written = 0
+            for addr, size in chain.writable:
+                take = min(size, left - written)
+                if take <= 0:
+                    break
+                pieces.append((addr, take))
+                written += take
             used.append((chain.head, written))
-            pos += written
+            left -= written
+        # One DMA write per stretch of adjacent buffers (a driver's slots usually are), not one
+        # per 2 KiB buffer of a 64 KiB frame.
+        pos = 0
+        for addr, size in runs(pieces):
+            self.dma.write(addr, data[pos:pos + size])
+            pos += size
         self.counters["rx_frames"] += 1
         self.counters["rx_bytes"] += len(frame)
         self.used(q, used)

@@ -67,26 +67,42 @@ class Chain:
         return sum(n for _, n in self.writable)
 
     def read(self, dma: Dma, limit: int) -> bytes:
-        """The readable bytes, in order (at most ``limit``)."""
+        """The readable bytes, in order (at most ``limit``). Buffers that follow each other in
+        RAM are read as one (a driver's slots usually do): one copy, not one per descriptor."""
         parts = []
         left = limit
-        for addr, n in self.readable:
+        for addr, n in runs(self.readable):
             take = min(n, left)
             if take:
                 parts.append(dma.read(addr, take))
             left -= take
-        return b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def write(self, dma: Dma, data: bytes | memoryview) -> int:
-        """Scatter ``data`` over the writable buffers; returns how many bytes were written."""
+        """Scatter ``data`` over the writable buffers; returns how many bytes were written.
+        Adjacent buffers take one write (the same bytes land where they would one by one)."""
         pos = 0
-        for addr, n in self.writable:
+        for addr, n in runs(self.writable):
             if pos >= len(data):
                 break
             take = min(n, len(data) - pos)
             dma.write(addr, data[pos:pos + take])
             pos += take
         return pos
+
+
+def runs(buffers: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``buffers`` with each stretch of physically adjacent ones merged into one (addr, len)."""
+    if len(buffers) < 2:
+        return buffers
+    out = [buffers[0]]
+    for addr, n in buffers[1:]:
+        last, size = out[-1]
+        if last + size == addr:
+            out[-1] = (last, size + n)
+        else:
+            out.append((addr, n))
+    return out
 
 
 class SplitQueue:

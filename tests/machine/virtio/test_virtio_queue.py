@@ -7,7 +7,7 @@ import struct
 import pytest
 from support_queue import make_queue
 
-from machine.virtio.queue import QueueError
+from machine.virtio.queue import QueueError, runs
 from proto.virtio import need_event
 
 
@@ -145,3 +145,20 @@ def test_layout_checks_alignment_and_ram() -> None:
     assert "outside RAM" in (q.layout_error() or "")
     q.desc, q.size = 0x1000, 6
     assert "power of two" in (q.layout_error() or "")
+
+
+def test_adjacent_buffers_are_copied_as_one_and_land_where_they_would_one_by_one() -> None:
+    q, drv, mem = make_queue(size=8)
+    mem.write(0x8000, b"ab")
+    mem.write(0x8002, b"cd")
+    mem.write(0x9000, b"ef")
+    # two readable buffers side by side and one elsewhere; three writable, the first two adjacent
+    drv.add([(0x8000, 2, False), (0x8002, 2, False), (0x9000, 2, False),
+             (0xA000, 3, True), (0xA003, 3, True), (0xB000, 4, True)])
+    chain = q.pop()
+    assert chain is not None
+    assert runs(chain.readable) == [(0x8000, 4), (0x9000, 2)]
+    assert runs(chain.writable) == [(0xA000, 6), (0xB000, 4)]
+    assert chain.read(q.dma, 5) == b"abcde"
+    assert chain.write(q.dma, b"0123456789xyz") == 10
+    assert mem.read(0xA000, 6) == b"012345" and mem.read(0xB000, 4) == b"6789"
