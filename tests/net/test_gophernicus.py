@@ -1,6 +1,6 @@
 """The newcomer's path over a real wire: log in as `user` on the full system booted on a tap,
 run `gopher 10.0.2.2`, and browse Debian's gophernicus — an independent Gopher server — then
-fetch a 100 KiB binary byte-exact, and let the host ping the guest.
+fetch a 100 KiB binary byte-exact, and let the host ping the guest; with each network card.
 
 gophernicus is an inetd-style server (one process per connection, the socket on its stdin and
 stdout), so the test runs a tiny accept-and-spawn loop for it in the namespace, dropping root as
@@ -58,8 +58,10 @@ async def wait_line(path: Path, text: str, timeout: float = 10.0) -> None:
                      detail=log)
 
 
-@pytest.fixture
-async def desktop(tmp_path: Path) -> AsyncIterator[tuple[FullSystem, Netns]]:
+@pytest.fixture(params=["rtl8139", "virtio"])
+async def desktop(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[FullSystem, Netns]]:
+    """gophernicus and dnsmasq in a namespace, and the full system on its tap with either card
+    (the virtio one with its offloads: the tap carries virtio-net headers)."""
     # gophernicus drops to nobody, who cannot enter pytest's private tmp directories.
     root = Path(tempfile.mkdtemp(prefix="euralios-gopher-", dir="/tmp"))
     root.chmod(0o755)
@@ -80,7 +82,7 @@ async def desktop(tmp_path: Path) -> AsyncIterator[tuple[FullSystem, Netns]]:
                   "--clear-groups", tool("gophernicus"), "-h", HOST, "-p", "70", "-r", str(root)],
                  stdout=glog.open("w"), stderr=subprocess.STDOUT)
         await wait_line(glog, "serving")
-        machine = Machine("64M", nic=ns.backend())
+        machine = Machine("64M", nic=ns.backend(), card=request.param)
         try:
             async with boot_full(machine=machine) as system:
                 yield system, ns

@@ -208,7 +208,8 @@ async def test_refused_port_and_100k_download_byte_exact(guest: System) -> None:
     assert server["nic_errors"] == 0 and server["bugs"] == 0
 
 
-async def test_100k_download_under_impairment(peers: Peers) -> None:
+@pytest.mark.parametrize("card", ["rtl8139", "virtio"])
+async def test_100k_download_under_impairment(peers: Peers, card: str) -> None:
     await peers.gopher()
     backend = peers.ns.backend(impair=IMPAIRMENT)
     got: dict[str, Any] = {}
@@ -217,7 +218,7 @@ async def test_100k_download_under_impairment(peers: Peers) -> None:
         got["data"] = await download(proc, HOST)
         got["stats"] = json.loads(await proc.read_file("/tcp/stats"))
 
-    async with boot(nic=backend, mac=GUEST_MAC) as system:
+    async with boot(nic=backend, mac=GUEST_MAC, card=card) as system:
         system.start_network(["--static", f"{GUEST}/24,gw={HOST},dns={HOST}"])
         await system.wait_for_output(r"\[tcp\] static", 15)
         await run_in(system, program, timeout=60)
