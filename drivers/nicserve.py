@@ -1,5 +1,6 @@
 """What both network card drivers (drivers/rtl8139.py, drivers/virtio_net.py) do the same way
-when serving /dev/nic: the pool of server threads and the checked chunk of a request.
+when serving /dev/nic: the pool of server threads, the checked chunk of a request and the
+single frame of a plain WRITE.
 
 Several server threads receive on handle 0, so a client blocked in READ(1) never holds up
 another client's WRITE: a server about to block makes sure another one is free first (up to
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from euralios.std import Chunk, Memory, SyscallError
+from euralios.std import Chunk, Memory, Message, SyscallError, discard
 
 MAX_SERVERS = 8
 
@@ -43,3 +44,16 @@ async def received(sys: Any, mem: Memory) -> Chunk | None:
         return await Chunk.received(sys, mem)
     except SyscallError:
         return None
+
+
+async def single_frame(sys: Any, msg: Message, limit: int) -> bytes:
+    """The frame a plain WRITE(n, chunk) carries, its chunk freed; b"" when the request is bad
+    (no chunk, n of 0 or past ``limit`` or past the chunk: never read past a chunk, a fault)."""
+    n, mem = msg.d2, msg.d3
+    data = b""
+    if isinstance(mem, Memory) and isinstance(n, int):
+        chunk = await received(sys, mem)
+        if chunk is not None and 0 < n <= min(limit, chunk.size):
+            data = chunk.read(0, n)
+    await discard(sys, msg)
+    return data

@@ -46,9 +46,9 @@ import zlib
 from collections import deque
 from functools import partial
 
-from drivers.nicserve import received, wait_frames
+from drivers.nicserve import received, single_frame, wait_frames
 from euralios.std import STDIN, Chunk, Memory, Message, SyscallError, abi, discard
-from euralios.std.fs import send_bytes, take_bytes
+from euralios.std.fs import send_bytes
 from euralios.std.protocols.nic import (
     BATCH_BYTES,
     BLOCKING,
@@ -62,7 +62,7 @@ from euralios.std.protocols.nic import (
     split_frames,
     take_batch,
 )
-from euralios.std.protocols.pci import ADDRESS, BAR, ENABLE_BUS_MASTERING, FIND_DEVICE, READ_BAR
+from euralios.std.protocols.pci import ADDRESS, BAR, ENABLE_BUS_MASTERING, FIND_DEVICE, READ_BAR, device_irq
 from euralios.std.serve import serve
 from euralios.std.sync import Wakeup
 
@@ -154,12 +154,7 @@ async def find_card(proc) -> tuple[int, int, int] | None:
         bar = (await sys.rcall(h, READ_BAR, address, 0, expect=BAR)).d2
         if not bar & 1:
             raise SyscallError(abi.PARAM, detail="BAR0 is not an I/O BAR")
-        irq = DEFAULT_IRQ
-        listing = await sys.rcall(h, abi.QUERY)
-        if listing.tag == abi.JSON:
-            for device in json.loads(await take_bytes(sys, listing)).get("subdirs", []):
-                if device.get("address") == address and isinstance(device.get("irq"), int):
-                    irq = device["irq"]
+        irq = await device_irq(sys, h, address, DEFAULT_IRQ)
         return address, bar & 0xFFFC, irq
     finally:
         await sys.close(h)
@@ -391,20 +386,12 @@ async def write_frames(nic: Nic, msg: Message) -> Message:
 
 
 async def write(nic: Nic, msg: Message) -> Message:
-    sys = nic.sys
-    n, mem = msg.d2, msg.d3
-    if not isinstance(mem, Memory) or not isinstance(n, int):
-        await discard(sys, msg)
-        return Message(abi.ERROR_INVALID_VALUE, 0, 0)
-    chunk = await received(sys, mem)
-    # never read past the chunk (a fault)
-    data = chunk.read(0, n) if chunk is not None and 0 < n <= min(TX_MAX, chunk.size) else b""
-    await discard(sys, msg)
+    data = await single_frame(nic.sys, msg, TX_MAX)
     if not data:
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
     if not await transmit(nic, [data]):
         return Message(abi.ERROR, abi.THREAD, 0)
-    return Message(abi.OK, n, 0)
+    return Message(abi.OK, len(data), 0)
 
 
 async def query(nic: Nic) -> Message:
@@ -462,18 +449,12 @@ async def server(nic: Nic) -> None:
     await serve(nic.sys, STDIN, partial(handle, nic))
 
 
-async def say(proc, text: str) -> None:
-    try:
-        await proc.print(text)
-    except SyscallError:
-        pass
-
 
 async def main(proc) -> int:
     sys = proc.sys
     found = await find_card(proc)
     if found is None:
-        await say(proc, "[rtl8139] Device not found. Exiting.")
+        await proc.say("[rtl8139] Device not found. Exiting.")
         return 1
     _, io, irq = found
     ring = RING
@@ -481,15 +462,15 @@ async def main(proc) -> int:
     if len(args) == 2 and args[0] == "--ring" and args[1].isdigit() and int(args[1]) in RINGS:
         ring = int(args[1])
     elif args:
-        await say(proc, f"[rtl8139] usage: rtl8139 [--ring {'|'.join(map(str, RINGS))}]")
+        await proc.say(f"[rtl8139] usage: rtl8139 [--ring {'|'.join(map(str, RINGS))}]")
         return 2
     rx = await proc.malloc(ring + 16, 0xFFFF_FFFF)
     tx = await proc.malloc(4 * TX_SLOT, 0xFFFF_FFFF)
     nic = Nic(proc, io, irq, rx, tx, await Wakeup.new(sys), ring)
     if not await reset(nic):
-        await say(proc, "[rtl8139] Device failed to reset: Timeout")
+        await proc.say("[rtl8139] Device failed to reset: Timeout")
         return 1
-    await say(proc, f"[rtl8139] Device reset OK\n[rtl8139] MAC address {':'.join(f'{b:02X}' for b in nic.mac)}")
+    await proc.say(f"[rtl8139] Device reset OK\n[rtl8139] MAC address {':'.join(f'{b:02X}' for b in nic.mac)}")
     await proc.spawn_thread(interrupt_thread, nic)
     nic.servers = 2
     nic.idle = 2

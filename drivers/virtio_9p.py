@@ -37,7 +37,7 @@ from drivers.virtio_legacy import (
     io_base,
     pci_devices,
 )
-from euralios.std import STDIN, Chunk, SyscallError
+from euralios.std import STDIN, Chunk
 from euralios.std.protocols.shares import DEVICES, VENDOR
 from euralios.std.sync import Condition
 from proto.ninep import DEFAULT_MSIZE
@@ -152,29 +152,23 @@ async def find(proc, tag: str) -> tuple[LegacyDevice, int] | None:
     return None
 
 
-async def say(proc, text: str) -> None:
-    try:
-        await proc.print(text)
-    except SyscallError:
-        pass
-
 
 async def main(proc) -> int:
     args = list(proc.args[1:])
     readonly = "--readonly" in args
     rest = [a for a in args if a != "--readonly"]
     if len(rest) != 1:
-        await say(proc, "[virtio-9p] usage: virtio_9p TAG [--readonly]")
+        await proc.say("[virtio-9p] usage: virtio_9p TAG [--readonly]")
         return 2
     tag = rest[0]
     found = await find(proc, tag)
     if found is None:
-        await say(proc, f"[virtio-9p] no device with mount tag {tag!r}")
+        await proc.say(f"[virtio-9p] no device with mount tag {tag!r}")
         return 1
     device, address = found
     await enable_bus_master(proc.sys, address)
     if not await device.start(MOUNT_TAG) & MOUNT_TAG:
-        await say(proc, f"[virtio-9p] {tag}: the device does not offer MOUNT_TAG")
+        await proc.say(f"[virtio-9p] {tag}: the device does not offer MOUNT_TAG")
         return 1
     queue = await device.queue(proc, REQUESTS)
     await device.driver_ok()

@@ -13,12 +13,10 @@ configured (size, the three addresses in 32-bit halves, enable), DRIVER_OK.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from drivers.virtqueue import VirtQueue, ring_bytes
 from euralios.std import Chunk, SyscallError, abi
-from euralios.std.fs import take_bytes
 from euralios.std.protocols.pci import (
     ADDRESS,
     BAR,
@@ -27,6 +25,7 @@ from euralios.std.protocols.pci import (
     FIND_DEVICE,
     READ_BAR,
     READ_CONFIG,
+    device_irq,
 )
 from proto.virtio import (
     PCI_CAP_VENDOR,
@@ -52,12 +51,6 @@ OFFLOAD_BITS = int(OFFLOADS)
 CAPS_MAX = 48  # a capability list longer than this loops
 _CAP_TYPES = frozenset(int(t) for t in CapType)
 
-
-async def say(proc: Any, text: str) -> None:
-    try:
-        await proc.print(text)
-    except SyscallError:
-        pass
 
 
 class Card:
@@ -180,12 +173,7 @@ async def find(proc: Any) -> tuple[int, int, dict[int, tuple[int, int, int]], in
                         if cfg_type == CapType.NOTIFY_CFG:
                             multiplier = await config(node + 16)
                 node = head >> 8 & 0xFC
-        irq = DEFAULT_IRQ
-        listing = await sys.rcall(h, abi.QUERY)
-        if listing.tag == abi.JSON:
-            for device in json.loads(await take_bytes(sys, listing)).get("subdirs", []):
-                if device.get("address") == address and isinstance(device.get("irq"), int):
-                    irq = device["irq"]
+        irq = await device_irq(sys, h, address, DEFAULT_IRQ)
         bars = {}
         for bar in {b for b, _, _ in caps.values()}:
             low = (await sys.rcall(h, READ_BAR, address, bar, expect=BAR)).d2
@@ -204,13 +192,13 @@ async def setup(proc: Any, offloads: bool) -> tuple[Card | None, VirtQueue | Non
     """The card brought up to DRIVER_OK with both queues, or Nones (the reason said)."""
     found = await find(proc)
     if found is None:
-        await say(proc, "[virtio-net] Device not found. Exiting.")
+        await proc.say("[virtio-net] Device not found. Exiting.")
         return None, None, None
     _, irq, caps, multiplier = found
     missing = [t.name for t in (CapType.COMMON_CFG, CapType.NOTIFY_CFG, CapType.ISR_CFG, CapType.DEVICE_CFG)
                if t not in caps]
     if missing:
-        await say(proc, f"[virtio-net] no {', '.join(missing)} capability: not a modern virtio device")
+        await proc.say(f"[virtio-net] no {', '.join(missing)} capability: not a modern virtio device")
         return None, None, None
     # One mapping of the pages from the lowest region to the end of the highest.
     start = min(base + off for base, off, _ in caps.values()) & ~(abi.PAGE - 1)
@@ -226,13 +214,13 @@ async def setup(proc: Any, offloads: bool) -> tuple[Card | None, VirtQueue | Non
     features = choose(card.offered(), offloads)
     if not features & Feature.VERSION_1:
         card.set_status(Status.FAILED)
-        await say(proc, "[virtio-net] the device does not offer VERSION_1")
+        await proc.say("[virtio-net] the device does not offer VERSION_1")
         return None, None, None
     card.accept(features)
     card.set_status(Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK)
     if not card.status() & Status.FEATURES_OK:
         card.set_status(Status.FAILED)
-        await say(proc, f"[virtio-net] the device refused features {features:#x}")
+        await proc.say(f"[virtio-net] the device refused features {features:#x}")
         return None, None, None
     card.features = features
     event_idx = bool(features & Feature.EVENT_IDX)
@@ -242,7 +230,7 @@ async def setup(proc: Any, offloads: bool) -> tuple[Card | None, VirtQueue | Non
         size = min(card.common(Common.QUEUE_SIZE, 2), MAX_QUEUE)
         if not size or size & (size - 1):
             card.set_status(Status.FAILED)
-            await say(proc, f"[virtio-net] queue {index}: size {size}")
+            await proc.say(f"[virtio-net] queue {index}: size {size}")
             return None, None, None
         slot = rx_slot(features) if index == 0 else SLOT
         if slot > SLOT:

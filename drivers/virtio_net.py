@@ -49,8 +49,8 @@ from collections import deque
 from functools import partial
 from typing import Any
 
-from drivers.nicserve import received, wait_frames
-from drivers.virtio_card import Card, say, setup
+from drivers.nicserve import received, single_frame, wait_frames
+from drivers.virtio_card import Card, setup
 from drivers.virtqueue import VirtQueue
 from euralios.std import STDIN, Memory, Message, abi, discard
 from euralios.std.fs import send_bytes
@@ -205,7 +205,7 @@ async def config_changed(nic: VirtioNic) -> None:
     if card.features & Feature.NET_STATUS:
         nic.link_up = bool(card.device_cfg(NET_CFG_STATUS, 2) & NET_S_LINK_UP)
     if card.status() & Status.NEEDS_RESET:
-        await say(nic.proc, "[virtio-net] the device needs a reset (it found a fault in our queues)")
+        await nic.proc.say("[virtio-net] the device needs a reset (it found a fault in our queues)")
 
 
 def plain_frames(nic: VirtioNic, entry: bytes) -> list[bytes]:
@@ -380,18 +380,11 @@ async def write_frames(nic: VirtioNic, msg: Message, headers: bool) -> Message:
 
 
 async def write(nic: VirtioNic, msg: Message) -> Message:
-    sys = nic.sys
-    n, mem = msg.d2, msg.d3
-    if not isinstance(mem, Memory) or not isinstance(n, int):
-        await discard(sys, msg)
-        return Message(abi.ERROR_INVALID_VALUE, 0, 0)
-    chunk = await received(sys, mem)
-    data = chunk.read(0, n) if chunk is not None and 0 < n <= min(ETH_MAX, chunk.size) else b""
-    await discard(sys, msg)
+    data = await single_frame(nic.sys, msg, ETH_MAX)
     if not data:
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
     await transmit(nic, [PLAIN_HDR + data])
-    return Message(abi.OK, n, 0)
+    return Message(abi.OK, len(data), 0)
 
 
 async def query(nic: VirtioNic) -> Message:
@@ -451,7 +444,7 @@ async def main(proc: Any) -> int:
     if args == ["--no-offloads"]:
         offloads = False
     elif args:
-        await say(proc, "[virtio-net] usage: virtio_net [--no-offloads]")
+        await proc.say("[virtio-net] usage: virtio_net [--no-offloads]")
         return 2
     card, rx, tx = await setup(proc, offloads)
     if card is None or rx is None or tx is None:
@@ -463,7 +456,7 @@ async def main(proc: Any) -> int:
     await kick(nic, rx, 0)
     names = " ".join(feature_names(card.features))
     await proc.sys.debug_write(f"virtio-net: features {names}")
-    await say(proc, f"[virtio-net] MAC address {':'.join(f'{b:02X}' for b in card.mac)}")
+    await proc.say(f"[virtio-net] MAC address {':'.join(f'{b:02X}' for b in card.mac)}")
     await proc.spawn_thread(interrupt_thread, nic)
     nic.servers = 2
     nic.idle = 2

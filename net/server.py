@@ -99,25 +99,19 @@ class NetServer(Server):
             except SyscallError:
                 pass  # out of threads: opens queue behind this one
 
-    async def say(self, text: str) -> None:
-        try:
-            await self.proc.print(text)
-        except SyscallError:
-            pass
-
     async def report_events(self) -> None:
         events = self.stack.events
         while events:
             kind, cfg = events.pop(0)
             if kind == StackEvent.CONFIGURED and isinstance(cfg, IfConfig):
                 label = "DHCP" if cfg.source == ConfigSource.DHCP else cfg.source
-                await self.say(f"[tcp] {label}: {cfg.describe()}")
+                await self.proc.say(f"[tcp] {label}: {cfg.describe()}")
             elif kind == StackEvent.FALLBACK and isinstance(cfg, IfConfig):
-                await self.say(f"[tcp] no DHCP answer; using static {cfg.describe()}")
+                await self.proc.say(f"[tcp] no DHCP answer; using static {cfg.describe()}")
             elif kind == StackEvent.DHCP_WAITING:
-                await self.say("[tcp] no DHCP answer yet; still trying")
+                await self.proc.say("[tcp] no DHCP answer yet; still trying")
             elif kind == StackEvent.UNCONFIGURED:
-                await self.say("[tcp] DHCP lease lost; no address")
+                await self.proc.say("[tcp] DHCP lease lost; no address")
 
     # -------------------------------------------------------------- the NIC
     async def nic_reader(self) -> None:
@@ -126,7 +120,7 @@ class NetServer(Server):
             try:
                 frames = await self.nic.receive()
             except SyscallError as e:
-                await self.say(f"[tcp] /dev/nic went away: {e}")
+                await self.proc.say(f"[tcp] /dev/nic went away: {e}")
                 return
             now = self.proc.now()
             for hdr, frame in frames:

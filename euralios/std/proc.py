@@ -88,6 +88,14 @@ class Proc:
     async def print(self, *values: object, sep: str = " ", end: str = "\n", handle: int = STDOUT) -> None:
         await self.write(sep.join(str(v) for v in values) + end, handle)
 
+    async def say(self, text: str) -> None:
+        """A line for whoever reads our stdout, if anybody still does: a server's or a driver's
+        log line (started before its console, or outliving it) must never kill the server."""
+        try:
+            await self.print(text)
+        except SyscallError:
+            pass
+
     async def read_key(self, handle: int = STDIN, isig: bool = True) -> int | None:
         """The next key code from stdin (None at end of input). Text sent as DATA is split into
         its characters. A pipe says its input has ended with Short(EMPTY) and may still send

@@ -15,6 +15,12 @@ Every request is a Short message answered only to a caller that waits for it:
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from euralios.std import abi
+from euralios.std.fs import take_bytes
+
 FIND_DEVICE = 256
 READ_BAR = 257
 ENABLE_BUS_MASTERING = 258
@@ -24,3 +30,14 @@ NOTFOUND = 385
 BAR = 386
 CONFIG = 387
 NOT_FOUND_VALUE = 0xFFFF_FFFF_FFFF_FFFF  # the first data word of a NOTFOUND reply
+
+
+async def device_irq(sys: Any, pci: int, address: int, default: int) -> int:
+    """The IRQ line /pci's listing (its QUERY) gives the device at ``address``, else ``default``:
+    firmware routes the lines, the driver only learns which (every PCI driver asks the same)."""
+    listing = await sys.rcall(pci, abi.QUERY)
+    if listing.tag == abi.JSON:
+        for device in json.loads(await take_bytes(sys, listing)).get("subdirs", []):
+            if device.get("address") == address and isinstance(device.get("irq"), int):
+                return int(device["irq"])
+    return default
