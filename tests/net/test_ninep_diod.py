@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 from netns_root import NEED_ROOT
 
 from euralios.boot import ROOT, System, boot
 from euralios.pytest_plugin import wait_until, wait_until_blocking
 from euralios.std import SyscallError, abi
 from machine.netdev import make_backend
+from tests.support.guest import run_body
 
 DIOD = "/usr/sbin/diod"
 NINEMOUNT = (ROOT / "programs" / "9mount.py").read_bytes()
@@ -116,21 +116,7 @@ async def ninemount(proc: Any, *args: str) -> int:
 
 
 async def run(system: System, body: Any, timeout: float = 60) -> None:
-    box: dict[str, BaseException] = {}
-
-    async def prog(proc: Any) -> int:
-        try:
-            await body(proc)
-        except Exception as e:  # noqa: BLE001 - handed to the host side
-            box["exc"] = e
-            return 1
-        return 0
-
-    with trio.fail_after(timeout):
-        status = await system.run(prog)
-    if "exc" in box:
-        raise box["exc"]
-    assert status == 0, system.output()
+    await run_body(system, body, timeout=timeout, detail=system.output)
 
 
 async def code_of(coro: Any) -> int:

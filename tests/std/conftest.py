@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import trio
 
 from euralios.boot import boot
+from tests.support.guest import run_body
 
 Body = Callable[[Any], Awaitable[Any]]
 
@@ -20,21 +20,6 @@ def guest() -> Callable[[Body], Awaitable[Any]]:
 
     async def run(body: Body, timeout: float = 20.0) -> Any:
         async with boot(ramdisk=False) as system:
-            box: dict[str, Any] = {}
-
-            async def program(proc: Any) -> int:
-                try:
-                    box["value"] = await body(proc)
-                except Exception as e:  # noqa: BLE001 - handed to the host side
-                    box["exc"] = e
-                    return 1
-                return 0
-
-            with trio.fail_after(timeout):
-                status = await system.run(program)
-            if "exc" in box:
-                raise box["exc"]
-            assert status == 0, system.klog()
-            return box.get("value")
+            return await run_body(system, body, timeout=timeout)
 
     return run

@@ -26,6 +26,7 @@ from ninep import ShareTransport
 from euralios.boot import System, boot
 from euralios.std import STDIN, Message, SyscallError, abi
 from machine.share import ShareServer
+from tests.support.guest import run_body
 from vfs.ninep import serve_ninep
 
 MNT = "/mnt/share"
@@ -37,30 +38,19 @@ async def with_share(folder: Path, body: Body, *, readonly: bool = False, writab
     """Boot, serve `folder` over 9P at /mnt/share, run body(proc, system) as a root program."""
     transport = transport or ShareTransport(ShareServer(folder, readonly=readonly), 65536)
     async with boot() as system:
-        box: dict[str, Any] = {}
 
         async def server(proc: Any) -> int:
             return await serve_ninep(proc, STDIN, transport, writable=writable)
 
-        async def prog(proc: Any) -> int:
+        async def prog(proc: Any) -> Any:
             mine, theirs = await proc.sys.new_rendezvous()
-            child = await proc.exec(server, stdin=theirs, name="ninep")
-            box["server"] = child.pid
+            await proc.exec(server, stdin=theirs, name="ninep")
             await proc.sys.mount(MNT, mine)
-            try:
-                box["value"] = await body(proc, system)
-            except Exception as e:  # noqa: BLE001 - handed to the host side
-                box["exc"] = e
-                return 1
-            return 0
+            return await body(proc, system)
 
-        with trio.fail_after(timeout):
-            status = await system.run(prog)
-        if "exc" in box:
-            raise box["exc"]
-        assert status == 0, system.klog()
+        value = await run_body(system, prog, timeout=timeout)
         assert "[vfs.server]" not in system.klog(), system.klog()  # no server bug was hit
-        return box.get("value")
+        return value
 
 
 def box_pid(system: System) -> int:

@@ -21,6 +21,7 @@ from euralios.boot import System, boot
 from euralios.std import STDIN, SyscallError, abi
 from euralios.std.sync import Wakeup
 from machine.share import ShareServer
+from tests.support.guest import run_body
 from vfs.ninep import TransportError, serve_ninep
 from vfs.ninep.tcp import StreamTransport
 
@@ -67,28 +68,18 @@ class FakeStream:
 
 async def with_stream(stream: FakeStream, body: Any, timeout: float = 30) -> None:
     async with boot() as system:
-        box: dict[str, BaseException] = {}
 
         async def server(proc: Any) -> int:
             transport = StreamTransport(stream, await Wakeup.new(proc.sys), 65536)
             return await serve_ninep(proc, STDIN, transport)
 
-        async def prog(proc: Any) -> int:
+        async def prog(proc: Any) -> None:
             mine, theirs = await proc.sys.new_rendezvous()
             await proc.exec(server, stdin=theirs, name="ninep")
             await proc.sys.mount(MNT, mine)
-            try:
-                await body(proc, system)
-            except Exception as e:  # noqa: BLE001 - handed to the host side
-                box["exc"] = e
-                return 1
-            return 0
+            await body(proc, system)
 
-        with trio.fail_after(timeout):
-            status = await system.run(prog)
-        if "exc" in box:
-            raise box["exc"]
-        assert status == 0, system.klog()
+        await run_body(system, prog, timeout=timeout)
         assert "[vfs.server]" not in system.klog(), system.klog()
 
 

@@ -26,6 +26,7 @@ from euralios.boot import System, boot, program_source
 from euralios.pytest_plugin import build_message
 from euralios.std import Handle, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes, take_bytes
+from tests.support.guest import run_body
 
 RAMDISK = program_source("vfs/ramdisk.py")
 Body = Callable[[Any, System, int], Awaitable[Any]]
@@ -44,24 +45,13 @@ async def with_ramdisk(body: Body, args: list[str] | None = None, timeout: float
     """Boot, start a ramdisk, run body(proc, system, ramdisk_pid) as a root program; re-raise
     its failure here (an assertion inside a program would otherwise just kill the program)."""
     async with boot() as system:
-        box: dict[str, Any] = {}
 
-        async def prog(proc: Any) -> int:
-            pid = await start_ramdisk(proc, args=args)
-            try:
-                box["value"] = await body(proc, system, pid)
-            except Exception as e:  # noqa: BLE001 - handed to the host side
-                box["exc"] = e
-                return 1
-            return 0
+        async def prog(proc: Any) -> Any:
+            return await body(proc, system, await start_ramdisk(proc, args=args))
 
-        with trio.fail_after(timeout):
-            status = await system.run(prog)
-        if "exc" in box:
-            raise box["exc"]
-        assert status == 0, system.klog()
+        value = await run_body(system, prog, timeout=timeout)
         assert "[vfs.server]" not in system.klog(), system.klog()  # no server bug was hit
-        return box.get("value")
+        return value
 
 
 async def raw(proc: Any, handle: int, tag: int, d2: Any = 0, d3: Any = 0) -> Message:
