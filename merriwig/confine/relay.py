@@ -44,6 +44,10 @@ SPREAD = 0.01  # seconds a confined thread computes before its worker may use ev
 SHARE_AFTER = 16  # syscalls a worker makes before it joins the kernel's CPU (a short program never does)
 FAIRNESS = 16  # frames the reader takes in a row before it lets other tasks run
 QUEUE = 4  # frames that may wait for one thread (a worker sends one syscall at a time per thread)
+#: How long the reader, at the channel's end, waits for the relays to take the frames it queued
+#: (a thread's last Exited) before it judges the worker dead: only a worker that broke the
+#: protocol (frames for a thread that is in a syscall) makes it wait that long.
+DRAIN_S = 2.0
 _CAUSES = {ch.Cause.CRASH: KillCause.CRASH, ch.Cause.BAD_IMAGE: KillCause.BAD_IMAGE}
 
 
@@ -63,6 +67,8 @@ class ConfinedProcess:
         self._queues: dict[int, tuple[trio.MemorySendChannel[ch.Event], trio.MemoryReceiveChannel[ch.Event]]] = {}
         self.closed = False
         self._unwaited = 0  # frames read since the reader last waited
+        self._queued = 0  # frames the reader queued that no relay has taken yet
+        self._drained: trio.Event | None = None  # set when _queued falls to 0 (the reader waits)
         self.solo = True  # one thread: its relay reads the channel (see relay())
         self.spread = False  # may run on every CPU (Deadlines)
         self._until_shared = SHARE_AFTER  # syscalls before it moves to the kernel's CPU
@@ -191,6 +197,7 @@ class ConfinedProcess:
                         self._queue(event.tid)[0].send_nowait(event)
                     except trio.WouldBlock:
                         raise ch.ProtocolError(f"thread {event.tid} sent more than {QUEUE} frames unanswered") from None
+                    self._queued += 1
                 elif not isinstance(event, ch.Stores):
                     raise ch.ProtocolError(f"{type(event).__name__} from a worker")
         except _Killed:
@@ -200,6 +207,13 @@ class ConfinedProcess:
             return
         except (OSError, trio.ClosedResourceError, trio.BrokenResourceError):
             pass
+        # The worker's last frames (the main thread's Exited, sent just before it left) may still
+        # wait in the queues: the relays take them first, or a program that returned 0 would be
+        # reported "killed: confined worker exited with status 0" whenever the EOF won the race.
+        if self._queued:
+            self._drained = trio.Event()
+            with trio.move_on_after(DRAIN_S):
+                await self._drained.wait()
         await self._worker_gone()
 
     # ------------------------------------------------------------------ one thread
@@ -244,7 +258,11 @@ class ConfinedProcess:
     async def _next(self, t: Thread) -> ch.Event | None:
         """The thread's next syscall or end, from its queue."""
         _, queue = self._queue(t.tid)
-        return await queue.receive()
+        event = await queue.receive()
+        self._queued -= 1
+        if not self._queued and self._drained is not None:
+            self._drained.set()
+        return event
 
     async def _next_solo(self, t: Thread) -> ch.Event | None:
         """The only thread's next syscall or end, read from the channel; memory frames on the
