@@ -44,6 +44,7 @@ TABLE_FLAGS = PTE_P | PTE_RW | PTE_US
 USER_RW = PTE_P | PTE_RW | PTE_US | PTE_NX
 USER_RO = PTE_P | PTE_US | PTE_NX
 USER_RX = PTE_P | PTE_US
+ZERO_PAGE = bytes(PAGE)
 FLUSH_CEILING = 33  # chunks up to this many pages are shot down page by page (Linux's ceiling)
 
 
@@ -115,7 +116,7 @@ class AddressSpace:
             self._check_reserve(1)
         paddr = self.ctx.frames.allocate()
         if zero:
-            self.mem.buf[paddr : paddr + PAGE] = bytes(PAGE)
+            self.mem.buf[paddr : paddr + PAGE] = ZERO_PAGE
         self.frames_owned += 1
         bucket = self._bucket(vaddr)
         if bucket is not None:
@@ -264,6 +265,11 @@ class AddressSpace:
         if fault.error_code & 1 or not self.demand_region(fault.vaddr):
             return False
         va = fault.vaddr & ~0xFFF
+        slot = layout.chunk_slot(va)
+        info = self.chunks[slot] if slot else None
+        if info is not None:  # a chunk (demand_region: not a contiguous one): up to its end
+            self._map_fresh(va, min(end, layout.chunk_base(slot) + info.pages * PAGE), info)
+            return True
         mem = self.mem
         eaddr = 0
         while va < end and self.demand_region(va):
@@ -274,6 +280,46 @@ class AddressSpace:
             va += PAGE
             eaddr += 8
         return True
+
+    def _map_fresh(self, va: int, end: int, bucket: ChunkSlot) -> None:
+        """Zeroed frames for every unmapped page of [va, end) in a chunk, a page table's worth
+        of entries read and written at a time. Quota and reserve are checked as page-by-page
+        faults would (the pages before the one that fails are mapped, then it raises)."""
+        mem = self.mem
+        buf = mem.buf
+        allocate = self.ctx.frames.allocate
+        while va < end:
+            count = min((end - va) >> 12, 512 - ((va >> 12) & 511))
+            eaddr = self._entry_addr(va, create=True)
+            assert eaddr is not None
+            entries = list(struct.unpack_from(f"<{count}Q", buf, eaddr))
+            failure: BaseException | None = None
+            made = 0
+            for i, entry in enumerate(entries):
+                if entry & PTE_P:
+                    continue
+                if self.quota is not None and self.frames_owned >= self.quota:
+                    failure = QuotaExceeded(f"frame quota of {self.quota} frames reached")
+                elif not self.privileged and self.ctx.frames.free_count - 1 < self.ctx.reserve:
+                    failure = OutOfFrames(f"free frames are down to the {self.ctx.reserve} kept for root's services")
+                else:
+                    try:
+                        paddr = allocate()
+                    except OutOfFrames as e:
+                        failure = e
+                if failure is not None:
+                    entries = entries[:i]
+                    break
+                buf[paddr : paddr + PAGE] = ZERO_PAGE
+                self.frames_owned += 1
+                made += 1
+                entries[i] = paddr | USER_RW
+            bucket.frames += made
+            if entries:
+                mem.write(eaddr, struct.pack(f"<{len(entries)}Q", *entries))
+            if failure is not None:
+                raise failure
+            va += count << 12
 
     def _stretches(self, pages: list[int], offset: int, n: int) -> list[tuple[int, int]]:
         """(physical address, length) of the ``n`` bytes from ``offset`` in ``pages[0]`` on, with
