@@ -31,7 +31,7 @@ from euralios.boot import boot
 from euralios.pytest_plugin import Netns, netns_unavailable
 
 TOTAL = 4 << 20
-CHUNK = 64 << 10
+CHUNK = 256 << 10  # the program's reads and writes: the most /tcp takes or answers in one request
 ROUNDS = 3
 PAYLOAD = bytes(range(256)) * (CHUNK // 256)
 GUEST, HOST, PORT = "10.0.2.15", "10.0.2.2", 5001

@@ -8,8 +8,9 @@ lets the driver place the three areas anywhere (QUEUE_DESC/DRIVER/DEVICE):
     align4(16 x size + 6 + 2 x size)  used ring      flags le16, idx le16, ring[size] (id le32, len le32), avail_event le16
 
 Every descriptor ``i`` always points at buffer slot ``i`` of the queue's buffer chunk (``slot``
-bytes each): a buffer never moves, so handing one to the device is writing its length, flags
-and next, never its address. The available index and our position in the used ring are
+bytes each; on transmit it may span the slots after it that its chain also holds): a buffer
+never moves, so handing one to the device is writing its length, flags and next, never its
+address. The available index and our position in the used ring are
 free-running 16-bit counters, as in the spec; the ring slot is the counter modulo the size.
 
 Notification suppression with EVENT_IDX: we kick only when the device's ``avail_event`` says it
@@ -81,29 +82,38 @@ class VirtQueue:
     # -- offering buffers ----------------------------------------------------------------------
 
     def chain(self, pieces: list[tuple[bytes, int]], flags: int = 0) -> int:
-        """Put ``pieces`` (data, length) in free descriptors, chained, each in its own slot;
-        the head, not offered yet (:meth:`offer`). ``data`` may be empty (a receive buffer of
-        ``length``). The caller checked there are enough free descriptors."""
+        """Put ``pieces`` (data, length) in free descriptors' slots, chained; the head, not
+        offered yet (:meth:`offer`). ``data`` may be empty (a receive buffer of ``length``).
+        The caller checked there are enough free descriptors.
+
+        Full slots with consecutive indices are adjacent in the buffer chunk, so each such
+        stretch is one store of its data and ONE descriptor spanning it (a buffer may be any
+        contiguous memory, §2.7.5): a 64 KiB frame in 33 slots is a chain of one or two
+        descriptors for the device to walk, not 33. The stretch's other descriptors stay
+        reserved with the chain (freed with it) but unwritten."""
         ids = [self.free.popleft() for _ in pieces]
         last = len(ids) - 1
-        # Descriptors (and slots) with consecutive indices are adjacent in the table (and in
-        # the buffer chunk), so each such stretch is one store each: a 64 KiB frame in 33 slots
-        # costs a few syscalls, not 66.
+        slot = self.slot
+        stretches: list[tuple[int, int]] = []  # (first piece, last piece) of each stretch
         start = 0
         while start <= last:
             end = start
-            while end < last and ids[end + 1] == ids[end] + 1:
+            while end < last and ids[end + 1] == ids[end] + 1 and pieces[end][1] == slot:
                 end += 1
+            stretches.append((start, end))
+            start = end + 1
+        descs = []
+        for n, (start, end) in enumerate(stretches):
             first = ids[start]
             data = b"".join(p[0] for p in pieces[start:end + 1])
             if data:
-                self.buffers.write(first * self.slot, data)
-            descs = b"".join(
-                _DESC.pack(self.buffer_phys(ids[n]), pieces[n][1], flags | (DESC_F_NEXT if n < last else 0),
-                           ids[n + 1] if n < last else 0)
-                for n in range(start, end + 1))
-            self.ring.write(DESC_SIZE * first, descs)
-            start = end + 1
+                self.buffers.write(first * slot, data)
+            more = n + 1 < len(stretches)
+            length = sum(p[1] for p in pieces[start:end + 1])
+            descs.append((first, _DESC.pack(self.buffer_phys(first), length, flags | (DESC_F_NEXT if more else 0),
+                                            ids[stretches[n + 1][0]] if more else 0)))
+        for first, desc in descs:
+            self.ring.write(DESC_SIZE * first, desc)
         self.chains[ids[0]] = ids
         return ids[0]
 

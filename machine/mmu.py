@@ -167,8 +167,9 @@ class MMU:
         except KeyError:
             return self._miss(root, vaddr, access)
 
-    def _miss(self, root: int, vaddr: int, access: int) -> int:
-        """TLB miss: validate, walk the tables, set A/D, fill the TLB.
+    def _miss(self, root: int, vaddr: int, access: int, ahead: int = 0) -> int:
+        """TLB miss: validate, walk the tables, set A/D, fill the TLB (and for ``ahead`` > 0 the
+        next pages of the same page table: :meth:`translate_pages`).
 
         Validation lives here, not in :meth:`translate`, because an invalid access kind or a
         non-canonical address is never cached and so (bar access >= 32) always reaches this path."""
@@ -250,7 +251,65 @@ class MMU:
         elif len(tlb) >= TLB_CAPACITY:
             tlb.clear()
         tlb[((vaddr >> 12) << 5) | access] = base
+        if ahead and shift == 12:
+            upper = PTE_RW | PTE_US
+            upper_nx = False
+            for _, e in used[:-1]:
+                upper &= e
+                upper_nx = upper_nx or bool(e & PTE_NX)
+            self._fill_ahead(tlb, used[-1][0], vaddr, access, upper, upper_nx, ahead)
         return base | (vaddr & 0xFFF)
+
+    def translate_pages(self, root: int, vaddr: int, count: int, access: int, out: list[int]) -> None:
+        """Append to ``out`` the physical base of each of the ``count`` pages from the page of
+        ``vaddr`` on, as ``count`` calls of :meth:`translate` would (same faults, A/D bits, TLB).
+
+        For the kernel's copies to and from user memory, which touch every page of a range in
+        order. A miss walks the tables once and then takes the following entries of the same
+        page table for the rest of the range in one read, as a CPU's paging-structure caches let
+        it (SDM §4.10.3): a 64 KiB buffer that just arrived in a message costs one walk, not 16.
+        A page that fails raises its fault with ``out`` holding every page before it."""
+        tlb = self._tlbs.get(root)
+        key = ((vaddr >> 12) << 5) | access
+        end = key + (count << 5)
+        while key < end:
+            base = tlb.get(key) if tlb is not None else None
+            if base is None:
+                base = self._miss(root, (key >> 5) << 12, access, ((end - key) >> 5) - 1)
+                tlb = self._tlbs[root]
+            out.append(base)
+            key += 32
+
+    def _fill_ahead(self, tlb: dict[int, int], leaf_addr: int, vaddr: int, access: int, upper: int,
+                    upper_nx: bool, ahead: int) -> None:
+        """After a walk of ``vaddr`` ended at the 4 KiB leaf at ``leaf_addr``: cache the next
+        ``ahead`` pages of the same page table (all of them up to the first that is not present,
+        not allowed or unusual -- that one takes the ordinary walk, and faults there)."""
+        ahead = min(ahead, 511 - ((vaddr >> 12) & 511))
+        if ahead <= 0:
+            return
+        buf = self.memory.buf
+        entries = struct.unpack_from(f"<{ahead}Q", buf, leaf_addr + 8)
+        write = access & PF_W
+        need = (PTE_RW if write else 0) | (PTE_US if access & PF_U else 0)
+        if upper & need != need or (access & PF_I and upper_nx):
+            return
+        set_bits = PTE_A | (PTE_D if write else 0)
+        key = ((vaddr >> 12) << 5) | access
+        addr = leaf_addr
+        pack = _U64.pack_into
+        watched = bool(self.memory._watches)
+        for pte in entries:
+            key += 32
+            addr += 8
+            if pte & _SLOW_BITS != PTE_P or pte & need != need or (access & PF_I and pte & PTE_NX):
+                break
+            if pte & set_bits != set_bits:
+                if watched:
+                    self.memory.write_u64(addr, pte | set_bits)
+                else:
+                    pack(buf, addr, pte | set_bits)
+            tlb[key] = pte & PTE_ADDR_MASK
 
     def _fault(self, root: int, vaddr: int, error_code: int) -> None:
         """Raise #PF; like hardware (SDM §4.10.4.1), first drop cached entries for that page so

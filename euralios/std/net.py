@@ -38,6 +38,9 @@ __all__ = ["Stream", "Listener", "Mux", "DatagramSocket", "connect", "listen", "
 if TYPE_CHECKING:
     from euralios.std.proc import Proc
 
+#: The most one WRITE of `write_all` carries (the stack takes what fits in its send buffer).
+WRITE_MAX = 256 * 1024
+
 
 class Stream(File):
     """A TCP connection. `read(n)` returns what has arrived (up to n bytes, at least one),
@@ -72,7 +75,7 @@ class Stream(File):
             data = data.encode()
         view = memoryview(data)
         while view:
-            n = await self.write(bytes(view[:65536]))
+            n = await self.write(bytes(view[:WRITE_MAX]))
             view = view[n:]
 
 

@@ -48,6 +48,11 @@ class Dma:
         self.check(addr, 2, what)
         return int(_U16.unpack_from(self.buf, addr)[0])
 
+    def u16s(self, addr: int, count: int, what: str) -> list[int]:
+        """``count`` consecutive little-endian u16 from ``addr``."""
+        self.check(addr, 2 * count, what)
+        return list(struct.unpack_from(f"<{count}H", self.buf, addr))
+
     def put_u16(self, addr: int, value: int, what: str) -> None:
         self.check(addr, 2, what)
         self.memory.write(addr, _U16.pack(value & 0xFFFF))

@@ -269,14 +269,22 @@ class VirtioNet(VirtioDevice):
         merge = self.has(Feature.NET_MRG_RXBUF)
         chains = []
         room = 0
-        while room < total:
-            chain = q.pop()
-            if chain is None:
-                break
-            chains.append(chain)
-            room += chain.write_size
-            if not merge:
-                break
+        first = q.pop()
+        if first is not None:
+            chains.append(first)
+            room = first.write_size
+            # With MRG_RXBUF, as many more buffers as the frame needs (guessed from the first's
+            # size and popped at once; any popped beyond the need go back).
+            while merge and room < total:
+                more = q.pop_many(-(-(total - room) // max(first.write_size, 1)))
+                if not more:
+                    break
+                for i, chain in enumerate(more):
+                    if room >= total:
+                        q.unpop(len(more) - i)
+                        break
+                    chains.append(chain)
+                    room += chain.write_size
         if room < total:
             q.unpop(len(chains))
             self.counters["rx_no_buffer"] += 1

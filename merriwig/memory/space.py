@@ -44,6 +44,7 @@ TABLE_FLAGS = PTE_P | PTE_RW | PTE_US
 USER_RW = PTE_P | PTE_RW | PTE_US | PTE_NX
 USER_RO = PTE_P | PTE_US | PTE_NX
 USER_RX = PTE_P | PTE_US
+ZERO_PAGE = bytes(PAGE)
 FLUSH_CEILING = 33  # chunks up to this many pages are shot down page by page (Linux's ceiling)
 
 
@@ -115,7 +116,7 @@ class AddressSpace:
             self._check_reserve(1)
         paddr = self.ctx.frames.allocate()
         if zero:
-            self.mem.buf[paddr : paddr + PAGE] = bytes(PAGE)
+            self.mem.buf[paddr : paddr + PAGE] = ZERO_PAGE
         self.frames_owned += 1
         bucket = self._bucket(vaddr)
         if bucket is not None:
@@ -240,31 +241,131 @@ class AddressSpace:
                 raise
             return self.mmu.translate(self.root, vaddr, access)
 
+    def _pages(self, vaddr: int, n: int, access: int, out: list[int]) -> None:
+        """Append the physical base of every page of the ``n`` > 0 bytes at ``vaddr`` to ``out``,
+        one table walk per page table rather than per page (MMU.translate_pages). A demand fault
+        maps every missing page of the range at once (the access touches them all). A fault that
+        is an error propagates with ``out`` holding the pages before it."""
+        first = vaddr >> 12
+        count = ((vaddr + n - 1) >> 12) - first + 1
+        translate_pages = self.mmu.translate_pages
+        root = self.root
+        while True:
+            done = len(out)
+            try:
+                translate_pages(root, (first + done) << 12, count - done, access, out)
+                return
+            except PageFault as fault:
+                if not self._demand_run(fault, (first + count) << 12):
+                    raise
+
+    def _demand_run(self, fault: PageFault, end: int) -> bool:
+        """handle_fault for a range: map zeroed frames at the faulting page and every unmapped
+        page after it up to ``end`` that lies in the same kind of demand region."""
+        if fault.error_code & 1 or not self.demand_region(fault.vaddr):
+            return False
+        va = fault.vaddr & ~0xFFF
+        slot = layout.chunk_slot(va)
+        info = self.chunks[slot] if slot else None
+        if info is not None:  # a chunk (demand_region: not a contiguous one): up to its end
+            self._map_fresh(va, min(end, layout.chunk_base(slot) + info.pages * PAGE), info)
+            return True
+        mem = self.mem
+        eaddr = 0
+        while va < end and self.demand_region(va):
+            if not eaddr or not va & 0x1FFFFF:  # a new page table every 2 MiB
+                eaddr = self._entry_addr(va, create=True) or 0
+            if not mem.read_u64(eaddr) & PTE_P:
+                mem.write_u64(eaddr, self._alloc_frame(va) | USER_RW)
+            va += PAGE
+            eaddr += 8
+        return True
+
+    def _map_fresh(self, va: int, end: int, bucket: ChunkSlot) -> None:
+        """Zeroed frames for every unmapped page of [va, end) in a chunk, a page table's worth
+        of entries read and written at a time. Quota and reserve are checked as page-by-page
+        faults would (the pages before the one that fails are mapped, then it raises)."""
+        mem = self.mem
+        buf = mem.buf
+        allocate = self.ctx.frames.allocate
+        while va < end:
+            count = min((end - va) >> 12, 512 - ((va >> 12) & 511))
+            eaddr = self._entry_addr(va, create=True)
+            assert eaddr is not None
+            entries = list(struct.unpack_from(f"<{count}Q", buf, eaddr))
+            failure: BaseException | None = None
+            made = 0
+            for i, entry in enumerate(entries):
+                if entry & PTE_P:
+                    continue
+                if self.quota is not None and self.frames_owned >= self.quota:
+                    failure = QuotaExceeded(f"frame quota of {self.quota} frames reached")
+                elif not self.privileged and self.ctx.frames.free_count - 1 < self.ctx.reserve:
+                    failure = OutOfFrames(f"free frames are down to the {self.ctx.reserve} kept for root's services")
+                else:
+                    try:
+                        paddr = allocate()
+                    except OutOfFrames as e:
+                        failure = e
+                if failure is not None:
+                    entries = entries[:i]
+                    break
+                buf[paddr : paddr + PAGE] = ZERO_PAGE
+                self.frames_owned += 1
+                made += 1
+                entries[i] = paddr | USER_RW
+            bucket.frames += made
+            if entries:
+                mem.write(eaddr, struct.pack(f"<{len(entries)}Q", *entries))
+            if failure is not None:
+                raise failure
+            va += count << 12
+
+    def _stretches(self, pages: list[int], offset: int, n: int) -> list[tuple[int, int]]:
+        """(physical address, length) of the ``n`` bytes from ``offset`` in ``pages[0]`` on, with
+        physically adjacent pages of RAM merged (device memory is left page by page)."""
+        size = self.mem.size
+        out = []
+        start = pages[0] + offset
+        stop = pages[0] + PAGE
+        for i in range(1, len(pages)):
+            p = pages[i]
+            if p == stop and p + PAGE <= size:
+                stop += PAGE
+            else:
+                out.append((start, stop - start))
+                start, stop = p, p + PAGE
+        excess = len(pages) * PAGE - offset - n  # the unused end of the last page
+        out.append((start, stop - start - excess))
+        return out
+
     def read(self, vaddr: int, n: int) -> bytes:
         """Read user memory as the process would (user-mode, page by page)."""
         if n <= 0:
             return b""
+        mem = self.mem
         first = PAGE - (vaddr & 0xFFF)
         if n <= first:  # within one page: the common case (time page, small messages)
             paddr = self.translate(vaddr, USER_READ)
-            data = bytes(self.mem.buf[paddr : paddr + n])
+            data = mem.buf[paddr : paddr + n]
             if len(data) != n:  # past RAM: device memory (a MAP_PHYS mapping of a BAR)
-                return self.mem.cpu_read(paddr, n)
+                return mem.cpu_read(paddr, n)
             return data
-        # Gather page-sized views and copy once (a bytearray grown page by page copied twice).
-        view = memoryview(self.mem.buf)
+        pages: list[int] = []
+        self._pages(vaddr, n, USER_READ, pages)
+        runs = self._stretches(pages, vaddr & 0xFFF, n)
+        size = mem.size
+        if len(runs) == 1 and runs[0][0] + n <= size:
+            return mem.buf[runs[0][0] : runs[0][0] + n]
+        # Gather views and copy once (a bytearray grown piece by piece copied twice).
+        view = memoryview(mem.buf)
         parts = []
         try:
-            while n > 0:
-                paddr = self.translate(vaddr, USER_READ)
-                take = min(n, PAGE - (vaddr & 0xFFF))
-                part = view[paddr : paddr + take]
-                if len(part) != take:  # device memory
-                    part.release()
-                    part = memoryview(self.mem.cpu_read(paddr, take))
-                parts.append(part)
-                vaddr += take
-                n -= take
+            for paddr, take in runs:
+                if paddr + take <= size:
+                    parts.append(view[paddr : paddr + take])
+                else:  # device memory
+                    parts.append(memoryview(mem.cpu_read(paddr, take)))
             return b"".join(parts)
         finally:
             for part in parts:
@@ -272,19 +373,41 @@ class AddressSpace:
             view.release()
 
     def write(self, vaddr: int, data: bytes | bytearray | memoryview) -> None:
-        """Write user memory as the process would (needs writable pages)."""
+        """Write user memory as the process would (needs writable pages). A fault part-way
+        leaves the pages before it written, as the CPU's stores would."""
         view = memoryview(data)
-        pos = 0
+        if view.ndim != 1 or view.itemsize != 1:
+            view = memoryview(view.tobytes())
         n = len(view)
+        if n <= 0:
+            return
         mem = self.mem
-        while pos < n:
+        if n <= PAGE - (vaddr & 0xFFF):
             paddr = self.translate(vaddr, USER_WRITE)
-            take = min(n - pos, PAGE - (vaddr & 0xFFF))
-            if paddr + take > mem.size:  # device memory (a MAP_PHYS mapping of a BAR)
+            if paddr + n > mem.size:  # device memory (a MAP_PHYS mapping of a BAR)
+                mem.cpu_write(paddr, view)
+            else:
+                mem.write(paddr, view)
+            return
+        pages: list[int] = []
+        offset = vaddr & 0xFFF
+        try:
+            self._pages(vaddr, n, USER_WRITE, pages)
+        except BaseException:
+            if pages:
+                self._store(pages, offset, view[: len(pages) * PAGE - offset])
+            raise
+        self._store(pages, offset, view)
+
+    def _store(self, pages: list[int], offset: int, view: memoryview) -> None:
+        mem = self.mem
+        size = mem.size
+        pos = 0
+        for paddr, take in self._stretches(pages, offset, len(view)):
+            if paddr + take > size:  # device memory
                 mem.cpu_write(paddr, view[pos : pos + take])
             else:
                 mem.write(paddr, view[pos : pos + take])
-            vaddr += take
             pos += take
 
     # ---------------------------------------------------------------- code

@@ -35,7 +35,7 @@ from vfs.server import Session
 if TYPE_CHECKING:
     from net.server import NetServer
 
-READ_MAX = 64 * 1024  # the most one READ of a connection answers
+READ_MAX = 256 * 1024  # the most one READ of a connection answers (a quarter of a 1 MiB window)
 ACCEPT = abi.ACCEPT
 
 

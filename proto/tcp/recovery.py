@@ -61,7 +61,11 @@ class Recovery(Tcb):
         else:
             self._dupacks = 0
             if self._cwnd < self._ssthresh:
-                self._cwnd += min(acked, smss)
+                # Every byte acknowledged counts, as Linux's tcp_slow_start does (RFC 3465's
+                # byte counting without its per-ACK limit L): a receiver that ACKs once per
+                # 64 KiB (GRO, stretch ACKs) grew the window by one MSS per 45 segments, so
+                # a fresh connection stayed on small segments for most of a 4 MiB transfer.
+                self._cwnd = min(self._cwnd + acked, max(self._ssthresh, self._cwnd + smss))
             else:
                 self._cwnd += max(1, smss * smss // self._cwnd)
         if self._recover is not None and not self._in_recovery and seq_diff(ack, self._recover) > 0:

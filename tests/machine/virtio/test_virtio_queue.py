@@ -162,3 +162,25 @@ def test_adjacent_buffers_are_copied_as_one_and_land_where_they_would_one_by_one
     assert chain.read(q.dma, 5) == b"abcde"
     assert chain.write(q.dma, b"0123456789xyz") == 10
     assert mem.read(0xA000, 6) == b"012345" and mem.read(0xB000, 4) == b"6789"
+
+
+def test_pop_many_is_pop_repeated_and_push_stores_across_the_ring_end() -> None:
+    q, drv, mem = make_queue(size=8)
+    start = 0xFFFD  # the available and used indices wrap, and the ring slots go round
+    drv.avail_idx = drv.last_used = start
+    mem.write_uint(drv.avail + 2, 2, start)
+    mem.write_uint(drv.used + 2, 2, start)
+    q.last_avail = q.used_idx = q.signalled_used = start
+    heads = [drv.add([(0x8000 + i * 64, 64, True)]) for i in range(6)]
+    assert q.pop_many(0) == []
+    chains = q.pop_many(4)
+    assert [c.head for c in chains] == heads[:4]
+    assert [c.writable for c in chains] == [[(0x8000 + i * 64, 64)] for i in range(4)]
+    q.unpop(1)  # the last one goes back, as after pop
+    rest = q.pop_many(10)  # only what is offered
+    assert [c.head for c in rest] == heads[3:]
+    assert q.pop() is None and q.pop_many(3) == []
+    used = [(c.head, 10 + i) for i, c in enumerate(chains[:3] + rest)]
+    q.push(used)
+    assert drv.take_used() == used
+    assert q.used_idx == (start + 6) & 0xFFFF
