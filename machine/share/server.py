@@ -366,6 +366,7 @@ class ShareServer:
                     if i == 0:
                         raise
                     log.debug("walk stopped at %r: %s", name, e)
+                    cur.close()  # no fid is made: what the walk held so far is let go
                     return Rwalk(tuple(qids))
                 cur.close()
                 cur = nxt
