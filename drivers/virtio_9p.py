@@ -40,16 +40,16 @@ from drivers.virtio_legacy import (
 from euralios.std import STDIN, Chunk
 from euralios.std.protocols.shares import DEVICES, VENDOR
 from euralios.std.sync import Condition
-from proto.ninep import DEFAULT_MSIZE
+from proto.ninep import VIRTFS_MSIZE
 from vfs.ninep import TransportError, serve_ninep
 
 MOUNT_TAG = 1 << 0
-# The largest frame either way: what our ShareServer offers. 512 KiB rather than Linux's 128 KiB
-# because every Tread costs a kick, a host thread hop and an interrupt whatever its size: a 1 MiB
-# READ of a file is two Treads, not eight (bench/bench_ninep.py: 0.65x -> 0.78x the RAM disk).
-MSIZE = DEFAULT_MSIZE
+# The largest frame either way: what the board's ShareServer offers (VIRTFS_MSIZE), far above
+# Linux's 128 KiB because every Tread costs a kick, a host thread hop and an interrupt whatever
+# its size: a 1 MiB READ of a file is one Tread, not eight.
+MSIZE = VIRTFS_MSIZE
 # Memory for slots, at most: each slot holds a request and a reply of MSIZE, contiguous, so
-# this caps the requests in flight (16 at 512 KiB) as much as the queue does.
+# this caps the requests in flight (7 at 1 MiB) as much as the queue does.
 SLOT_BUDGET = 16 << 20
 REQUESTS = 0
 

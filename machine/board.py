@@ -44,6 +44,7 @@ from machine.share.options import ShareOption, check_shares
 from machine.vga import VgaText
 from machine.virtio.net import VirtioNet
 from machine.virtio.ninep import VirtioNinep
+from proto.ninep import VIRTFS_MSIZE
 from proto.virtio import Feature
 
 RTL8139 = "rtl8139"
@@ -150,7 +151,7 @@ class Machine:
             raise ValueError(f"at most {MAX_SHARES} shared folders (one IRQ line each), not {len(self.shares)}")
         self.ninep: list[VirtioNinep] = []
         for n, share in enumerate(self.shares):
-            device = VirtioNinep(self.memory, self.irq, ShareServer(share.path, readonly=share.readonly), share.tag,
+            device = VirtioNinep(self.memory, self.irq, ShareServer(share.path, readonly=share.readonly, max_msize=VIRTFS_MSIZE), share.tag,
                                  line=SHARE_IRQS[n], io_base=SHARE_IO_BASE + SHARE_IO_STEP * n,
                                  mem_base=SHARE_MEM_BASE + SHARE_MEM_STEP * n)
             self.pci.add(SHARE_SLOT + n, 0, device.pci)

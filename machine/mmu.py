@@ -298,7 +298,10 @@ class MMU:
         key = ((vaddr >> 12) << 5) | access
         addr = leaf_addr
         pack = _U64.pack_into
-        watched = bool(self.memory._watches)
+        # Only a watch on this page table's own entries needs the slow store (a write watch
+        # on the VGA buffer is always there and must not cost every prefetch its fast path).
+        end = leaf_addr + 8 * (ahead + 1)
+        watched = any(w.start < end and leaf_addr + 8 < w.end for w in self.memory._watches)
         for pte in entries:
             key += 32
             addr += 8

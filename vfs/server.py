@@ -89,6 +89,11 @@ class FileNode(Node):
     """A file: bytes addressed by offset. Only size() and read() are required; a node without
     write/truncate is read-only (writes answer NOT_IMPLEMENTED)."""
 
+    #: True when read() may be asked past the size last seen and finds the end itself (fewer
+    #: bytes, none at or past it): a READ then skips refresh(), which for a remote store (a 9P
+    #: share) is a round trip of its own before every read.
+    reads_to_its_end = False
+
     def size(self) -> int:
         raise NotImplementedError
 
@@ -248,6 +253,13 @@ class FileSession(Session):
         assert isinstance(node, FileNode)
         srv = self.server
         if isinstance(req, P.Read):
+            if node.reads_to_its_end:
+                data = await node.read(req.offset, min(req.max, srv.max_read)) if req.max > 0 else b""
+                if not data and req.max > 0:
+                    self.position = req.offset  # at (or past) the end as the store has it now
+                    raise FsError(abi.NO_DATA)
+                self.position = req.offset + len(data)
+                return await srv.blob_reply(abi.DATA, data)
             await node.refresh()
             size = node.size()
             if req.offset >= size:

@@ -294,7 +294,8 @@ class AddressSpace:
             assert eaddr is not None
             entries = list(struct.unpack_from(f"<{count}Q", buf, eaddr))
             failure: BaseException | None = None
-            made = 0
+            slots: list[int] = []  # the entries to fill
+            frames: list[int] = []
             for i, entry in enumerate(entries):
                 if entry & PTE_P:
                     continue
@@ -304,17 +305,22 @@ class AddressSpace:
                     failure = OutOfFrames(f"free frames are down to the {self.ctx.reserve} kept for root's services")
                 else:
                     try:
-                        paddr = allocate()
+                        frames.append(allocate())
                     except OutOfFrames as e:
                         failure = e
                 if failure is not None:
                     entries = entries[:i]
                     break
-                buf[paddr : paddr + PAGE] = ZERO_PAGE
+                slots.append(i)
                 self.frames_owned += 1
-                made += 1
+            # The allocator hands frames out highest first; in ascending order under ascending
+            # pages, a chunk's frames are mostly physically adjacent, and a copy into or out of
+            # it is one memmove per stretch (_stretches) rather than one per page.
+            frames.sort()
+            for i, paddr in zip(slots, frames, strict=True):
+                buf[paddr : paddr + PAGE] = ZERO_PAGE
                 entries[i] = paddr | USER_RW
-            bucket.frames += made
+            bucket.frames += len(frames)
             if entries:
                 mem.write(eaddr, struct.pack(f"<{len(entries)}Q", *entries))
             if failure is not None:

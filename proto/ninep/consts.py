@@ -12,7 +12,7 @@ from enum import IntEnum, IntFlag
 __all__ = [
     "MsgType", "QidType", "DirentType", "OpenFlag", "GetattrMask", "SetattrMask", "Errno",
     "NOTAG", "NOFID", "NONUNAME", "VERSION", "VERSION_UNKNOWN", "MIN_MSIZE", "DEFAULT_MSIZE",
-    "HEADER_LEN", "IOHDRSZ", "MAXWELEM", "AT_REMOVEDIR", "V9FS_MAGIC", "QID_LEN",
+    "HEADER_LEN", "IOHDRSZ", "VIRTFS_MSIZE", "MAXWELEM", "AT_REMOVEDIR", "V9FS_MAGIC", "QID_LEN",
 ]
 
 NOTAG = 0xFFFF  # the tag of Tversion: it is answered before any tag means anything
@@ -24,6 +24,10 @@ MIN_MSIZE = 4096  # below this no useful Twrite fits (QEMU refuses it too)
 DEFAULT_MSIZE = 512 * 1024  # what our server offers; Linux asks 128 KiB by default, virtio allows 512
 HEADER_LEN = 7  # size[4] type[1] tag[2]
 IOHDRSZ = 24  # Linux P9_IOHDRSZ: the Twrite header rounded up; iounit = msize - IOHDRSZ
+#: The msize of our virtio-9p device and driver: a 1 MiB READ of a file is one Tread (the
+#: largest the file protocol's READ asks of it), not two; each request costs a virtqueue
+#: round trip and a host thread hop, far more than the copy of its bytes.
+VIRTFS_MSIZE = (1 << 20) + IOHDRSZ
 MAXWELEM = 16  # most names one Twalk may carry
 QID_LEN = 13
 AT_REMOVEDIR = 0x200  # Tunlinkat flags: remove a directory (Linux AT_REMOVEDIR)

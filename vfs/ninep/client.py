@@ -261,14 +261,19 @@ class Client:
     async def read(self, fid: int, offset: int, n: int, iounit: int = 0) -> bytes:
         """Up to n bytes from offset, in Treads of at most iounit; fewer only at the end."""
         unit = iounit or self.iounit
-        out = bytearray()
-        while len(out) < n:
-            want = min(unit, n - len(out))
-            r = await self.call(Tread(fid, offset + len(out), want), Rread, "read")
-            out += r.data[:want]
-            if len(r.data) < want:
+        parts: list[bytes] = []
+        got = 0
+        while got < n:
+            want = min(unit, n - got)
+            r = await self.call(Tread(fid, offset + got, want), Rread, "read")
+            data = r.data if len(r.data) <= want else r.data[:want]
+            parts.append(data)
+            got += len(data)
+            if len(data) < want:
                 break
-        return bytes(out)
+        # One Tread is the common case (a READ no larger than the iounit): its bytes as they
+        # came, not copied twice more; several are joined once.
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def write(self, fid: int, offset: int, data: bytes, iounit: int = 0) -> int:
         """Write all of data at offset in Twrites of at most iounit; the bytes written."""

@@ -153,11 +153,13 @@ class NinepDir(DirNode):
 
 
 class NinepFile(FileNode):
+    reads_to_its_end = True  # a Tread past the end answers no bytes: no getattr before each READ
+
     def __init__(self, tree: Tree, path: Path, name: str, size: int) -> None:
         self.tree = tree
         self.path = path
         self.name = name
-        self._size = size  # as last seen: refresh() asks again before every READ and QUERY
+        self._size = size  # as last seen: refresh() asks again before every QUERY, a read updates it
         self._fids: dict[bool, tuple[int, int]] = {}  # for writing? -> (open fid, iounit)
         self.opens = 0
 
@@ -209,7 +211,11 @@ class NinepFile(FileNode):
     # -------------------------------------------------------------- bytes
     async def read(self, offset: int, n: int) -> bytes:
         fid, unit = await self._io(False)
-        return await self.client.read(fid, offset, n, unit)
+        data = await self.client.read(fid, offset, n, unit)
+        # What the read saw of the size (a short read ends the file), for QUERY and appends.
+        end = offset + len(data)
+        self._size = end if len(data) < n else max(self._size, end)
+        return data
 
     async def write(self, offset: int, data: bytes) -> int:
         fid, unit = await self._io(True)
