@@ -77,7 +77,7 @@ class Node:
 
     async def refresh(self) -> None:
         """Bring what size(), entries() and info() report up to date; called before a QUERY and
-        before a READ uses them. A node whose store lives elsewhere (a 9P share: the host may
+        before a READ uses them (not before a READ of a file that reads_to_its_end). A node whose store lives elsewhere (a 9P share: the host may
         change it behind our back) asks that store here; a local node is always current."""
 
     def info(self) -> bytes:
