@@ -1,6 +1,6 @@
 """What both network card drivers (drivers/rtl8139.py, drivers/virtio_net.py) do the same way
-when serving /dev/nic: the pool of server threads, the checked chunk of a request and the
-single frame of a plain WRITE.
+when serving /dev/nic: the pool of server threads, the checked chunk of a request, the
+single frame of a plain WRITE and the answers to the requests that are not about frames.
 
 Several server threads receive on handle 0, so a client blocked in READ(1) never holds up
 another client's WRITE: a server about to block makes sure another one is free first (up to
@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from euralios.std import Chunk, Memory, Message, SyscallError, discard
+from euralios.std import Chunk, Memory, Message, SyscallError, abi, discard
+from euralios.std.protocols.nic import BLOCKING, FEATURES, GET_FEATURES, GET_MAC_ADDRESS, MAC_ADDRESS
 
 MAX_SERVERS = 8
 
@@ -57,3 +58,29 @@ async def single_frame(sys: Any, msg: Message, limit: int) -> bytes:
             data = chunk.read(0, n)
     await discard(sys, msg)
     return data
+
+
+async def answer_other(nic: Any, msg: Message, *, mac: bytes, features: int,
+                       read: Callable[[Any, bool], Awaitable[Message]],
+                       query: Callable[[Any], Awaitable[Message]]) -> Message:
+    """Every request but the frame batches and WRITE, as both drivers answer it: READ (one
+    frame, through the driver's ``read``), the MAC address, the features (0: plain batches
+    only), QUERY (the driver's ``query``), CLOSE; anything else is unknown (a chunk it brought
+    is freed)."""
+    if msg.is_long:
+        await discard(nic.sys, msg)
+        return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+    tag = msg.tag
+    if tag == abi.READ:
+        return await read(nic, msg.d2 == BLOCKING)
+    if tag == GET_MAC_ADDRESS:
+        return Message(MAC_ADDRESS, int.from_bytes(mac, "little"), 0)
+    if tag == GET_FEATURES:
+        return Message(FEATURES, features, 0)
+    if tag == abi.QUERY:
+        return await query(nic)
+    if tag == abi.CLOSE_TAG:
+        # A client closing politely: nothing to end. Answered OK when it waits (unanswered,
+        # it would wait for ever and our next receive would fail with RECV_BLOCKING).
+        return Message(abi.OK, 0, 0)
+    return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)

@@ -46,16 +46,12 @@ import zlib
 from collections import deque
 from functools import partial
 
-from drivers.nicserve import received, single_frame, wait_frames
+from drivers.nicserve import answer_other, received, single_frame, wait_frames
 from euralios.std import STDIN, Chunk, Memory, Message, SyscallError, abi, discard
 from euralios.std.fs import send_bytes
 from euralios.std.protocols.nic import (
     BATCH_BYTES,
     BLOCKING,
-    FEATURES,
-    GET_FEATURES,
-    GET_MAC_ADDRESS,
-    MAC_ADDRESS,
     READ_FRAMES,
     WRITE_FRAMES,
     packed_size,
@@ -423,22 +419,8 @@ async def handle(nic: Nic, msg: Message) -> Message | None:
             return await read_frames(nic, msg)
         if tag == abi.WRITE and msg.is_long:
             return await write(nic, msg)
-        if msg.is_long:
-            await discard(nic.sys, msg)
-            return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
-        if tag == abi.READ:
-            return await read(nic, msg.d2 == BLOCKING)
-        if tag == GET_MAC_ADDRESS:
-            return Message(MAC_ADDRESS, int.from_bytes(nic.mac, "little"), 0)
-        if tag == GET_FEATURES:
-            return Message(FEATURES, 0, 0)  # the card does no offloads: plain batches only
-        if tag == abi.QUERY:
-            return await query(nic)
-        if tag == abi.CLOSE_TAG:
-            # A client closing politely: nothing to end. Answered OK when it waits (unanswered,
-            # it would wait for ever and our next receive would fail with RECV_BLOCKING).
-            return Message(abi.OK, 0, 0)
-        return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+        # No offloads (features 0): plain batches only.
+        return await answer_other(nic, msg, mac=nic.mac, features=0, read=read, query=query)
     finally:
         nic.idle += 1
 

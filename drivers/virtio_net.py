@@ -49,7 +49,7 @@ from collections import deque
 from functools import partial
 from typing import Any
 
-from drivers.nicserve import received, single_frame, wait_frames
+from drivers.nicserve import answer_other, received, single_frame, wait_frames
 from drivers.virtio_card import Card, setup
 from drivers.virtqueue import VirtQueue
 from euralios.std import STDIN, Memory, Message, abi, discard
@@ -57,10 +57,6 @@ from euralios.std.fs import send_bytes
 from euralios.std.protocols.nic import (
     BATCH_BYTES,
     BLOCKING,
-    FEATURES,
-    GET_FEATURES,
-    GET_MAC_ADDRESS,
-    MAC_ADDRESS,
     READ_FRAMES,
     READ_FRAMES_HDR,
     WRITE_FRAMES,
@@ -420,20 +416,7 @@ async def handle(nic: VirtioNic, msg: Message) -> Message | None:
             return await read_frames(nic, msg, tag == READ_FRAMES_HDR)
         if tag == abi.WRITE and msg.is_long:
             return await write(nic, msg)
-        if msg.is_long:
-            await discard(nic.sys, msg)
-            return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
-        if tag == abi.READ:
-            return await read(nic, msg.d2 == BLOCKING)
-        if tag == GET_MAC_ADDRESS:
-            return Message(MAC_ADDRESS, int.from_bytes(nic.card.mac, "little"), 0)
-        if tag == GET_FEATURES:
-            return Message(FEATURES, nic.features, 0)
-        if tag == abi.QUERY:
-            return await query(nic)
-        if tag == abi.CLOSE_TAG:
-            return Message(abi.OK, 0, 0)
-        return Message(abi.ERROR_UNKNOWN_MESSAGE, 0, 0)
+        return await answer_other(nic, msg, mac=nic.card.mac, features=nic.features, read=read, query=query)
     finally:
         nic.idle += 1
 

@@ -267,7 +267,7 @@ class AddressSpace:
         va = fault.vaddr & ~0xFFF
         slot = layout.chunk_slot(va)
         info = self.chunks[slot] if slot else None
-        if info is not None:  # a chunk (demand_region: not a contiguous one): up to its end
+        if slot and info is not None:  # a chunk (demand_region: not a contiguous one): up to its end
             self._map_fresh(va, min(end, layout.chunk_base(slot) + info.pages * PAGE), info)
             return True
         mem = self.mem
