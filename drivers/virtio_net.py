@@ -37,7 +37,7 @@ A configuration interrupt re-reads the link status and notes a NEEDS_RESET.
 
 Requests on handle 0: those of drivers/rtl8139.py (READ, WRITE, READ_FRAMES, WRITE_FRAMES,
 GET_MAC_ADDRESS, QUERY, CLOSE) with the same semantics, plus Short(GET_FEATURES) ->
-Short(FEATURES, bits, 0) and READ_FRAMES_HDR / WRITE_FRAMES_HDR. Bad requests get
+Short(FEATURES, bits, 0) and READ_FRAMES_HDR / WRITE_FRAMES_HDR / WRITE_READ_FRAMES_HDR. Bad requests get
 ERROR_INVALID_VALUE / ERROR_UNKNOWN_MESSAGE and change nothing. The serving threads follow
 drivers/rtl8139.py's scheme (several, so a reader blocked in READ(1) never holds up a writer).
 """
@@ -61,6 +61,7 @@ from euralios.std.protocols.nic import (
     READ_FRAMES_HDR,
     WRITE_FRAMES,
     WRITE_FRAMES_HDR,
+    WRITE_READ_FRAMES_HDR,
     packed_hdr_size,
     packed_size,
     split_frames,
@@ -356,7 +357,9 @@ async def read_frames(nic: VirtioNic, msg: Message, headers: bool) -> Message:
     return Message(abi.DATA, len(data), await send_bytes(sys, data))
 
 
-async def write_frames(nic: VirtioNic, msg: Message, headers: bool) -> Message:
+async def write_frames(nic: VirtioNic, msg: Message, headers: bool, exchange: bool = False) -> Message:
+    """WRITE_FRAMES(_HDR); with ``exchange`` (WRITE_READ_FRAMES_HDR) the chunk goes back
+    with the queued frames that fit it whole (none cut, no wait)."""
     sys = nic.sys
     n, mem = msg.d2, msg.d3
     chunk = await received(sys, mem) if isinstance(mem, Memory) else None
@@ -376,6 +379,13 @@ async def write_frames(nic: VirtioNic, msg: Message, headers: bool) -> Message:
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
     nic.stats["tx_batches"] += 1
     sent = await transmit(nic, entries)
+    if exchange:
+        fifo = nic.frames
+        room = min(chunk.size, BATCH_BYTES)
+        data = take_hdr_batch(fifo, room)[0] if fifo and len(fifo[0]) + 2 <= room else b""
+        if data:
+            chunk.write(0, data)
+        return Message(abi.DATA, len(data), chunk.memory)
     return Message(abi.OK, sent, mem)
 
 
@@ -410,8 +420,9 @@ async def handle(nic: VirtioNic, msg: Message) -> Message | None:
     try:
         tag = msg.tag
         offloads = nic.card.offloads
-        if tag in (WRITE_FRAMES, WRITE_FRAMES_HDR) and msg.is_long and (offloads or tag == WRITE_FRAMES):
-            return await write_frames(nic, msg, tag == WRITE_FRAMES_HDR)
+        if tag in (WRITE_FRAMES, WRITE_FRAMES_HDR, WRITE_READ_FRAMES_HDR) and msg.is_long and (
+                offloads or tag == WRITE_FRAMES):
+            return await write_frames(nic, msg, tag != WRITE_FRAMES, tag == WRITE_READ_FRAMES_HDR)
         if tag == READ_FRAMES or (tag == READ_FRAMES_HDR and offloads):
             return await read_frames(nic, msg, tag == READ_FRAMES_HDR)
         if tag == abi.WRITE and msg.is_long:

@@ -11,7 +11,8 @@ Inside the stack every frame travels with its virtio-net header (proto/wire/vnet
 takes (VnetHdr, frame) pairs and `receive` gives them. The driver says what its card does
 (GET_FEATURES: virtio feature bits, 0 for the RTL8139): `offloads` is what net/offloads.py makes
 of them. With any offload, frames travel in header batches (READ_FRAMES_HDR / WRITE_FRAMES_HDR,
-a header before each frame); without, in plain batches, every header in is NO_OFFLOAD, and a
+a header before each frame; the reader's own ACKs as WRITE_READ_FRAMES_HDR, which brings back
+what arrived meanwhile); without, in plain batches, every header in is NO_OFFLOAD, and a
 frame going out with work left for a card (a partial checksum, a TSO segment) is counted in
 nic_errors and not sent -- a stack built with this client's `offloads` never makes one.
 """
@@ -32,6 +33,7 @@ from euralios.std.protocols.nic import (
     READ_FRAMES_HDR,
     WRITE_FRAMES,
     WRITE_FRAMES_HDR,
+    WRITE_READ_FRAMES_HDR,
     pack_frames,
     pack_hdr_frames,
     split_frames,
@@ -158,45 +160,63 @@ class NicClient:
                     await discard(sys, reply)
                 await self.proc.sleep(0.01)  # EMPTY: the driver had no thread to wait with
                 continue
-            n = reply.d2 if isinstance(reply.d2, int) else 0
-            room = await self.chunks.room(mem)
-            data = Chunk(sys, mem.vaddr, room).read(0, n) if 0 < n <= room else b""
-            await self.chunks.put(mem, room)
-            self.big = n > abi.PAGE // 2
-            self.counters["nic_batches_in"] += 1
-            if self.headers:
-                pairs = unpack_entries(split_hdr_frames(data), self.counters)
-                self.counters["frames_in"] += len(pairs)
-                return pairs
-            frames = split_frames(data)
-            self.counters["frames_in"] += len(frames)
-            return [(NO_OFFLOAD, frame) for frame in frames]
+            return await self.batch_in(reply.d2 if isinstance(reply.d2, int) else 0, mem)
 
-    async def send(self, frames: list[tuple[VnetHdr, bytes]]) -> None:
+    async def batch_in(self, n: int, mem: Memory) -> list[tuple[VnetHdr, bytes]]:
+        """The frames of the ``n``-byte batch in ``mem`` (a chunk back from the driver, kept
+        for the next request)."""
+        room = await self.chunks.room(mem)
+        data = Chunk(self.sys, mem.vaddr, room).read(0, n) if 0 < n <= room else b""
+        await self.chunks.put(mem, room)
+        self.big = n > abi.PAGE // 2
+        self.counters["nic_batches_in"] += 1
+        if self.headers:
+            pairs = unpack_entries(split_hdr_frames(data), self.counters)
+            self.counters["frames_in"] += len(pairs)
+            return pairs
+        frames = split_frames(data)
+        self.counters["frames_in"] += len(frames)
+        return [(NO_OFFLOAD, frame) for frame in frames]
+
+    async def send(self, frames: list[tuple[VnetHdr, bytes]], exchange: bool = False) -> list[tuple[VnetHdr, bytes]]:
         """Put `frames` on the wire, in order, in WRITE_FRAMES batches. A batch that cannot go
-        (no memory, the driver failed) is lost, as on a wire: TCP will resend."""
+        (no memory, the driver failed) is lost, as on a wire: TCP will resend. With
+        ``exchange`` (for the one thread that reads, so frames in stay in order) and header
+        batches, each batch goes as WRITE_READ_FRAMES_HDR and what the driver had queued comes
+        back with it: the frames in, returned (else always none)."""
         sys = self.sys
+        got: list[tuple[VnetHdr, bytes]] = []
+        exchange = exchange and self.headers
         if self.headers:
             entries = [(PLAIN_HDR if hdr == NO_OFFLOAD else hdr.pack()) + frame for hdr, frame in frames]
-            batches, request = pack_hdr_frames(entries, BATCH_BYTES), WRITE_FRAMES_HDR
+            batches = pack_hdr_frames(entries, BATCH_BYTES)
+            request = WRITE_READ_FRAMES_HDR if exchange else WRITE_FRAMES_HDR
         else:
             plain = [frame for hdr, frame in frames if hdr == NO_OFFLOAD]
             if len(plain) != len(frames):
                 self.counters["nic_errors"] += len(frames) - len(plain)  # work for a card we lack
             batches, request = pack_frames(plain, BATCH_BYTES), WRITE_FRAMES
         for batch, count in batches:
-            mem = await self.chunks.get(len(batch))
+            # An exchange's chunk also carries frames back: as large as the last batch in was.
+            mem = await self.chunks.get(BATCH_BYTES if exchange and self.big else len(batch))
             if mem is None:
                 self.counters["nic_errors"] += count  # no memory for it: lost, as on a wire
                 continue
             Chunk(sys, mem.vaddr, len(batch)).write(0, batch)  # ours: get() gave at least that
             try:
                 reply = await sys.rcall(self.handle, request, len(batch), mem)
-                self.counters["frames_out"] += count
-                self.counters["nic_batches_out"] += 1
-                if isinstance(reply.d3, Memory):
-                    await self.chunks.put(reply.d3)
             except SyscallError as e:
                 self.counters["nic_errors"] += count  # lost, as on a wire; TCP will resend
                 if isinstance(e.message, Message):
                     await discard(sys, e.message)  # the chunk came back to us
+                continue
+            self.counters["frames_out"] += count
+            self.counters["nic_batches_out"] += 1
+            back = reply.d3
+            if not isinstance(back, Memory):
+                continue
+            if exchange and reply.tag == abi.DATA and isinstance(reply.d2, int) and reply.d2 > 0:
+                got.extend(await self.batch_in(reply.d2, back))
+            else:
+                await self.chunks.put(back)
+        return got

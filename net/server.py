@@ -15,7 +15,9 @@ failures are answered, net/errors.py's. This module wires them to the stack.
 How it runs (threads of one process; they take turns at syscalls, so the stack needs no lock)
 ---------------------------------------------------------------------------------------------
 * NIC reader: a blocking READ_FRAMES on /dev/nic, every queued frame per reply, fed to the
-  stack; frames go out in WRITE_FRAMES batches (net/nic.py).
+  stack; frames go out in WRITE_FRAMES batches (net/nic.py). The reader's own kick sends its
+  batches as WRITE_READ_FRAMES_HDR when the card offloads: they bring back the frames queued
+  meanwhile, fed next without a READ_FRAMES.
 * Timer (net/timers.py): sleeps until the stack's next deadline; an idle stack is idle.
 * Mount workers receive on handle 0: opens that wait (handshake, DNS) first make sure another
   worker is free, so one slow connect never holds up the others.
@@ -50,6 +52,7 @@ from net.stack import NetStack
 from net.timers import Timer
 from proto.tcp import CLOSED, SYN_RECEIVED, SYN_SENT, TcpErrorKind
 from proto.virtio import feature_names
+from proto.wire.vnet import VnetHdr
 from vfs import protocol as P
 from vfs.protocol import FsError
 from vfs.server import FileSession, Server
@@ -115,26 +118,32 @@ class NetServer(Server):
 
     # -------------------------------------------------------------- the NIC
     async def nic_reader(self) -> None:
-        """Every batch of frames from the card into the stack, then a kick."""
+        """Every batch of frames from the card into the stack, then a kick; frames that came
+        back with the kick's own batches out (WRITE_READ_FRAMES_HDR) go in next, without a
+        READ_FRAMES round trip."""
+        frames: list[tuple[VnetHdr, bytes]] = []
         while True:
-            try:
-                frames = await self.nic.receive()
-            except SyscallError as e:
-                await self.proc.say(f"[tcp] /dev/nic went away: {e}")
-                return
+            if not frames:
+                try:
+                    frames = await self.nic.receive()
+                except SyscallError as e:
+                    await self.proc.say(f"[tcp] /dev/nic went away: {e}")
+                    return
             now = self.proc.now()
             for hdr, frame in frames:
                 try:
                     self.stack.frame_received(frame, now, hdr)
                 except Exception as e:  # noqa: BLE001 - a stack bug must not end networking
                     await self.bug("input", e)
-            await self.kick()
+            frames = await self.kick(reader=True)
 
-    async def flush(self) -> None:
+    async def flush(self, reader: bool = False) -> list[tuple[VnetHdr, bytes]]:
         """Send every frame the stack has, in order; one flusher at a time (others' frames are
-        picked up by its next round)."""
+        picked up by its next round). For the NIC reader (``reader``), the frames in that came
+        back with its batches out (net/nic.py's exchange), in order; else none."""
+        got: list[tuple[VnetHdr, bytes]] = []
         if self.flushing:
-            return
+            return got
         self.flushing = True
         try:
             while True:
@@ -142,10 +151,10 @@ class NetServer(Server):
                     frames = self.stack.frames_out(self.proc.now())
                 except Exception as e:  # noqa: BLE001 - a stack bug must not end networking
                     await self.bug("output", e)
-                    return
+                    return got
                 if not frames:
-                    return
-                await self.nic.send(frames)
+                    return got
+                got.extend(await self.nic.send(frames, exchange=reader))
         finally:
             self.flushing = False
 
@@ -164,14 +173,16 @@ class NetServer(Server):
         except Exception as e:  # noqa: BLE001 - a stack bug must not end networking
             await self.bug("timers", e)
 
-    async def kick(self) -> None:
-        """After any change to the stack: due timers, frames out, waiters woken, news printed."""
+    async def kick(self, reader: bool = False) -> list[tuple[VnetHdr, bytes]]:
+        """After any change to the stack: due timers, frames out, waiters woken, news printed.
+        Returns what flush(reader) brought in (none unless ``reader``)."""
         await self.poll()
-        await self.flush()
+        got = await self.flush(reader)
         self.info["wakeups"] += await self.waiters.notify()
         if self.stack.events:
             await self.report_events()
         await self.timer.check()
+        return got
 
     async def tick(self) -> None:
         """The timer's round: due timers, frames out, waiters woken, news printed."""

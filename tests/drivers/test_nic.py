@@ -16,7 +16,7 @@ from euralios.boot import System, boot
 from euralios.pytest_plugin import wait_until
 from euralios.std import Memory, Message, abi
 from euralios.std.fs import send_bytes, take_bytes
-from euralios.std.protocols.nic import FEATURES, GET_FEATURES, READ_FRAMES_HDR
+from euralios.std.protocols.nic import FEATURES, GET_FEATURES, READ_FRAMES_HDR, WRITE_READ_FRAMES_HDR
 from machine.netdev.memory import MemoryBackend
 
 FIND_DEVICE, READ_BAR, ENABLE_BUS_MASTERING = 256, 257, 258
@@ -132,6 +132,8 @@ async def test_mac_address_and_empty_read(nic_system: System) -> None:
         r = await proc.sys.rcall(h, GET_FEATURES, 0, 0)  # no virtio features: no offloads
         assert (r.tag, r.d2, r.d3) == (FEATURES, 0, 0)
         r = await proc.sys.rcall(h, READ_FRAMES_HDR, 0, 0)  # so no header batches either
+        assert r.tag == abi.ERROR_UNKNOWN_MESSAGE
+        r = await proc.sys.rcall(h, WRITE_READ_FRAMES_HDR, 1, await send_bytes(proc.sys, bytes(1)))
         assert r.tag == abi.ERROR_UNKNOWN_MESSAGE
 
     await run(nic_system, program)

@@ -28,6 +28,7 @@ from euralios.std.protocols.nic import (
     VNET_HDR_BYTES,
     WRITE_FRAMES,
     WRITE_FRAMES_HDR,
+    WRITE_READ_FRAMES_HDR,
     pack_frames,
     pack_hdr_frames,
     split_frames,
@@ -118,6 +119,9 @@ async def test_no_offloads_negotiates_the_basic_set_and_refuses_header_batches(b
             h, _ = await proc.sys.open("/dev/nic")
             r = await proc.sys.rcall(h, READ_FRAMES_HDR, 0, 0)
             assert r.tag == abi.ERROR_UNKNOWN_MESSAGE
+            batch = (60).to_bytes(2, "little") + VnetHdr().pack() + frame(PEER, MAC, 2, 60)
+            r = await proc.sys.rcall(h, WRITE_READ_FRAMES_HDR, len(batch), await send_bytes(proc.sys, batch))
+            assert r.tag == abi.ERROR_UNKNOWN_MESSAGE  # nothing sent: only frame 1 reaches the wire
             await write_frame(proc, h, frame(PEER, MAC, 1))  # still serving
 
         await run(system, program)
@@ -275,3 +279,75 @@ async def test_large_receive_reaches_a_header_client_whole_and_a_plain_client_se
     with trio.fail_after(20):
         await run(system, program)
     assert card(system).counters["rx_gso"] == 2
+
+
+# -------------------------------------------------------------------------------------- exchange
+
+async def test_write_read_frames_hdr_sends_a_batch_and_brings_back_the_queued_frames_that_fit(
+        system: System, backend: MemoryBackend) -> None:
+    payload = bytes(range(251)) * 20
+    hdr, big = tcp_super_frame(payload)  # 5074 bytes: more than a page
+    plain = VnetHdr().pack()
+
+    def one(n: int) -> bytes:
+        ((batch, _),) = pack_hdr_frames([plain + frame(PEER, MAC, n)], 64 * 1024)
+        return batch
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        for i in range(3):  # placed at once: the driver queues all three before the read wakes
+            backend.inject(frame(MAC, PEER, i, 1514))
+        r = await sys.rcall(h, READ_FRAMES_HDR, 1, await send_bytes(sys, bytes(1)))  # one page: two fit
+        assert [e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(sys, r))] == \
+            [frame(MAC, PEER, 0, 1514), frame(MAC, PEER, 1, 1514)]
+        batch = one(10)
+        r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, len(batch), await send_bytes(sys, batch))
+        assert r.tag == abi.DATA  # sent, and the third frame came back in the same chunk
+        assert [(e[:HDR_LEN], e[HDR_LEN:]) for e in split_hdr_frames(await take_bytes(sys, r))] == \
+            [(plain, frame(MAC, PEER, 2, 1514))]
+        batch = one(11)
+        r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, len(batch), await send_bytes(sys, batch))
+        assert (r.tag, r.d2) == (abi.DATA, 0)  # nothing queued: no wait, the chunk back empty
+        await sys.free(r.d3.vaddr)
+        backend.inject(frame(MAC, PEER, 3, 60))
+        backend.inject_gso(hdr, big)
+        r = await sys.rcall(h, READ_FRAMES_HDR, 1, await send_bytes(sys, bytes(1)))
+        assert [e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(sys, r))] == [frame(MAC, PEER, 3, 60)]
+        batch = one(12)
+        r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, len(batch), await send_bytes(sys, batch))
+        assert (r.tag, r.d2) == (abi.DATA, 0)  # the large frame does not fit a page: left queued, not cut
+        await sys.free(r.d3.vaddr)
+        r = await sys.rcall(h, READ_FRAMES_HDR, 1, 0)
+        (entry,) = split_hdr_frames(await take_bytes(sys, r))
+        assert (VnetHdr.unpack(entry[:HDR_LEN]).gso_type, entry[HDR_LEN:]) == (GsoType.TCPV4, big)
+
+    with trio.fail_after(20):
+        await run(system, program)
+    assert backend.sent == [frame(PEER, MAC, n) for n in (10, 11, 12)]
+
+
+async def test_malformed_write_read_frames_hdr_sends_nothing_loses_nothing_and_the_driver_lives(
+        system: System, backend: MemoryBackend) -> None:
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        backend.inject(frame(MAC, PEER, 1))
+        assert await read_frame(proc, h) == frame(MAC, PEER, 1)  # the driver is up and reading
+        backend.inject(frame(MAC, PEER, 2))
+        cut = (100).to_bytes(2, "little") + bytes(50)  # the entry runs past the batch
+        r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, len(cut), await send_bytes(sys, cut))
+        assert r.tag == abi.ERROR_INVALID_VALUE
+        good = (60).to_bytes(2, "little") + VnetHdr().pack() + frame(PEER, MAC, 3, 60)
+        r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, 5000, await send_bytes(sys, good))  # past the chunk
+        assert r.tag == abi.ERROR_INVALID_VALUE
+        r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, 0, 0)  # no chunk at all
+        assert r.tag == abi.ERROR_UNKNOWN_MESSAGE
+        assert await read_frame(proc, h) == frame(MAC, PEER, 2)  # the queued frame is still there
+        r = await write_frame(proc, h, frame(PEER, MAC, 9))
+        assert r.tag == abi.OK
+
+    with trio.fail_after(20):
+        await run(system, program)
+    assert backend.sent == [frame(PEER, MAC, 9)]
+    assert card(system).counters["needs_reset"] == 0

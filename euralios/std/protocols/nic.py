@@ -13,6 +13,12 @@ drivers/virtio_net.py, spoken by net/nic.py).
                                             0 from a card that is no virtio card (RTL8139)
     Short/Long(READ_FRAMES_HDR, ...)     -> as READ_FRAMES, in a *header batch*
     Long(WRITE_FRAMES_HDR, len, chunk)   -> as WRITE_FRAMES, from a header batch
+    Long(WRITE_READ_FRAMES_HDR, len, chunk) -> Long(DATA, n, chunk): the header batch of len
+                                            bytes sent (as WRITE_FRAMES_HDR), then the same
+                                            chunk back with a header batch of the frames queued
+                                            by then, n bytes: as many as fit whole, never
+                                            waiting and never cutting one (n is 0 when none is
+                                            queued or the oldest does not fit the chunk)
 
 ``flags & BLOCKING``: wait for a frame instead of answering EMPTY. A *batch* is frames back to
 back, each a u16 little-endian length and its bytes (no CRC): pack_frames/take_batch build one,
@@ -21,7 +27,10 @@ VnetHdr: what is left to do, a checksum or a TCP segmentation) between each leng
 the length counts the frame alone, so a TSO segment up to HDR_FRAME_MAX fits. Only a driver
 whose FEATURES offer offloads serves header batches (the others answer ERROR_UNKNOWN_MESSAGE);
 a plain READ_FRAMES always gets complete frames, whatever the card did (the driver finishes the
-work in software). Batches travel in chunks of at most BATCH_BYTES.
+work in software). Batches travel in chunks of at most BATCH_BYTES. WRITE_READ_FRAMES_HDR is a
+header client's WRITE_FRAMES_HDR and non-blocking READ_FRAMES_HDR in one round trip (the ACKs
+for a batch in, going out, bring back what arrived meanwhile); a malformed batch is refused
+with ERROR_INVALID_VALUE, nothing sent and the chunk freed, as for WRITE_FRAMES_HDR.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ READ_FRAMES = 262
 GET_FEATURES = 263
 READ_FRAMES_HDR = 264
 WRITE_FRAMES_HDR = 265
+WRITE_READ_FRAMES_HDR = 266
 MAC_ADDRESS = 300
 FEATURES = 301
 BLOCKING = 1  # READ / READ_FRAMES flag: wait for a frame
