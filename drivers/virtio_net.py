@@ -57,6 +57,7 @@ from euralios.std.fs import send_bytes
 from euralios.std.protocols.nic import (
     BATCH_BYTES,
     BLOCKING,
+    HDR_WRITE_BYTES,
     READ_FRAMES,
     READ_FRAMES_HDR,
     WRITE_FRAMES,
@@ -363,7 +364,7 @@ async def write_frames(nic: VirtioNic, msg: Message, headers: bool, exchange: bo
     sys = nic.sys
     n, mem = msg.d2, msg.d3
     chunk = await received(sys, mem) if isinstance(mem, Memory) else None
-    if chunk is None or not isinstance(n, int) or not 0 < n <= chunk.size:
+    if chunk is None or not isinstance(n, int) or not 0 < n <= chunk.size or (headers and n > HDR_WRITE_BYTES):
         await discard(sys, msg)
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
     data = chunk.read(0, n)

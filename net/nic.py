@@ -28,6 +28,7 @@ from euralios.std.protocols.nic import (
     FEATURES,
     GET_FEATURES,
     GET_MAC_ADDRESS,
+    HDR_WRITE_BYTES,
     MAC_ADDRESS,
     READ_FRAMES,
     READ_FRAMES_HDR,
@@ -78,18 +79,19 @@ def unpack_entries(entries: list[bytes], counters: dict[str, int]) -> list[tuple
 
 
 class BatchChunks:
-    """Spare chunks for /dev/nic batches, by size: one page (a few frames: ACKs) or BATCH_BYTES
-    bytes. Chunks come back from the driver with its replies; at most two of each are kept."""
+    """Spare chunks for /dev/nic batches, by size: one page (a few frames: ACKs), BATCH_BYTES
+    bytes or HDR_WRITE_BYTES (a header batch of TSO segments going out). Chunks come back from
+    the driver with its replies; at most two of each are kept."""
 
-    SIZES = (abi.PAGE, BATCH_BYTES)
+    SIZES = (abi.PAGE, BATCH_BYTES, HDR_WRITE_BYTES)
 
     def __init__(self, sys: Any) -> None:
         self.sys = sys
         self.spare: dict[int, list[Memory]] = {size: [] for size in self.SIZES}
 
     async def get(self, nbytes: int) -> Memory | None:
-        """A chunk of at least ``nbytes`` (at most BATCH_BYTES); None when memory is short."""
-        size = abi.PAGE if nbytes <= abi.PAGE else BATCH_BYTES
+        """A chunk of at least ``nbytes`` (at most HDR_WRITE_BYTES); None when memory is short."""
+        size = next(size for size in self.SIZES if nbytes <= size)
         spare = self.spare[size]
         if spare:
             return spare.pop()
@@ -189,7 +191,7 @@ class NicClient:
         exchange = exchange and self.headers
         if self.headers:
             entries = [(PLAIN_HDR if hdr == NO_OFFLOAD else hdr.pack()) + frame for hdr, frame in frames]
-            batches = pack_hdr_frames(entries, BATCH_BYTES)
+            batches = pack_hdr_frames(entries, HDR_WRITE_BYTES)  # several TSO segments a request
             request = WRITE_READ_FRAMES_HDR if exchange else WRITE_FRAMES_HDR
         else:
             plain = [frame for hdr, frame in frames if hdr == NO_OFFLOAD]
@@ -198,7 +200,7 @@ class NicClient:
             batches, request = pack_frames(plain, BATCH_BYTES), WRITE_FRAMES
         for batch, count in batches:
             # An exchange's chunk also carries frames back: as large as the last batch in was.
-            mem = await self.chunks.get(BATCH_BYTES if exchange and self.big else len(batch))
+            mem = await self.chunks.get(max(len(batch), BATCH_BYTES if exchange and self.big else 0))
             if mem is None:
                 self.counters["nic_errors"] += count  # no memory for it: lost, as on a wire
                 continue

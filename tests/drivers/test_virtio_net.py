@@ -22,6 +22,7 @@ from euralios.std.protocols.nic import (
     FEATURES,
     GET_FEATURES,
     GET_MAC_ADDRESS,
+    HDR_WRITE_BYTES,
     MAC_ADDRESS,
     READ_FRAMES,
     READ_FRAMES_HDR,
@@ -255,6 +256,32 @@ async def test_tso_segment_through_a_header_batch_reaches_the_wire_as_it_was_sen
     assert backend.sent_gso == [(hdr, big)]
     assert backend.sent == [frame(PEER, MAC, 5)]
     assert card(system).counters["tx_gso"] == 1
+
+
+async def test_a_header_batch_out_carries_several_tso_segments_up_to_hdr_write_bytes(
+        system: System, backend: MemoryBackend) -> None:
+    backend.gso = True
+    segments = [tcp_super_frame(bytes([i]) * 60000, seq=1000 + 60000 * i) for i in range(4)]
+    entries = [hdr.pack() + big for hdr, big in segments]
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        ((batch, count),) = pack_hdr_frames(entries, HDR_WRITE_BYTES)
+        assert count == 4 and 64 * 1024 < len(batch) <= HDR_WRITE_BYTES
+        r = await sys.rcall(h, WRITE_FRAMES_HDR, len(batch), await send_bytes(sys, batch))
+        assert (r.tag, r.d2) == (abi.OK, 4)
+        await sys.free(r.d3.vaddr)
+        more = entries + entries[:1]  # five: past HDR_WRITE_BYTES, refused whole
+        over = b"".join(len(e[HDR_LEN:]).to_bytes(2, "little") + e for e in more)
+        assert len(over) > HDR_WRITE_BYTES
+        for request in (WRITE_FRAMES_HDR, WRITE_READ_FRAMES_HDR):
+            r = await sys.rcall(h, request, len(over), await send_bytes(sys, over))
+            assert r.tag == abi.ERROR_INVALID_VALUE
+
+    with trio.fail_after(20):
+        await run(system, program)
+    assert backend.sent_gso == segments
 
 
 async def test_large_receive_reaches_a_header_client_whole_and_a_plain_client_segmented(

@@ -27,7 +27,10 @@ VnetHdr: what is left to do, a checksum or a TCP segmentation) between each leng
 the length counts the frame alone, so a TSO segment up to HDR_FRAME_MAX fits. Only a driver
 whose FEATURES offer offloads serves header batches (the others answer ERROR_UNKNOWN_MESSAGE);
 a plain READ_FRAMES always gets complete frames, whatever the card did (the driver finishes the
-work in software). Batches travel in chunks of at most BATCH_BYTES. WRITE_READ_FRAMES_HDR is a
+work in software). Batches travel in chunks of at most BATCH_BYTES, but for a header batch going
+out (WRITE_FRAMES_HDR, WRITE_READ_FRAMES_HDR), which may be up to HDR_WRITE_BYTES: four TSO
+segments in one request (a longer one is refused with ERROR_INVALID_VALUE, nothing sent); the
+frames an exchange brings back are at most BATCH_BYTES. WRITE_READ_FRAMES_HDR is a
 header client's WRITE_FRAMES_HDR and non-blocking READ_FRAMES_HDR in one round trip (the ACKs
 for a batch in, going out, bring back what arrived meanwhile); a malformed batch is refused
 with ERROR_INVALID_VALUE, nothing sent and the chunk freed, as for WRITE_FRAMES_HDR.
@@ -52,6 +55,7 @@ BATCH_BYTES = 64 * 1024  # the largest batch chunk (16 pages), either way
 MAX_FRAME = 0xFFFF  # the most a u16 length prefix can say (the 2 in the loops below is its size)
 VNET_HDR_BYTES = 12  # the header in a header batch: proto/wire/vnet.py's HDR_LEN (checked by a test)
 HDR_FRAME_MAX = BATCH_BYTES - 2 - VNET_HDR_BYTES  # the largest frame one header batch carries
+HDR_WRITE_BYTES = 4 * BATCH_BYTES  # the largest header batch going out (WRITE_FRAMES_HDR and exchange)
 
 
 def take_batch(queue: deque[bytes], room: int) -> tuple[bytes, int]:
