@@ -60,6 +60,7 @@ from vfs.server import FileSession, Server
 MAX_MOUNT_WORKERS = 6
 CONNECT_TIMEOUT = 30.0
 CONFIG_WAIT = 15.0  # how long an open waits for DHCP to finish
+READER_ROUNDS = 4  # frame batches the NIC reader takes in (exchanges) before it wakes waiters
 
 
 class NetServer(Server):
@@ -118,9 +119,10 @@ class NetServer(Server):
 
     # -------------------------------------------------------------- the NIC
     async def nic_reader(self) -> None:
-        """Every batch of frames from the card into the stack, then a kick; frames that came
+        """Every batch of frames from the card into the stack, then a kick. Frames that came
         back with the kick's own batches out (WRITE_READ_FRAMES_HDR) go in next, without a
-        READ_FRAMES round trip."""
+        READ_FRAMES round trip; waiting threads are woken after up to READER_ROUNDS such
+        batches, so a program's READ takes several frames' data at once."""
         frames: list[tuple[VnetHdr, bytes]] = []
         while True:
             if not frames:
@@ -129,13 +131,18 @@ class NetServer(Server):
                 except SyscallError as e:
                     await self.proc.say(f"[tcp] /dev/nic went away: {e}")
                     return
-            now = self.proc.now()
-            for hdr, frame in frames:
-                try:
-                    self.stack.frame_received(frame, now, hdr)
-                except Exception as e:  # noqa: BLE001 - a stack bug must not end networking
-                    await self.bug("input", e)
-            frames = await self.kick(reader=True)
+            for _ in range(READER_ROUNDS):
+                now = self.proc.now()
+                for hdr, frame in frames:
+                    try:
+                        self.stack.frame_received(frame, now, hdr)
+                    except Exception as e:  # noqa: BLE001 - a stack bug must not end networking
+                        await self.bug("input", e)
+                await self.poll()
+                frames = await self.flush(reader=True)
+                if not frames:
+                    break
+            await self.changed()
 
     async def flush(self, reader: bool = False) -> list[tuple[VnetHdr, bytes]]:
         """Send every frame the stack has, in order; one flusher at a time (others' frames are
@@ -173,16 +180,18 @@ class NetServer(Server):
         except Exception as e:  # noqa: BLE001 - a stack bug must not end networking
             await self.bug("timers", e)
 
-    async def kick(self, reader: bool = False) -> list[tuple[VnetHdr, bytes]]:
-        """After any change to the stack: due timers, frames out, waiters woken, news printed.
-        Returns what flush(reader) brought in (none unless ``reader``)."""
+    async def kick(self) -> None:
+        """After any change to the stack: due timers, frames out, waiters woken, news printed."""
         await self.poll()
-        got = await self.flush(reader)
+        await self.flush()
+        await self.changed()
+
+    async def changed(self) -> None:
+        """Waiters whose condition now holds woken, news printed, the timer told."""
         self.info["wakeups"] += await self.waiters.notify()
         if self.stack.events:
             await self.report_events()
         await self.timer.check()
-        return got
 
     async def tick(self) -> None:
         """The timer's round: due timers, frames out, waiters woken, news printed."""
