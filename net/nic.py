@@ -4,7 +4,8 @@ A blocking READ_FRAMES answers every frame the driver had queued (as many as fit
 of ours, which comes back with the reply and is kept for the next request (no allocation per
 batch); frames go out the same way, WRITE_FRAMES batches in a chunk the driver hands back with
 its answer. A one-page chunk while frames come a few at a time (ACKs), a 64 KiB one while they
-come in bulk: moving a chunk costs a TLB shootdown per page. The protocol and the batch format
+come in bulk (256 KiB for a header batch of TSO segments going out): moving a chunk costs a TLB
+shootdown per page. The protocol and the batch format
 are euralios.std.protocols.nic's.
 
 Inside the stack every frame travels with its virtio-net header (proto/wire/vnet.py): `send`
