@@ -375,7 +375,9 @@ class Server:
         await serve_requests(self.sys, handle, request, owed=P.error(0))
 
     async def request(self, session: Session, msg: Message) -> Message | Last:
-        """The answer to one request; everything it carried is given back once it is done."""
+        """The answer to one request; everything it carried is given back once it is done, but
+        a chunk the reply hands back to the caller (a lent buffer: /tcp's READ_INTO)."""
+        reply: Message | None = None
         try:
             req = P.parse(msg)
             if isinstance(req, P.Close):
@@ -394,6 +396,8 @@ class Server:
                 pass
             return P.error(abi.PARAM)
         finally:
+            if reply is not None and isinstance(reply.d3, Memory) and reply.d3 == msg.d3:
+                msg = Message(msg.tag, msg.d2)
             await discard(self.sys, msg)
 
 

@@ -125,6 +125,7 @@ BACKGROUND = 44  # to a console writer: Short(BACKGROUND, entry) -> OK: that rea
 TTY_ECHO = 1  # mode bits of READ_KEY / READ_LINE (drivers.tty.Mode)
 TTY_ISIG = 2
 ACCEPT = 65  # to a /tcp/listen/PORT session: Short(ACCEPT) -> Long(COMM_HANDLE, Handle(conn), Value(0))
+READ_INTO = 67  # to a /tcp connection: Long(READ_INTO, max, chunk) -> Long(DATA, n, the same chunk): net/sessions/tcp.py
 EMPTY = 128
 ERROR = 129
 ERROR_INVALID_FORMAT = 130

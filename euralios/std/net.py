@@ -3,7 +3,8 @@
 The TCP/IP stack is a user-space server mounted at /tcp (spec §11.9, DESIGN.md §5). A connection
 is a file session: `open("/tcp/HOST:PORT")` connects (HOST a name or an address); WRITE sends
 (answered when the stack has taken the bytes), READ(0, max) answers with the next bytes as soon
-as there are some, and NO_DATA at the end of the stream; CLOSE sends FIN. Listening:
+as there are some, and NO_DATA at the end of the stream (Stream.read sends READ_INTO, the same
+answered in a chunk it lends and gets back: net/sessions/tcp.py); CLOSE sends FIN. Listening:
 `open("/tcp/listen/PORT")`, then ACCEPT requests each answer with a new connection session.
 Errors come back as SyscallError codes: REFUSED, TIMEDOUT, UNREACHABLE, RESET, NOTFOUND (DNS).
 
@@ -24,9 +25,10 @@ from typing import TYPE_CHECKING
 
 from euralios.std import abi
 from euralios.std.carried import discard
+from euralios.std.chunk import Chunk
 from euralios.std.errors import SyscallError
 from euralios.std.fs import File, send_bytes, take_bytes
-from euralios.std.message import Handle, Message
+from euralios.std.message import Handle, Memory, Message
 from euralios.std.protocols import mux as M
 from euralios.std.protocols import udp as U
 from euralios.std.protocols.mux import ACCEPTABLE, ERROR, READABLE, WRITABLE
@@ -40,13 +42,52 @@ if TYPE_CHECKING:
 
 #: The most one WRITE of `write_all` carries (the stack takes what fits in its send buffer).
 WRITE_MAX = 256 * 1024
+#: The largest buffer a Stream lends its reads (the most one READ of /tcp answers).
+READ_BUFFER_MAX = 256 * 1024
 
 
 class Stream(File):
     """A TCP connection. `read(n)` returns what has arrived (up to n bytes, at least one),
-    b"" at the end of the stream; `read_exactly(n)` and `read_all()` loop for you."""
+    b"" at the end of the stream; `read_exactly(n)` and `read_all()` loop for you.
+
+    Reads lend the stack one buffer chunk (READ_INTO, net/sessions/tcp.py), which comes back
+    with the bytes and carries the next read, instead of a fresh chunk per read; a server that
+    does not know READ_INTO gets plain READs from then on. `close` frees the buffer."""
+
+    _buffer: Memory | None = None  # the chunk lent to the next read, while this Stream holds it
+    _buffer_bytes = 0
+    _plain = False  # the server answered READ_INTO with ERROR_UNKNOWN_MESSAGE
 
     async def read(self, n: int = 65536) -> bytes:
+        if self._plain or n <= 0:
+            return await self._read_plain(n)
+        mem, self._buffer = self._buffer, None
+        if mem is None or self._buffer_bytes < min(n, READ_BUFFER_MAX):
+            if mem is not None:
+                await self.sys.free(mem.vaddr)
+            pages = min(-(-n // abi.PAGE), READ_BUFFER_MAX // abi.PAGE)
+            mem = Memory((await self.sys.malloc(pages))[0])
+            self._buffer_bytes = pages * abi.PAGE
+        try:  # an error reply frees the lent chunk
+            reply = await self.sys.rcall(self.handle, abi.READ_INTO, n, mem)
+        except SyscallError as e:
+            if e.code == abi.NO_DATA:
+                return b""
+            raise
+        if reply.tag == abi.ERROR_UNKNOWN_MESSAGE:  # it freed the chunk, as for any error
+            self._plain = True
+            return await self._read_plain(n)
+        if reply.tag != abi.DATA or not isinstance(reply.d3, Memory) or not isinstance(reply.d2, int):
+            await discard(self.sys, reply)
+            raise SyscallError(abi.PARAM, reply, detail="bad reply to read")
+        chunk = await Chunk.received(self.sys, reply.d3)
+        if reply.d2 > chunk.size:
+            await chunk.free()
+            raise SyscallError(abi.PARAM, reply, detail="reply longer than its chunk")
+        self._buffer, self._buffer_bytes = reply.d3, chunk.size
+        return chunk.read(0, reply.d2)
+
+    async def _read_plain(self, n: int) -> bytes:
         try:
             reply = await self.sys.rcall(self.handle, abi.READ, 0, n)
         except SyscallError as e:
@@ -54,6 +95,15 @@ class Stream(File):
                 return b""
             raise
         return await take_bytes(self.sys, reply)
+
+    async def close(self) -> None:
+        mem, self._buffer = self._buffer, None
+        if mem is not None:
+            try:
+                await self.sys.free(mem.vaddr)
+            except SyscallError:
+                pass
+        await super().close()
 
     async def read_all(self) -> bytes:
         out = bytearray()

@@ -7,6 +7,11 @@ UNREACHABLE 20, NOTFOUND 7 for DNS: net/errors.py). Then:
                        buffer is full; needs O_WRITE, else ERROR_DENIED)
     READ(_, max)    -> DATA(n, chunk), 1 <= n <= max, as soon as a byte is there; ERROR(NO_DATA)
                        at the end of the stream; ERROR(RESET/TIMEDOUT...) when the connection failed
+    READ_INTO(max, chunk) -> DATA(n, the same chunk): as READ, the bytes written at the start
+                       of the chunk the caller lent (n <= max, the chunk's size and READ_MAX;
+                       max 0: the chunk's size), which comes back to carry the next READ_INTO
+                       instead of a fresh chunk each time; any error (as READ's, PARAM for a
+                       malformed request) frees the chunk
     QUERY           -> JSON {local, remote, state, srtt, rto, ...}
     CLOSE           -> FIN after the queued data (the stack finishes the close)
 
@@ -25,6 +30,9 @@ import json
 from typing import TYPE_CHECKING
 
 from euralios.std import Message, abi
+from euralios.std.chunk import Chunk
+from euralios.std.errors import SyscallError
+from euralios.std.message import Memory
 from net.errors import NetError, tcp_error
 from net.namespace import NetNode
 from proto.tcp import CLOSED, TcpConnection, TcpError, TcpListener
@@ -37,6 +45,7 @@ if TYPE_CHECKING:
 
 READ_MAX = 256 * 1024  # the most one READ of a connection answers (a quarter of a 1 MiB window)
 ACCEPT = abi.ACCEPT
+READ_INTO = abi.READ_INTO
 
 
 class ConnSession(Session):
@@ -57,15 +66,10 @@ class ConnSession(Session):
     async def handle(self, req: P.Request) -> Message:
         srv, conn = self.srv, self.conn
         if isinstance(req, P.Read):
-            n = min(req.max or READ_MAX, READ_MAX)
-            await srv.waiters.wait_until(lambda: conn.available or conn.at_eof or conn.error or conn.state == CLOSED)
-            if conn.available:
-                data = conn.receive(n)
-                await srv.kick()  # reading may owe the peer a window update
-                return await srv.blob_reply(abi.DATA, data)
-            if conn.error:
-                raise NetError(tcp_error(conn.error), detail=str(conn.error))
-            raise FsError(abi.NO_DATA)
+            data = await self._receive(min(req.max or READ_MAX, READ_MAX))
+            return await srv.blob_reply(abi.DATA, data)
+        if isinstance(req, P.Unknown) and req.msg.tag == READ_INTO:
+            return await self._read_into(req.msg)
         if isinstance(req, P.Write):
             if not self.writable:
                 return P.denied()
@@ -91,6 +95,34 @@ class ConnSession(Session):
                     "snd_wnd": conn.snd_wnd}
             return await srv.blob_reply(abi.JSON, json.dumps(info).encode())
         return P.unknown()
+
+    async def _receive(self, n: int) -> bytes:
+        """Up to n bytes once there are some; NO_DATA at the end, the failure once failed."""
+        srv, conn = self.srv, self.conn
+        await srv.waiters.wait_until(lambda: conn.available or conn.at_eof or conn.error or conn.state == CLOSED)
+        if conn.available:
+            data = conn.receive(n)
+            await srv.kick()  # reading may owe the peer a window update
+            return data
+        if conn.error:
+            raise NetError(tcp_error(conn.error), detail=str(conn.error))
+        raise FsError(abi.NO_DATA)
+
+    async def _read_into(self, msg: Message) -> Message:
+        """READ_INTO(max, chunk): the reply hands the caller's chunk back (the dispatch loop
+        frees a request's chunk only when the reply does not carry it)."""
+        mx, mem = msg.d2, msg.d3
+        if not isinstance(mx, int) or isinstance(mx, bool) or mx < 0 or not isinstance(mem, Memory):
+            raise FsError(abi.PARAM, "read_into: expected (max, chunk)")
+        try:
+            chunk = await Chunk.received(self.srv.sys, mem)
+        except SyscallError:
+            raise FsError(abi.PARAM, "no chunk at that address") from None
+        if not chunk.size:
+            raise FsError(abi.PARAM, "no room in that chunk")
+        data = await self._receive(min(mx or chunk.size, chunk.size, READ_MAX))
+        chunk.write(0, data)
+        return Message(abi.DATA, len(data), mem)
 
 
 class ListenSession(Session):
