@@ -45,6 +45,7 @@ from proto.virtio import (
 )
 
 MAX_QUEUE_SIZE = 32768
+_DESC = struct.Struct("<QIHH")  # a descriptor: addr, len, flags, next
 
 
 class QueueError(Exception):
@@ -191,10 +192,33 @@ class SplitQueue:
             heads = self.dma.u16s(self.driver + 4 + 2 * start, first, "available ring")
             if first < n:
                 heads += self.dma.u16s(self.driver + 4, n - first, "available ring")
-            chains = []
-            for head in heads:  # each taken only once walked, as pop does
-                chains.append(self._walk(head))
-                self.last_avail = (self.last_avail + 1) & 0xFFFF
+            chains: list[Chain] = []
+            i = 0
+            while i < n:  # each taken only once walked, as pop does
+                # A stretch of consecutive heads (a driver's receive slots usually are): their
+                # descriptors read in one go; a one-descriptor chain is built from its entry
+                # with pop's checks, any other walked as pop walks it.
+                head, j = heads[i], i + 1
+                while j < n and heads[j] == heads[j - 1] + 1 and heads[j] < size:
+                    j += 1
+                if j - i < 2 or head >= size:
+                    chains.append(self._walk(head))
+                    self.last_avail = (self.last_avail + 1) & 0xFFFF
+                    i += 1
+                    continue
+                raw = self.dma.read(self.desc + 16 * head, 16 * (j - i), "descriptor table")
+                ram = self.dma.size
+                for addr, length, flags, _ in _DESC.iter_unpack(raw):
+                    if flags & (DESC_F_NEXT | DESC_F_INDIRECT) or addr + length > ram:
+                        chain = self._walk(head)  # a chain, or the error pop gives
+                    elif flags & DESC_F_WRITE:
+                        chain = Chain(head, [], [(addr, length)])
+                    else:
+                        chain = Chain(head, [(addr, length)], [])
+                    chains.append(chain)
+                    self.last_avail = (self.last_avail + 1) & 0xFFFF
+                    head += 1
+                i = j
         except DmaError as e:
             raise QueueError(f"queue {self.index}: {e}") from None
         return chains

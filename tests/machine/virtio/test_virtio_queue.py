@@ -184,3 +184,37 @@ def test_pop_many_is_pop_repeated_and_push_stores_across_the_ring_end() -> None:
     q.push(used)
     assert drv.take_used() == used
     assert q.used_idx == (start + 6) & 0xFFFF
+
+
+def test_pop_many_over_consecutive_heads_is_pop_repeated_whatever_the_chains() -> None:
+    # Heads 0-5 offered in order (one descriptor table read for the stretch): single writable
+    # and readable buffers, a chain (head 2 -> 7) and an indirect table inside the stretch.
+    q, drv, mem = make_queue(size=8)
+    q.indirect = True
+    drv.write_desc(0, 0x8000, 2048, 2)
+    drv.write_desc(1, 0x9000, 100, 0)
+    drv.write_desc(2, 0xA000, 10, 1, 7)
+    drv.write_desc(7, 0xB000, 20, 2)
+    mem.write(0xC000, struct.pack("<QIHH", 0xD000, 30, 2, 0))
+    drv.write_desc(3, 0xC000, 16, 4)
+    drv.write_desc(4, 0xE000, 40, 2)
+    drv.write_desc(5, 0xE800, 50, 2)
+    for head in (0, 1, 2, 3, 4, 5):
+        drv.offer(head)
+    many = q.pop_many(6)
+    q.unpop(6)
+    one_by_one = [q.pop() for _ in range(6)]
+    assert many == one_by_one
+    assert [(c.head, c.readable, c.writable) for c in many[:4]] == [
+        (0, [], [(0x8000, 2048)]), (1, [(0x9000, 100)], []), (2, [(0xA000, 10)], [(0xB000, 20)]),
+        (3, [], [(0xD000, 30)])]
+
+
+def test_pop_many_over_consecutive_heads_refuses_a_buffer_outside_ram() -> None:
+    q, drv, mem = make_queue(size=8)
+    drv.write_desc(0, 0x8000, 64, 2)
+    drv.write_desc(1, (2 << 20) - 16, 64, 2)  # runs past the end of RAM
+    drv.offer(0)
+    drv.offer(1)
+    with pytest.raises(QueueError, match="outside RAM"):
+        q.pop_many(2)
