@@ -62,11 +62,13 @@ class Chain:
 
     @property
     def read_size(self) -> int:
-        return sum(n for _, n in self.readable)
+        r = self.readable
+        return r[0][1] if len(r) == 1 else sum(n for _, n in r)
 
     @property
-    def write_size(self) -> int:
-        return sum(n for _, n in self.writable)
+    def write_size(self) -> int:  # a receive buffer is usually one descriptor: no generator then
+        w = self.writable
+        return w[0][1] if len(w) == 1 else sum(n for _, n in w)
 
     def read(self, dma: Dma, limit: int) -> bytes:
         """The readable bytes, in order (at most ``limit``). Buffers that follow each other in
