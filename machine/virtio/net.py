@@ -284,7 +284,8 @@ class VirtioNet(VirtioDevice):
                         q.unpop(len(more) - i)
                         break
                     chains.append(chain)
-                    room += chain.write_size
+                    w = chain.writable
+                    room += w[0][1] if len(w) == 1 else chain.write_size
         if room < total:
             q.unpop(len(chains))
             self.counters["rx_no_buffer"] += 1
@@ -296,8 +297,22 @@ class VirtioNet(VirtioDevice):
         pieces: list[tuple[int, int]] = []  # (addr, len) in frame order, over every chain
         left = len(data)
         for chain in chains:
+            w = chain.writable
+            if len(w) == 1:  # a driver's receive buffer: one descriptor
+                addr, size = w[0]
+                take = size if size < left else left
+                if take > 0:
+                    if pieces and pieces[-1][0] + pieces[-1][1] == addr:  # adjacent: one stretch
+                        pieces[-1] = (pieces[-1][0], pieces[-1][1] + take)
+                    else:
+                        pieces.append((addr, take))
+                    used.append((chain.head, take))
+                    left -= take
+                else:
+                    used.append((chain.head, 0))
+                continue
             written = 0
-            for addr, size in chain.writable:
+            for addr, size in w:
                 take = min(size, left - written)
                 if take <= 0:
                     break
