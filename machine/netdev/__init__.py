@@ -84,6 +84,14 @@ class Backend:
         """Deliver frames from the outside until cancelled (``deliver_gso``: see the module)."""
         await trio.sleep_forever()
 
+    def pump(self) -> None:
+        """Deliver at once, without waiting, what the outside has already queued for the guest.
+
+        A card calls it right after sending: a host often answers at once (a TCP sender's next
+        segment right after the guest's ACK), and the frame is then in the guest's ring before
+        its driver looks again, as it would be on a machine whose device runs beside the CPU.
+        Only backends with a host queue to look at (tap, raw) do anything."""
+
     def send(self, frame: bytes) -> None:
         """One frame from the guest; the base class (and ``none``) drops it."""
         self.counters["tx_dropped"] += 1
@@ -145,6 +153,9 @@ class Wrapper(Backend):
 
     async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
         await self.inner.run(deliver, deliver_gso)
+
+    def pump(self) -> None:
+        self.inner.pump()
 
     def send(self, frame: bytes) -> None:
         self.inner.send(frame)

@@ -51,6 +51,7 @@ class RawBackend(Backend):
         check_ifname(name, self.spec)
         self.name = name
         self.error = ""
+        self._receivers: tuple[Deliver, DeliverGso | None] | None = None  # while run() runs
         try:
             ifindex = socket.if_nametoindex(name)
         except OSError:
@@ -87,28 +88,44 @@ class RawBackend(Backend):
         return True
 
     async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
+        self._receivers = (deliver, deliver_gso)
+        try:
+            while self.sock is not None and not self.error:
+                await trio.lowlevel.wait_readable(self.sock)
+                self._read_burst(deliver, deliver_gso)
+            if self.error:
+                await trio.sleep_forever()  # interface gone: the cable is cut
+        finally:
+            self._receivers = None
+
+    def pump(self) -> None:
+        """What the host has already queued for us, delivered now (see Backend.pump)."""
+        if self._receivers is not None and self.sock is not None and not self.error:
+            self._read_burst(*self._receivers)
+
+    def _read_burst(self, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
+        """Up to BURST frames that can be read without waiting (our own sends skipped)."""
         stats = self.counters
         size, skip = (RX_SIZE, HDR_LEN_LEGACY) if self.vnet else (READ_SIZE, 0)
-        while self.sock is not None:
-            sock = self.sock
-            await trio.lowlevel.wait_readable(sock)
-            for _ in range(BURST):
-                try:
-                    data, addr = sock.recvfrom(size)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as e:
-                    self.error = e.strerror or str(e)  # interface gone: the cable is cut
-                    await trio.sleep_forever()
-                if addr[2] == PACKET_OUTGOING or len(data) <= skip:
-                    continue
-                frame = data[skip:] if skip else data
-                stats["rx_frames"] += 1
-                stats["rx_bytes"] += len(frame)
-                if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
-                    deliver(frame)
-                    continue
-                self.deliver_offloaded(data, frame, deliver, deliver_gso)
+        sock = self.sock
+        assert sock is not None
+        for _ in range(BURST):
+            try:
+                data, addr = sock.recvfrom(size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.error = e.strerror or str(e)
+                return
+            if addr[2] == PACKET_OUTGOING or len(data) <= skip:
+                continue
+            frame = data[skip:] if skip else data
+            stats["rx_frames"] += 1
+            stats["rx_bytes"] += len(frame)
+            if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
+                deliver(frame)
+                continue
+            self.deliver_offloaded(data, frame, deliver, deliver_gso)
 
     def send(self, frame: bytes) -> None:
         if self.sock is None:

@@ -73,6 +73,7 @@ class TapBackend(Backend):
         self.spec = f"tap:{name}"
         raw = check_ifname(name, self.spec)
         self.error = ""
+        self._receivers: tuple[Deliver, DeliverGso | None] | None = None  # while run() runs
         try:
             fd = os.open(TUN_DEVICE, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -145,30 +146,46 @@ class TapBackend(Backend):
             pass
 
     async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
-        stats = self.counters
         self._set_offloads(deliver_gso is not None)
+        self._receivers = (deliver, deliver_gso)
+        try:
+            while self.fd >= 0 and not self.error:
+                await trio.lowlevel.wait_readable(self.fd)
+                self._read_burst(deliver, deliver_gso)
+            if self.error:
+                # The interface went away (deleted under us): the cable is cut. Stop reading
+                # rather than spin on an fd that stays readable with an error.
+                await trio.sleep_forever()
+        finally:
+            self._receivers = None
+
+    def pump(self) -> None:
+        """What the host has already queued for us, delivered now (see Backend.pump)."""
+        if self._receivers is not None and self.fd >= 0 and not self.error:
+            self._read_burst(*self._receivers)
+
+    def _read_burst(self, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
+        """Up to BURST frames that can be read without waiting."""
+        stats = self.counters
         size, skip = (RX_SIZE, self.hdr_size) if self.hdr_size else (READ_SIZE, 0)
-        while self.fd >= 0:
-            await trio.lowlevel.wait_readable(self.fd)
-            for _ in range(BURST):
-                try:
-                    data = os.read(self.fd, size)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as e:
-                    # The interface went away (deleted under us): the cable is cut. Stop reading
-                    # rather than spin on an fd that stays readable with an error.
-                    self.error = e.strerror or str(e)
-                    await trio.sleep_forever()
-                if len(data) <= skip:
-                    break
-                frame = data[skip:] if skip else data
-                stats["rx_frames"] += 1
-                stats["rx_bytes"] += len(frame)
-                if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
-                    deliver(frame)
-                    continue
-                self.deliver_offloaded(data, frame, deliver, deliver_gso)
+        fd = self.fd
+        for _ in range(BURST):
+            try:
+                data = os.read(fd, size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.error = e.strerror or str(e)
+                return
+            if len(data) <= skip:
+                return
+            frame = data[skip:] if skip else data
+            stats["rx_frames"] += 1
+            stats["rx_bytes"] += len(frame)
+            if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
+                deliver(frame)
+                continue
+            self.deliver_offloaded(data, frame, deliver, deliver_gso)
 
     def send(self, frame: bytes) -> None:
         try:

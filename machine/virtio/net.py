@@ -106,6 +106,7 @@ class VirtioNet(VirtioDevice):
              "tx_frames", "tx_bytes", "tx_gso", "tx_csum", "tx_bad_header", "tx_offload_refused", "tx_too_long", "tx_wire_no_offload"), 0))
         self._mode_changed = trio.Event()
         self._rx_offloads = False  # what the running backend.run was given
+        self._pump: Callable[[], None] = lambda: None  # the running backend's pump
 
     # -- the device's rules ------------------------------------------------------------------------
 
@@ -165,14 +166,15 @@ class VirtioNet(VirtioDevice):
         self.counters["tx_wire_no_offload"] += 1
 
     def queue_notify(self, index: int) -> None:
-        if index == TX:
-            self._transmit_all()
+        if index == TX and self._transmit_all():
+            self._pump()  # the host's answer, if it is already there (Backend.pump)
         # RX kicks need nothing: frames are placed as they arrive, never held back
 
-    def _transmit_all(self) -> None:
+    def _transmit_all(self) -> bool:
+        """Every chain the driver offered, sent; whether there was any."""
         q = self.queues[TX]
         if not self.ready(q):
-            return
+            return False
         used = []
         try:
             while (chain := q.pop()) is not None:
@@ -181,6 +183,7 @@ class VirtioNet(VirtioDevice):
                 self._transmit_one(data)
         finally:
             self.used(q, used)
+        return bool(used)
 
     def _transmit_one(self, data: bytes) -> None:
         c = self.counters
@@ -339,6 +342,7 @@ class VirtioNet(VirtioDevice):
         while True:
             self._mode_changed = trio.Event()
             self._rx_offloads = self._wants_offloads()
+            self._pump = getattr(backend, "pump", self._pump)
             with trio.CancelScope() as scope:
                 async with trio.open_nursery() as nursery:
                     if self._rx_offloads:

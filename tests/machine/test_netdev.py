@@ -240,6 +240,22 @@ def test_make_backend_wraps_impairment_inside_capture(tmp_path: Path) -> None:
         make_backend("none", pcap=str(tmp_path / "no" / "such" / "dir.pcap"))
 
 
+def test_pump_reaches_the_backend_through_capture_and_impairment(tmp_path: Path) -> None:
+    class Counting(NoneBackend):
+        pumps = 0
+
+        def pump(self) -> None:
+            self.pumps += 1
+
+    inner = Counting()
+    b = PcapBackend(ImpairBackend(inner, parse_impair("loss=5,seed=1")), tmp_path / "p.pcap")
+    b.pump()
+    b.pump()
+    assert inner.pumps == 2
+    NoneBackend().pump()  # a backend with no host queue: nothing to do, no error
+    b.close()
+
+
 # ----------------------------------------------------------------------------------- tap and raw
 
 
