@@ -38,7 +38,10 @@ from proto.virtio import (
 )
 
 DEFAULT_IRQ = 11
-SLOT = 2048  # one receive buffer / transmit slot
+SLOT = 2048  # one transmit slot, and one receive buffer for plain frames
+#: A receive buffer with MRG_RXBUF and GUEST_TSO4: frames up to 64 KiB span nine of these, not 33
+#: of 2 KiB (each buffer costs the device a descriptor and a used entry, and us a repost).
+LARGE_RX_SLOT = 8192
 MAX_QUEUE = 256
 #: Without MRG_RXBUF a received frame must fit one buffer (§5.1.6.3.1): with GUEST_TSO4 that is
 #: 65562 bytes (a 64 KiB segment, its Ethernet header and the 12-byte virtio-net header), so each
@@ -138,8 +141,8 @@ def choose(offered: int, offloads: bool) -> int:
 def rx_slot(features: int) -> int:
     """The size of one receive buffer (§5.1.6.3.1): with MRG_RXBUF a frame spans as many as it
     needs, so 2 KiB; without it one buffer holds a whole frame, up to 64 KiB with GUEST_TSO4."""
-    if not features & Feature.NET_MRG_RXBUF and features & Feature.NET_GUEST_TSO4:
-        return BIG_SLOT
+    if features & Feature.NET_GUEST_TSO4:
+        return LARGE_RX_SLOT if features & Feature.NET_MRG_RXBUF else BIG_SLOT
     return SLOT
 
 
@@ -233,7 +236,7 @@ async def setup(proc: Any, offloads: bool) -> tuple[Card | None, VirtQueue | Non
             await proc.say(f"[virtio-net] queue {index}: size {size}")
             return None, None, None
         slot = rx_slot(features) if index == 0 else SLOT
-        if slot > SLOT:
+        if slot == BIG_SLOT:
             size = min(size, BIG_QUEUE)
         ring = await Chunk.allocate(proc.sys, ring_bytes(size), 0xFFFF_FFFF_FFFF)
         buffers = await Chunk.allocate(proc.sys, size * slot, 0xFFFF_FFFF_FFFF)

@@ -139,14 +139,18 @@ def drain(nic: VirtioNic) -> int:
     heads: list[int] = []
     while pos < len(used):
         head, length = used[pos]
-        first = rx.buffers.read(head * rx.slot, min(length, rx.slot))
-        count = (first[10] | first[11] << 8) if merge and len(first) >= HDR_LEN else 1
+        count = 1
+        if merge and length >= HDR_LEN:  # num_buffers, the header's last field
+            nb = rx.buffers.read(head * rx.slot + HDR_LEN - 2, 2)
+            count = nb[0] | nb[1] << 8
         if count < 1 or pos + count > len(used):
             if count >= 1 and pos + count <= rx.size:
                 break  # the rest of this frame is not in the used ring yet
-            count = 1  # nonsense from the device: drop this buffer's frame
-            first = b""
-        entry = first + rx.read_used(used[pos + 1:pos + count]) if count > 1 else first
+            count = 0  # nonsense from the device: drop this buffer's frame
+        # The frame's buffers in one read (consecutive full slots are one load), not the first
+        # buffer and then the rest joined to it.
+        entry = rx.read_used(used[pos:pos + count]) if count else b""
+        count = count or 1
         # Each buffer goes back as it was: one descriptor pointing at its own slot.
         heads.extend(h for h, _ in used[pos:pos + count])
         pos += count
@@ -172,9 +176,9 @@ async def kick(nic: VirtioNic, q: VirtQueue, index: int) -> None:
         await nic.card.notify(index)
 
 
-async def receive_all(nic: VirtioNic) -> None:
+async def poll_rx(nic: VirtioNic) -> None:
     """Drain, re-arm the interrupt, look once more (a frame placed in between would otherwise
-    wait for the next interrupt), kick for the buffers given back, wake readers."""
+    wait for the next interrupt), kick for the buffers given back."""
     rx = nic.rx
     while True:
         nic.stats["rx_batches"] += 1
@@ -183,6 +187,11 @@ async def receive_all(nic: VirtioNic) -> None:
         if not (rx.used_idx() - rx.last_used) & 0xFFFF:
             break
     await kick(nic, rx, 0)
+
+
+async def receive_all(nic: VirtioNic) -> None:
+    """:func:`poll_rx`, then readers woken for what it queued."""
+    await poll_rx(nic)
     while nic.readers.sleeping and nic.frames:
         await nic.readers.wake()
 
@@ -310,6 +319,18 @@ async def transmit_chains(nic: VirtioNic, entries: list[bytes], heads: list[int]
         nic.stats["tx_bytes"] += len(entry) - HDR_LEN
 
 
+def fits(nic: VirtioNic, entries: list[bytes]) -> bool:
+    """Whether the transmit queue has the slots for ``entries`` now (after a reclaim); never
+    for an entry the card will not take (cut in software, it needs more)."""
+    if not all(nic.allowed(e) for e in entries if e[0] or e[1]):
+        return False
+    slot = nic.tx.slot
+    need = sum(-(-len(e) // slot) for e in entries)
+    if len(nic.tx.free) < need:
+        reclaim(nic)
+    return len(nic.tx.free) >= need
+
+
 def reclaim(nic: VirtioNic) -> None:
     """Chains the device has sent are ours again; no transmit interrupts until we wait for
     one (used_event kept just behind us, so the used index never reaches it)."""
@@ -379,7 +400,16 @@ async def write_frames(nic: VirtioNic, msg: Message, headers: bool, exchange: bo
         await discard(sys, msg)
         return Message(abi.ERROR_INVALID_VALUE, 0, 0)
     nic.stats["tx_batches"] += 1
+    # The exchange polls the receive ring itself after sending (as NAPI does): the host's
+    # answer to these frames is often placed during the transmit kick (machine Backend.pump),
+    # and an interrupt for it would only wake our interrupt thread to find the ring drained.
+    # Only when the batch cannot wait for transmit room, so receive never waits on transmit.
+    polling = exchange and fits(nic, entries)
+    if polling:
+        nic.rx.no_interrupts()
     sent = await transmit(nic, entries)
+    if polling:
+        await poll_rx(nic)
     if exchange:
         fifo = nic.frames
         room = min(chunk.size, BATCH_BYTES)

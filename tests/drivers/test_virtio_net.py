@@ -354,6 +354,56 @@ async def test_write_read_frames_hdr_sends_a_batch_and_brings_back_the_queued_fr
     assert backend.sent == [frame(PEER, MAC, n) for n in (10, 11, 12)]
 
 
+class Answering(MemoryBackend):
+    """A host that answers every frame at once, its answer queued until the card's pump (a TCP
+    sender's next segment, there as soon as our ACK is)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        super().send(data)
+        self.queued.append(data[6:12] + data[:6] + data[12:])  # back to the sender
+
+    def pump(self) -> None:
+        while self.queued and self._deliver is not None:
+            self.inject(self.queued.pop(0))
+
+
+@pytest.fixture
+async def answering() -> AsyncIterator[tuple[System, Answering]]:
+    host = Answering()
+    async for s in start(host):
+        yield s, host
+
+
+async def test_an_exchange_brings_back_the_answer_the_host_gave_during_its_kick(
+        answering: tuple[System, Answering]) -> None:
+    system, host = answering
+    plain = VnetHdr().pack()
+    nic = card(system)
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        for n in (20, 21):
+            ((batch, _),) = pack_hdr_frames([plain + frame(PEER, MAC, n)], 64 * 1024)
+            before = nic.counters["interrupts"]
+            r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, len(batch), await send_bytes(sys, batch))
+            assert r.tag == abi.DATA  # sent, and the host's answer in the same reply
+            assert [e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(sys, r))] == [frame(MAC, PEER, n)]
+            # the driver polled the ring itself, interrupts off meanwhile: none was raised
+            assert nic.counters["interrupts"] == before
+        host.inject(frame(MAC, PEER, 22))  # and afterwards they are back on
+        assert await read_frame(proc, h) == frame(MAC, PEER, 22)
+        assert nic.counters["interrupts"] > before
+
+    with trio.fail_after(20):
+        await run(system, program)
+    assert host.sent == [frame(PEER, MAC, n) for n in (20, 21)]
+
+
 async def test_malformed_write_read_frames_hdr_sends_nothing_loses_nothing_and_the_driver_lives(
         system: System, backend: MemoryBackend) -> None:
     async def program(proc: Any) -> None:
