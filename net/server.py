@@ -74,6 +74,7 @@ class NetServer(Server):
         self.mount_workers = 0
         self.mount_busy = 0
         self.flushing = False
+        self.mid_round = False  # the NIC reader is taking frames in (READs wait for its round's end)
         self.info = dict.fromkeys(("timer_wakeups", "timer_parks", "alarms_started", "wakeups", "nic_errors",
                                    "frames_in", "frames_out", "nic_batches_in", "nic_batches_out"), 0)
         self.nic = NicClient(proc, nic, self.info, features)
@@ -131,17 +132,21 @@ class NetServer(Server):
                 except SyscallError as e:
                     await self.proc.say(f"[tcp] /dev/nic went away: {e}")
                     return
-            for _ in range(READER_ROUNDS):
-                now = self.proc.now()
-                for hdr, frame in frames:
-                    try:
-                        self.stack.frame_received(frame, now, hdr)
-                    except Exception as e:  # noqa: BLE001 - a stack bug must not end networking
-                        await self.bug("input", e)
-                await self.poll()
-                frames = await self.flush(reader=True)
-                if not frames:
-                    break
+            self.mid_round = True
+            try:
+                for _ in range(READER_ROUNDS):
+                    now = self.proc.now()
+                    for hdr, frame in frames:
+                        try:
+                            self.stack.frame_received(frame, now, hdr)
+                        except Exception as e:  # noqa: BLE001 - a stack bug must not end networking
+                            await self.bug("input", e)
+                    await self.poll()
+                    frames = await self.flush(reader=True)
+                    if not frames:
+                        break
+            finally:
+                self.mid_round = False
             await self.changed()
 
     async def flush(self, reader: bool = False) -> list[tuple[VnetHdr, bytes]]:

@@ -97,9 +97,14 @@ class ConnSession(Session):
         return P.unknown()
 
     async def _receive(self, n: int) -> bytes:
-        """Up to n bytes once there are some; NO_DATA at the end, the failure once failed."""
+        """Up to n bytes once there are some; NO_DATA at the end, the failure once failed.
+
+        While the NIC reader is mid-round (more frames are coming in right now) a READ waits
+        for the round's end unless it can be filled: one READ then takes several frames' data,
+        not the first frame's (a round is a few exchanges with the driver, none of which waits)."""
         srv, conn = self.srv, self.conn
-        await srv.waiters.wait_until(lambda: conn.available or conn.at_eof or conn.error or conn.state == CLOSED)
+        await srv.waiters.wait_until(lambda: conn.available >= n or (conn.available and not srv.mid_round)
+                                     or conn.at_eof or conn.error or conn.state == CLOSED)
         if conn.available:
             data = conn.receive(n)
             await srv.kick()  # reading may owe the peer a window update
