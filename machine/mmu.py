@@ -32,7 +32,7 @@ PTE_PCD = 1 << 4  # cache disable
 PTE_A = 1 << 5  # accessed (set by the walker)
 PTE_D = 1 << 6  # dirty (set by the walker on write, leaf only)
 PTE_PS = 1 << 7  # page size: 1 GiB in a PDPT entry, 2 MiB in a PD entry (PAT in a PT entry)
-PTE_G = 1 << 8  # global (no effect here: every address space has its own TLB)
+PTE_G = 1 << 8  # global: a cached translation survives flush() (a CR3 reload, CR4.PGE on), not invlpg
 PTE_AVL0 = 1 << 9  # software-available bits, ignored by the walker
 PTE_AVL1 = 1 << 10
 PTE_AVL2 = 1 << 11
@@ -147,6 +147,7 @@ class MMU:
     def __init__(self, memory: PhysicalMemory) -> None:
         self.memory = memory
         self._tlbs: dict[int, dict[int, int]] = {}
+        self._globals: dict[int, dict[int, int]] = {}  # per root: the TLB entries of global (G) pages
         self.walks: int = 0  # full walks done (TLB misses), for tests and benchmarks
 
     def __repr__(self) -> str:
@@ -250,14 +251,25 @@ class MMU:
             tlb = self._tlbs[root] = {}
         elif len(tlb) >= TLB_CAPACITY:
             tlb.clear()
-        tlb[((vaddr >> 12) << 5) | access] = base
+        key = ((vaddr >> 12) << 5) | access
+        tlb[key] = base
+        if access & PF_W:
+            # A TLB entry holds the permissions the walk found: a store allowed means a load of
+            # the same kind (user or not) is allowed too, and A is set. So the read is cached as
+            # well, as a CPU's one entry serves both (a read after a write was a second walk).
+            tlb[key ^ PF_W] = base
+        if leaf & PTE_G:
+            g = self._globals.setdefault(root, {})
+            g[key] = base
+            if access & PF_W:
+                g[key ^ PF_W] = base
         if ahead and shift == 12:
             upper = PTE_RW | PTE_US
             upper_nx = False
             for _, e in used[:-1]:
                 upper &= e
                 upper_nx = upper_nx or bool(e & PTE_NX)
-            self._fill_ahead(tlb, used[-1][0], vaddr, access, upper, upper_nx, ahead)
+            self._fill_ahead(root, tlb, used[-1][0], vaddr, access, upper, upper_nx, ahead)
         return base | (vaddr & 0xFFF)
 
     def translate_pages(self, root: int, vaddr: int, count: int, access: int, out: list[int]) -> None:
@@ -280,7 +292,7 @@ class MMU:
             out.append(base)
             key += 32
 
-    def _fill_ahead(self, tlb: dict[int, int], leaf_addr: int, vaddr: int, access: int, upper: int,
+    def _fill_ahead(self, root: int, tlb: dict[int, int], leaf_addr: int, vaddr: int, access: int, upper: int,
                     upper_nx: bool, ahead: int) -> None:
         """After a walk of ``vaddr`` ended at the 4 KiB leaf at ``leaf_addr``: cache the next
         ``ahead`` pages of the same page table (all of them up to the first that is not present,
@@ -313,6 +325,13 @@ class MMU:
                 else:
                     pack(buf, addr, pte | set_bits)
             tlb[key] = pte & PTE_ADDR_MASK
+            if write:
+                tlb[key ^ PF_W] = pte & PTE_ADDR_MASK  # the load too (see _miss)
+            if pte & PTE_G:
+                g = self._globals.setdefault(root, {})
+                g[key] = pte & PTE_ADDR_MASK
+                if write:
+                    g[key ^ PF_W] = pte & PTE_ADDR_MASK
 
     def _fault(self, root: int, vaddr: int, error_code: int) -> None:
         """Raise #PF; like hardware (SDM §4.10.4.1), first drop cached entries for that page so
@@ -344,22 +363,46 @@ class MMU:
     # -- TLB maintenance ---------------------------------------------------------------------------
 
     def invlpg(self, root: int, vaddr: int) -> None:
-        """INVLPG: forget every cached translation of the page holding ``vaddr`` in ``root``."""
+        """INVLPG: forget every cached translation of the page holding ``vaddr`` in ``root``
+        (a global one too)."""
         tlb = self._tlbs.get(root)
         if tlb:
             key = (vaddr >> 12) << 5
             for access in _ACCESS_VARIANTS:
                 tlb.pop(key | access, None)
+        g = self._globals.get(root)
+        if g:
+            key = (vaddr >> 12) << 5
+            for access in _ACCESS_VARIANTS:
+                g.pop(key | access, None)
+
+    def invlpg_range(self, root: int, vaddr: int, pages: int) -> None:
+        """INVLPG for each of ``pages`` pages from the page of ``vaddr`` (the kernel's loop when
+        a chunk leaves), in one call."""
+        key = (vaddr >> 12) << 5
+        end = key + (pages << 5)
+        for table in (self._tlbs.get(root), self._globals.get(root)):
+            if table:
+                pop = table.pop
+                for k in range(key, end, 32):
+                    for access in _ACCESS_VARIANTS:
+                        pop(k | access, None)
 
     def flush(self, root: int) -> None:
-        """CR3 reload: forget every cached translation of address space ``root``."""
+        """CR3 reload: forget every cached translation of address space ``root`` but those of
+        global pages (PTE_G; the kernel maps its kernel-info page so, which every process reads
+        for the time and which a flush after each chunk that leaves would otherwise cost a walk)."""
         tlb = self._tlbs.get(root)
         if tlb:
             tlb.clear()
+            g = self._globals.get(root)
+            if g:
+                tlb.update(g)
 
     def forget(self, root: int) -> None:
         """The address space was destroyed: drop its TLB entirely (its PML4 frame may be reused)."""
         self._tlbs.pop(root, None)
+        self._globals.pop(root, None)
 
     def tlb_size(self, root: int) -> int:
         """Number of cached translations of ``root`` (for tests and statistics)."""

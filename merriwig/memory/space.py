@@ -25,6 +25,7 @@ from machine.mmu import (
     MMU,
     PTE_ADDR_MASK,
     PTE_AVL0,
+    PTE_G,
     PTE_NX,
     PTE_P,
     PTE_PS,
@@ -96,7 +97,8 @@ class AddressSpace:
         self.destroyed = False
         self.root = self._new_table(None)
         # The kernel-info page: read-only, shared, never freed by this space.
-        self._map(layout.KERNEL_INFO, ctx.info_frame, USER_RO | BORROWED)
+        # Global (G): its translation survives the TLB flushes of chunk traffic (MMU.flush).
+        self._map(layout.KERNEL_INFO, ctx.info_frame, USER_RO | BORROWED | PTE_G)
 
     # ---------------------------------------------------------------- frames and accounting
     def _bucket(self, vaddr: int | None) -> ChunkSlot | None:
@@ -546,11 +548,7 @@ class AddressSpace:
         if pages > FLUSH_CEILING or mmu.tlb_size(self.root) <= 2 * pages:
             mmu.flush(self.root)
             return
-        base = layout.chunk_base(slot)
-        invlpg = self.mmu.invlpg
-        root = self.root
-        for i in range(pages):
-            invlpg(root, base + i * PAGE)
+        mmu.invlpg_range(self.root, layout.chunk_base(slot), pages)
 
     def detach(self, vaddr: int) -> Chunk:
         """Unmap a chunk from this space for sending: its frames leave with it, untouched."""

@@ -551,3 +551,60 @@ def test_table_pointer_outside_ram_is_bus_error(pt: Tables, mmu: MMU) -> None:
     pt.set_bits(V, 3, set_=64 * MIB)  # PDPT entry now points past the end of 4 MiB RAM
     with pytest.raises(BusError):
         mmu.translate(pt.root, V)
+
+
+def test_a_write_walk_also_caches_the_read_but_a_read_walk_not_the_write(pt: Tables, mmu: MMU) -> None:
+    """One walk for a store then a load of the page, as a CPU's one TLB entry serves both; a
+    load's walk cannot cache the store, which must set D (SDM 4.8)."""
+    other = V + PAGE_SIZE
+    pt.map(V, FRAME)
+    pt.map(other, 0x6000)
+    mmu.translate(pt.root, V, USER_WRITE)
+    assert mmu.translate(pt.root, V + 8, USER_READ) == FRAME + 8
+    assert mmu.walks == 1
+    mmu.translate(pt.root, other, USER_READ)
+    assert not mmu.walk(pt.root, other)[-1][2] & PTE_D
+    mmu.translate(pt.root, other, USER_WRITE)
+    assert mmu.walks == 3 and mmu.walk(pt.root, other)[-1][2] & PTE_D
+    out: list[int] = []
+    mmu.flush(pt.root)
+    mmu.translate_pages(pt.root, V, 2, USER_WRITE, out)  # the rest of the range too
+    walks = mmu.walks
+    assert [mmu.translate(pt.root, v, USER_READ) for v in (V, other)] == [FRAME, 0x6000]
+    assert mmu.walks == walks
+
+
+def test_a_global_page_survives_a_flush_but_not_invlpg(pt: Tables, mmu: MMU) -> None:
+    other = V + PAGE_SIZE
+    pt.map(V, FRAME, URW | PTE_G)
+    pt.map(other, 0x6000)
+    for v in (V, other):
+        mmu.translate(pt.root, v, USER_READ)
+    pt.map(V, 0x9000, URW | PTE_G)  # remapped without invalidation
+    pt.map(other, 0xA000)
+    mmu.flush(pt.root)  # a CR3 reload keeps the global entry, stale as on a CPU with PGE
+    assert mmu.translate(pt.root, V, USER_READ) == FRAME
+    assert mmu.translate(pt.root, other, USER_READ) == 0xA000
+    mmu.invlpg(pt.root, V)
+    assert mmu.translate(pt.root, V, USER_READ) == 0x9000
+    mmu.invlpg(pt.root, V)
+    mmu.flush(pt.root)  # dropped by invlpg, walked again, global again
+    assert mmu.translate(pt.root, V, USER_READ) == 0x9000 and mmu.tlb_size(pt.root) == 1
+    mmu.forget(pt.root)
+    assert mmu.tlb_size(pt.root) == 0
+
+
+def test_invlpg_range_drops_those_pages_every_access_kind_and_no_other(pt: Tables, mmu: MMU) -> None:
+    pages = [V + i * PAGE_SIZE for i in range(4)]
+    for i, v in enumerate(pages):
+        pt.map(v, FRAME + i * PAGE_SIZE, URW | (PTE_G if i == 1 else 0))
+        for access in (USER_READ, USER_WRITE, KERNEL_READ, USER_EXEC):
+            mmu.translate(pt.root, v, access)
+    before = mmu.tlb_size(pt.root)
+    mmu.invlpg_range(pt.root, pages[1] + 0x80, 2)  # pages 1 and 2, the global one included
+    assert mmu.tlb_size(pt.root) == before // 2
+    mmu.flush(pt.root)
+    assert mmu.tlb_size(pt.root) == 0  # the global page's entries went with invlpg_range
+    walks = mmu.walks
+    mmu.translate(pt.root, pages[0], USER_READ)
+    assert mmu.walks == walks + 1
