@@ -62,6 +62,7 @@ _ACCESS_BITS = PF_W | PF_U | PF_I
 # 8 combinations of W/U/I and nothing can ever outlive an invlpg.
 _ACCESS_VARIANTS = tuple(w | u | i for w in (0, PF_W) for u in (0, PF_U) for i in (0, PF_I))
 
+_RW_D = PTE_RW | PTE_D
 _RSVD_PHYS = ((1 << 52) - 1) & ~((1 << MAXPHYADDR) - 1)  # address bits MAXPHYADDR..51
 _RSVD_1G = ((1 << 30) - 1) & ~((1 << 13) - 1)  # bits 13..29 of a 1 GiB leaf (bit 12 is PAT)
 _RSVD_2M = ((1 << 21) - 1) & ~((1 << 13) - 1)  # bits 13..20 of a 2 MiB leaf
@@ -253,16 +254,23 @@ class MMU:
             tlb.clear()
         key = ((vaddr >> 12) << 5) | access
         tlb[key] = base
+        # A TLB entry holds the permissions and the dirty flag the walk found (SDM 4.10.2.2), so
+        # one walk serves a load and a store of the page: after a store the load too (A is set),
+        # after a load the store too when every level allows writes and D is already 1 (a chunk
+        # its sender wrote): nothing would be set by a walk for it. A read after a write, or a
+        # write after a read of a received chunk, was a second walk.
+        other = -1
         if access & PF_W:
-            # A TLB entry holds the permissions the walk found: a store allowed means a load of
-            # the same kind (user or not) is allowed too, and A is set. So the read is cached as
-            # well, as a CPU's one entry serves both (a read after a write was a second walk).
-            tlb[key ^ PF_W] = base
+            other = key ^ PF_W
+        elif not access & PF_I and leaf & PTE_D and all_bits & PTE_RW:
+            other = key | PF_W
+        if other >= 0:
+            tlb[other] = base
         if leaf & PTE_G:
             g = self._globals.setdefault(root, {})
             g[key] = base
-            if access & PF_W:
-                g[key ^ PF_W] = base
+            if other >= 0:
+                g[other] = base
         if ahead and shift == 12:
             upper = PTE_RW | PTE_US
             upper_nx = False
@@ -308,6 +316,7 @@ class MMU:
             return
         set_bits = PTE_A | (PTE_D if write else 0)
         key = ((vaddr >> 12) << 5) | access
+        both = not write and not access & PF_I and bool(upper & PTE_RW)  # a load may cache the store
         addr = leaf_addr
         pack = _U64.pack_into
         # Only a watch on this page table's own entries needs the slow store (a write watch
@@ -324,14 +333,16 @@ class MMU:
                     self.memory.write_u64(addr, pte | set_bits)
                 else:
                     pack(buf, addr, pte | set_bits)
-            tlb[key] = pte & PTE_ADDR_MASK
-            if write:
-                tlb[key ^ PF_W] = pte & PTE_ADDR_MASK  # the load too (see _miss)
+            base = pte & PTE_ADDR_MASK
+            tlb[key] = base
+            other = key ^ PF_W if write else (key | PF_W if both and pte & _RW_D == _RW_D else -1)  # see _miss
+            if other >= 0:
+                tlb[other] = base
             if pte & PTE_G:
                 g = self._globals.setdefault(root, {})
-                g[key] = pte & PTE_ADDR_MASK
-                if write:
-                    g[key ^ PF_W] = pte & PTE_ADDR_MASK
+                g[key] = base
+                if other >= 0:
+                    g[other] = base
 
     def _fault(self, root: int, vaddr: int, error_code: int) -> None:
         """Raise #PF; like hardware (SDM §4.10.4.1), first drop cached entries for that page so

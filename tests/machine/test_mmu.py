@@ -553,9 +553,9 @@ def test_table_pointer_outside_ram_is_bus_error(pt: Tables, mmu: MMU) -> None:
         mmu.translate(pt.root, V)
 
 
-def test_a_write_walk_also_caches_the_read_but_a_read_walk_not_the_write(pt: Tables, mmu: MMU) -> None:
+def test_one_walk_serves_a_load_and_a_store_unless_the_store_must_set_d(pt: Tables, mmu: MMU) -> None:
     """One walk for a store then a load of the page, as a CPU's one TLB entry serves both; a
-    load's walk cannot cache the store, which must set D (SDM 4.8)."""
+    load's walk caches the store only when D is already 1 and writes are allowed (SDM 4.8)."""
     other = V + PAGE_SIZE
     pt.map(V, FRAME)
     pt.map(other, 0x6000)
@@ -566,11 +566,23 @@ def test_a_write_walk_also_caches_the_read_but_a_read_walk_not_the_write(pt: Tab
     assert not mmu.walk(pt.root, other)[-1][2] & PTE_D
     mmu.translate(pt.root, other, USER_WRITE)
     assert mmu.walks == 3 and mmu.walk(pt.root, other)[-1][2] & PTE_D
+    mmu.flush(pt.root)  # D is 1 now: a load's walk also serves the store, which sets nothing
+    mmu.translate(pt.root, other, USER_READ)
+    assert mmu.translate(pt.root, other, USER_WRITE) == 0x6000 and mmu.walks == 4
+    pt.map(V + 2 * PAGE_SIZE, 0x7000, PTE_P | PTE_US | PTE_D)  # dirty but read-only: no store
+    mmu.translate(pt.root, V + 2 * PAGE_SIZE, USER_READ)
+    assert fault(mmu, pt.root, V + 2 * PAGE_SIZE, USER_WRITE).error_code == PF_P | PF_W | PF_U
     out: list[int] = []
     mmu.flush(pt.root)
     mmu.translate_pages(pt.root, V, 2, USER_WRITE, out)  # the rest of the range too
     walks = mmu.walks
     assert [mmu.translate(pt.root, v, USER_READ) for v in (V, other)] == [FRAME, 0x6000]
+    assert mmu.walks == walks
+    mmu.flush(pt.root)
+    out.clear()
+    mmu.translate_pages(pt.root, V, 2, USER_READ, out)  # loads of two dirty pages: stores too
+    walks = mmu.walks
+    assert [mmu.translate(pt.root, v, USER_WRITE) for v in (V, other)] == [FRAME, 0x6000]
     assert mmu.walks == walks
 
 
