@@ -2,7 +2,7 @@
 
 ``tcp.guest_to_linux_mb_per_s``: a guest program (a booted small system: pci, rtl8139, the
 TCP/IP stack at /tcp) connects to a trio server in a private network namespace over a tap and
-writes TOTAL bytes (16 MiB); the server times them from the first byte to the end of the stream.
+writes TOTAL bytes; the server times them from the first byte to the end of the stream.
 ``tcp.linux_to_guest_mb_per_s``: the server writes TOTAL bytes to the guest, which times its
 reads from connect to the end of the stream. ``tcp.virtio_*``: the same with the virtio-net card
 (its offloads negotiated, a 1 MiB window), against the RTL8139's figure of the same run (target
@@ -30,12 +30,7 @@ from bench.common import record
 from euralios.boot import boot
 from euralios.pytest_plugin import Netns, netns_unavailable
 
-#: Bytes each way per connection. 16 MiB: at ~100 MB/s a 4 MiB transfer lasts 40 ms, of which
-#: slow start takes ~10 and one ~5 ms stall of this VM's vCPU (seen in traces, in any task) another
-#: tenth -- costs that weigh three times as much on the virtio card as on the RTL8139, whose 4 MiB
-#: take 140 ms. The 4 MiB figures are still recorded (``*_4mib``, no target).
-TOTAL = 16 << 20
-SHORT = 4 << 20
+TOTAL = 4 << 20
 CHUNK = 256 << 10  # the program's reads and writes: the most /tcp takes or answers in one request
 ROUNDS = 3
 PAYLOAD = bytes(range(256)) * (CHUNK // 256)
@@ -76,10 +71,9 @@ async def loopback(direction_bytes: int) -> float:
 
 
 async def guest_rates(backend: Any, lsock: socket.socket, card: str = "rtl8139",
-                      stack_args: tuple[str, ...] = (), total: int = TOTAL) -> tuple[float, float]:
-    """(guest->Linux, Linux->guest) best MB/s over ROUNDS of ``total`` bytes each way, with the
-    guest's `card` on `backend` and the Linux side listening on `lsock` (reached from the guest
-    as HOST:PORT)."""
+                      stack_args: tuple[str, ...] = ()) -> tuple[float, float]:
+    """(guest->Linux, Linux->guest) best MB/s over ROUNDS, with the guest's `card` on `backend`
+    and the Linux side listening on `lsock` (reached from the guest as HOST:PORT)."""
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.listen()
     lsock.setblocking(False)
@@ -105,7 +99,7 @@ async def guest_rates(backend: Any, lsock: socket.socket, card: str = "rtl8139",
                 up.append(got / (time.perf_counter() - t0) / 1e6)
             else:
                 sent = 0
-                while sent < total:
+                while sent < TOTAL:
                     await stream.send_all(PAYLOAD)
                     sent += len(PAYLOAD)
             await stream.aclose()
@@ -115,7 +109,7 @@ async def guest_rates(backend: Any, lsock: socket.socket, card: str = "rtl8139",
             s = await proc.connect(HOST, PORT)
             await s.write_all(b"U")
             sent = 0
-            while sent < total:
+            while sent < TOTAL:
                 await s.write_all(PAYLOAD)
                 sent += len(PAYLOAD)
             await s.close()
@@ -146,23 +140,21 @@ VIRTIO_STACK = ("--rcvbuf", str(1 << 20), "--sndbuf", str(1 << 20))
 WITHOUT = ("csum", "host_tso4", "guest_tso4", "mrg_rxbuf", "event_idx")
 
 
-async def tap_rates(card: str, stack_args: tuple[str, ...] = (), total: int = TOTAL) -> tuple[float, float]:
+async def tap_rates(card: str, stack_args: tuple[str, ...] = ()) -> tuple[float, float]:
     with Netns() as ns:
         lsock = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
         lsock.bind((HOST, PORT))
-        return await guest_rates(ns.backend(), lsock, card, stack_args, total)
+        return await guest_rates(ns.backend(), lsock, card, stack_args)
 
 
 async def run(tap: bool) -> None:
-    up = down = v_up = v_down = s_up = s_down = sv_up = sv_down = 0.0
+    up = down = v_up = v_down = 0.0
     without: dict[str, tuple[float, float]] = {}
     if tap:
         up, down = await tap_rates("rtl8139")
         v_up, v_down = await tap_rates("virtio-net-pci", VIRTIO_STACK)
         for prop in WITHOUT:
             without[prop] = await tap_rates(f"virtio-net-pci,{prop}=off", VIRTIO_STACK)
-        s_up, s_down = await tap_rates("rtl8139", total=SHORT)
-        sv_up, sv_down = await tap_rates("virtio-net-pci", VIRTIO_STACK, SHORT)
     # The root-free user network: the router relays 10.0.2.2:PORT to the host's 127.0.0.1:PORT.
     from machine.netdev import make_backend
 
@@ -182,10 +174,6 @@ async def run(tap: bool) -> None:
                v_up / up, ">= 4x (issue 16)", v_up >= 4 * up)
         record("tcp.virtio_linux_to_guest_mb_per_s", v_down, "MB/s", "rtl8139_linux_to_guest", down,
                v_down / down, ">= 4x (issue 16)", v_down >= 4 * down)
-        record("tcp.virtio_guest_to_linux_4mib_mb_per_s", sv_up, "MB/s", "rtl8139_guest_to_linux_4mib", s_up,
-               sv_up / s_up if s_up else 0.0)
-        record("tcp.virtio_linux_to_guest_4mib_mb_per_s", sv_down, "MB/s", "rtl8139_linux_to_guest_4mib", s_down,
-               sv_down / s_down if s_down else 0.0)
         for prop, (w_up, w_down) in without.items():
             record(f"tcp.virtio_{prop}_off_guest_to_linux_mb_per_s", w_up, "MB/s", "virtio_guest_to_linux", v_up,
                    w_up / v_up if v_up else 0.0)
