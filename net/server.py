@@ -74,7 +74,7 @@ class NetServer(Server):
         self.mount_workers = 0
         self.mount_busy = 0
         self.flushing = False
-        self.mid_round = False  # the NIC reader is taking frames in (READs wait for its round's end)
+        self.mid_round = False  # the NIC reader is in rounds of exchanges (READs wait for their end)
         self.info = dict.fromkeys(("timer_wakeups", "timer_parks", "alarms_started", "wakeups", "nic_errors",
                                    "frames_in", "frames_out", "nic_batches_in", "nic_batches_out"), 0)
         self.nic = NicClient(proc, nic, self.info, features)
@@ -132,7 +132,9 @@ class NetServer(Server):
                 except SyscallError as e:
                     await self.proc.say(f"[tcp] /dev/nic went away: {e}")
                     return
-            self.mid_round = True
+            # Only exchanges (header batches: a card that offloads) make rounds of more than one
+            # batch; with plain batches a READ waiting for the round's end would only answer later.
+            self.mid_round = self.nic.headers
             try:
                 for _ in range(READER_ROUNDS):
                     now = self.proc.now()
