@@ -17,8 +17,9 @@ Features: VERSION_1, MAC, STATUS, MRG_RXBUF and EVENT_IDX, and the offloads CSUM
 GUEST_CSUM, GUEST_TSO4 unless ``--no-offloads``; whichever of these the card offers (a feature
 whose dependency is missing is dropped). No INDIRECT_DESC: chains of 2 KiB slots do.
 
-Receive: 2 KiB buffers, one descriptor each; with MRG_RXBUF a frame (a coalesced TCP segment up
-to 64 KiB with GUEST_TSO4) spans ``num_buffers`` of them. Without MRG_RXBUF but with GUEST_TSO4
+Receive: buffers of one descriptor each, 2 KiB (8 KiB with GUEST_TSO4 and MRG_RXBUF); with
+MRG_RXBUF a frame (a coalesced TCP segment up to 64 KiB with GUEST_TSO4) spans ``num_buffers`` of
+them, read in one load. Without MRG_RXBUF but with GUEST_TSO4
 each buffer holds a whole 65562-byte frame (§5.1.6.3.1), 64 of them (drivers/virtio_card.py). Each frame is queued with its 12-byte
 header in a bounded FIFO (a frame arriving while it is full is dropped and counted) and the
 buffers go straight back to the device. A plain READ/READ_FRAMES gets complete frames: a frame
@@ -33,7 +34,10 @@ and only then do we ask for a transmit interrupt.
 Interrupts (no MSI-X: INTx and the ISR, read to clear): an interrupt thread sleeps in
 await_interrupt(IRQ), reads ISR, drains the receive used ring, re-arms used_event and looks once
 more (a frame placed between the drain and the re-arm is not left waiting), then wakes readers.
-A configuration interrupt re-reads the link status and notes a NEEDS_RESET.
+A configuration interrupt re-reads the link status and notes a NEEDS_RESET. A
+WRITE_READ_FRAMES_HDR polls the receive ring itself instead (NAPI-style): receive interrupts
+off while its batch goes out (the card takes in, during the kick, what the host already
+answered: machine.netdev.Backend.pump), then drained, re-armed and looked at once more.
 
 Requests on handle 0: those of drivers/rtl8139.py (READ, WRITE, READ_FRAMES, WRITE_FRAMES,
 GET_MAC_ADDRESS, QUERY, CLOSE) with the same semantics, plus Short(GET_FEATURES) ->
