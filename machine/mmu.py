@@ -267,10 +267,7 @@ class MMU:
         if other >= 0:
             tlb[other] = base
         if leaf & PTE_G:
-            g = self._globals.setdefault(root, {})
-            g[key] = base
-            if other >= 0:
-                g[other] = base
+            self._keep_global(root, key, other, base)
         if ahead and shift == 12:
             upper = PTE_RW | PTE_US
             upper_nx = False
@@ -339,10 +336,15 @@ class MMU:
             if other >= 0:
                 tlb[other] = base
             if pte & PTE_G:
-                g = self._globals.setdefault(root, {})
-                g[key] = base
-                if other >= 0:
-                    g[other] = base
+                self._keep_global(root, key, other, base)
+
+    def _keep_global(self, root: int, key: int, other: int, base: int) -> None:
+        """Remember the TLB entries just made for a global page (and ``other``, the second
+        access kind the walk served, when >= 0), so that flush() keeps them."""
+        g = self._globals.setdefault(root, {})
+        g[key] = base
+        if other >= 0:
+            g[other] = base
 
     def _fault(self, root: int, vaddr: int, error_code: int) -> None:
         """Raise #PF; like hardware (SDM §4.10.4.1), first drop cached entries for that page so

@@ -110,6 +110,18 @@ class Backend:
             self.count(bad)
             return []
 
+    def deliver_read(self, data: bytes, skip: int, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
+        """One frame read from a host fd (tap, raw socket), ``data`` with its ``skip``-byte
+        virtio-net header when the host gives one: counted, then to the card as it is if the
+        header says nothing, else :meth:`deliver_offloaded`."""
+        frame = data[skip:] if skip else data
+        self.counters["rx_frames"] += 1
+        self.counters["rx_bytes"] += len(frame)
+        if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
+            deliver(frame)
+        else:
+            self.deliver_offloaded(data, frame, deliver, deliver_gso)
+
     def deliver_offloaded(self, data: bytes, frame: bytes, deliver: Deliver,
                           deliver_gso: DeliverGso | None) -> None:
         """A frame the host (tap, raw socket) left work in, ``data`` starting with its header:

@@ -105,7 +105,6 @@ class RawBackend(Backend):
 
     def _read_burst(self, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
         """Up to BURST frames that can be read without waiting (our own sends skipped)."""
-        stats = self.counters
         size, skip = (RX_SIZE, HDR_LEN_LEGACY) if self.vnet else (READ_SIZE, 0)
         sock = self.sock
         assert sock is not None
@@ -119,13 +118,7 @@ class RawBackend(Backend):
                 return
             if addr[2] == PACKET_OUTGOING or len(data) <= skip:
                 continue
-            frame = data[skip:] if skip else data
-            stats["rx_frames"] += 1
-            stats["rx_bytes"] += len(frame)
-            if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
-                deliver(frame)
-                continue
-            self.deliver_offloaded(data, frame, deliver, deliver_gso)
+            self.deliver_read(data, skip, deliver, deliver_gso)
 
     def send(self, frame: bytes) -> None:
         if self.sock is None:

@@ -166,7 +166,6 @@ class TapBackend(Backend):
 
     def _read_burst(self, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
         """Up to BURST frames that can be read without waiting."""
-        stats = self.counters
         size, skip = (RX_SIZE, self.hdr_size) if self.hdr_size else (READ_SIZE, 0)
         fd = self.fd
         for _ in range(BURST):
@@ -179,13 +178,7 @@ class TapBackend(Backend):
                 return
             if len(data) <= skip:
                 return
-            frame = data[skip:] if skip else data
-            stats["rx_frames"] += 1
-            stats["rx_bytes"] += len(frame)
-            if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
-                deliver(frame)
-                continue
-            self.deliver_offloaded(data, frame, deliver, deliver_gso)
+            self.deliver_read(data, skip, deliver, deliver_gso)
 
     def send(self, frame: bytes) -> None:
         try:
