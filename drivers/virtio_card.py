@@ -140,7 +140,8 @@ def choose(offered: int, offloads: bool) -> int:
 
 def rx_slot(features: int) -> int:
     """The size of one receive buffer (§5.1.6.3.1): with MRG_RXBUF a frame spans as many as it
-    needs, so 2 KiB; without it one buffer holds a whole frame, up to 64 KiB with GUEST_TSO4."""
+    needs, so 2 KiB, or 8 KiB when frames may be 64 KiB (GUEST_TSO4: fewer buffers a frame);
+    without it one buffer holds a whole frame, up to 64 KiB with GUEST_TSO4."""
     if features & Feature.NET_GUEST_TSO4:
         return LARGE_RX_SLOT if features & Feature.NET_MRG_RXBUF else BIG_SLOT
     return SLOT

@@ -407,8 +407,9 @@ async def write_frames(nic: VirtioNic, msg: Message, headers: bool, exchange: bo
     # The exchange polls the receive ring itself after sending (as NAPI does): the host's
     # answer to these frames is often placed during the transmit kick (machine Backend.pump),
     # and an interrupt for it would only wake our interrupt thread to find the ring drained.
-    # Only when the batch cannot wait for transmit room, so receive never waits on transmit.
-    polling = exchange and fits(nic, entries)
+    # Only when the batch will not wait (for transmit room, or behind another thread's batch),
+    # so receive interrupts are never off while we sleep.
+    polling = exchange and not nic.tx_busy and fits(nic, entries)
     if polling:
         nic.rx.no_interrupts()
     sent = await transmit(nic, entries)
