@@ -431,7 +431,6 @@ async def server(nic: Nic) -> None:
     await serve(nic.sys, STDIN, partial(handle, nic))
 
 
-
 async def main(proc) -> int:
     sys = proc.sys
     found = await find_card(proc)

@@ -152,7 +152,6 @@ async def find(proc, tag: str) -> tuple[LegacyDevice, int] | None:
     return None
 
 
-
 async def main(proc) -> int:
     args = list(proc.args[1:])
     readonly = "--readonly" in args

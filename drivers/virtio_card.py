@@ -55,7 +55,6 @@ CAPS_MAX = 48  # a capability list longer than this loops
 _CAP_TYPES = frozenset(int(t) for t in CapType)
 
 
-
 class Card:
     """The card's registers, through the mapping of the BAR its capabilities point into."""
 

@@ -150,11 +150,10 @@ def drain(nic: VirtioNic) -> int:
         if count < 1 or pos + count > len(used):
             if count >= 1 and pos + count <= rx.size:
                 break  # the rest of this frame is not in the used ring yet
-            count = 0  # nonsense from the device: drop this buffer's frame
-        # The frame's buffers in one read (consecutive full slots are one load), not the first
-        # buffer and then the rest joined to it.
-        entry = rx.read_used(used[pos:pos + count]) if count else b""
-        count = count or 1
+            count, entry = 1, b""  # nonsense from the device: drop this buffer's frame
+        else:
+            # The frame's buffers in one read (consecutive full slots are one load).
+            entry = rx.read_used(used[pos:pos + count])
         # Each buffer goes back as it was: one descriptor pointing at its own slot.
         heads.extend(h for h, _ in used[pos:pos + count])
         pos += count
@@ -304,7 +303,7 @@ async def transmit_chains(nic: VirtioNic, entries: list[bytes], heads: list[int]
     tx = nic.tx
     slot = tx.slot
     for entry in entries:
-        need = -(-len(entry) // slot)
+        need = tx.slots_for(len(entry))
         while len(tx.free) < need:
             if heads:  # what we chained so far goes first, so the device can finish it
                 tx.offer(heads)
@@ -328,8 +327,7 @@ def fits(nic: VirtioNic, entries: list[bytes]) -> bool:
     for an entry the card will not take (cut in software, it needs more)."""
     if not all(nic.allowed(e) for e in entries if e[0] or e[1]):
         return False
-    slot = nic.tx.slot
-    need = sum(-(-len(e) // slot) for e in entries)
+    need = sum(nic.tx.slots_for(len(e)) for e in entries)
     if len(nic.tx.free) < need:
         reclaim(nic)
     return len(nic.tx.free) >= need

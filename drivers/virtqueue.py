@@ -76,6 +76,10 @@ class VirtQueue:
     def used_phys(self) -> int:
         return self.ring.phys + self.used
 
+    def slots_for(self, nbytes: int) -> int:
+        """The slots (descriptors) :meth:`chain` takes for ``nbytes``."""
+        return -(-nbytes // self.slot)
+
     def buffer_phys(self, i: int) -> int:
         return self.buffers.phys + i * self.slot
 

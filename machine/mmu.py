@@ -378,16 +378,7 @@ class MMU:
     def invlpg(self, root: int, vaddr: int) -> None:
         """INVLPG: forget every cached translation of the page holding ``vaddr`` in ``root``
         (a global one too)."""
-        tlb = self._tlbs.get(root)
-        if tlb:
-            key = (vaddr >> 12) << 5
-            for access in _ACCESS_VARIANTS:
-                tlb.pop(key | access, None)
-        g = self._globals.get(root)
-        if g:
-            key = (vaddr >> 12) << 5
-            for access in _ACCESS_VARIANTS:
-                g.pop(key | access, None)
+        self.invlpg_range(root, vaddr, 1)
 
     def invlpg_range(self, root: int, vaddr: int, pages: int) -> None:
         """INVLPG for each of ``pages`` pages from the page of ``vaddr`` (the kernel's loop when

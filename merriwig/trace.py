@@ -58,7 +58,7 @@ class Tracer:
             return
         self.events.append({
             "name": name, "ph": "X", "pid": pid, "tid": tid, "cat": "syscall",
-            "ts": (t0 - self.origin) * 1e6, "dur": max(0.0, (t1 - t0) * 1e6), "args": args,
+            "ts": self._us(t0), "dur": max(0.0, (t1 - t0) * 1e6), "args": args,
         })
 
     def name_thread(self, pid: int, tid: int, pname: str) -> None:

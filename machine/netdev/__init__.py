@@ -110,18 +110,6 @@ class Backend:
             self.count(bad)
             return []
 
-    def deliver_read(self, data: bytes, skip: int, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
-        """One frame read from a host fd (tap, raw socket), ``data`` with its ``skip``-byte
-        virtio-net header when the host gives one: counted, then to the card as it is if the
-        header says nothing, else :meth:`deliver_offloaded`."""
-        frame = data[skip:] if skip else data
-        self.counters["rx_frames"] += 1
-        self.counters["rx_bytes"] += len(frame)
-        if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
-            deliver(frame)
-        else:
-            self.deliver_offloaded(data, frame, deliver, deliver_gso)
-
     def deliver_offloaded(self, data: bytes, frame: bytes, deliver: Deliver,
                           deliver_gso: DeliverGso | None) -> None:
         """A frame the host (tap, raw socket) left work in, ``data`` starting with its header:
@@ -149,6 +137,53 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec}>"
+
+
+class HostQueueBackend(Backend):
+    """A backend whose frames wait in a host queue it reads without blocking (a tap's fd, a raw
+    socket): :meth:`run` waits for it to be readable, :meth:`pump` reads what is already there.
+    Subclasses give :meth:`source` (the fd or socket, None once closed) and :meth:`read_burst`."""
+
+    error = ""  # set when the interface went away: the cable is cut
+    _receivers: tuple[Deliver, DeliverGso | None] | None = None  # while run() runs
+
+    def source(self) -> object | None:
+        """What to wait on (``trio.lowlevel.wait_readable``); None once closed."""
+        raise NotImplementedError
+
+    def read_burst(self, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
+        """Up to a burst of frames that can be read without waiting, each to :meth:`deliver_read`."""
+        raise NotImplementedError
+
+    async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
+        self._receivers = (deliver, deliver_gso)
+        try:
+            while (src := self.source()) is not None and not self.error:
+                await trio.lowlevel.wait_readable(src)
+                self.read_burst(deliver, deliver_gso)
+            if self.error:
+                # The interface went away (deleted under us): stop reading rather than spin on a
+                # source that stays readable with an error.
+                await trio.sleep_forever()
+        finally:
+            self._receivers = None
+
+    def pump(self) -> None:
+        """What the host has already queued for us, delivered now (see Backend.pump)."""
+        if self._receivers is not None and self.source() is not None and not self.error:
+            self.read_burst(*self._receivers)
+
+    def deliver_read(self, data: bytes, skip: int, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
+        """One frame read from a host fd (tap, raw socket), ``data`` with its ``skip``-byte
+        virtio-net header when the host gives one: counted, then to the card as it is if the
+        header says nothing, else :meth:`deliver_offloaded`."""
+        frame = data[skip:] if skip else data
+        self.counters["rx_frames"] += 1
+        self.counters["rx_bytes"] += len(frame)
+        if not skip or not (data[0] or data[1]):  # no flags, no GSO: a plain frame
+            deliver(frame)
+        else:
+            self.deliver_offloaded(data, frame, deliver, deliver_gso)
 
 
 class NoneBackend(Backend):

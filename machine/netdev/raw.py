@@ -25,7 +25,7 @@ import struct
 
 import trio
 
-from machine.netdev import Backend, BackendError, Deliver, DeliverGso
+from machine.netdev import BackendError, Deliver, DeliverGso, HostQueueBackend
 from machine.netdev.tap import BURST, READ_SIZE, RX_SIZE, check_ifname, denied
 from proto.wire import DecodeError
 from proto.wire.gso import check
@@ -42,7 +42,7 @@ _PLAIN = VnetHdr().pack(HDR_LEN_LEGACY)
 RCVBUF = 1 << 20
 
 
-class RawBackend(Backend):
+class RawBackend(HostQueueBackend):
     """An AF_PACKET SOCK_RAW socket bound to one interface, non-blocking."""
 
     def __init__(self, name: str) -> None:
@@ -50,8 +50,6 @@ class RawBackend(Backend):
         self.spec = f"raw:{name}"
         check_ifname(name, self.spec)
         self.name = name
-        self.error = ""
-        self._receivers: tuple[Deliver, DeliverGso | None] | None = None  # while run() runs
         try:
             ifindex = socket.if_nametoindex(name)
         except OSError:
@@ -87,23 +85,10 @@ class RawBackend(Backend):
             return False
         return True
 
-    async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
-        self._receivers = (deliver, deliver_gso)
-        try:
-            while self.sock is not None and not self.error:
-                await trio.lowlevel.wait_readable(self.sock)
-                self._read_burst(deliver, deliver_gso)
-            if self.error:
-                await trio.sleep_forever()  # interface gone: the cable is cut
-        finally:
-            self._receivers = None
+    def source(self) -> socket.socket | None:
+        return self.sock
 
-    def pump(self) -> None:
-        """What the host has already queued for us, delivered now (see Backend.pump)."""
-        if self._receivers is not None and self.sock is not None and not self.error:
-            self._read_burst(*self._receivers)
-
-    def _read_burst(self, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
+    def read_burst(self, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
         """Up to BURST frames that can be read without waiting (our own sends skipped)."""
         size, skip = (RX_SIZE, HDR_LEN_LEGACY) if self.vnet else (READ_SIZE, 0)
         sock = self.sock

@@ -29,7 +29,7 @@ import struct
 
 import trio
 
-from machine.netdev import Backend, BackendError, Deliver, DeliverGso
+from machine.netdev import BackendError, Deliver, DeliverGso, HostQueueBackend
 from proto.wire import DecodeError
 from proto.wire.gso import check
 from proto.wire.vnet import HDR_LEN, HDR_LEN_LEGACY, VnetHdr
@@ -65,15 +65,13 @@ def denied(spec: str, capability: str) -> BackendError:
     return BackendError(f"--net {spec}: permission denied (needs root or {capability}); use --net user")
 
 
-class TapBackend(Backend):
+class TapBackend(HostQueueBackend):
     """A TAP interface: a non-blocking fd whose reads and writes are whole Ethernet frames."""
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self.spec = f"tap:{name}"
         raw = check_ifname(name, self.spec)
-        self.error = ""
-        self._receivers: tuple[Deliver, DeliverGso | None] | None = None  # while run() runs
         try:
             fd = os.open(TUN_DEVICE, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -147,24 +145,12 @@ class TapBackend(Backend):
 
     async def run(self, deliver: Deliver, deliver_gso: DeliverGso | None = None) -> None:
         self._set_offloads(deliver_gso is not None)
-        self._receivers = (deliver, deliver_gso)
-        try:
-            while self.fd >= 0 and not self.error:
-                await trio.lowlevel.wait_readable(self.fd)
-                self._read_burst(deliver, deliver_gso)
-            if self.error:
-                # The interface went away (deleted under us): the cable is cut. Stop reading
-                # rather than spin on an fd that stays readable with an error.
-                await trio.sleep_forever()
-        finally:
-            self._receivers = None
+        await super().run(deliver, deliver_gso)
 
-    def pump(self) -> None:
-        """What the host has already queued for us, delivered now (see Backend.pump)."""
-        if self._receivers is not None and self.fd >= 0 and not self.error:
-            self._read_burst(*self._receivers)
+    def source(self) -> int | None:
+        return self.fd if self.fd >= 0 else None
 
-    def _read_burst(self, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
+    def read_burst(self, deliver: Deliver, deliver_gso: DeliverGso | None) -> None:
         """Up to BURST frames that can be read without waiting."""
         size, skip = (RX_SIZE, self.hdr_size) if self.hdr_size else (READ_SIZE, 0)
         fd = self.fd

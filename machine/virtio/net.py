@@ -287,8 +287,7 @@ class VirtioNet(VirtioDevice):
                         q.unpop(len(more) - i)
                         break
                     chains.append(chain)
-                    w = chain.writable
-                    room += w[0][1] if len(w) == 1 else chain.write_size
+                    room += chain.write_size
         if room < total:
             q.unpop(len(chains))
             self.counters["rx_no_buffer"] += 1

@@ -105,12 +105,14 @@ def test_translate_pages_is_translate_page_by_page(
         seen(per_page(mmu_a, tables_a.root, vaddr, count, access))
 
 
+def frames_from_0x40(pages: range | tuple[int, ...]) -> tuple[Tables, MMU]:
+    """Tables mapping each page ``i`` of ``pages`` from BASE to frame 0x40 + i (build), an MMU."""
+    mem, tables = build({i: (0x40 + i, URW) for i in pages}, URW)
+    return tables, MMU(mem)
+
+
 def test_one_walk_per_page_table() -> None:
-    mem = PhysicalMemory(4 * MIB)
-    tables = Tables(mem, first=MIB)
-    for i in range(16):
-        tables.map(BASE + i * PAGE_SIZE, (0x40 + i) * PAGE_SIZE)
-    mmu = MMU(mem)
+    tables, mmu = frames_from_0x40(range(16))
     out: list[int] = []
     mmu.translate_pages(tables.root, BASE, 16, USER_WRITE, out)
     assert out == [(0x40 + i) * PAGE_SIZE for i in range(16)]
@@ -122,11 +124,7 @@ def test_one_walk_per_page_table() -> None:
 
 
 def test_a_read_run_leaves_d_clear_and_a_write_still_walks() -> None:
-    mem = PhysicalMemory(4 * MIB)
-    tables = Tables(mem, first=MIB)
-    for i in range(4):
-        tables.map(BASE + i * PAGE_SIZE, (0x40 + i) * PAGE_SIZE)
-    mmu = MMU(mem)
+    tables, mmu = frames_from_0x40(range(4))
     mmu.translate_pages(tables.root, BASE, 4, USER_READ, [])
     assert all(tables.pte(BASE + i * PAGE_SIZE, 1) & (PTE_A | PTE_D) == PTE_A for i in range(4))
     walks = mmu.walks
@@ -136,11 +134,7 @@ def test_a_read_run_leaves_d_clear_and_a_write_still_walks() -> None:
 
 
 def test_fault_part_way_keeps_the_pages_before_it() -> None:
-    mem = PhysicalMemory(4 * MIB)
-    tables = Tables(mem, first=MIB)
-    for i in (0, 1, 2, 4):
-        tables.map(BASE + i * PAGE_SIZE, (0x40 + i) * PAGE_SIZE)
-    mmu = MMU(mem)
+    tables, mmu = frames_from_0x40((0, 1, 2, 4))
     out: list[int] = []
     with pytest.raises(PageFault) as info:
         mmu.translate_pages(tables.root, BASE, 5, USER_READ, out)

@@ -5,6 +5,8 @@ restarted for offloads, and a driver's MAP_PHYS mapping of BAR4 reaching the dev
 from __future__ import annotations
 
 import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import trio
 import trio.testing
@@ -216,12 +218,20 @@ def test_legacy_driver_speaks_the_10_byte_header() -> None:
     assert drv.reg(Legacy.ISR_STATUS, 1) == 1 and drv.reg(Legacy.ISR_STATUS, 1) == 0
 
 
-async def test_the_receive_run_restarts_with_deliver_gso_when_offloads_are_negotiated() -> None:
-    wire = Recorder()
+@asynccontextmanager
+async def running(wire: Recorder) -> AsyncIterator[Machine]:
+    """A virtio-net machine on ``wire``, running (its receive run started) while the block lasts."""
     machine = Machine("4M", nic=wire, card="virtio")
     async with trio.open_nursery() as nursery:
         nursery.start_soon(machine.run)
         await wire.started.wait()
+        yield machine
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_receive_run_restarts_with_deliver_gso_when_offloads_are_negotiated() -> None:
+    wire = Recorder()
+    async with running(wire) as machine:
         assert wire.runs == [False]
         drv = ModernDriver(machine)
         rx, tx = drv.start(BASIC | OFFLOADS | Feature.NET_MRG_RXBUF, 16)
@@ -233,7 +243,6 @@ async def test_the_receive_run_restarts_with_deliver_gso_when_offloads_are_negot
         drv.set_status(0)
         await trio.testing.wait_all_tasks_blocked()
         assert wire.runs == [False, True, False]
-        nursery.cancel_scope.cancel()
 
 
 class Answering(Recorder):
@@ -256,10 +265,7 @@ class Answering(Recorder):
 
 async def test_a_transmit_kick_takes_in_what_the_host_has_already_answered() -> None:
     wire = Answering()
-    machine = Machine("4M", nic=wire, card="virtio")
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(machine.run)
-        await wire.started.wait()
+    async with running(wire) as machine:
         drv = ModernDriver(machine)
         rx, tx = drv.start(BASIC, 16)
         await trio.testing.wait_all_tasks_blocked()
@@ -272,7 +278,6 @@ async def test_a_transmit_kick_takes_in_what_the_host_has_already_answered() -> 
         drv.notify(1)  # a kick with nothing to send asks the host for nothing
         drv.notify(0)  # nor does a receive kick
         assert wire.pumps == 1
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_driver_maps_bar4_with_map_phys_and_drives_the_card() -> None:
