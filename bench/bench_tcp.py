@@ -1,17 +1,19 @@
 """TCP bulk throughput of the guest's stack over a tap, each way, against Linux's own TCP.
 
 ``tcp.guest_to_linux_mb_per_s``: a guest program (a booted small system: pci, rtl8139, the
-TCP/IP stack at /tcp) connects to a trio server in a private network namespace over a tap and
-writes TOTAL bytes; the server times them from the first byte to the end of the stream.
-``tcp.linux_to_guest_mb_per_s``: the server writes TOTAL bytes to the guest, which times its
-reads from connect to the end of the stream. ``tcp.virtio_*``: the same with the virtio-net card
-(its offloads negotiated, a 1 MiB window), against the RTL8139's figure of the same run (target
->= 4x each way), and then with one feature withdrawn at a time (``--nic virtio,csum=off`` ...),
-against the full card: what each feature buys. Everything real is on the path: the guest's
-syscalls and IPC, /tcp, the NIC driver's port I/O and DMA, the RTL8139 model, the tap and the
-namespace's kernel TCP. The baseline, ``linux_loopback_tcp``, moves the same bytes between two
-trio sockets over 127.0.0.1 in the same process and run. The ratios are far below 1 by nature
-(an emulated PC in Python against the host kernel) and are recorded to follow regressions.
+TCP/IP stack at /tcp) connects to a peer in a private network namespace over a tap and writes
+TOTAL bytes; the peer times them from the first byte to the end of the stream.
+``tcp.linux_to_guest_mb_per_s``: the peer writes TOTAL bytes to the guest, which times its
+reads from connect to the end of the stream. The peer (bench/tcp_peer.py) is a process of its
+own, as iperf beside QEMU: in the emulator's process it took the guest's CPU. ``tcp.virtio_*``:
+the same with the virtio-net card (its offloads negotiated, a 1 MiB window), against the
+RTL8139's figure of the same run (target >= 4x each way), and then with one feature withdrawn
+at a time (``--nic virtio,csum=off`` ...), against the full card: what each feature buys.
+Everything real is on the path: the guest's syscalls and IPC, /tcp, the NIC driver's port I/O
+and DMA, the card's model, the tap and the namespace's kernel TCP. The baseline,
+``linux_loopback_tcp``, moves the same bytes between two trio sockets over 127.0.0.1 in the
+same process and run. The ratios are far below 1 by nature (an emulated PC in Python against
+the host kernel) and are recorded to follow regressions.
 
 Needs root (a namespace and a tap): otherwise it prints why and records nothing.
 Run: ``.venv/bin/python -m bench.bench_tcp``.
@@ -21,7 +23,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -73,36 +78,15 @@ async def loopback(direction_bytes: int) -> float:
 async def guest_rates(backend: Any, lsock: socket.socket, card: str = "rtl8139",
                       stack_args: tuple[str, ...] = ()) -> tuple[float, float]:
     """(guest->Linux, Linux->guest) best MB/s over ROUNDS, with the guest's `card` on `backend`
-    and the Linux side listening on `lsock` (reached from the guest as HOST:PORT)."""
+    and the Linux side listening on `lsock` (reached from the guest as HOST:PORT), served by
+    bench/tcp_peer.py in a process of its own (why: its docstring)."""
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.listen()
-    lsock.setblocking(False)
-    listener = trio.socket.from_stdlib_socket(lsock)
-    up: list[float] = []
+    fd = lsock.fileno()
+    peer = subprocess.Popen([sys.executable, "-m", "bench.tcp_peer", str(fd), str(TOTAL), str(CHUNK)],
+                            pass_fds=(fd,), stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
     down: list[float] = []
-
-    async def server() -> None:
-        """Per connection: a first byte 'U' means the guest uploads, 'D' that it downloads."""
-        while True:
-            conn, _ = await listener.accept()
-            stream = trio.SocketStream(conn)
-            mode = await stream.receive_some(1)
-            if mode == b"U":
-                got, t0 = 0, 0.0
-                while True:
-                    data = await stream.receive_some(1 << 20)
-                    if not data:
-                        break
-                    if not got:
-                        t0 = time.perf_counter()
-                    got += len(data)
-                up.append(got / (time.perf_counter() - t0) / 1e6)
-            else:
-                sent = 0
-                while sent < TOTAL:
-                    await stream.send_all(PAYLOAD)
-                    sent += len(PAYLOAD)
-            await stream.aclose()
 
     async def guest(proc: Any) -> int:
         for _ in range(ROUNDS):
@@ -123,13 +107,18 @@ async def guest_rates(backend: Any, lsock: socket.socket, card: str = "rtl8139",
             await proc.sleep(0.2)  # let the last upload's receiver finish its timing
         return 0
 
-    async with boot(nic=backend, card=card, watchdog=0) as system:
-        system.start_network(["--static", f"{GUEST}/24,gw={HOST}", *stack_args])
-        await system.wait_for_output(r"\[tcp\] static", 15)
-        system.nursery.start_soon(server)
-        with trio.fail_after(300):
-            status = await system.run(guest)
-        assert status == 0, system.output()
+    try:
+        async with boot(nic=backend, card=card, watchdog=0) as system:
+            system.start_network(["--static", f"{GUEST}/24,gw={HOST}", *stack_args])
+            await system.wait_for_output(r"\[tcp\] static", 15)
+            with trio.fail_after(300):
+                status = await system.run(guest)
+            assert status == 0, system.output()
+    finally:
+        peer.terminate()
+        out, _ = peer.communicate()
+    up = [float(line) for line in out.split()]
+    assert len(up) == ROUNDS, f"the peer timed {len(up)} of {ROUNDS} uploads (exit {peer.returncode})"
     return max(up), max(down)
 
 
