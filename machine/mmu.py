@@ -17,6 +17,7 @@ must call :meth:`MMU.invlpg` or :meth:`MMU.flush`, or it will keep seeing the ol
 
 from __future__ import annotations
 
+import functools
 import struct
 
 from .memory import PhysicalMemory
@@ -63,6 +64,13 @@ _ACCESS_BITS = PF_W | PF_U | PF_I
 _ACCESS_VARIANTS = tuple(w | u | i for w in (0, PF_W) for u in (0, PF_U) for i in (0, PF_I))
 
 _RW_D = PTE_RW | PTE_D
+
+
+@functools.cache
+def _variants_of(kinds: int) -> tuple[int, ...]:
+    """The access kinds named by a mask of ``1 << access`` bits (MMU._kinds)."""
+    return tuple(a for a in _ACCESS_VARIANTS if kinds >> a & 1)
+
 _RSVD_PHYS = ((1 << 52) - 1) & ~((1 << MAXPHYADDR) - 1)  # address bits MAXPHYADDR..51
 _RSVD_1G = ((1 << 30) - 1) & ~((1 << 13) - 1)  # bits 13..29 of a 1 GiB leaf (bit 12 is PAT)
 _RSVD_2M = ((1 << 21) - 1) & ~((1 << 13) - 1)  # bits 13..20 of a 2 MiB leaf
@@ -149,6 +157,10 @@ class MMU:
         self.memory = memory
         self._tlbs: dict[int, dict[int, int]] = {}
         self._globals: dict[int, dict[int, int]] = {}  # per root: the TLB entries of global (G) pages
+        # Per root: a bit per access kind (1 << access) its TLB may hold entries of. A process
+        # uses two or three of the eight kinds, and invlpg need look for no other: a departing
+        # 16-page chunk is 32-48 dict lookups, not 128.
+        self._kinds: dict[int, int] = {}
         self.walks: int = 0  # full walks done (TLB misses), for tests and benchmarks
 
     def __repr__(self) -> str:
@@ -266,6 +278,10 @@ class MMU:
             other = key | PF_W
         if other >= 0:
             tlb[other] = base
+        kinds = self._kinds.get(root, 0) | (1 << access)
+        if other >= 0:
+            kinds |= 1 << (other & 31)
+        self._kinds[root] = kinds
         if leaf & PTE_G:
             self._keep_global(root, key, other, base)
         if ahead and shift == 12:
@@ -314,6 +330,12 @@ class MMU:
         set_bits = PTE_A | (PTE_D if write else 0)
         key = ((vaddr >> 12) << 5) | access
         both = not write and not access & PF_I and bool(upper & PTE_RW)  # a load may cache the store
+        kinds = self._kinds.get(root, 0) | (1 << access)
+        if write:
+            kinds |= 1 << (access ^ PF_W)
+        elif both:
+            kinds |= 1 << (access | PF_W)
+        self._kinds[root] = kinds
         addr = leaf_addr
         pack = _U64.pack_into
         # Only a watch on this page table's own entries needs the slow store (a write watch
@@ -382,14 +404,18 @@ class MMU:
 
     def invlpg_range(self, root: int, vaddr: int, pages: int) -> None:
         """INVLPG for each of ``pages`` pages from the page of ``vaddr`` (the kernel's loop when
-        a chunk leaves), in one call."""
+        a chunk leaves), in one call: every access kind's entry of each page that ``root``'s
+        TLB may hold (``_kinds``)."""
+        variants = _variants_of(self._kinds.get(root, 0))
+        if not variants:
+            return
         key = (vaddr >> 12) << 5
         end = key + (pages << 5)
         for table in (self._tlbs.get(root), self._globals.get(root)):
             if table:
                 pop = table.pop
                 for k in range(key, end, 32):
-                    for access in _ACCESS_VARIANTS:
+                    for access in variants:
                         pop(k | access, None)
 
     def flush(self, root: int) -> None:
@@ -407,6 +433,7 @@ class MMU:
         """The address space was destroyed: drop its TLB entirely (its PML4 frame may be reused)."""
         self._tlbs.pop(root, None)
         self._globals.pop(root, None)
+        self._kinds.pop(root, None)
 
     def tlb_size(self, root: int) -> int:
         """Number of cached translations of ``root`` (for tests and statistics)."""

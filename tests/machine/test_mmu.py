@@ -620,3 +620,22 @@ def test_invlpg_range_drops_those_pages_every_access_kind_and_no_other(pt: Table
     walks = mmu.walks
     mmu.translate(pt.root, pages[0], USER_READ)
     assert mmu.walks == walks + 1
+
+
+def test_invlpg_range_drops_the_stores_a_prefetch_cached_after_a_clean_first_page(pt: Tables, mmu: MMU) -> None:
+    """The walk of a clean page caches only its load; the pages after it, dirty, get their
+    stores cached too by the prefetch. invlpg must drop those stores as well: a store after
+    it walks again (and would see a page that became read-only meanwhile)."""
+    pages = [V + i * PAGE_SIZE for i in range(3)]
+    for i, v in enumerate(pages):
+        pt.map(v, FRAME + i * PAGE_SIZE, URW | (PTE_D if i else 0))
+    out: list[int] = []
+    mmu.translate_pages(pt.root, V, 3, USER_READ, out)
+    walks = mmu.walks
+    mmu.translate(pt.root, pages[1], USER_WRITE)  # cached by the prefetch: no walk
+    assert mmu.walks == walks
+    mmu.invlpg_range(pt.root, pages[1], 2)
+    pt.set_bits(pages[1], 1, clear=PTE_RW)
+    with pytest.raises(PageFault):
+        mmu.translate(pt.root, pages[1], USER_WRITE)
+    assert mmu.walks == walks + 1
