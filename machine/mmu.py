@@ -331,16 +331,45 @@ class MMU:
         key = ((vaddr >> 12) << 5) | access
         both = not write and not access & PF_I and bool(upper & PTE_RW)  # a load may cache the store
         kinds = self._kinds.get(root, 0) | (1 << access)
+        other_off = 0  # key + other_off: the second access kind an entry serves (see _miss)
         if write:
             kinds |= 1 << (access ^ PF_W)
+            other_off = -PF_W
         elif both:
             kinds |= 1 << (access | PF_W)
+            other_off = PF_W
         self._kinds[root] = kinds
+        # The usual run first, in a lean loop: entries present, plain, allowed, with A (and D)
+        # already set, not global and (for a load that may serve the store) RW with D -- a
+        # chunk's pages, all alike. Whatever follows takes the careful loop below.
+        mask = _SLOW_BITS | need | set_bits | PTE_G | (PTE_NX if access & PF_I else 0) | (_RW_D if both else 0)
+        want = PTE_P | need | set_bits | (_RW_D if both else 0)
+        done = 0
+        if other_off:
+            for pte in entries:
+                if pte & mask != want:
+                    break
+                key += 32
+                base = pte & PTE_ADDR_MASK
+                tlb[key] = base
+                tlb[key + other_off] = base
+                done += 1
+        else:
+            for pte in entries:
+                if pte & mask != want:
+                    break
+                key += 32
+                tlb[key] = pte & PTE_ADDR_MASK
+                done += 1
+        if done == ahead:
+            return
+        entries = entries[done:]
+        leaf_addr += 8 * done
         addr = leaf_addr
         pack = _U64.pack_into
         # Only a watch on this page table's own entries needs the slow store (a write watch
         # on the VGA buffer is always there and must not cost every prefetch its fast path).
-        end = leaf_addr + 8 * (ahead + 1)
+        end = leaf_addr + 8 * (len(entries) + 1)
         watched = any(w.start < end and leaf_addr + 8 < w.end for w in self.memory._watches)
         for pte in entries:
             key += 32
@@ -411,12 +440,16 @@ class MMU:
             return
         key = (vaddr >> 12) << 5
         end = key + (pages << 5)
-        for table in (self._tlbs.get(root), self._globals.get(root)):
-            if table:
-                pop = table.pop
-                for k in range(key, end, 32):
-                    for access in variants:
-                        pop(k | access, None)
+        tlb = self._tlbs.get(root)
+        if tlb:
+            pop = tlb.pop
+            for k in range(key, end, 32):
+                for access in variants:
+                    pop(k | access, None)
+        g = self._globals.get(root)
+        if g:  # a page or two (the kernel-info page): looked through, not probed page by page
+            for k in [k for k in g if key <= k < end]:
+                del g[k]
 
     def flush(self, root: int) -> None:
         """CR3 reload: forget every cached translation of address space ``root`` but those of

@@ -333,6 +333,10 @@ class AddressSpace:
         """(physical address, length) of the ``n`` bytes from ``offset`` in ``pages[0]`` on, with
         physically adjacent pages of RAM merged (device memory is left page by page)."""
         size = self.mem.size
+        first = pages[0]
+        count = len(pages)
+        if first + count * PAGE <= size and pages == list(range(first, first + count * PAGE, PAGE)):
+            return [(first + offset, n)]  # one run of RAM (a chunk's frames usually are): compared in C
         out = []
         start = pages[0] + offset
         stop = pages[0] + PAGE

@@ -17,6 +17,7 @@ from machine.mmu import (
     MMU,
     PTE_A,
     PTE_D,
+    PTE_G,
     PTE_NX,
     PTE_P,
     PTE_RW,
@@ -68,7 +69,8 @@ def build(entries: dict[int, tuple[int, int]], table_flags: int) -> tuple[Physic
 
 BASE = make_vaddr(5, 0, 3, 500)  # runs cross into the next page table after 12 pages
 LEAF_FLAGS = st.sampled_from([URW, URW | PTE_A, URW | PTE_A | PTE_D, PTE_P | PTE_US, PTE_P | PTE_RW,
-                              URW | PTE_NX, URW | (1 << 51), 0])
+                              URW | PTE_NX, URW | (1 << 51), 0, URW | PTE_A | PTE_D | PTE_G,
+                              PTE_P | PTE_US | PTE_A | PTE_D, URW | PTE_A | PTE_D | PTE_NX])
 
 
 @settings(max_examples=200, deadline=None)
