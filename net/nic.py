@@ -133,10 +133,15 @@ class NicClient:
         self.handle = handle
         self.counters = counters
         self.chunks = BatchChunks(self.sys)
-        self.big = False  # the last batch in was large: offer a large chunk for the next
+        # A large chunk for the next batch in: always with header batches (a card that
+        # coalesces sends 64 KiB frames from a connection's first round trip on, and one
+        # offered a page would have to be cut in software into MSS frames that come a page
+        # at a time); with plain ones, while the last batch in was large.
+        self.big = False
         self.features = features  # the driver's GET_FEATURES answer (nic_features)
         self.offloads: NicOffloads = offloads_from_features(features)  # what the card does for us
         self.headers = self.offloads != NO_OFFLOADS  # header batches (only worth it with offloads)
+        self.big = self.headers
 
     async def receive(self) -> list[tuple[VnetHdr, bytes]]:
         """The next batch of frames in (waiting for one; a failed request is retried after a
@@ -171,7 +176,7 @@ class NicClient:
         room = await self.chunks.room(mem)
         data = Chunk(self.sys, mem.vaddr, room).read(0, n) if 0 < n <= room else b""
         await self.chunks.put(mem, room)
-        self.big = n > abi.PAGE // 2
+        self.big = self.headers or n > abi.PAGE // 2
         self.counters["nic_batches_in"] += 1
         if self.headers:
             pairs = unpack_entries(split_hdr_frames(data), self.counters)
