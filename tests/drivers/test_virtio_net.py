@@ -428,3 +428,26 @@ async def test_malformed_write_read_frames_hdr_sends_nothing_loses_nothing_and_t
         await run(system, program)
     assert backend.sent == [frame(PEER, MAC, 9)]
     assert card(system).counters["needs_reset"] == 0
+
+
+async def test_the_nic_client_takes_a_large_frame_whole_right_after_small_ones(
+        system: System, backend: MemoryBackend) -> None:
+    """net/nic.py with header batches offers a 64 KiB chunk whatever came last: a connection's
+    first large frame (after the handshake's small ones) reaches the stack as one frame, not cut
+    in software into MSS frames that come a page at a time."""
+    from net.nic import NicClient, nic_features
+
+    hdr, big = tcp_super_frame(bytes(range(251)) * 40)  # 10040 bytes: 7 segments
+
+    async def program(proc: Any) -> None:
+        h, _ = await proc.sys.open("/dev/nic")
+        client = NicClient(proc, h, {"nic_errors": 0, "frames_in": 0, "frames_out": 0, "nic_batches_in": 0,
+                                     "nic_batches_out": 0}, await nic_features(proc.sys, h))
+        backend.inject(frame(MAC, PEER, 1, 60))
+        assert [f for _, f in await client.receive()] == [frame(MAC, PEER, 1, 60)]
+        backend.inject_gso(hdr, big)
+        ((got_hdr, got),) = await client.receive()
+        assert (got_hdr.gso_type, got) == (GsoType.TCPV4, big)
+
+    with trio.fail_after(20):
+        await run(system, program)
