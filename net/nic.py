@@ -41,11 +41,12 @@ from euralios.std.protocols.nic import (
     split_frames,
     split_hdr_frames,
 )
-from net.offloads import NO_OFFLOAD, NO_OFFLOADS, NicOffloads, offloads_from_features
+from net.offloads import CSUM_ONLY, NO_OFFLOAD, NO_OFFLOADS, NicOffloads, offloads_from_features
 from proto.wire import DecodeError
 from proto.wire.vnet import HDR_LEN, VnetHdr
 
 PLAIN_HDR = NO_OFFLOAD.pack()
+CSUM_ONLY_HDR = CSUM_ONLY.pack()  # an ACK's: packed once
 
 
 async def mac_address(sys: Any, handle: int) -> bytes:
@@ -196,7 +197,8 @@ class NicClient:
         got: list[tuple[VnetHdr, bytes]] = []
         exchange = exchange and self.headers
         if self.headers:
-            entries = [(PLAIN_HDR if hdr == NO_OFFLOAD else hdr.pack()) + frame for hdr, frame in frames]
+            entries = [(PLAIN_HDR if hdr is NO_OFFLOAD else CSUM_ONLY_HDR if hdr is CSUM_ONLY else hdr.pack()) + frame
+                       for hdr, frame in frames]
             batches = pack_hdr_frames(entries, HDR_WRITE_BYTES)  # several TSO segments a request
             request = WRITE_READ_FRAMES_HDR if exchange else WRITE_FRAMES_HDR
         else:

@@ -292,8 +292,7 @@ class VirtioNet(VirtioDevice):
             q.unpop(len(chains))
             self.counters["rx_no_buffer"] += 1
             return False
-        head = VnetHdr(hdr.flags, hdr.gso_type, hdr.hdr_len, hdr.gso_size, hdr.csum_start, hdr.csum_offset,
-                       num_buffers=len(chains), ecn=hdr.ecn).pack(n)
+        head = hdr.pack(n, num_buffers=len(chains))
         data = memoryview(head + frame)
         used = []
         pieces: list[tuple[int, int]] = []  # (addr, len) in frame order, over every chain
