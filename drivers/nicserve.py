@@ -23,8 +23,14 @@ MAX_SERVERS = 8
 async def wait_frames(nic: Any, blocking: bool, server: Callable[[Any], Awaitable[None]]) -> bool:
     """Until ``nic.frames`` has a frame (True), or at once False when not blocking (or when
     blocking would leave no server thread free for writes). ``nic`` has frames, idle, servers,
-    readers and proc; ``server`` is the driver's serving loop, for a new thread."""
+    readers and proc, and may have ``before_wait``: awaited whenever no frame is queued, before
+    answering that or sleeping, so that frames left in a ring are seen and a frame will wake a
+    sleeper (the virtio driver turns its receive interrupts back on there; True: it queued
+    some); ``server`` is the driver's serving loop, for a new thread."""
+    before_wait = getattr(nic, "before_wait", None)
     while not nic.frames:
+        if before_wait is not None and await before_wait():
+            continue  # it found frames
         if not blocking:
             return False
         if nic.idle == 0:

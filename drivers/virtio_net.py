@@ -37,7 +37,10 @@ more (a frame placed between the drain and the re-arm is not left waiting), then
 A configuration interrupt re-reads the link status and notes a NEEDS_RESET. A
 WRITE_READ_FRAMES_HDR polls the receive ring itself instead (NAPI-style): receive interrupts
 off while its batch goes out (the card takes in, during the kick, what the host already
-answered: machine.netdev.Backend.pump), then drained, re-armed and looked at once more.
+answered: machine.netdev.Backend.pump), then drained; and they stay off (``rx_quiet``), since
+the client that exchanges comes back with its next exchange, which drains the ring again. Any
+request that finds no frame queued first polls the ring, re-arming the interrupt
+(``before_wait``), so nothing sleeps with a frame in the ring and idle is interrupt-driven.
 
 Requests on handle 0: those of drivers/rtl8139.py (READ, WRITE, READ_FRAMES, WRITE_FRAMES,
 GET_MAC_ADDRESS, QUERY, CLOSE) with the same semantics, plus Short(GET_FEATURES) ->
@@ -105,6 +108,10 @@ class VirtioNic:
         self.tx_room = tx_room  # server threads waiting for transmit descriptors
         self.frames: deque[bytes] = deque()  # header + frame, as received
         self.tx_busy = False
+        # Receive interrupts left off after an exchange (NAPI's polling mode): the client that
+        # exchanges comes back for more, and its next exchange polls the ring again. Back on
+        # (before_wait) before anyone sleeps for a frame.
+        self.rx_quiet = False
         self.servers = 0
         self.idle = 0
         self.link_up = True
@@ -115,6 +122,13 @@ class VirtioNic:
     @property
     def features(self) -> int:
         return self.card.features
+
+    async def before_wait(self) -> bool:
+        """A thread is about to sleep for a frame: receive interrupts on again if an exchange
+        left them off, the ring looked at once more. Whether frames are queued now."""
+        if self.rx_quiet:
+            await poll_rx(self)
+        return bool(self.frames)
 
     def allowed(self, hdr: bytes) -> bool:
         """Whether the card agreed to do what ``hdr`` asks (else we do it in software)."""
@@ -179,16 +193,25 @@ async def kick(nic: VirtioNic, q: VirtQueue, index: int) -> None:
         await nic.card.notify(index)
 
 
-async def poll_rx(nic: VirtioNic) -> None:
+async def poll_rx(nic: VirtioNic, rearm: bool = True) -> None:
     """Drain, re-arm the interrupt, look once more (a frame placed in between would otherwise
-    wait for the next interrupt), kick for the buffers given back."""
+    wait for the next interrupt), kick for the buffers given back. Without ``rearm`` (an
+    exchange: its client will be back) the interrupt stays off (``rx_quiet``) and one drain
+    is all."""
     rx = nic.rx
+    nic.stats["rx_batches"] += 1
+    if not rearm:
+        drain(nic)
+        nic.rx_quiet = True
+        await kick(nic, rx, 0)
+        return
+    nic.rx_quiet = False
     while True:
-        nic.stats["rx_batches"] += 1
         drain(nic)
         rx.interrupt_after()
         if not (rx.used_idx() - rx.last_used) & 0xFFFF:
             break
+        nic.stats["rx_batches"] += 1
     await kick(nic, rx, 0)
 
 
@@ -410,15 +433,20 @@ async def write_frames(nic: VirtioNic, msg: Message, headers: bool, exchange: bo
     polling = exchange and not nic.tx_busy and fits(nic, entries)
     if polling:
         nic.rx.no_interrupts()
+    elif nic.rx_quiet:
+        await poll_rx(nic)  # this batch may wait: receive must not wait with it
     sent = await transmit(nic, entries)
     if polling:
-        await poll_rx(nic)
+        # Quiet only while no other thread sleeps for a frame (it needs the interrupt).
+        await poll_rx(nic, rearm=bool(nic.readers.sleeping))
     if exchange:
         fifo = nic.frames
         room = min(chunk.size, BATCH_BYTES)
         data = take_hdr_batch(fifo, room)[0] if fifo and len(fifo[0]) + 2 <= room else b""
         if data:
             chunk.write(0, data)
+        while fifo and nic.readers.sleeping:  # what this reply left, for those waiting
+            await nic.readers.wake()
         return Message(abi.DATA, len(data), chunk.memory)
     return Message(abi.OK, sent, mem)
 

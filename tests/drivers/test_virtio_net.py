@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from nic_harness import BROADCAST, MAC, PEER, frame, read_frame, run, start_server, write_frame
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from euralios.boot import System, boot
-from euralios.std import abi
+from euralios.std import Memory, abi
 from euralios.std.fs import send_bytes, take_bytes
 from euralios.std.protocols.nic import (
     FEATURES,
@@ -395,9 +396,16 @@ async def test_an_exchange_brings_back_the_answer_the_host_gave_during_its_kick(
             assert [e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(sys, r))] == [frame(MAC, PEER, n)]
             # the driver polled the ring itself, interrupts off meanwhile: none was raised
             assert nic.counters["interrupts"] == before
-        host.inject(frame(MAC, PEER, 22))  # and afterwards they are back on
-        assert await read_frame(proc, h) == frame(MAC, PEER, 22)
-        assert nic.counters["interrupts"] > before
+        host.inject(frame(MAC, PEER, 22))  # left in the ring (interrupts still off) ...
+        assert nic.counters["interrupts"] == before
+        assert await read_frame(proc, h) == frame(MAC, PEER, 22)  # ... and found by the next read
+        system.nursery.start_soon(inject_when_blocked, frame(MAC, PEER, 23))
+        assert await read_frame(proc, h) == frame(MAC, PEER, 23)  # a reader that waits is woken
+        assert nic.counters["interrupts"] > before  # by an interrupt: on again before it slept
+
+    async def inject_when_blocked(f: bytes) -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        host.inject(f)
 
     with trio.fail_after(20):
         await run(system, program)
@@ -448,6 +456,89 @@ async def test_the_nic_client_takes_a_large_frame_whole_right_after_small_ones(
         backend.inject_gso(hdr, big)
         ((got_hdr, got),) = await client.receive()
         assert (got_hdr.gso_type, got) == (GsoType.TCPV4, big)
+
+    with trio.fail_after(20):
+        await run(system, program)
+
+
+class AnsweringThrice(Answering):
+    """A host that answers every frame with three, queued until the card's pump."""
+
+    def send(self, data: bytes) -> None:
+        MemoryBackend.send(self, data)
+        n = int.from_bytes(data[14:18], "big")  # frame()'s number
+        self.queued.extend(frame(MAC, PEER, n + i, 1514) for i in range(3))
+
+
+@pytest.fixture
+async def answering_thrice() -> AsyncIterator[tuple[System, AnsweringThrice]]:
+    host = AnsweringThrice()
+    async for s in start(host):
+        yield s, host
+
+
+async def test_a_reader_asleep_gets_what_an_exchange_left_and_interrupts_stay_on_for_it(
+        answering_thrice: tuple[System, AnsweringThrice]) -> None:
+    """While one thread sleeps in a blocking READ_FRAMES_HDR, another exchanges: the answers
+    that do not fit the exchange's one-page chunk go to the sleeper (woken by the exchange, as
+    no interrupt comes for frames the exchange drained), and the exchange leaves the receive
+    interrupt on, so a frame arriving later wakes the sleeper too."""
+    system, host = answering_thrice
+    nic = card(system)
+    plain = VnetHdr().pack()
+    got: list[bytes] = []
+
+    async def reader(proc: Any, h: int) -> None:
+        while len(got) < 2:
+            r = await proc.sys.rcall(h, READ_FRAMES_HDR, 1, Memory((await proc.sys.malloc(16))[0]))
+            got.extend(e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(proc.sys, r)))
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        await proc.spawn_thread(reader, proc, await sys.copy_rendezvous(h))
+        await trio.testing.wait_all_tasks_blocked()  # the reader sleeps inside the driver
+        ((batch, _),) = pack_hdr_frames([plain + frame(PEER, MAC, 30)], 64 * 1024)
+        r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, len(batch), await send_bytes(sys, batch))
+        assert [e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(sys, r))] == \
+            [frame(MAC, PEER, 30, 1514), frame(MAC, PEER, 31, 1514)]  # what fits a page
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == [frame(MAC, PEER, 32, 1514)]  # the third, handed to the sleeper
+        before = nic.counters["interrupts"]
+        host.inject(frame(MAC, PEER, 40))
+        await trio.testing.wait_all_tasks_blocked()
+        assert got[1:] == [frame(MAC, PEER, 40)] and nic.counters["interrupts"] > before
+
+    with trio.fail_after(20):
+        await run(system, program)
+
+
+async def test_an_exchange_leaves_the_interrupt_on_for_a_reader_already_asleep(
+        answering: tuple[System, Answering]) -> None:
+    """The exchange takes all its answers; the next frame must still wake the thread that was
+    asleep in READ_FRAMES_HDR before the exchange began (the exchange stays quiet only when
+    nobody sleeps)."""
+    system, host = answering
+    plain = VnetHdr().pack()
+    got: list[bytes] = []
+
+    async def reader(proc: Any, h: int) -> None:
+        r = await proc.sys.rcall(h, READ_FRAMES_HDR, 1, Memory((await proc.sys.malloc(16))[0]))
+        got.extend(e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(proc.sys, r)))
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        await proc.spawn_thread(reader, proc, await sys.copy_rendezvous(h))
+        await trio.testing.wait_all_tasks_blocked()
+        ((batch, _),) = pack_hdr_frames([plain + frame(PEER, MAC, 50)], 64 * 1024)
+        r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, len(batch), await send_bytes(sys, batch))
+        assert [e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(sys, r))] == [frame(MAC, PEER, 50)]
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == []
+        host.inject(frame(MAC, PEER, 51))
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == [frame(MAC, PEER, 51)]
 
     with trio.fail_after(20):
         await run(system, program)
