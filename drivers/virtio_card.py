@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drivers.virtio_flip import FLIP_BYTES
 from drivers.virtqueue import VirtQueue, ring_bytes
 from euralios.std import Chunk, SyscallError, abi
 from euralios.std.protocols.pci import (
@@ -39,15 +40,7 @@ from proto.virtio import (
 
 DEFAULT_IRQ = 11
 SLOT = 2048  # one transmit slot, and one receive buffer for plain frames
-#: A receive buffer with MRG_RXBUF and GUEST_TSO4: frames up to 64 KiB span nine of these, not 33
-#: of 2 KiB (each buffer costs the device a descriptor and a used entry, and us a repost).
-LARGE_RX_SLOT = 8192
 MAX_QUEUE = 256
-#: Without MRG_RXBUF a received frame must fit one buffer (§5.1.6.3.1): with GUEST_TSO4 that is
-#: 65562 bytes (a 64 KiB segment, its Ethernet header and the 12-byte virtio-net header), so each
-#: receive descriptor gets a slot that large, and fewer of them (the RAM they take).
-BIG_SLOT = 65562
-BIG_QUEUE = 64
 BASIC = Feature.VERSION_1 | Feature.NET_MAC | Feature.NET_STATUS | Feature.NET_MRG_RXBUF | Feature.EVENT_IDX
 OFFLOADS = Feature.NET_CSUM | Feature.NET_HOST_TSO4 | Feature.NET_GUEST_CSUM | Feature.NET_GUEST_TSO4
 OFFLOAD_BITS = int(OFFLOADS)
@@ -137,13 +130,11 @@ def choose(offered: int, offloads: bool) -> int:
     return int(want)
 
 
-def rx_slot(features: int) -> int:
-    """The size of one receive buffer (§5.1.6.3.1): with MRG_RXBUF a frame spans as many as it
-    needs, so 2 KiB, or 8 KiB when frames may be 64 KiB (GUEST_TSO4: fewer buffers a frame);
-    without it one buffer holds a whole frame, up to 64 KiB with GUEST_TSO4."""
-    if features & Feature.NET_GUEST_TSO4:
-        return LARGE_RX_SLOT if features & Feature.NET_MRG_RXBUF else BIG_SLOT
-    return SLOT
+def flips(features: int) -> bool:
+    """Whether receive buffers are chunks of their own (drivers/virtio_flip.py): with
+    GUEST_TSO4, whose 64 KiB frames are worth handing over whole. Otherwise every frame fits one
+    2 KiB slot (§5.1.6.3.1: no MRG_RXBUF needed)."""
+    return bool(features & Feature.NET_GUEST_TSO4)
 
 
 async def find(proc: Any) -> tuple[int, int, dict[int, tuple[int, int, int]], int] | None:
@@ -235,11 +226,12 @@ async def setup(proc: Any, offloads: bool) -> tuple[Card | None, VirtQueue | Non
             card.set_status(Status.FAILED)
             await proc.say(f"[virtio-net] queue {index}: size {size}")
             return None, None, None
-        slot = rx_slot(features) if index == 0 else SLOT
-        if slot == BIG_SLOT:
-            size = min(size, BIG_QUEUE)
         ring = await Chunk.allocate(proc.sys, ring_bytes(size), 0xFFFF_FFFF_FFFF)
-        buffers = await Chunk.allocate(proc.sys, size * slot, 0xFFFF_FFFF_FFFF)
+        if index == 0 and flips(features):  # the buffers come later, each a chunk (offer_rx)
+            slot, buffers = FLIP_BYTES, await Chunk.allocate(proc.sys, abi.PAGE, 0xFFFF_FFFF_FFFF)
+        else:
+            slot = SLOT
+            buffers = await Chunk.allocate(proc.sys, size * slot, 0xFFFF_FFFF_FFFF)
         queues.append(card.setup_queue(index, ring, buffers, size, event_idx, slot))
     card.mac = bytes(card.device_cfg(i, 1) for i in range(6)) if features & Feature.NET_MAC else bytes(6)
     card.set_status(Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK)

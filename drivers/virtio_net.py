@@ -17,14 +17,17 @@ Features: VERSION_1, MAC, STATUS, MRG_RXBUF and EVENT_IDX, and the offloads CSUM
 GUEST_CSUM, GUEST_TSO4 unless ``--no-offloads``; whichever of these the card offers (a feature
 whose dependency is missing is dropped). No INDIRECT_DESC: chains of 2 KiB slots do.
 
-Receive: buffers of one descriptor each, 2 KiB (8 KiB with GUEST_TSO4 and MRG_RXBUF); with
-MRG_RXBUF a frame (a coalesced TCP segment up to 64 KiB with GUEST_TSO4) spans ``num_buffers`` of
-them, read in one load. Without MRG_RXBUF but with GUEST_TSO4
-each buffer holds a whole 65562-byte frame (§5.1.6.3.1), 64 of them (drivers/virtio_card.py). Each frame is queued with its 12-byte
-header in a bounded FIFO (a frame arriving while it is full is dropped and counted) and the
-buffers go straight back to the device. A plain READ/READ_FRAMES gets complete frames: a frame
-that still has work to do (NEEDS_CSUM, a GSO type) is finished in software first
-(proto/wire/gso.py); READ_FRAMES_HDR gets them with their headers as they came.
+Receive: buffers of one descriptor each. Without GUEST_TSO4, 2 KiB slots of one chunk (a frame
+fits one; with MRG_RXBUF one spanning several is read in one load). With GUEST_TSO4, where a
+frame (a coalesced TCP segment) may be 64 KiB, 128 buffers that are chunks of their own, 17
+pages each (drivers/virtio_flip.py): a large frame stays in its buffer until a header client
+asks, and the buffer itself is the reply, the client's chunk taking its place in the ring (page
+flipping: no copy); small frames are copied out and their buffer offered again at once. Each
+frame is queued with its 12-byte header in a bounded FIFO (a frame arriving while it is full is
+dropped and counted). A plain READ/READ_FRAMES gets complete frames: a frame that still has work
+to do (NEEDS_CSUM, a GSO type) is finished in software first (proto/wire/gso.py);
+READ_FRAMES_HDR gets them with their headers as they came, a large one in its own buffer when
+the client's chunk is at least that large (a client asking with a page gets it cut instead).
 
 Transmit: each frame with its header goes in a chain of 2 KiB slots; a header asking for work
 the card did not agree to is done in software instead. The card is kicked once per batch (and
@@ -57,13 +60,15 @@ from functools import partial
 from typing import Any
 
 from drivers.nicserve import answer_other, received, single_frame, wait_frames
-from drivers.virtio_card import Card, setup
+from drivers.virtio_card import Card, flips, setup
+from drivers.virtio_flip import FLIP_ROOM, OFFSET, SMALL, FlipRing, Held
 from drivers.virtqueue import VirtQueue
-from euralios.std import STDIN, Memory, Message, abi, discard
+from euralios.std import STDIN, Chunk, Memory, Message, abi, discard
 from euralios.std.fs import send_bytes
 from euralios.std.protocols.nic import (
     BATCH_BYTES,
     BLOCKING,
+    HDR_FRAME_MAX,
     HDR_WRITE_BYTES,
     READ_FRAMES,
     READ_FRAMES_HDR,
@@ -106,7 +111,8 @@ class VirtioNic:
         self.tx = tx
         self.readers = readers  # server threads blocked in READ(1) until a frame is queued
         self.tx_room = tx_room  # server threads waiting for transmit descriptors
-        self.frames: deque[bytes] = deque()  # header + frame, as received
+        self.frames: deque[bytes | Held] = deque()  # header + frame, as received (or still in its buffer)
+        self.flip = FlipRing(proc.sys, rx) if flips(card.features) else None
         self.tx_busy = False
         # Receive interrupts left off after an exchange (NAPI's polling mode): the client that
         # exchanges comes back for more, and its next exchange polls the ring again. Back on
@@ -117,7 +123,7 @@ class VirtioNic:
         self.link_up = True
         self.stats = dict.fromkeys(("rx", "tx", "drops", "rx_bytes", "tx_bytes", "rx_gso", "tx_gso", "tx_csum",
                                     "sw_offloads", "bad_frames", "interrupts", "config_interrupts", "kicks",
-                                    "tx_waits", "rx_batches", "tx_batches"), 0)
+                                    "tx_waits", "rx_batches", "tx_batches", "rx_flipped"), 0)
 
     @property
     def features(self) -> int:
@@ -140,15 +146,20 @@ class VirtioNic:
 
 # ---------------------------------------------------------------------------------------- receive
 
-def offer_rx(nic: VirtioNic) -> None:
+async def offer_rx(nic: VirtioNic) -> None:
     """Every receive buffer to the device (at start-up; drain gives them back one by one)."""
     rx = nic.rx
+    if nic.flip is not None:
+        await nic.flip.start()
+        return
     rx.offer([rx.chain([(b"", rx.slot)], DESC_F_WRITE) for _ in range(len(rx.free))])
 
 
 def drain(nic: VirtioNic) -> int:
     """Every complete frame from the receive used ring into the FIFO; the buffers are offered
     again (not kicked: the caller does). Returns how many buffers went back."""
+    if nic.flip is not None:
+        return drain_flip(nic, nic.flip)
     rx = nic.rx
     stats = nic.stats
     used = rx.peek_used()
@@ -187,6 +198,111 @@ def drain(nic: VirtioNic) -> int:
     return len(heads)
 
 
+def drain_flip(nic: VirtioNic, flip: FlipRing) -> int:
+    """drain() when each buffer is a chunk of its own: a large frame stays in its chunk (Held);
+    small ones, and frames merged over several buffers (MRG_RXBUF, a frame larger than one), are
+    copied out and their buffers offered again. Returns how many went back."""
+    rx = nic.rx
+    stats = nic.stats
+    fifo = nic.frames
+    used = rx.peek_used()
+    merge = bool(nic.features & _MRG_RXBUF)
+    pos = 0
+    back: list[int] = []
+    while pos < len(used):
+        head, length = used[pos]
+        count = 1
+        if merge and length == FLIP_ROOM:  # a full buffer: the frame may go on in the next ones
+            nb = flip.read(head, HDR_LEN)
+            count = nb[HDR_LEN - 2] | nb[HDR_LEN - 1] << 8
+        if count < 1 or pos + count > len(used):
+            if count >= 1 and pos + count <= rx.size:
+                break  # the rest of this frame is not in the used ring yet
+            count, length = 1, 0  # nonsense from the device: this buffer's frame dropped
+        heads = [h for h, _ in used[pos:pos + count]]
+        pos += count
+        if length <= HDR_LEN:
+            stats["bad_frames"] += 1
+            back.extend(heads)
+            continue
+        if len(fifo) >= FIFO_LIMIT:
+            stats["drops"] += 1
+            back.extend(heads)
+            continue
+        entry: bytes | Held
+        if count > 1:
+            entry = b"".join(flip.read(h, n) for h, n in used[pos - count:pos])
+            back.extend(heads)
+        elif length - HDR_LEN <= SMALL:
+            entry = flip.read(head, length)
+            back.append(head)
+        else:
+            entry = flip.take(head, length)
+        fifo.append(entry)
+        stats["rx"] += 1
+        stats["rx_bytes"] += len(entry) - HDR_LEN
+        if not isinstance(entry, bytes) or entry[1]:  # larger than a plain frame: a GSO one
+            stats["rx_gso"] += 1
+    rx.consume(pos)
+    if back:
+        rx.repost(back)
+    flip.bind()
+    return len(back)
+
+
+def queued_batch(fifo: deque[bytes | Held], room: int) -> bytes:
+    """A header batch of the oldest frames that fit ``room`` whole, up to the first still Held
+    (that one goes by flip_reply, or is copied out for a client that cannot take it): none cut,
+    none waited for."""
+    plain: deque[bytes] = deque()
+    size = 0
+    while fifo and isinstance(fifo[0], bytes) and size + 2 + len(fifo[0]) <= room:
+        entry = fifo.popleft()
+        assert isinstance(entry, bytes)
+        plain.append(entry)
+        size += 2 + len(entry)
+    return take_hdr_batch(plain, room)[0]
+
+
+def materialize(nic: VirtioNic) -> None:
+    """Every Held frame in the FIFO copied out (a plain client, or one whose chunk cannot take
+    the buffer's place), its chunk back in the ring."""
+    flip = nic.flip
+    if flip is None:
+        return
+    fifo = nic.frames
+    for i, entry in enumerate(fifo):
+        if isinstance(entry, Held):
+            fifo[i] = entry.read()
+            flip.give(entry.chunk)
+    flip.bind()
+
+
+async def flip_reply(nic: VirtioNic, chunk: Chunk | None) -> Message | None:
+    """The oldest frame, if it is Held, as the reply itself: its chunk goes (a one-entry header
+    batch) and ``chunk``, the one the client brought, takes its place in the ring (freed
+    instead when it cannot: not contiguous or too small, and a new one made). None: no Held
+    frame first, one larger than the client's chunk (a client that asked for a page gets it cut
+    in software, as before) or too large for a header batch."""
+    flip, fifo = nic.flip, nic.frames
+    if flip is None or not fifo or not isinstance(fifo[0], Held) or len(fifo[0]) - HDR_LEN > HDR_FRAME_MAX:
+        return None
+    if chunk is None or chunk.size < OFFSET + len(fifo[0]):
+        return None  # the client asked for less than this frame (a page): cut in software for it
+    held = fifo.popleft()
+    assert isinstance(held, Held)
+    n = held.as_batch()
+    if chunk is not None:
+        if flip.usable(chunk):
+            flip.give(chunk)
+        else:
+            await flip.discard(chunk)
+    await flip.refill()
+    await kick(nic, nic.rx, 0)
+    nic.stats["rx_flipped"] += 1
+    return Message(abi.DATA, n, held.chunk.memory)
+
+
 async def kick(nic: VirtioNic, q: VirtQueue, index: int) -> None:
     if q.kick_needed():
         nic.stats["kicks"] += 1
@@ -203,15 +319,16 @@ async def poll_rx(nic: VirtioNic, rearm: bool = True) -> None:
     if not rearm:
         drain(nic)
         nic.rx_quiet = True
-        await kick(nic, rx, 0)
-        return
-    nic.rx_quiet = False
-    while True:
-        drain(nic)
-        rx.interrupt_after()
-        if not (rx.used_idx() - rx.last_used) & 0xFFFF:
-            break
-        nic.stats["rx_batches"] += 1
+    else:
+        nic.rx_quiet = False
+        while True:
+            drain(nic)
+            rx.interrupt_after()
+            if not (rx.used_idx() - rx.last_used) & 0xFFFF:
+                break
+            nic.stats["rx_batches"] += 1
+    if nic.flip is not None and nic.flip.unbound:
+        await nic.flip.refill()  # buffers whose chunk a client holds: new ones (if memory allows)
     await kick(nic, rx, 0)
 
 
@@ -260,6 +377,7 @@ def plain_frames(nic: VirtioNic, entry: bytes) -> list[bytes]:
 
 def plain_batch(nic: VirtioNic, room: int) -> bytes:
     """A READ_FRAMES batch: complete frames only (offloaded ones finished here)."""
+    materialize(nic)
     out: deque[bytes] = deque()
     fifo = nic.frames
     size = 0
@@ -276,6 +394,7 @@ def plain_batch(nic: VirtioNic, room: int) -> bytes:
 def hdr_batch(nic: VirtioNic, room: int) -> bytes:
     """A READ_FRAMES_HDR batch: frames with their headers; one too large for the caller's
     chunk (a page while frames come a few at a time) is cut in software first."""
+    materialize(nic)
     fifo = nic.frames
     while fifo and len(fifo[0]) + 2 > room:
         frames = plain_frames(nic, fifo.popleft())
@@ -371,6 +490,7 @@ def reclaim(nic: VirtioNic) -> None:
 
 async def read(nic: VirtioNic, blocking: bool) -> Message:
     while await wait_frames(nic, blocking, server):
+        materialize(nic)
         frames = plain_frames(nic, nic.frames.popleft())
         if frames:
             for f in reversed(frames[1:]):
@@ -397,6 +517,10 @@ async def read_frames(nic: VirtioNic, msg: Message, headers: bool) -> Message:
     while not data:
         if not await wait_frames(nic, bool(flags & BLOCKING), server):
             return Message(EMPTY, 0, mem) if isinstance(mem, Memory) else Message(EMPTY, 0, 0)
+        if headers and chunk is not None:
+            flipped = await flip_reply(nic, chunk)
+            if flipped is not None:
+                return flipped
         data = hdr_batch(nic, room) if headers else plain_batch(nic, room)
     if chunk is not None:
         chunk.write(0, data)
@@ -441,13 +565,15 @@ async def write_frames(nic: VirtioNic, msg: Message, headers: bool, exchange: bo
         await poll_rx(nic, rearm=bool(nic.readers.sleeping))
     if exchange:
         fifo = nic.frames
-        room = min(chunk.size, BATCH_BYTES)
-        data = take_hdr_batch(fifo, room)[0] if fifo and len(fifo[0]) + 2 <= room else b""
-        if data:
-            chunk.write(0, data)
+        reply = await flip_reply(nic, chunk)
+        if reply is None:
+            data = queued_batch(fifo, min(chunk.size, BATCH_BYTES))
+            if data:
+                chunk.write(0, data)
+            reply = Message(abi.DATA, len(data), chunk.memory)
         while fifo and nic.readers.sleeping:  # what this reply left, for those waiting
             await nic.readers.wake()
-        return Message(abi.DATA, len(data), chunk.memory)
+        return reply
     return Message(abi.OK, sent, mem)
 
 
@@ -510,7 +636,7 @@ async def main(proc: Any) -> int:
     if card is None or rx is None or tx is None:
         return 1
     nic = VirtioNic(proc, card, rx, tx, await Wakeup.new(proc.sys), await Wakeup.new(proc.sys))
-    offer_rx(nic)
+    await offer_rx(nic)
     rx.interrupt_after()
     tx.no_interrupts()
     await kick(nic, rx, 0)

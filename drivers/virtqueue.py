@@ -121,6 +121,13 @@ class VirtQueue:
         self.chains[ids[0]] = ids
         return ids[0]
 
+    def post(self, head: int, phys: int, length: int, flags: int = 0) -> None:
+        """Point descriptor ``head`` (taken from :attr:`free` by the caller) at ``length`` bytes
+        at ``phys``: a one-descriptor chain, not offered yet. For buffers that are not this
+        queue's slots (drivers/virtio_flip.py: chunks of their own)."""
+        self.ring.write(DESC_SIZE * head, _DESC.pack(phys, length, flags, 0))
+        self.chains[head] = [head]
+
     def repost(self, heads: list[int]) -> None:
         """Offer single-descriptor chains again exactly as they were (a receive buffer the
         driver has read): their descriptors still say the same, so only the ring is written.

@@ -82,8 +82,8 @@ def unpack_entries(entries: list[bytes], counters: dict[str, int]) -> list[tuple
 
 class BatchChunks:
     """Spare chunks for /dev/nic batches, by size: one page (a few frames: ACKs), BATCH_BYTES
-    bytes or HDR_WRITE_BYTES (a header batch of TSO segments going out). Chunks come back from
-    the driver with its replies; at most two of each are kept."""
+    bytes or HDR_WRITE_BYTES (a header batch of TSO segments going out), each holding at least
+    that. Chunks come back from the driver with its replies; at most two of each are kept."""
 
     SIZES = (abi.PAGE, BATCH_BYTES, HDR_WRITE_BYTES)
 
@@ -111,10 +111,14 @@ class BatchChunks:
         return base + size - mem.vaddr
 
     async def put(self, mem: Memory, room: int | None = None) -> None:
-        """A chunk back from the driver: kept if it is one of our sizes, else freed."""
+        """A chunk back from the driver: kept with the largest of our sizes it holds (a
+        virtio driver's receive buffer, handed over whole with its frame, is a page more than
+        BATCH_BYTES: we send it back with the next batch, and it becomes a buffer again), else
+        freed."""
         if room is None:
             room = await self.room(mem)
-        spare = self.spare.get(room)
+        size = next((size for size in reversed(self.SIZES) if size <= room < 2 * size), None)
+        spare = self.spare.get(size) if size is not None else None
         if spare is not None and len(spare) < 2:
             spare.append(mem)
             return

@@ -17,7 +17,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from euralios.boot import System, boot
-from euralios.std import Memory, abi
+from euralios.std import Chunk, Memory, abi
 from euralios.std.fs import send_bytes, take_bytes
 from euralios.std.protocols.nic import (
     FEATURES,
@@ -542,3 +542,71 @@ async def test_an_exchange_leaves_the_interrupt_on_for_a_reader_already_asleep(
 
     with trio.fail_after(20):
         await run(system, program)
+
+
+class AnsweringLarge(MemoryBackend):
+    """A host that answers every frame with one 64 KiB TCP segment, during the card's pump."""
+
+    def __init__(self, hdr: VnetHdr, frame: bytes) -> None:
+        super().__init__()
+        self.answer = (hdr, frame)
+        self.owed = 0
+
+    def send(self, data: bytes) -> None:
+        super().send(data)
+        self.owed += 1
+
+    def pump(self) -> None:
+        while self.owed and self._deliver is not None:
+            self.owed -= 1
+            self.inject_gso(*self.answer)
+
+
+LARGE = tcp_super_frame(bytes(range(251)) * 250)  # 62750 bytes of payload in one segment
+
+
+@pytest.fixture
+async def answering_large() -> AsyncIterator[tuple[System, AnsweringLarge]]:
+    host = AnsweringLarge(*LARGE)
+    async for s in start(host):
+        yield s, host
+
+
+async def test_a_large_frame_comes_back_in_its_receive_buffer_and_the_clients_chunk_takes_its_place(
+        answering_large: tuple[System, AnsweringLarge]) -> None:
+    """Page flipping (drivers/virtio_flip.py): the answer to an exchange is a 64 KiB frame; the
+    reply is the receive buffer it was placed in (another chunk than the one sent: its physical
+    pages say so), holding a one-entry header batch. The client sends each reply's chunk back
+    with its next batch, and over many rounds nothing is lost or leaked: every frame whole, the
+    ring never short of buffers, and the RAM free afterwards what it was before."""
+    system, host = answering_large
+    nic = card(system)
+    frames = system.kernel.memctx.frames
+    big = LARGE[1]
+    plain = VnetHdr().pack()
+    rounds = 3 * 128  # the driver's buffers, round three times
+    ((batch, _),) = pack_hdr_frames([plain + frame(PEER, MAC, 60)], 64 * 1024)
+    free: list[int] = []
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        mem = await send_bytes(sys, bytes(64 * 1024))  # an ordinary chunk to start with
+        for i in range(rounds):
+            Chunk(sys, mem.vaddr, len(batch)).write(0, batch)
+            sent_phys = (await sys.chunk_info(mem.vaddr))[2]
+            r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, len(batch), mem)
+            assert r.tag == abi.DATA and isinstance(r.d3, Memory) and isinstance(r.d2, int)
+            mem = r.d3
+            _, size, phys = await sys.chunk_info(mem.vaddr)
+            assert phys and phys != sent_phys and size == 17 * abi.PAGE  # a receive buffer
+            (entry,) = split_hdr_frames(Chunk(sys, mem.vaddr, r.d2).read(0, r.d2))
+            assert (VnetHdr.unpack(entry[:HDR_LEN]).gso_type, entry[HDR_LEN:]) == (GsoType.TCPV4, big)
+            if i == 2:  # the first chunk, not a buffer, was replaced by a new one: from here on
+                free.append(frames.free_count)
+        free.append(frames.free_count)
+
+    with trio.fail_after(60):
+        await run(system, program)
+    assert free[0] == free[1]  # the chunks went round: none made, none lost
+    assert nic.counters["rx_no_buffer"] == 0 and len(host.sent) == rounds

@@ -20,6 +20,13 @@ drivers/virtio_net.py, spoken by net/nic.py).
                                             waiting and never cutting one (n is 0 when none is
                                             queued or the oldest does not fit the chunk)
 
+A header batch in (READ_FRAMES_HDR with a chunk, WRITE_READ_FRAMES_HDR) may come back in
+*another* chunk than the caller's: a virtio driver hands over the receive buffer a large frame
+was placed in, a one-entry header batch, and keeps the caller's chunk as a buffer in its place
+(drivers/virtio_flip.py), only when the caller's chunk could hold that batch too. Either way
+the caller gets one chunk for the one it sent: net/nic.py keeps it for its next batch, which
+is how the buffers go round.
+
 ``flags & BLOCKING``: wait for a frame instead of answering EMPTY. A *batch* is frames back to
 back, each a u16 little-endian length and its bytes (no CRC): pack_frames/take_batch build one,
 split_frames reads one. A *header batch* has a virtio-net header (12 bytes, proto/wire/vnet.py's
