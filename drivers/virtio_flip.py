@@ -33,6 +33,7 @@ FLIP_ROOM = FLIP_BYTES - OFFSET  # what one buffer's descriptor offers the devic
 FLIP_BUFFERS = 128  # receive buffers (8.5 MiB of RAM): a burst of 128 frames is taken without loss
 SMALL = 1518  # a plain frame (an 802.1Q tag included): copied, the buffer kept in the ring
 SPARE_MAX = 8  # chunks kept beyond the ring's need (more are freed)
+LOW_WATER = FLIP_BUFFERS // 4  # buffers away (Held) before new chunks are made for them
 MAX_PHYS = 0xFFFF_FFFF_FFFF
 
 

@@ -61,7 +61,7 @@ from typing import Any
 
 from drivers.nicserve import answer_other, received, single_frame, wait_frames
 from drivers.virtio_card import Card, flips, setup
-from drivers.virtio_flip import FLIP_ROOM, OFFSET, SMALL, FlipRing, Held
+from drivers.virtio_flip import FLIP_ROOM, LOW_WATER, OFFSET, SMALL, FlipRing, Held
 from drivers.virtqueue import VirtQueue
 from euralios.std import STDIN, Chunk, Memory, Message, abi, discard
 from euralios.std.fs import send_bytes
@@ -327,8 +327,10 @@ async def poll_rx(nic: VirtioNic, rearm: bool = True) -> None:
             if not (rx.used_idx() - rx.last_used) & 0xFFFF:
                 break
             nic.stats["rx_batches"] += 1
-    if nic.flip is not None and nic.flip.unbound:
-        await nic.flip.refill()  # buffers whose chunk a client holds: new ones (if memory allows)
+    if nic.flip is not None and len(nic.flip.unbound) > LOW_WATER:
+        # Many buffers' chunks are Held and not yet asked for: new ones, lest the ring run dry.
+        # (Fewer are left to flip_reply, where the client's chunk takes the place: no malloc.)
+        await nic.flip.refill()
     await kick(nic, rx, 0)
 
 
