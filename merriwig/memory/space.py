@@ -545,11 +545,13 @@ class AddressSpace:
         """Forget the TLB entries of a chunk that just left: one INVLPG per page for small
         chunks (the common case: frames and file blocks in messages), a whole flush past
         FLUSH_CEILING pages, as Linux does. A whole flush on every message cost the next few
-        hundred accesses of the sender a page walk each (12 % of the TCP upload profile). A
-        TLB holding little more than the chunk's own entries is simply flushed (cheaper, and
-        it loses next to nothing)."""
+        hundred accesses of the sender a page walk each (12 % of the TCP upload profile). The
+        INVLPGs look only for the access kinds the TLB holds, so they cost little even when the
+        TLB is small; flushing such a TLB instead (as this did) threw away what a driver keeps
+        in it, its rings: a walk for each of the next ring accesses, with every frame it hands
+        over."""
         mmu = self.mmu
-        if pages > FLUSH_CEILING or mmu.tlb_size(self.root) <= 2 * pages:
+        if pages > FLUSH_CEILING:
             mmu.flush(self.root)
             return
         mmu.invlpg_range(self.root, layout.chunk_base(slot), pages)

@@ -245,3 +245,18 @@ def test_a_chunk_leaving_takes_its_tlb_entries_and_only_those(ctx: MemoryContext
         if pages <= 33:
             assert ctx.mmu.tlb_size(a.root) == cached - 2 * pages  # the heap's entries stayed
         assert a.read(heap, 4) == b"heap"
+
+
+def test_a_chunk_leaving_a_small_tlb_keeps_the_other_entries(ctx: MemoryContext) -> None:
+    """A driver's TLB holds little besides its rings; a 16-page chunk it hands over (half of it
+    touched) must not cost the rings their entries: the next ring access walks no table."""
+    a, b = AddressSpace(ctx, quota=None), AddressSpace(ctx)
+    ring, _ = a.malloc(1)
+    a.write(ring, b"ring")
+    vaddr, _ = a.malloc(16)
+    a.write(vaddr, b"x" * (8 * 4096))  # fewer entries than twice the chunk's pages, in all
+    walks = ctx.mmu.walks
+    b.attach(a.detach(vaddr))
+    assert a.read(ring, 4) == b"ring" and ctx.mmu.walks == walks
+    with pytest.raises(PageFault):
+        ctx.mmu.translate(a.root, vaddr, USER_READ)  # while the chunk's own entries went
