@@ -34,6 +34,9 @@ FLIP_BUFFERS = 128  # receive buffers (8.5 MiB of RAM): a burst of 128 frames is
 SMALL = 1518  # a plain frame (an 802.1Q tag included): copied, the buffer kept in the ring
 SPARE_MAX = 8  # chunks kept beyond the ring's need (more are freed)
 LOW_WATER = FLIP_BUFFERS // 4  # buffers away (Held) before new chunks are made for them
+#: The most buffer chunks the driver holds at once, bound, spare or Held in its FIFO (10.6 MiB):
+#: past it, frames that nobody reads are dropped by the card for want of buffers, not stored.
+CHUNKS_MAX = FLIP_BUFFERS + LOW_WATER
 MAX_PHYS = 0xFFFF_FFFF_FFFF
 
 
@@ -68,6 +71,7 @@ class FlipRing:
         self.bound: dict[int, Chunk] = {}
         self.unbound: list[int] = []  # descriptors whose chunk went to a client
         self.spare: list[Chunk] = []  # chunks to bind: clients' returned ones, copied-out ones
+        self.held = 0  # chunks taken out of the ring with a frame, still in the driver's FIFO
 
     async def start(self, count: int = FLIP_BUFFERS) -> None:
         """Take ``count`` descriptors of the queue, each bound to a new chunk, all offered."""
@@ -87,11 +91,21 @@ class FlipRing:
         """The frame in ``head``'s buffer, kept there: the descriptor waits for another chunk."""
         chunk = self.bound.pop(head)
         self.unbound.append(head)
+        self.held += 1
         return Held(chunk, length)
 
     def give(self, chunk: Chunk) -> None:
-        """A chunk for the ring: a client's, or a Held's once copied out."""
+        """A client's chunk for the ring."""
         self.spare.append(chunk)
+
+    def copied(self, held: Held) -> None:
+        """A Held frame was copied out: its chunk is a buffer again."""
+        self.held -= 1
+        self.spare.append(held.chunk)
+
+    def handed(self) -> None:
+        """A Held frame's chunk went to a client."""
+        self.held -= 1
 
     def bind(self) -> None:
         """Spare chunks onto the descriptors that lack one, offered to the device (not kicked)."""
@@ -106,8 +120,9 @@ class FlipRing:
 
     async def refill(self) -> None:
         """bind(), with new chunks for descriptors no spare is left for (none when memory is
-        short: fewer buffers until chunks come back); spares beyond SPARE_MAX freed."""
-        while len(self.spare) < len(self.unbound):
+        short, or CHUNKS_MAX are held: fewer buffers until chunks come back); spares beyond
+        SPARE_MAX freed."""
+        while len(self.spare) < len(self.unbound) and len(self.bound) + len(self.spare) + self.held < CHUNKS_MAX:
             try:
                 self.spare.append(await Chunk.allocate(self.sys, FLIP_BYTES, MAX_PHYS))
             except SyscallError:

@@ -61,7 +61,7 @@ from typing import Any
 
 from drivers.nicserve import answer_other, received, single_frame, wait_frames
 from drivers.virtio_card import Card, flips, setup
-from drivers.virtio_flip import FLIP_ROOM, LOW_WATER, OFFSET, SMALL, FlipRing, Held
+from drivers.virtio_flip import FLIP_ROOM, LOW_WATER, OFFSET, SMALL, SPARE_MAX, FlipRing, Held
 from drivers.virtqueue import VirtQueue
 from euralios.std import STDIN, Chunk, Memory, Message, abi, discard
 from euralios.std.fs import send_bytes
@@ -274,7 +274,7 @@ def materialize(nic: VirtioNic) -> None:
     for i, entry in enumerate(fifo):
         if isinstance(entry, Held):
             fifo[i] = entry.read()
-            flip.give(entry.chunk)
+            flip.copied(entry)
     flip.bind()
 
 
@@ -292,6 +292,7 @@ async def flip_reply(nic: VirtioNic, chunk: Chunk | None) -> Message | None:
     held = fifo.popleft()
     assert isinstance(held, Held)
     n = held.as_batch()
+    flip.handed()
     if chunk is not None:
         if flip.usable(chunk):
             flip.give(chunk)
@@ -327,11 +328,17 @@ async def poll_rx(nic: VirtioNic, rearm: bool = True) -> None:
             if not (rx.used_idx() - rx.last_used) & 0xFFFF:
                 break
             nic.stats["rx_batches"] += 1
-    if nic.flip is not None and len(nic.flip.unbound) > LOW_WATER:
-        # Many buffers' chunks are Held and not yet asked for: new ones, lest the ring run dry.
-        # (Fewer are left to flip_reply, where the client's chunk takes the place: no malloc.)
-        await nic.flip.refill()
+    await settle(nic)
     await kick(nic, rx, 0)
+
+
+async def settle(nic: VirtioNic) -> None:
+    """With flipping: new buffer chunks when many are away (Held, not yet asked for), lest the
+    ring run dry -- fewer are left to flip_reply, where the client's chunk takes the place, no
+    malloc -- and spares beyond SPARE_MAX (Held frames copied out) given back."""
+    flip = nic.flip
+    if flip is not None and (len(flip.unbound) > LOW_WATER or len(flip.spare) > SPARE_MAX):
+        await flip.refill()
 
 
 async def receive_all(nic: VirtioNic) -> None:
@@ -494,6 +501,7 @@ async def read(nic: VirtioNic, blocking: bool) -> Message:
     while await wait_frames(nic, blocking, server):
         materialize(nic)
         frames = plain_frames(nic, nic.frames.popleft())
+        await settle(nic)
         if frames:
             for f in reversed(frames[1:]):
                 nic.frames.appendleft(PLAIN_HDR + f)
@@ -524,6 +532,7 @@ async def read_frames(nic: VirtioNic, msg: Message, headers: bool) -> Message:
             if flipped is not None:
                 return flipped
         data = hdr_batch(nic, room) if headers else plain_batch(nic, room)
+    await settle(nic)
     if chunk is not None:
         chunk.write(0, data)
         return Message(abi.DATA, len(data), chunk.memory)

@@ -610,3 +610,41 @@ async def test_a_large_frame_comes_back_in_its_receive_buffer_and_the_clients_ch
         await run(system, program)
     assert free[0] == free[1]  # the chunks went round: none made, none lost
     assert nic.counters["rx_no_buffer"] == 0 and len(host.sent) == rounds
+
+
+async def test_large_frames_nobody_reads_cost_the_driver_a_bounded_number_of_buffers(
+        system: System, backend: MemoryBackend) -> None:
+    """Held frames keep their buffers; the driver makes new ones for the ring, but never holds
+    more than CHUNKS_MAX buffer chunks: frames past that are dropped by the card, not stored.
+    Read afterwards, every frame kept comes back whole, and the chunks beyond the ring's need
+    (SPARE_MAX) are given back."""
+    from drivers.virtio_flip import CHUNKS_MAX, FLIP_BUFFERS, FLIP_PAGES, SPARE_MAX
+
+    nic = card(system)
+    frames = system.kernel.memctx.frames
+    hdr, big = LARGE
+    waves, per_wave = 12, 20
+    free_before = frames.free_count
+    for _ in range(waves):
+        for _ in range(per_wave):
+            backend.inject_gso(hdr, big)
+        await trio.testing.wait_all_tasks_blocked()  # the driver drained them (Held)
+    made = (free_before - frames.free_count) // (FLIP_PAGES + 2)  # a chunk's pages, its PD and PT
+    assert 0 < made <= CHUNKS_MAX - FLIP_BUFFERS  # some new buffers, never more than the cap
+    dropped = nic.counters["rx_no_buffer"]
+    assert dropped == waves * per_wave - CHUNKS_MAX  # the rest: the card had nowhere to put them
+    got: list[bytes] = []
+
+    async def program(proc: Any) -> None:
+        sys = proc.sys
+        h, _ = await sys.open("/dev/nic")
+        while len(got) < CHUNKS_MAX:
+            r = await sys.rcall(h, READ_FRAMES_HDR, 0, 0)  # no chunk to swap: copied out
+            if r.tag == abi.EMPTY:
+                break
+            got.extend(e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(sys, r)))
+
+    with trio.fail_after(30):
+        await run(system, program)
+    assert len(got) == CHUNKS_MAX and all(f == big for f in got)
+    assert free_before - frames.free_count <= SPARE_MAX * (FLIP_PAGES + 2) + 16  # the spares kept
