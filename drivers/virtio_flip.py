@@ -87,6 +87,11 @@ class FlipRing:
     def read(self, head: int, length: int) -> bytes:
         return self.bound[head].read(OFFSET, length)
 
+    def num_buffers(self, head: int) -> int:
+        """The header's num_buffers of the frame in ``head``'s buffer (MRG_RXBUF)."""
+        nb = self.bound[head].read(OFFSET + HDR_LEN - 2, 2)
+        return nb[0] | nb[1] << 8
+
     def take(self, head: int, length: int) -> Held:
         """The frame in ``head``'s buffer, kept there: the descriptor waits for another chunk."""
         chunk = self.bound.pop(head)

@@ -155,54 +155,22 @@ async def offer_rx(nic: VirtioNic) -> None:
     rx.offer([rx.chain([(b"", rx.slot)], DESC_F_WRITE) for _ in range(len(rx.free))])
 
 
+def frame_span(count: int, pos: int, used: int, size: int) -> int:
+    """How many of the ``used`` entries from ``pos`` on the frame there spans, its header having
+    said ``count`` (num_buffers): ``count``; -1 when the rest of it is not in the used ring yet;
+    0 for nonsense from the device (the caller drops that one buffer's frame)."""
+    if 1 <= count and pos + count <= used:
+        return count
+    return -1 if 1 <= count and pos + count <= size else 0
+
+
 def drain(nic: VirtioNic) -> int:
     """Every complete frame from the receive used ring into the FIFO; the buffers are offered
-    again (not kicked: the caller does). Returns how many buffers went back."""
-    if nic.flip is not None:
-        return drain_flip(nic, nic.flip)
+    again (not kicked: the caller does). With flipping a large frame stays in its buffer (Held)
+    and that buffer waits for another chunk; small frames, and frames merged over several
+    buffers (MRG_RXBUF, a frame larger than one), are copied out. Returns how many went back."""
     rx = nic.rx
-    stats = nic.stats
-    used = rx.peek_used()
-    merge = bool(nic.features & _MRG_RXBUF)
-    pos = 0
-    heads: list[int] = []
-    while pos < len(used):
-        head, length = used[pos]
-        count = 1
-        if merge and length >= HDR_LEN:  # num_buffers, the header's last field
-            nb = rx.buffers.read(head * rx.slot + HDR_LEN - 2, 2)
-            count = nb[0] | nb[1] << 8
-        if count < 1 or pos + count > len(used):
-            if count >= 1 and pos + count <= rx.size:
-                break  # the rest of this frame is not in the used ring yet
-            count, entry = 1, b""  # nonsense from the device: drop this buffer's frame
-        else:
-            # The frame's buffers in one read (consecutive full slots are one load).
-            entry = rx.read_used(used[pos:pos + count])
-        # Each buffer goes back as it was: one descriptor pointing at its own slot.
-        heads.extend(h for h, _ in used[pos:pos + count])
-        pos += count
-        if len(entry) <= HDR_LEN:
-            stats["bad_frames"] += 1
-        elif len(nic.frames) >= FIFO_LIMIT:
-            stats["drops"] += 1
-        else:
-            nic.frames.append(entry)
-            stats["rx"] += 1
-            stats["rx_bytes"] += len(entry) - HDR_LEN
-            if entry[1]:
-                stats["rx_gso"] += 1
-    rx.consume(pos)
-    if heads:
-        rx.repost(heads)
-    return len(heads)
-
-
-def drain_flip(nic: VirtioNic, flip: FlipRing) -> int:
-    """drain() when each buffer is a chunk of its own: a large frame stays in its chunk (Held);
-    small ones, and frames merged over several buffers (MRG_RXBUF, a frame larger than one), are
-    copied out and their buffers offered again. Returns how many went back."""
-    rx = nic.rx
+    flip = nic.flip
     stats = nic.stats
     fifo = nic.frames
     used = rx.peek_used()
@@ -211,17 +179,14 @@ def drain_flip(nic: VirtioNic, flip: FlipRing) -> int:
     back: list[int] = []
     while pos < len(used):
         head, length = used[pos]
-        count = 1
-        if merge and length == FLIP_ROOM:  # a full buffer: the frame may go on in the next ones
-            nb = flip.read(head, HDR_LEN)
-            count = nb[HDR_LEN - 2] | nb[HDR_LEN - 1] << 8
-        if count < 1 or pos + count > len(used):
-            if count >= 1 and pos + count <= rx.size:
-                break  # the rest of this frame is not in the used ring yet
-            count, length = 1, 0  # nonsense from the device: this buffer's frame dropped
-        heads = [h for h, _ in used[pos:pos + count]]
-        pos += count
-        if length <= HDR_LEN:
+        count = num_buffers(nic, head, length) if merge else 1
+        count = frame_span(count, pos, len(used), rx.size)
+        if count < 0:
+            break
+        part = used[pos:pos + max(count, 1)]
+        pos += len(part)
+        heads = [h for h, _ in part]
+        if not count or length <= HDR_LEN:  # nonsense from the device: this buffer's frame dropped
             stats["bad_frames"] += 1
             back.extend(heads)
             continue
@@ -230,24 +195,39 @@ def drain_flip(nic: VirtioNic, flip: FlipRing) -> int:
             back.extend(heads)
             continue
         entry: bytes | Held
-        if count > 1:
-            entry = b"".join(flip.read(h, n) for h, n in used[pos - count:pos])
-            back.extend(heads)
+        if flip is None:
+            entry = rx.read_used(part)  # consecutive full slots are one load
+        elif count > 1:
+            entry = b"".join(flip.read(h, n) for h, n in part)
         elif length - HDR_LEN <= SMALL:
             entry = flip.read(head, length)
-            back.append(head)
         else:
             entry = flip.take(head, length)
+        if isinstance(entry, bytes):
+            back.extend(heads)  # each buffer goes back as it was: its descriptor unchanged
         fifo.append(entry)
         stats["rx"] += 1
         stats["rx_bytes"] += len(entry) - HDR_LEN
-        if not isinstance(entry, bytes) or entry[1]:  # larger than a plain frame: a GSO one
+        if not isinstance(entry, bytes) or entry[1]:  # a GSO frame (all Held ones are)
             stats["rx_gso"] += 1
     rx.consume(pos)
     if back:
         rx.repost(back)
-    flip.bind()
+    if flip is not None:
+        flip.bind()
     return len(back)
+
+
+def num_buffers(nic: VirtioNic, head: int, length: int) -> int:
+    """The num_buffers of the frame whose first buffer is ``head`` (MRG_RXBUF): read from its
+    header, unless the buffer was not full (then the frame is all in it)."""
+    rx, flip = nic.rx, nic.flip
+    if flip is not None:
+        return flip.num_buffers(head) if length == FLIP_ROOM else 1
+    if length < HDR_LEN:
+        return 1
+    nb = rx.buffers.read(head * rx.slot + HDR_LEN - 2, 2)
+    return nb[0] | nb[1] << 8
 
 
 def queued_batch(fifo: deque[bytes | Held], room: int) -> bytes:

@@ -5,7 +5,7 @@ in software for plain clients, bad requests answered while the driver lives on."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -372,11 +372,17 @@ class Answering(MemoryBackend):
             self.inject(self.queued.pop(0))
 
 
-@pytest.fixture
-async def answering() -> AsyncIterator[tuple[System, Answering]]:
-    host = Answering()
-    async for s in start(host):
-        yield s, host
+def host_fixture(name: str, make: Callable[[], MemoryBackend]) -> Any:
+    """A fixture ``name``: a system booted on the host ``make()`` gives, and that host."""
+    @pytest.fixture(name=name)
+    async def fixture() -> AsyncIterator[tuple[System, Any]]:
+        host = make()
+        async for s in start(host):
+            yield s, host
+    return fixture
+
+
+answering = host_fixture("answering", Answering)
 
 
 async def test_an_exchange_brings_back_the_answer_the_host_gave_during_its_kick(
@@ -470,11 +476,25 @@ class AnsweringThrice(Answering):
         self.queued.extend(frame(MAC, PEER, n + i, 1514) for i in range(3))
 
 
-@pytest.fixture
-async def answering_thrice() -> AsyncIterator[tuple[System, AnsweringThrice]]:
-    host = AnsweringThrice()
-    async for s in start(host):
-        yield s, host
+answering_thrice = host_fixture("answering_thrice", AnsweringThrice)
+
+
+async def exchange_beside_a_sleeper(proc: Any, got: list[bytes], reads: int, n: int) -> list[bytes]:
+    """Open /dev/nic, start a thread that sleeps in READ_FRAMES_HDR (``reads`` times, the frames
+    it gets into ``got``), then exchange frame ``n``: the frames that came back with it."""
+    sys = proc.sys
+    h, _ = await sys.open("/dev/nic")
+
+    async def reader(proc: Any, h2: int) -> None:
+        for _ in range(reads):
+            r = await sys.rcall(h2, READ_FRAMES_HDR, 1, Memory((await sys.malloc(16))[0]))
+            got.extend(e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(sys, r)))
+
+    await proc.spawn_thread(reader, proc, await sys.copy_rendezvous(h))
+    await trio.testing.wait_all_tasks_blocked()  # the reader sleeps inside the driver
+    ((batch, _),) = pack_hdr_frames([VnetHdr().pack() + frame(PEER, MAC, n)], 64 * 1024)
+    r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, len(batch), await send_bytes(sys, batch))
+    return [e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(sys, r))]
 
 
 async def test_a_reader_asleep_gets_what_an_exchange_left_and_interrupts_stay_on_for_it(
@@ -485,22 +505,10 @@ async def test_a_reader_asleep_gets_what_an_exchange_left_and_interrupts_stay_on
     interrupt on, so a frame arriving later wakes the sleeper too."""
     system, host = answering_thrice
     nic = card(system)
-    plain = VnetHdr().pack()
     got: list[bytes] = []
 
-    async def reader(proc: Any, h: int) -> None:
-        while len(got) < 2:
-            r = await proc.sys.rcall(h, READ_FRAMES_HDR, 1, Memory((await proc.sys.malloc(16))[0]))
-            got.extend(e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(proc.sys, r)))
-
     async def program(proc: Any) -> None:
-        sys = proc.sys
-        h, _ = await sys.open("/dev/nic")
-        await proc.spawn_thread(reader, proc, await sys.copy_rendezvous(h))
-        await trio.testing.wait_all_tasks_blocked()  # the reader sleeps inside the driver
-        ((batch, _),) = pack_hdr_frames([plain + frame(PEER, MAC, 30)], 64 * 1024)
-        r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, len(batch), await send_bytes(sys, batch))
-        assert [e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(sys, r))] == \
+        assert await exchange_beside_a_sleeper(proc, got, 2, 30) == \
             [frame(MAC, PEER, 30, 1514), frame(MAC, PEER, 31, 1514)]  # what fits a page
         await trio.testing.wait_all_tasks_blocked()
         assert got == [frame(MAC, PEER, 32, 1514)]  # the third, handed to the sleeper
@@ -519,21 +527,10 @@ async def test_an_exchange_leaves_the_interrupt_on_for_a_reader_already_asleep(
     asleep in READ_FRAMES_HDR before the exchange began (the exchange stays quiet only when
     nobody sleeps)."""
     system, host = answering
-    plain = VnetHdr().pack()
     got: list[bytes] = []
 
-    async def reader(proc: Any, h: int) -> None:
-        r = await proc.sys.rcall(h, READ_FRAMES_HDR, 1, Memory((await proc.sys.malloc(16))[0]))
-        got.extend(e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(proc.sys, r)))
-
     async def program(proc: Any) -> None:
-        sys = proc.sys
-        h, _ = await sys.open("/dev/nic")
-        await proc.spawn_thread(reader, proc, await sys.copy_rendezvous(h))
-        await trio.testing.wait_all_tasks_blocked()
-        ((batch, _),) = pack_hdr_frames([plain + frame(PEER, MAC, 50)], 64 * 1024)
-        r = await sys.rcall(h, WRITE_READ_FRAMES_HDR, len(batch), await send_bytes(sys, batch))
-        assert [e[HDR_LEN:] for e in split_hdr_frames(await take_bytes(sys, r))] == [frame(MAC, PEER, 50)]
+        assert await exchange_beside_a_sleeper(proc, got, 1, 50) == [frame(MAC, PEER, 50)]
         await trio.testing.wait_all_tasks_blocked()
         assert got == []
         host.inject(frame(MAC, PEER, 51))
@@ -565,11 +562,7 @@ class AnsweringLarge(MemoryBackend):
 LARGE = tcp_super_frame(bytes(range(251)) * 250)  # 62750 bytes of payload in one segment
 
 
-@pytest.fixture
-async def answering_large() -> AsyncIterator[tuple[System, AnsweringLarge]]:
-    host = AnsweringLarge(*LARGE)
-    async for s in start(host):
-        yield s, host
+answering_large = host_fixture("answering_large", lambda: AnsweringLarge(*LARGE))
 
 
 async def test_a_large_frame_comes_back_in_its_receive_buffer_and_the_clients_chunk_takes_its_place(
