@@ -273,12 +273,12 @@ async def flip_reply(nic: VirtioNic, chunk: Chunk | None) -> Message | None:
     assert isinstance(held, Held)
     n = held.as_batch()
     flip.handed()
-    if chunk is not None:
-        if flip.usable(chunk):
-            flip.give(chunk)
-        else:
-            await flip.discard(chunk)
-    await flip.refill()
+    if flip.usable(chunk):
+        flip.give(chunk)
+        flip.bind()
+    else:  # not one of ours (a client's first chunks): a new buffer instead
+        await flip.discard(chunk)
+        await flip.refill()
     await kick(nic, nic.rx, 0)
     nic.stats["rx_flipped"] += 1
     return Message(abi.DATA, n, held.chunk.memory)
