@@ -511,7 +511,9 @@ async def read_frames(nic: VirtioNic, msg: Message, headers: bool) -> Message:
             flipped = await flip_reply(nic, chunk)
             if flipped is not None:
                 return flipped
-        data = hdr_batch(nic, room) if headers else plain_batch(nic, room)
+            data = queued_batch(nic.frames, room)  # the frames before a Held one; it stays
+        if not data:
+            data = hdr_batch(nic, room) if headers else plain_batch(nic, room)
     await settle(nic)
     if chunk is not None:
         chunk.write(0, data)
