@@ -138,14 +138,13 @@ class NicClient:
         self.handle = handle
         self.counters = counters
         self.chunks = BatchChunks(self.sys)
+        self.features = features  # the driver's GET_FEATURES answer (nic_features)
+        self.offloads: NicOffloads = offloads_from_features(features)  # what the card does for us
+        self.headers = self.offloads != NO_OFFLOADS  # header batches (only worth it with offloads)
         # A large chunk for the next batch in: always with header batches (a card that
         # coalesces sends 64 KiB frames from a connection's first round trip on, and one
         # offered a page would have to be cut in software into MSS frames that come a page
         # at a time); with plain ones, while the last batch in was large.
-        self.big = False
-        self.features = features  # the driver's GET_FEATURES answer (nic_features)
-        self.offloads: NicOffloads = offloads_from_features(features)  # what the card does for us
-        self.headers = self.offloads != NO_OFFLOADS  # header batches (only worth it with offloads)
         self.big = self.headers
 
     async def receive(self) -> list[tuple[VnetHdr, bytes]]:
