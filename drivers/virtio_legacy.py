@@ -26,6 +26,7 @@ import struct
 from euralios.std import Chunk, SyscallError, abi
 from euralios.std.fs import take_bytes
 from euralios.std.protocols.pci import ENABLE_BUS_MASTERING
+from proto.virtio import DESC
 
 HOST_FEATURES, GUEST_FEATURES, QUEUE_ADDRESS, QUEUE_SIZE = 0x00, 0x04, 0x08, 0x0C
 QUEUE_SELECT, QUEUE_NOTIFY, DEVICE_STATUS, ISR_STATUS, CONFIG = 0x0E, 0x10, 0x12, 0x13, 0x14
@@ -35,7 +36,6 @@ DESC_F_NEXT, DESC_F_WRITE = 1, 2
 PAGE = 4096
 DMA_LIMIT = 0xFFFF_FFFF  # QUEUE_ADDRESS is a 32-bit page number; buffers stay below 4 GiB too
 
-_DESC = struct.Struct("<QIHH")
 _USED = struct.Struct("<II")
 
 
@@ -132,7 +132,7 @@ class LegacyQueue:
         self.last_used = 0
 
     def set_desc(self, i: int, addr: int, n: int, flags: int, nxt: int = 0) -> None:
-        self.chunk.write(16 * i, _DESC.pack(addr, n, flags, nxt))
+        self.chunk.write(16 * i, DESC.pack(addr, n, flags, nxt))
 
     def offer(self, head: int) -> None:
         """Put a chain's head in the available ring: the entry first, then the index."""

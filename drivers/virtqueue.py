@@ -27,6 +27,7 @@ from collections import deque
 from euralios.std import Chunk
 from proto.virtio import (
     AVAIL_F_NO_INTERRUPT,
+    DESC,
     DESC_F_NEXT,
     DESC_SIZE,
     USED_ELEM_SIZE,
@@ -34,7 +35,6 @@ from proto.virtio import (
     need_event,
 )
 
-_DESC = struct.Struct("<QIHH")
 _U16 = struct.Struct("<H")
 
 
@@ -114,7 +114,7 @@ class VirtQueue:
                 self.buffers.write(first * slot, data)
             more = n + 1 < len(stretches)
             length = sum(p[1] for p in pieces[start:end + 1])
-            descs.append((first, _DESC.pack(self.buffer_phys(first), length, flags | (DESC_F_NEXT if more else 0),
+            descs.append((first, DESC.pack(self.buffer_phys(first), length, flags | (DESC_F_NEXT if more else 0),
                                             ids[stretches[n + 1][0]] if more else 0)))
         for first, desc in descs:
             self.ring.write(DESC_SIZE * first, desc)
@@ -125,7 +125,7 @@ class VirtQueue:
         """Point descriptor ``head`` (taken from :attr:`free` by the caller) at ``length`` bytes
         at ``phys``: a one-descriptor chain, not offered yet. For buffers that are not this
         queue's slots (drivers/virtio_flip.py: chunks of their own)."""
-        self.ring.write(DESC_SIZE * head, _DESC.pack(phys, length, flags, 0))
+        self.ring.write(DESC_SIZE * head, DESC.pack(phys, length, flags, 0))
         self.chains[head] = [head]
 
     def repost(self, heads: list[int]) -> None:

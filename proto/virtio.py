@@ -8,6 +8,7 @@ the same names. Section numbers are virtio 1.2's.
 
 from __future__ import annotations
 
+import struct
 from enum import IntEnum, IntFlag
 
 
@@ -146,6 +147,7 @@ DESC_F_INDIRECT = 4  # addr/len is a table of descriptors (INDIRECT_DESC)
 AVAIL_F_NO_INTERRUPT = 1  # the driver does not want used-buffer interrupts (without EVENT_IDX)
 USED_F_NO_NOTIFY = 1  # the device does not want kicks (without EVENT_IDX)
 DESC_SIZE = 16  # addr le64, len le32, flags le16, next le16
+DESC = struct.Struct("<QIHH")  # one descriptor, as both sides pack and unpack it
 USED_ELEM_SIZE = 8  # id le32, len le32
 
 

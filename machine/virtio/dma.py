@@ -12,10 +12,10 @@ from __future__ import annotations
 import struct
 
 from machine.memory import PhysicalMemory
+from proto.virtio import DESC
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
-_DESC = struct.Struct("<QIHH")
 
 
 class DmaError(Exception):
@@ -64,5 +64,5 @@ class Dma:
     def descriptor(self, addr: int, what: str) -> tuple[int, int, int, int]:
         """(addr, len, flags, next) of the 16-byte descriptor at ``addr``."""
         self.check(addr, 16, what)
-        a, n, flags, nxt = _DESC.unpack_from(self.buf, addr)
+        a, n, flags, nxt = DESC.unpack_from(self.buf, addr)
         return int(a), int(n), int(flags), int(nxt)

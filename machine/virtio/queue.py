@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from machine.virtio.dma import Dma, DmaError
 from proto.virtio import (
     AVAIL_F_NO_INTERRUPT,
+    DESC,
     DESC_F_INDIRECT,
     DESC_F_NEXT,
     DESC_F_WRITE,
@@ -45,7 +46,6 @@ from proto.virtio import (
 )
 
 MAX_QUEUE_SIZE = 32768
-_DESC = struct.Struct("<QIHH")  # a descriptor: addr, len, flags, next
 
 
 class QueueError(Exception):
@@ -210,7 +210,7 @@ class SplitQueue:
                     continue
                 raw = self.dma.read(self.desc + 16 * head, 16 * (j - i), "descriptor table")
                 ram = self.dma.size
-                for addr, length, flags, _ in _DESC.iter_unpack(raw):
+                for addr, length, flags, _ in DESC.iter_unpack(raw):
                     if flags & (DESC_F_NEXT | DESC_F_INDIRECT) or addr + length > ram:
                         chain = self._walk(head)  # a chain, or the error pop gives
                     elif flags & DESC_F_WRITE:
