@@ -33,6 +33,7 @@ import json
 from typing import Any
 
 from euralios.std import STDIN, Message, SyscallError, abi
+from euralios.std.net import READ_MAX
 from euralios.std.sync import Condition
 from net.config import ConfigSource, IfConfig, StackEvent
 from net.dns import DnsErrorKind, is_address
@@ -45,7 +46,7 @@ from net.options import parse_args
 from net.sessions.mount import MountSession
 from net.sessions.mux import MuxSession
 from net.sessions.ping import PingSession
-from net.sessions.tcp import READ_MAX, ConnSession, ListenSession
+from net.sessions.tcp import ConnSession, ListenSession
 from net.sessions.udp import UdpSession
 from net.sockets import StackError
 from net.stack import NetStack

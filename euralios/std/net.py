@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 
 #: The most one WRITE of `write_all` carries (the stack takes what fits in its send buffer).
 WRITE_MAX = 256 * 1024
-#: The largest buffer a Stream lends its reads (the most one READ of /tcp answers).
-READ_BUFFER_MAX = 256 * 1024
+#: The most one READ of a /tcp connection answers (a quarter of a 1 MiB window): the stack's
+#: limit (net/sessions/tcp.py) and the largest buffer a Stream lends its reads.
+READ_MAX = 256 * 1024
 
 
 class Stream(File):
@@ -62,10 +63,10 @@ class Stream(File):
         if self._plain or n <= 0:
             return await self._read_plain(n)
         mem, self._buffer = self._buffer, None
-        if mem is None or self._buffer_bytes < min(n, READ_BUFFER_MAX):
+        if mem is None or self._buffer_bytes < min(n, READ_MAX):
             if mem is not None:
                 await self.sys.free(mem.vaddr)
-            pages = min(-(-n // abi.PAGE), READ_BUFFER_MAX // abi.PAGE)
+            pages = min(-(-n // abi.PAGE), READ_MAX // abi.PAGE)
             mem = Memory((await self.sys.malloc(pages))[0])
             self._buffer_bytes = pages * abi.PAGE
         try:  # an error reply frees the lent chunk

@@ -28,11 +28,12 @@ import json
 from typing import TYPE_CHECKING
 
 from euralios.std import Memory, Message, abi
+from euralios.std.net import READ_MAX
 from euralios.std.protocols import mux as M
 from euralios.std.protocols.mux import ACCEPTABLE, ERROR, READABLE, WRITABLE
 from net.errors import BadPath, NetError, stack_error, tcp_error
 from net.namespace import NetNode, split_hostport
-from net.sessions.tcp import ACCEPT, READ_MAX
+from net.sessions.tcp import ACCEPT
 from net.sockets import StackError
 from proto.tcp import CLOSE_WAIT, CLOSED, ESTABLISHED, TcpConnection, TcpError, TcpListener
 from vfs import protocol as P

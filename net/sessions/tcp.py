@@ -33,6 +33,7 @@ from euralios.std import Message, abi
 from euralios.std.chunk import Chunk
 from euralios.std.errors import SyscallError
 from euralios.std.message import Memory
+from euralios.std.net import READ_MAX
 from net.errors import NetError, tcp_error
 from net.namespace import NetNode
 from proto.tcp import CLOSED, TcpConnection, TcpError, TcpListener
@@ -43,7 +44,6 @@ from vfs.server import Session
 if TYPE_CHECKING:
     from net.server import NetServer
 
-READ_MAX = 256 * 1024  # the most one READ of a connection answers (a quarter of a 1 MiB window)
 ACCEPT = abi.ACCEPT
 READ_INTO = abi.READ_INTO
 
