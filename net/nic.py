@@ -210,8 +210,8 @@ class NicClient:
                 self.counters["nic_errors"] += len(frames) - len(plain)  # work for a card we lack
             batches, request = pack_frames(plain, BATCH_BYTES), WRITE_FRAMES
         for batch, count in batches:
-            # An exchange's chunk also carries frames back: as large as the last batch in was.
-            mem = await self.chunks.get(max(len(batch), BATCH_BYTES if exchange and self.big else 0))
+            # An exchange's chunk also carries frames back (header batches: a 64 KiB one, as in).
+            mem = await self.chunks.get(max(len(batch), BATCH_BYTES if exchange else 0))
             if mem is None:
                 self.counters["nic_errors"] += count  # no memory for it: lost, as on a wire
                 continue
