@@ -244,17 +244,23 @@ def queued_batch(fifo: deque[bytes | Held], room: int) -> bytes:
     return take_hdr_batch(plain, room)[0]
 
 
-def materialize(nic: VirtioNic) -> None:
-    """Every Held frame in the FIFO copied out (a plain client, or one whose chunk cannot take
-    the buffer's place), its chunk back in the ring."""
+def materialize(nic: VirtioNic, room: int) -> None:
+    """The Held frames among the oldest that a reply of ``room`` bytes may take (the first
+    always) copied out -- for a plain client, or one whose chunk cannot take the buffer's place
+    -- their chunks back in the ring; the later ones stay Held. Counted without their headers,
+    the least a batch of them can take, so no batch ever reaches a frame still Held."""
     flip = nic.flip
     if flip is None:
         return
     fifo = nic.frames
+    size = 0
     for i, entry in enumerate(fifo):
+        if i and size >= room:
+            break
         if isinstance(entry, Held):
             fifo[i] = entry.read()
             flip.copied(entry)
+        size += 2 + len(entry) - HDR_LEN
     flip.bind()
 
 
@@ -366,7 +372,7 @@ def plain_frames(nic: VirtioNic, entry: bytes) -> list[bytes]:
 
 def plain_batch(nic: VirtioNic, room: int) -> bytes:
     """A READ_FRAMES batch: complete frames only (offloaded ones finished here)."""
-    materialize(nic)
+    materialize(nic, room)
     out: deque[bytes] = deque()
     fifo = nic.frames
     size = 0
@@ -383,7 +389,7 @@ def plain_batch(nic: VirtioNic, room: int) -> bytes:
 def hdr_batch(nic: VirtioNic, room: int) -> bytes:
     """A READ_FRAMES_HDR batch: frames with their headers; one too large for the caller's
     chunk (a page while frames come a few at a time) is cut in software first."""
-    materialize(nic)
+    materialize(nic, room)
     fifo = nic.frames
     while fifo and len(fifo[0]) + 2 > room:
         frames = plain_frames(nic, fifo.popleft())
@@ -479,7 +485,7 @@ def reclaim(nic: VirtioNic) -> None:
 
 async def read(nic: VirtioNic, blocking: bool) -> Message:
     while await wait_frames(nic, blocking, server):
-        materialize(nic)
+        materialize(nic, 1)  # the oldest frame only
         frames = plain_frames(nic, nic.frames.popleft())
         await settle(nic)
         if frames:
