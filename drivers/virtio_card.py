@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers.virtio_flip import FLIP_BYTES
 from drivers.virtqueue import VirtQueue, ring_bytes
 from euralios.std import Chunk, SyscallError, abi
 from euralios.std.protocols.pci import (
@@ -105,7 +104,7 @@ class Card:
             self.set_common(Common.DRIVER_FEATURE_SELECT, 4, half)
             self.set_common(Common.DRIVER_FEATURE, 4, (features >> (32 * half)) & 0xFFFF_FFFF)
 
-    def setup_queue(self, index: int, ring: Chunk, buffers: Chunk, size: int, event_idx: bool,
+    def setup_queue(self, index: int, ring: Chunk, buffers: Chunk | None, size: int, event_idx: bool,
                     slot: int = SLOT) -> VirtQueue:
         self.set_common(Common.QUEUE_SELECT, 2, index)
         self.set_common(Common.QUEUE_SIZE, 2, size)
@@ -227,12 +226,10 @@ async def setup(proc: Any, offloads: bool) -> tuple[Card | None, VirtQueue | Non
             await proc.say(f"[virtio-net] queue {index}: size {size}")
             return None, None, None
         ring = await Chunk.allocate(proc.sys, ring_bytes(size), 0xFFFF_FFFF_FFFF)
-        if index == 0 and flips(features):  # the buffers come later, each a chunk (offer_rx)
-            slot, buffers = FLIP_BYTES, await Chunk.allocate(proc.sys, abi.PAGE, 0xFFFF_FFFF_FFFF)
-        else:
-            slot = SLOT
-            buffers = await Chunk.allocate(proc.sys, size * slot, 0xFFFF_FFFF_FFFF)
-        queues.append(card.setup_queue(index, ring, buffers, size, event_idx, slot))
+        buffers = None  # with flipping the buffers come later, each a chunk of its own (offer_rx)
+        if index or not flips(features):
+            buffers = await Chunk.allocate(proc.sys, size * SLOT, 0xFFFF_FFFF_FFFF)
+        queues.append(card.setup_queue(index, ring, buffers, size, event_idx, SLOT))
     card.mac = bytes(card.device_cfg(i, 1) for i in range(6)) if features & Feature.NET_MAC else bytes(6)
     card.set_status(Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK)
     return card, queues[0], queues[1]

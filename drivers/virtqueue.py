@@ -48,11 +48,12 @@ def used_offset(size: int) -> int:
 
 
 class VirtQueue:
-    """One split queue: ``ring`` holds its three areas, ``buffers`` its ``size`` slots."""
+    """One split queue: ``ring`` holds its three areas, ``buffers`` its ``size`` slots (or
+    None when each buffer is a chunk of its own, pointed at with :meth:`post`)."""
 
-    def __init__(self, ring: Chunk, buffers: Chunk, size: int, slot: int, event_idx: bool) -> None:
+    def __init__(self, ring: Chunk, buffers: Chunk | None, size: int, slot: int, event_idx: bool) -> None:
         self.ring = ring
-        self.buffers = buffers
+        self._buffers = buffers  # None: buffers that are chunks of their own (post), no slots
         self.size = size
         self.slot = slot
         self.event_idx = event_idx
@@ -79,6 +80,13 @@ class VirtQueue:
     def slots_for(self, nbytes: int) -> int:
         """The slots (descriptors) :meth:`chain` takes for ``nbytes``."""
         return -(-nbytes // self.slot)
+
+    @property
+    def buffers(self) -> Chunk:
+        """The chunk of the ``size`` slots (only for a queue that has them)."""
+        if self._buffers is None:
+            raise ValueError("this queue's buffers are chunks of their own: it has no slots")
+        return self._buffers
 
     def buffer_phys(self, i: int) -> int:
         return self.buffers.phys + i * self.slot
